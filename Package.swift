@@ -1,0 +1,90 @@
+// swift-tools-version:6.1
+import Foundation
+import PackageDescription
+
+/// The numbered SQL files in migrations/, shipped as resources of SextantMigrations.
+let migrationFiles = ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/migrations")) ?? [])
+    .filter { $0.hasSuffix(".sql") }
+    .sorted()
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "sextant",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sextant", targets: ["sextant"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "SextantModel", swiftSettings: swiftSettings),
+        .target(
+            name: "SextantIngest",
+            dependencies: [
+                "SextantModel",
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SextantMigrations",
+            path: "migrations",
+            resources: migrationFiles.map { .copy($0) }
+        ),
+        .target(
+            name: "SextantStore",
+            dependencies: [
+                "SextantModel",
+                "SextantMigrations",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "SextantAnalytics", dependencies: ["SextantModel"], swiftSettings: swiftSettings),
+        .target(
+            name: "SextantServer",
+            dependencies: [
+                "SextantModel", "SextantIngest", "SextantStore", "SextantAnalytics",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "sextant",
+            dependencies: [
+                "SextantServer", "SextantStore", "SextantIngest", "SextantModel",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"]),
+        .testTarget(name: "SextantIngestTests", dependencies: ["SextantIngest", "SextantModel"]),
+        .testTarget(name: "SextantStoreTests", dependencies: ["SextantStore", "SextantModel"]),
+        .testTarget(name: "SextantAnalyticsTests", dependencies: ["SextantAnalytics", "SextantModel"]),
+        .testTarget(
+            name: "SextantServerTests",
+            dependencies: [
+                "SextantServer", "SextantModel",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,166 @@
+package import SextantModel
+
+/// The service graph of a time window, as `/api/v1/graph` returns it.
+package struct ServiceGraph: Sendable, Encodable {
+    package struct Node: Sendable, Encodable, Hashable {
+        package var id: String
+        /// `workload`, `app`, `service` or `unknown`.
+        package var type: String
+        package var namespace: String
+        package var workload: String?
+        package var app: String?
+        package var version: String?
+        package var service: String?
+    }
+
+    package struct Latency: Sendable, Encodable, Hashable {
+        package var p50: Double
+        package var p90: Double
+        package var p95: Double
+        package var p99: Double
+        package var mean: Double
+
+        /// Milliseconds from a sketch of microseconds; nil when it is empty.
+        package init?(_ sketch: LatencySketch) {
+            guard let mean = sketch.mean else { return nil }
+            func ms(_ q: Double) -> Double { Self.round((sketch.quantile(q) ?? 0) / 1000) }
+            p50 = ms(0.5)
+            p90 = ms(0.9)
+            p95 = ms(0.95)
+            p99 = ms(0.99)
+            self.mean = Self.round(mean / 1000)
+        }
+
+        static func round(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+    }
+
+    package struct Edge: Sendable, Encodable {
+        package var source: String
+        package var target: String
+        package var `protocol`: String
+        package var requests: Int
+        package var errors: Int
+        package var serverErrors: Int
+        package var byCode: [String: Int]
+        package var rps: Double
+        package var errorRate: Double
+        package var latencyMs: Latency?
+        package var requestBytes: Int64
+        package var responseBytes: Int64
+        package var sources: [String]
+    }
+
+    package var graphType: String
+    package var windowSeconds: Double
+    package var endUnixSeconds: Double
+    package var nodes: [Node]
+    package var edges: [Edge]
+}
+
+extension ServiceGraph {
+    /// Builds the graph from stored call aggregates.
+    ///
+    /// Every call counts once: from the source proxy's report, or from the destination proxy's
+    /// when the source did not report it (a caller without a sidecar). Latency comes from the
+    /// destination's reports when the edge has any (no network time), as Kiali prefers.
+    package init(
+        aggregates: [CallAggregate], graphType: GraphType, windowSeconds: Double, endUnixSeconds: Double,
+        namespace: String? = nil
+    ) {
+        struct EdgeKey: Hashable {
+            var source: Node
+            var target: Node
+            var proto: RequestProtocol
+        }
+        struct EdgeTotals {
+            var requests = 0
+            var errors = 0
+            var serverErrors = 0
+            var byCode: [String: Int] = [:]
+            var destinationLatency = LatencySketch()
+            var sourceLatency = LatencySketch()
+            var requestBytes: Int64 = 0
+            var responseBytes: Int64 = 0
+            var sources: Channel = []
+        }
+        var totals: [EdgeKey: EdgeTotals] = [:]
+        for a in aggregates {
+            let sourceNode = Self.node(for: a.sourceWorkload, graphType: graphType, isSource: true)
+            let targetNode =
+                a.destinationWorkload.flatMap { $0.isKnown ? Self.node(for: $0, graphType: graphType, isSource: false) : nil }
+                .map { graphType == .service ? Self.serviceNode(a.service) : $0 } ?? Self.serviceNode(a.service)
+            if let namespace, sourceNode.namespace != namespace, targetNode.namespace != namespace { continue }
+            let key = EdgeKey(source: sourceNode, target: targetNode, proto: a.requestProtocol)
+            var t = totals[key, default: EdgeTotals()]
+            if a.reporter == .destination {
+                t.destinationLatency.add(
+                    index: a.latencyBucket, count: a.count, sumMicros: Double(a.durationMicrosSum))
+            } else {
+                t.sourceLatency.add(index: a.latencyBucket, count: a.count, sumMicros: Double(a.durationMicrosSum))
+            }
+            t.sources.formUnion(a.sources)
+            if a.isCounted {
+                t.requests += a.count
+                if CallOutcome.isError(
+                    responseCode: a.responseCode, grpcStatus: a.grpcStatus, requestProtocol: a.requestProtocol)
+                {
+                    t.errors += a.count
+                }
+                if CallOutcome.isServerError(responseCode: a.responseCode) { t.serverErrors += a.count }
+                t.byCode[String(a.responseCode), default: 0] += a.count
+                t.requestBytes += a.requestBytes
+                t.responseBytes += a.responseBytes
+            }
+            totals[key] = t
+        }
+        var nodes = Set<Node>()
+        var edges: [Edge] = []
+        for (key, t) in totals where t.requests > 0 {
+            nodes.insert(key.source)
+            nodes.insert(key.target)
+            let latency = t.destinationLatency.count > 0 ? t.destinationLatency : t.sourceLatency
+            edges.append(
+                Edge(
+                    source: key.source.id, target: key.target.id, protocol: key.proto.label, requests: t.requests,
+                    errors: t.errors, serverErrors: t.serverErrors, byCode: t.byCode,
+                    rps: Latency.round(Double(t.requests) / max(windowSeconds, 1)),
+                    errorRate: Latency.round(Double(t.errors) / Double(t.requests)),
+                    latencyMs: Latency(latency), requestBytes: t.requestBytes, responseBytes: t.responseBytes,
+                    sources: t.sources.names))
+        }
+        self.graphType = graphType.rawValue
+        self.windowSeconds = windowSeconds
+        self.endUnixSeconds = endUnixSeconds
+        self.nodes = nodes.sorted { $0.id < $1.id }
+        self.edges = edges.sorted { ($0.source, $0.target, $0.protocol) < ($1.source, $1.target, $1.protocol) }
+    }
+
+    static func node(for w: WorkloadIdentity, graphType: GraphType, isSource: Bool) -> Node {
+        guard w.isKnown else {
+            return Node(id: "unknown", type: "unknown", namespace: "unknown", workload: "unknown", app: "unknown")
+        }
+        switch graphType {
+        case .workload:
+            return Node(
+                id: "workload:\(w.namespace):\(w.workload)", type: "workload", namespace: w.namespace,
+                workload: w.workload, app: w.canonicalService, version: w.canonicalRevision)
+        case .app:
+            return Node(
+                id: "app:\(w.namespace):\(w.canonicalService)", type: "app", namespace: w.namespace,
+                app: w.canonicalService)
+        case .versionedApp:
+            return Node(
+                id: "versionedApp:\(w.namespace):\(w.canonicalService):\(w.canonicalRevision)", type: "app",
+                namespace: w.namespace, app: w.canonicalService, version: w.canonicalRevision)
+        case .service:
+            return serviceNode(
+                ServiceRef(
+                    host: "\(w.canonicalService).\(w.namespace).svc.cluster.local", name: w.canonicalService,
+                    namespace: w.namespace))
+        }
+    }
+
+    static func serviceNode(_ s: ServiceRef) -> Node {
+        Node(id: "service:\(s.host)", type: "service", namespace: s.namespace, service: s.name)
+    }
+}

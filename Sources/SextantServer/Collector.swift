@@ -1,0 +1,78 @@
+import Hummingbird
+package import Logging
+import NIOCore
+package import SextantStore
+package import ServiceLifecycle
+import Synchronization
+
+/// Builds every long-running part of `sextant serve` from one configuration: the store's writer,
+/// the HTTP API listener and the Zipkin listener.
+package struct Collector: Sendable {
+    package let database: SextantDatabase
+    package let writer: IngestWriter
+    package let services: [any Service]
+    private let readiness: Readiness
+
+    package init(configuration: CollectorConfiguration, logger: Logger) throws {
+        database = try SextantDatabase(configuration: configuration.store, logger: logger)
+        writer = IngestWriter(database: database, configuration: configuration.writer, logger: logger)
+        let metrics = SelfMetrics()
+        let readiness = Readiness()
+        self.readiness = readiness
+        let limits = configuration.server
+        let ingest = IngestController(writer: writer, metrics: metrics, limits: limits, logger: logger)
+        let queries = QueryController(database: database, logger: logger)
+        let exposition = MetricsController(
+            database: database, writer: writer, metrics: metrics, pairingGraceSeconds: limits.pairingGraceSeconds,
+            logger: logger)
+
+        let api = Router()
+        api.get("/readyz") { _, _ -> Response in
+            readiness.isReady
+                ? Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ready\n")))
+                : Response(status: .serviceUnavailable, body: ResponseBody(byteBuffer: ByteBuffer(string: "starting\n")))
+        }
+        api.get("/healthz") { _, _ in "ok\n" }
+        api.post("/api/v1/accesslogs", use: ingest.accessLogs)
+        api.get("/api/v1/graph", use: queries.graph)
+        api.get("/api/v1/signals", use: queries.signals)
+        api.get("/metrics", use: exposition.metrics)
+        api.get("/federate", use: exposition.federate)
+
+        let zipkin = Router()
+        zipkin.post("/api/v2/spans", use: ingest.zipkinSpans)
+        zipkin.get("/health") { _, _ in "ok\n" }
+
+        let apiApp = Application(
+            router: api,
+            configuration: .init(address: .hostname(limits.listen, port: limits.httpPort), serverName: "sextant"),
+            onServerRunning: { channel in
+                readiness.listening("api")
+                logger.info("HTTP API listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
+            },
+            logger: logger)
+        let zipkinApp = Application(
+            router: zipkin,
+            configuration: .init(address: .hostname(limits.listen, port: limits.zipkinPort), serverName: "sextant"),
+            onServerRunning: { channel in
+                readiness.listening("zipkin")
+                logger.info("Zipkin collector listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
+            },
+            logger: logger)
+        services = [writer, apiApp, zipkinApp]
+    }
+}
+
+/// Which listeners are up; `/readyz` answers 200 once all of them are.
+final class Readiness: Sendable {
+    private static let expected: Set<String> = ["api", "zipkin"]
+    private let up = Mutex(Set<String>())
+
+    func listening(_ name: String) {
+        up.withLock { _ = $0.insert(name) }
+    }
+
+    var isReady: Bool {
+        up.withLock { $0.isSuperset(of: Self.expected) }
+    }
+}

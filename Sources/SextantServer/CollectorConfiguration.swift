@@ -1,0 +1,30 @@
+package import SextantStore
+
+/// Everything `sextant serve` can be told, with its defaults.
+package struct CollectorConfiguration: Sendable {
+    package struct Server: Sendable {
+        /// Address every listener binds (flag `--listen`, default `127.0.0.1`).
+        package var listen = "127.0.0.1"
+        /// HTTP API, `/metrics` and `/federate` (flag `--http-port`, default 9876).
+        package var httpPort = 9876
+        /// Zipkin v2 collector (flag `--zipkin-port`, default 9411).
+        package var zipkinPort = 9411
+        /// Largest request body accepted as sent, in bytes (flag `--max-body-bytes`).
+        package var maxBodyBytes = 16 << 20
+        /// Largest request body after decompression, in bytes (flag `--max-decompressed-bytes`).
+        package var maxDecompressedBytes = 64 << 20
+        /// How long a call's other side may take to arrive before `/metrics` counts the call with
+        /// `unknown` in its place, in seconds.
+        package var pairingGraceSeconds: Double = 15
+
+        package init() {}
+    }
+
+    package var store: SextantDatabase.Configuration
+    package var writer = IngestWriter.Configuration()
+    package var server = Server()
+
+    package init(dataDirectory: String) {
+        store = .init(directory: dataDirectory)
+    }
+}

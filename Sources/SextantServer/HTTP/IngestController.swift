@@ -1,0 +1,134 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SextantIngest
+import SextantModel
+import SextantStore
+
+/// HTTP receivers: Zipkin v2 spans and Envoy JSON access logs.
+struct IngestController: Sendable {
+    let writer: IngestWriter
+    let metrics: SelfMetrics
+    let limits: CollectorConfiguration.Server
+    let logger: Logger
+
+    /// `POST /api/v2/spans`: a JSON array of Zipkin v2 spans, optionally gzip. 202 once durable;
+    /// 400 naming the bad spans (the good ones are stored).
+    func zipkinSpans(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        do {
+            if let type = request.headers[.contentType], !Self.isJSON(type) {
+                throw DecodeError(
+                    .unsupportedContentType, "unsupported content-type '\(type)'; send application/json")
+            }
+            let body = try await self.body(of: request)
+            let batch = try ZipkinV2Decoder().decode(json: body)
+            try await store(batch, channel: "zipkin")
+            guard batch.rejected.isEmpty else {
+                let total = batch.spans.count + batch.rejected.count
+                throw HTTPError(
+                    .badRequest,
+                    message: "rejected \(batch.rejected.count) of \(total) spans (the others were stored): "
+                        + Self.summary(batch.rejected))
+            }
+            return Response(status: .accepted)
+        } catch {
+            throw HTTPErrorMapping.httpError(error, logger: logger)
+        }
+    }
+
+    /// `POST /api/v1/accesslogs?node=<node id>`: newline-delimited Envoy JSON access-log lines.
+    func accessLogs(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        do {
+            let query = request.uri.queryParameters
+            var proxy: WorkloadIdentity?
+            if let nodeText = query["node"].map(String.init) {
+                guard let node = NodeIdentity(nodeID: nodeText) else {
+                    throw DecodeError(
+                        .malformed,
+                        "node '\(nodeText.prefix(120))' is not an Envoy node id (type~ip~pod.namespace~domain)")
+                }
+                proxy = node.workload
+            }
+            if var p = proxy {
+                if let w = query["workload"] { p.workload = String(w) }
+                if let a = query["app"] {
+                    p.app = String(a)
+                    p.canonicalService = String(a)
+                }
+                if let v = query["version"] {
+                    p.version = String(v)
+                    p.canonicalRevision = String(v)
+                }
+                if let c = query["cluster"] { p.cluster = String(c) }
+                proxy = p
+            }
+            let body = try await self.body(of: request)
+            let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body)
+            try await store(result.batch, channel: "accesslog")
+            let answer = AccessLogAnswer(
+                accepted: result.batch.requests.count, rejected: result.batch.rejected.count,
+                skipped: result.skippedTCP, errors: result.batch.rejected.prefix(20).map(\.description))
+            let status: HTTPResponse.Status = result.batch.rejected.isEmpty ? .ok : .badRequest
+            return try JSONResponse.make(answer, status: status)
+        } catch {
+            throw HTTPErrorMapping.httpError(error, logger: logger)
+        }
+    }
+
+    private struct AccessLogAnswer: Encodable {
+        var accepted: Int
+        var rejected: Int
+        var skipped: Int
+        var errors: [String]
+    }
+
+    private func store(_ batch: IngestBatch, channel: String) async throws {
+        metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "accepted")],
+            Double(batch.spans.count + batch.requests.count))
+        metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "rejected")],
+            Double(batch.rejected.count))
+        do {
+            _ = try await writer.write(batch)
+        } catch let error as StoreError {
+            metrics.add("sextant_ingest_refused_total", [("channel", channel), ("reason", "\(error.code)")])
+            throw error
+        }
+    }
+
+    private func body(of request: Request) async throws -> [UInt8] {
+        var request = request
+        let raw: ByteBuffer
+        do {
+            raw = try await request.collectBody(upTo: limits.maxBodyBytes)
+        } catch {
+            throw DecodeError(.payloadTooLarge, "body exceeds the limit of \(limits.maxBodyBytes) bytes")
+        }
+        let decoded = try BodyDecompressor.decode(
+            raw, contentEncoding: request.headers[.contentEncoding], limit: limits.maxDecompressedBytes)
+        return Array(buffer: decoded)
+    }
+
+    private static func isJSON(_ contentType: String) -> Bool {
+        let mime = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        return mime == "application/json" || mime == "text/plain" || mime == ""
+    }
+
+    private static func summary(_ errors: [RecordError]) -> String {
+        var text = errors.prefix(5).map(\.description).joined(separator: "; ")
+        if errors.count > 5 { text += "; and \(errors.count - 5) more" }
+        return text
+    }
+}
+
+/// JSON bodies for API answers.
+enum JSONResponse {
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(value)
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

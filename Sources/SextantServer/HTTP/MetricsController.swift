@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SextantStore
+
+/// `/metrics` (Sextant's own metrics and Istio's standard metrics) and `/federate`.
+struct MetricsController: Sendable {
+    let database: SextantDatabase
+    let writer: IngestWriter
+    let metrics: SelfMetrics
+    let pairingGraceSeconds: Double
+    let logger: Logger
+
+    private static let help: [String: String] = [
+        "sextant_received_records_total": "Records received per channel, by whether they were accepted.",
+        "sextant_ingest_refused_total": "Batches refused because the store could not take them.",
+        "sextant_stored_spans_total": "Spans committed (duplicates excluded).",
+        "sextant_stored_calls_total": "Calls committed as new rows.",
+        "sextant_merged_calls_total": "Call reports merged into a call already stored for the same proxy.",
+        "sextant_paired_calls_total": "Calls matched with the other proxy's report of them.",
+        "sextant_commits_total": "Write transactions committed.",
+    ]
+
+    func metrics(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        do {
+            let format = ExpositionFormat.negotiate(accept: request.headers[.accept])
+            let families = try await allFamilies(timestamps: false)
+            let bytes = ExpositionEncoder.encodeBytes(families, format: format)
+            return Response(
+                status: .ok, headers: [.contentType: format.contentType],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        } catch {
+            throw HTTPErrorMapping.httpError(error, logger: logger)
+        }
+    }
+
+    func federate(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        do {
+            let matches = request.uri.queryParameters[values: "match[]"].map(String.init)
+            guard !matches.isEmpty else { throw QueryError("at least one match[] selector is required") }
+            var selectors: [SeriesSelector] = []
+            for text in matches {
+                do {
+                    selectors.append(try SeriesSelector(parsing: text))
+                } catch {
+                    throw QueryError("match[] '\(text.prefix(200))': \(error.message)")
+                }
+            }
+            let families = try await allFamilies(timestamps: true)
+            let bytes = Federation.renderBytes(families, selectors: selectors)
+            return Response(
+                status: .ok, headers: [.contentType: ExpositionFormat.text004.contentType],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        } catch {
+            throw HTTPErrorMapping.httpError(error, logger: logger)
+        }
+    }
+
+    /// Sextant's own families followed by Istio's. Istio samples carry the time of the newest call
+    /// in their series when `timestamps` is set (federation); `/metrics` leaves them to scrape time.
+    private func allFamilies(timestamps: Bool) async throws -> [MetricFamily] {
+        let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let series = try await database.seriesTotals(
+            unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
+        var istio = IstioMetrics.families(series)
+        if !timestamps {
+            for i in istio.indices {
+                for j in istio[i].samples.indices { istio[i].samples[j].timestampMs = nil }
+            }
+        }
+        let stats = writer.statistics
+        var own = metrics.families(help: Self.help)
+        own.append(contentsOf: [
+            MetricFamily(
+                name: "sextant_stored_spans_total", help: Self.help["sextant_stored_spans_total"], type: .counter,
+                samples: [MetricSample(name: "sextant_stored_spans_total", value: Double(stats.totals.spansStored))]),
+            MetricFamily(
+                name: "sextant_stored_calls_total", help: Self.help["sextant_stored_calls_total"], type: .counter,
+                samples: [MetricSample(name: "sextant_stored_calls_total", value: Double(stats.totals.requestsStored))]),
+            MetricFamily(
+                name: "sextant_merged_calls_total", help: Self.help["sextant_merged_calls_total"], type: .counter,
+                samples: [MetricSample(name: "sextant_merged_calls_total", value: Double(stats.totals.requestsMerged))]),
+            MetricFamily(
+                name: "sextant_paired_calls_total", help: Self.help["sextant_paired_calls_total"], type: .counter,
+                samples: [MetricSample(name: "sextant_paired_calls_total", value: Double(stats.totals.requestsPaired))]),
+            MetricFamily(
+                name: "sextant_commits_total", help: Self.help["sextant_commits_total"], type: .counter,
+                samples: [MetricSample(name: "sextant_commits_total", value: Double(stats.commits))]),
+            MetricFamily(
+                name: "sextant_ingest_queue_records", help: "Records waiting for a commit.", type: .gauge,
+                samples: [MetricSample(name: "sextant_ingest_queue_records", value: Double(stats.queued))]),
+            MetricFamily(
+                name: "sextant_database_bytes", help: "Size of the database file and its write-ahead log.",
+                type: .gauge, samples: [MetricSample(name: "sextant_database_bytes", value: Double(databaseBytes()))]),
+        ])
+        return own + istio
+    }
+
+    private func databaseBytes() -> Int64 {
+        [database.path, database.path + "-wal"].reduce(0) { total, path in
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
+            return total + (size ?? 0)
+        }
+    }
+}

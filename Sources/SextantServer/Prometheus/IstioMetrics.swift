@@ -1,0 +1,96 @@
+import SextantModel
+
+/// Istio's standard request metrics, computed from stored calls, with Istio's labels in Istio's
+/// order (reference: istio-telemetry §1.3).
+enum IstioMetrics {
+    static func families(_ series: [SeriesTotals]) -> [MetricFamily] {
+        var requests: [MetricSample] = []
+        var duration: [MetricSample] = []
+        var requestBytes: [MetricSample] = []
+        var responseBytes: [MetricSample] = []
+        requests.reserveCapacity(series.count)
+        for s in series.sorted(by: order) {
+            let labels = labels(s)
+            let timestamp = s.lastMicros / 1000
+            requests.append(
+                MetricSample(name: "istio_requests_total", labels: labels, value: Double(s.count), timestampMs: timestamp))
+            histogram(
+                "istio_request_duration_milliseconds", labels: labels, buckets: s.durationBuckets, count: s.count,
+                sum: s.durationMillisSum, timestamp: timestamp, into: &duration)
+            histogram(
+                "istio_request_bytes", labels: labels, buckets: s.requestBytesBuckets, count: s.count,
+                sum: Double(s.requestBytesSum), timestamp: timestamp, into: &requestBytes)
+            histogram(
+                "istio_response_bytes", labels: labels, buckets: s.responseBytesBuckets, count: s.count,
+                sum: Double(s.responseBytesSum), timestamp: timestamp, into: &responseBytes)
+        }
+        return [
+            MetricFamily(
+                name: "istio_requests_total", help: "Requests observed by the mesh's proxies.", type: .counter,
+                samples: requests),
+            MetricFamily(
+                name: "istio_request_duration_milliseconds", help: "Request durations observed by the proxies.",
+                type: .histogram, samples: duration),
+            MetricFamily(
+                name: "istio_request_bytes", help: "Request sizes observed by the proxies.", type: .histogram,
+                samples: requestBytes),
+            MetricFamily(
+                name: "istio_response_bytes", help: "Response sizes observed by the proxies.", type: .histogram,
+                samples: responseBytes),
+        ]
+    }
+
+    private static func order(_ a: SeriesTotals, _ b: SeriesTotals) -> Bool {
+        labels(a).map(\.value).lexicographicallyPrecedes(labels(b).map(\.value))
+    }
+
+    private static func histogram(
+        _ name: String, labels: [MetricLabel], buckets: [Int], count: Int, sum: Double, timestamp: Int64,
+        into samples: inout [MetricSample]
+    ) {
+        for (bound, n) in zip(IstioHistogram.bounds, buckets) {
+            samples.append(
+                MetricSample(
+                    name: name + "_bucket", labels: labels + [MetricLabel("le", ExpositionEncoder.formatFloat(bound))],
+                    value: Double(n), timestampMs: timestamp))
+        }
+        samples.append(
+            MetricSample(
+                name: name + "_bucket", labels: labels + [MetricLabel("le", "+Inf")], value: Double(count),
+                timestampMs: timestamp))
+        samples.append(MetricSample(name: name + "_sum", labels: labels, value: sum, timestampMs: timestamp))
+        samples.append(MetricSample(name: name + "_count", labels: labels, value: Double(count), timestampMs: timestamp))
+    }
+
+    static func labels(_ s: SeriesTotals) -> [MetricLabel] {
+        let src = s.source
+        let dst = s.destination
+        return [
+            MetricLabel("reporter", s.reporter.label),
+            MetricLabel("source_workload", src.workload),
+            MetricLabel("source_canonical_service", src.canonicalService),
+            MetricLabel("source_canonical_revision", src.canonicalRevision),
+            MetricLabel("source_workload_namespace", src.namespace),
+            MetricLabel("source_principal", src.principal),
+            MetricLabel("source_app", src.app),
+            MetricLabel("source_version", src.version),
+            MetricLabel("source_cluster", src.cluster),
+            MetricLabel("destination_workload", dst.workload),
+            MetricLabel("destination_workload_namespace", dst.namespace),
+            MetricLabel("destination_principal", dst.principal),
+            MetricLabel("destination_app", dst.app),
+            MetricLabel("destination_version", dst.version),
+            MetricLabel("destination_service", s.service.host),
+            MetricLabel("destination_canonical_service", dst.canonicalService),
+            MetricLabel("destination_canonical_revision", dst.canonicalRevision),
+            MetricLabel("destination_service_name", s.service.name),
+            MetricLabel("destination_service_namespace", s.service.namespace),
+            MetricLabel("destination_cluster", dst.cluster),
+            MetricLabel("request_protocol", s.requestProtocol.label),
+            MetricLabel("response_code", String(s.responseCode)),
+            MetricLabel("grpc_response_status", s.grpcStatus.map(String.init) ?? ""),
+            MetricLabel("response_flags", s.responseFlags),
+            MetricLabel("connection_security_policy", s.securityPolicy),
+        ]
+    }
+}

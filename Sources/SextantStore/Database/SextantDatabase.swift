@@ -1,0 +1,63 @@
+package import GRDB
+internal import Foundation
+package import Logging
+internal import SextantMigrations
+
+/// The embedded SQLite database: one file in the data directory, WAL mode, one writer and pooled
+/// readers, schema from the numbered migrations.
+package final class SextantDatabase: Sendable {
+    package struct Configuration: Sendable {
+        /// Folder holding `sextant.db` (flag `--data-dir`, default `./sextant-data`).
+        package var directory: String
+        /// SQLite `synchronous`: `FULL` makes every acknowledged commit survive power loss; `NORMAL`
+        /// survives a process crash only (flag `--sync`).
+        package var synchronousFull: Bool = true
+        /// Readers that may run at once.
+        package var maximumReaders: Int = 4
+
+        package init(directory: String) {
+            self.directory = directory
+        }
+    }
+
+    package let pool: DatabasePool
+    package let path: String
+    let cache = DictionaryCache()
+
+    package init(configuration: Configuration, logger: Logger) throws {
+        try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        path = (configuration.directory as NSString).appendingPathComponent("sextant.db")
+        var config = GRDB.Configuration()
+        config.maximumReaderCount = configuration.maximumReaders
+        config.busyMode = .timeout(10)
+        let synchronous = configuration.synchronousFull ? "FULL" : "NORMAL"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try migrate(logger: logger)
+    }
+
+    /// Applies every migration not yet recorded in the database, in order.
+    private func migrate(logger: Logger) throws {
+        var migrator = DatabaseMigrator()
+        for migration in try SextantMigrations.all() {
+            migrator.registerMigration(migration.name) { db in
+                try db.execute(sql: migration.sql)
+            }
+        }
+        let applied = try pool.read { try migrator.appliedIdentifiers($0) }
+        try migrator.migrate(pool)
+        let now = try pool.read { try migrator.appliedIdentifiers($0) }
+        for name in now.subtracting(applied).sorted() {
+            logger.info("applied migration", metadata: ["store.migration": "\(name)"])
+        }
+    }
+
+    /// The names of the migrations recorded in the database.
+    package func appliedMigrations() throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+        }
+    }
+}

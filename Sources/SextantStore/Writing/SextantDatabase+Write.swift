@@ -1,0 +1,247 @@
+package import GRDB
+package import SextantModel
+
+/// What one committed write did.
+package struct WriteSummary: Sendable, Hashable {
+    package var spansStored = 0
+    package var spansDuplicate = 0
+    package var requestsStored = 0
+    /// Reports merged into a call already stored for the same proxy (another channel, or a resend).
+    package var requestsMerged = 0
+    /// Calls matched with the other proxy's report of them.
+    package var requestsPaired = 0
+
+    package init() {}
+
+    package mutating func add(_ other: WriteSummary) {
+        spansStored += other.spansStored
+        spansDuplicate += other.spansDuplicate
+        requestsStored += other.requestsStored
+        requestsMerged += other.requestsMerged
+        requestsPaired += other.requestsPaired
+    }
+}
+
+extension SextantDatabase {
+    /// Stores batches in one transaction; returns once it is committed.
+    package func write(_ batches: [IngestBatch]) async throws -> WriteSummary {
+        do {
+            return try await pool.write { db in
+                var summary = WriteSummary()
+                for batch in batches {
+                    for span in batch.spans {
+                        if try Self.insert(span: span, db) {
+                            summary.spansStored += 1
+                        } else {
+                            summary.spansDuplicate += 1
+                        }
+                    }
+                    for request in batch.requests {
+                        try self.upsert(request: request, db, summary: &summary)
+                    }
+                }
+                return summary
+            }
+        } catch {
+            cache.reset()
+            throw error
+        }
+    }
+
+    /// Inserts a span unless the same span (trace, id, kind, service) is stored already.
+    private static func insert(span: Span, _ db: Database) throws -> Bool {
+        try db.cachedStatement(
+            sql: """
+                INSERT OR IGNORE INTO spans (trace_id, span_id, parent_id, kind, name, service, remote_service,
+                    start_us, duration_us, error, shared, local_endpoint, remote_endpoint, annotations, tags)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            span.traceID, span.spanID, span.parentID, span.kind.rawValue, span.name, span.serviceName,
+            span.remoteEndpoint?.serviceName, span.startMicros, span.durationMicros, span.isError, span.shared,
+            span.localEndpoint.map(SpanJSON.encode), span.remoteEndpoint.map(SpanJSON.encode),
+            span.annotations.isEmpty ? nil : SpanJSON.encode(span.annotations), SpanJSON.encode(span.tags),
+        ])
+        return db.changesCount > 0
+    }
+
+    private func upsert(request r: Request, _ db: Database, summary: inout WriteSummary) throws {
+        let proxyID = try cache.workloadID(r.proxy, db)
+        let serviceID = try cache.serviceID(r.service, db)
+        var peerID = try r.peer.map { try cache.workloadID($0, db) }
+        if peerID == nil, r.reporter == .source, let address = r.remoteAddress {
+            peerID = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT workload_id FROM endpoints WHERE address = ?"), arguments: [address])
+        }
+        let key = CallKey.make(request: r, proxyID: proxyID, serviceID: serviceID)
+        let known = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT id FROM requests WHERE call_key = ?"), arguments: [key]) != nil
+        let row = try Row.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    INSERT INTO requests (call_key, ts_us, reporter, proxy_id, peer_id, service_id, protocol,
+                        response_code, grpc_status, response_flags, security_policy, duration_us, latency_bucket,
+                        request_bytes, response_bytes, request_id, trace_id, span_id, parent_span_id,
+                        local_addr, remote_addr, sources)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (call_key) DO UPDATE SET
+                        sources = sources | excluded.sources,
+                        peer_id = coalesce(peer_id, excluded.peer_id),
+                        trace_id = coalesce(trace_id, excluded.trace_id),
+                        span_id = coalesce(span_id, excluded.span_id),
+                        parent_span_id = coalesce(parent_span_id, excluded.parent_span_id),
+                        local_addr = coalesce(local_addr, excluded.local_addr),
+                        remote_addr = coalesce(remote_addr, excluded.remote_addr)
+                    RETURNING id, paired, trace_id, span_id, parent_span_id, local_addr, remote_addr
+                    """),
+            arguments: [
+                key, r.startMicros, r.reporter.rawValue, proxyID, peerID, serviceID, r.requestProtocol.rawValue,
+                r.responseCode, r.grpcStatus, r.responseFlags, r.securityPolicy, r.durationMicros,
+                LatencySketch.index(micros: r.durationMicros), r.requestBytes, r.responseBytes, r.requestID,
+                r.traceID, r.spanID, r.parentSpanID, r.localAddress, r.remoteAddress, r.channel.rawValue,
+            ])!
+        let rowID: Int64 = row["id"]
+        if !known {
+            summary.requestsStored += 1
+        } else {
+            summary.requestsMerged += 1
+        }
+        if r.reporter == .destination, let address: String = row["local_addr"] {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO endpoints (address, workload_id, last_seen_us) VALUES (?, ?, ?)
+                    ON CONFLICT (address) DO UPDATE SET workload_id = excluded.workload_id,
+                        last_seen_us = max(last_seen_us, excluded.last_seen_us)
+                    """
+            ).execute(arguments: [address, proxyID, r.startMicros])
+        }
+        guard row["paired"] == false else { return }
+        let stored = StoredCall(
+            id: rowID, reporter: r.reporter, proxyID: proxyID, serviceID: serviceID, startMicros: r.startMicros,
+            requestID: r.requestID, traceID: row["trace_id"], spanID: row["span_id"],
+            parentSpanID: row["parent_span_id"], localAddress: row["local_addr"], remoteAddress: row["remote_addr"])
+        if try pair(stored, db) { summary.requestsPaired += 1 }
+    }
+}
+
+/// The fields of a stored call that pairing needs.
+struct StoredCall {
+    var id: Int64
+    var reporter: Reporter
+    var proxyID: Int64
+    var serviceID: Int64
+    var startMicros: Int64
+    var requestID: String?
+    var traceID: String?
+    var spanID: String?
+    var parentSpanID: String?
+    var localAddress: String?
+    var remoteAddress: String?
+}
+
+extension SextantDatabase {
+    /// Finds the other proxy's report of the same call and links the two: the client span's child
+    /// server span (same trace, parent = client span id), or the same `x-request-id` for the same
+    /// service (and, when both sides know it, the address the caller connected to). Each side then
+    /// names the other's workload.
+    func pair(_ call: StoredCall, _ db: Database) throws -> Bool {
+        let other: Reporter = call.reporter == .source ? .destination : .source
+        var match: Row?
+        if let trace = call.traceID {
+            if call.reporter == .source, let span = call.spanID {
+                match = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT id, proxy_id FROM requests WHERE trace_id = ? AND parent_span_id = ?
+                                AND reporter = ? AND paired = 0 AND id != ? LIMIT 1
+                            """), arguments: [trace, span, other.rawValue, call.id])
+            } else if call.reporter == .destination, let parent = call.parentSpanID {
+                match = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT id, proxy_id FROM requests WHERE trace_id = ? AND span_id = ?
+                                AND reporter = ? AND paired = 0 AND id != ? LIMIT 1
+                            """), arguments: [trace, parent, other.rawValue, call.id])
+            }
+        }
+        if match == nil, let requestID = call.requestID {
+            // The inbound side's local address is the address the caller connected to.
+            let outboundTarget = call.reporter == .source ? call.remoteAddress : call.localAddress
+            let sql =
+                call.reporter == .source
+                ? """
+                SELECT id, proxy_id FROM requests WHERE request_id = ? AND service_id = ? AND reporter = ?
+                    AND paired = 0 AND id != ? AND proxy_id != ?
+                    AND (? IS NULL OR local_addr IS NULL OR local_addr = ?)
+                ORDER BY abs(ts_us - ?) LIMIT 1
+                """
+                : """
+                SELECT id, proxy_id FROM requests WHERE request_id = ? AND service_id = ? AND reporter = ?
+                    AND paired = 0 AND id != ? AND proxy_id != ?
+                    AND (? IS NULL OR remote_addr IS NULL OR remote_addr = ?)
+                ORDER BY abs(ts_us - ?) LIMIT 1
+                """
+            match = try Row.fetchOne(
+                db.cachedStatement(sql: sql),
+                arguments: [
+                    requestID, call.serviceID, other.rawValue, call.id, call.proxyID, outboundTarget, outboundTarget,
+                    call.startMicros,
+                ])
+        }
+        guard let match else { return false }
+        let otherID: Int64 = match["id"]
+        let otherProxy: Int64 = match["proxy_id"]
+        let link = try db.cachedStatement(sql: "UPDATE requests SET paired = 1, peer_id = ? WHERE id = ?")
+        try link.execute(arguments: [otherProxy, call.id])
+        try link.execute(arguments: [call.proxyID, otherID])
+        return true
+    }
+}
+
+/// The identity of one call as one proxy saw it, the same whichever channel reported it.
+enum CallKey {
+    static func make(request r: Request, proxyID: Int64, serviceID: Int64) -> Int64 {
+        var hash = FNV1a()
+        hash.add(r.reporter.rawValue)
+        hash.add(proxyID)
+        if let requestID = r.requestID {
+            // Spans carry µs, access logs ms: both start at the same millisecond.
+            hash.add(requestID)
+            hash.add(serviceID)
+            hash.add(r.startMicros / 1000)
+        } else if let trace = r.traceID, let span = r.spanID {
+            hash.add(trace)
+            hash.add(span)
+        } else {
+            hash.add(serviceID)
+            hash.add(r.startMicros)
+            hash.add(r.durationMicros)
+            hash.add(r.localAddress ?? "")
+            hash.add(r.remoteAddress ?? "")
+            hash.add(r.responseCode)
+        }
+        return Int64(bitPattern: hash.value)
+    }
+}
+
+struct FNV1a {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    mutating func add(_ s: String) {
+        for byte in s.utf8 { mix(byte) }
+        mix(0xFF)
+    }
+
+    mutating func add(_ n: some FixedWidthInteger) {
+        var v = UInt64(truncatingIfNeeded: n)
+        for _ in 0..<8 {
+            mix(UInt8(truncatingIfNeeded: v))
+            v >>= 8
+        }
+    }
+
+    private mutating func mix(_ byte: UInt8) {
+        value ^= UInt64(byte)
+        value = value &* 0x100_0000_01b3
+    }
+}

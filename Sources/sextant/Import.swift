@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import SextantIngest
+import SextantModel
+import SextantStore
+
+/// `sextant import`: backfill Envoy JSON access-log files into the database.
+struct Import: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Backfill Envoy JSON access-log files (Istio's JSON format) into the database.",
+        discussion: """
+            File lines carry no proxy identity: name the proxy that wrote them with --node (its Envoy \
+            node id), unless the lines carry a node_id key or Kubernetes keys added by a log shipper. \
+            Works while `sextant serve` runs on the same data directory.
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "Envoy node id of the proxy that wrote the files, e.g. sidecar~10.0.0.7~reviews-v2-7d8f9c6b4d-x2k9p.default~default.svc.cluster.local.",
+            valueName: "node-id"))
+    var node: String?
+
+    @Option(help: ArgumentHelp("Lines per transaction.", valueName: "n"))
+    var batchLines = 5000
+
+    @Argument(help: ArgumentHelp("Access-log files, one JSON object per line.", valueName: "file"))
+    var files: [String]
+
+    func validate() throws {
+        if let node, NodeIdentity(nodeID: node) == nil {
+            throw ValidationError("--node '\(node)' is not an Envoy node id (type~ip~pod.namespace~domain)")
+        }
+        guard batchLines > 0 else { throw ValidationError("--batch-lines must be positive") }
+    }
+
+    func run() async throws {
+        let logger = store.makeLogger()
+        var configuration = SextantDatabase.Configuration(directory: store.dataDirectory)
+        configuration.synchronousFull = store.sync == .full
+        let database = try SextantDatabase(configuration: configuration, logger: logger)
+        let decoder = EnvoyAccessLogDecoder(defaultProxy: node.flatMap(NodeIdentity.init(nodeID:))?.workload)
+        let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
+        var failed = false
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                FileHandle.standardError.write(Data("sextant import: cannot read \(file)\n".utf8))
+                failed = true
+                continue
+            }
+            let bytes = [UInt8](data)
+            var accepted = 0
+            var rejected: [RecordError] = []
+            var skipped = 0
+            var line = 1
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                var lines = 0
+                while end < bytes.count, lines < batchLines {
+                    if bytes[end] == 0x0A { lines += 1 }
+                    end += 1
+                }
+                let result = decoder.decode(lines: Array(bytes[start..<end]), firstLine: line)
+                _ = try await database.write([result.batch])
+                accepted += result.batch.requests.count
+                skipped += result.skippedTCP
+                rejected += result.batch.rejected
+                line += lines
+                start = end
+                progress.show("\(file): \(end * 100 / bytes.count)% (\(accepted) calls)")
+            }
+            progress.finish()
+            print("\(file): \(accepted) calls stored, \(rejected.count) lines rejected, \(skipped) TCP lines skipped")
+            for error in rejected.prefix(20) { print("  \(error)") }
+            if !rejected.isEmpty { failed = true }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+/// A one-line progress display on a terminal; silent otherwise.
+struct Progress {
+    let enabled: Bool
+
+    func show(_ text: String) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Logging
+import SextantServer
+import ServiceLifecycle
+
+/// `sextant serve`: run the collector.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the collector: receive telemetry, store it, serve the API.",
+        discussion: """
+            Listeners: the HTTP API (graph, signals, access-log upload, /metrics, /federate, /readyz) on \
+            --http-port and the Zipkin v2 collector on --zipkin-port. SIGTERM or SIGINT stops accepting, \
+            commits what is queued and exits.
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: ArgumentHelp("Address every listener binds.", valueName: "address"))
+    var listen = "127.0.0.1"
+
+    @Option(help: ArgumentHelp("Port of the HTTP API, /metrics and /federate.", valueName: "port"))
+    var httpPort = 9876
+
+    @Option(help: ArgumentHelp("Port of the Zipkin v2 collector (POST /api/v2/spans).", valueName: "port"))
+    var zipkinPort = 9411
+
+    @Option(help: ArgumentHelp("Port of the gRPC receivers (reserved; not served yet).", valueName: "port"))
+    var grpcPort = 4317
+
+    @Option(help: ArgumentHelp("Port of the OTLP/HTTP receiver (reserved; not served yet).", valueName: "port"))
+    var otlpHttpPort = 4318
+
+    @Option(help: ArgumentHelp("UDP port of the statsd receiver (reserved; not served yet).", valueName: "port"))
+    var statsdPort = 9125
+
+    @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
+    var maxBodyBytes = 16 << 20
+
+    @Option(help: ArgumentHelp("Largest request body after decompression, in bytes.", valueName: "bytes"))
+    var maxDecompressedBytes = 64 << 20
+
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a call waits for the other proxy's report before /metrics counts it with an unknown peer.",
+            valueName: "seconds"))
+    var pairingGrace: Double = 15
+
+    func validate() throws {
+        for (name, port) in [
+            ("--http-port", httpPort), ("--zipkin-port", zipkinPort), ("--grpc-port", grpcPort),
+            ("--otlp-http-port", otlpHttpPort), ("--statsd-port", statsdPort),
+        ] where !(0...65535).contains(port) {
+            throw ValidationError("\(name) must be between 0 and 65535")
+        }
+        guard httpPort != zipkinPort || httpPort == 0 else {
+            throw ValidationError("--http-port and --zipkin-port must differ")
+        }
+        guard maxBodyBytes > 0, maxDecompressedBytes >= maxBodyBytes else {
+            throw ValidationError("--max-decompressed-bytes must be at least --max-body-bytes, both positive")
+        }
+        guard pairingGrace >= 0 else { throw ValidationError("--pairing-grace must not be negative") }
+    }
+
+    func run() async throws {
+        let logger = store.makeLogger()
+        var configuration = CollectorConfiguration(dataDirectory: store.dataDirectory)
+        configuration.store.synchronousFull = store.sync == .full
+        configuration.server.listen = listen
+        configuration.server.httpPort = httpPort
+        configuration.server.zipkinPort = zipkinPort
+        configuration.server.maxBodyBytes = maxBodyBytes
+        configuration.server.maxDecompressedBytes = maxDecompressedBytes
+        configuration.server.pairingGraceSeconds = pairingGrace
+        let collector: Collector
+        do {
+            collector = try Collector(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
+        logger.info(
+            "sextant starting",
+            metadata: ["store.path": "\(collector.database.path)", "server.listen": "\(listen)"])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: collector.services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
