@@ -75,14 +75,23 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "SextantFixtures", path: "Tests/Fixtures", resources: [.copy("envoy")]),
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"]),
-        .testTarget(name: "SextantIngestTests", dependencies: ["SextantIngest", "SextantModel"]),
-        .testTarget(name: "SextantStoreTests", dependencies: ["SextantStore", "SextantModel"]),
+        .testTarget(
+            name: "SextantIngestTests",
+            dependencies: [
+                "SextantIngest", "SextantModel", "SextantFixtures",
+                .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SextantStoreTests", dependencies: ["SextantStore", "SextantModel", "SextantIngest", "SextantFixtures"]),
         .testTarget(name: "SextantAnalyticsTests", dependencies: ["SextantAnalytics", "SextantModel"]),
         .testTarget(
             name: "SextantServerTests",
             dependencies: [
-                "SextantServer", "SextantModel",
+                "SextantServer", "SextantModel", "SextantStore", "SextantFixtures",
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -1,4 +1,4 @@
-import Hummingbird
+package import Hummingbird
 package import Logging
 import NIOCore
 package import SextantStore
@@ -7,10 +7,14 @@ import Synchronization
 
 /// Builds every long-running part of `sextant serve` from one configuration: the store's writer,
 /// the HTTP API listener and the Zipkin listener.
-package struct Collector: Sendable {
+package struct Collector {
     package let database: SextantDatabase
     package let writer: IngestWriter
     package let services: [any Service]
+    /// The HTTP API's routes (also served by `services`).
+    package let apiRouter: Router<BasicRequestContext>
+    /// The Zipkin collector's routes (also served by `services`).
+    package let zipkinRouter: Router<BasicRequestContext>
     private let readiness: Readiness
 
     package init(configuration: CollectorConfiguration, logger: Logger) throws {
@@ -60,6 +64,8 @@ package struct Collector: Sendable {
             },
             logger: logger)
         services = [writer, apiApp, zipkinApp]
+        apiRouter = api
+        zipkinRouter = zipkin
     }
 }
 

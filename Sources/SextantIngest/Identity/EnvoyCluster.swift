@@ -60,8 +60,8 @@ package struct EnvoyCluster: Sendable, Hashable {
 
 /// Turns hosts and authorities into services the way Istio's DNS names them.
 package enum ServiceHost {
-    /// `reviews.default.svc.cluster.local` → reviews in default; `reviews` (with a namespace to
-    /// complete it) → `reviews.<ns>.svc.cluster.local`; anything else (an external host, an IP)
+    /// `reviews.default.svc.cluster.local` → reviews in default; `reviews` or `reviews.<ns>` (with
+    /// the proxy's namespace to complete it) → `reviews.<ns>.svc.cluster.local`; anything else (an external host, an IP)
     /// stays as it is, with namespace `unknown`.
     package static func service(host raw: String, defaultNamespace: String?) -> ServiceRef {
         let host = stripPort(raw).lowercased()
@@ -75,7 +75,8 @@ package enum ServiceHost {
             if labels.count == 1, let ns = defaultNamespace, ns != "unknown" {
                 return ServiceRef(host: "\(host).\(ns).svc.cluster.local", name: host, namespace: ns)
             }
-            if labels.count == 2, defaultNamespace != nil {
+            // `svc.ns` is ambiguous with an external `host.tld`; only the proxy's own namespace is certain.
+            if labels.count == 2, let ns = defaultNamespace, labels[1] == ns {
                 return ServiceRef(
                     host: "\(host).svc.cluster.local", name: String(labels[0]), namespace: String(labels[1]))
             }

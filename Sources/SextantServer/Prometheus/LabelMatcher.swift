@@ -2,7 +2,8 @@ import Foundation
 
 /// One `name op "value"` condition of a Prometheus series selector.
 ///
-/// Regular expressions are fully anchored and `.` also matches a newline, as in Prometheus.
+/// Regular expressions are fully anchored and `.` also matches a newline, as in Prometheus 3
+/// (2.x excluded newlines).
 /// A label that a series lacks counts as the empty string.
 package struct LabelMatcher: Sendable, CustomStringConvertible {
     /// The comparison a matcher performs.

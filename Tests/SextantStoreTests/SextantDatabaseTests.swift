@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import SextantFixtures
+import SextantIngest
+import SextantModel
+import SextantStore
+import Testing
+
+/// A database in a fresh temporary folder, removed afterwards.
+func withTemporaryDatabase<T>(_ body: (SextantDatabase, String) async throws -> T) async throws -> T {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger(label: "test"))
+    return try await body(database, folder)
+}
+
+func zipkinFixtureBatches() throws -> [IngestBatch] {
+    try Fixtures.files(in: "envoy/zipkin", suffix: ".json").map { try ZipkinV2Decoder().decode(json: Fixtures.bytes($0)) }
+}
+
+func accessLogFixtureBatches() throws -> [IngestBatch] {
+    try Fixtures.workloads.map { workload in
+        let proxy = NodeIdentity(nodeID: try Fixtures.nodeID(workload: workload))!.workload
+        return EnvoyAccessLogDecoder(defaultProxy: proxy)
+            .decode(lines: try Fixtures.bytes("envoy/access-log/\(workload).jsonl")).batch
+    }
+}
+
+/// (source workload, destination workload) → counted calls, from aggregates.
+func edgeCounts(_ aggregates: [CallAggregate]) -> [String: Int] {
+    var counts: [String: Int] = [:]
+    for a in aggregates where a.isCounted {
+        counts["\(a.sourceWorkload.workload)->\(a.destinationWorkload?.workload ?? "?")", default: 0] += a.count
+    }
+    return counts
+}
+
+let fixtureEdges = [
+    "unknown->productpage-v1": 50, "productpage-v1->details-v1": 49, "productpage-v1->reviews-v1": 16,
+    "productpage-v1->reviews-v2": 17, "productpage-v1->reviews-v3": 16, "reviews-v2->ratings-v1": 17,
+    "reviews-v3->ratings-v1": 16,
+]
+
+@Suite struct SextantDatabaseTests {
+    @Test func appliesEveryMigrationOnceAndRecordsIt() async throws {
+        try await withTemporaryDatabase { database, folder in
+            #expect(try database.appliedMigrations() == ["0001_create_calls_and_spans"])
+            let again = try SextantDatabase(configuration: .init(directory: folder), logger: Logger(label: "test"))
+            #expect(try again.appliedMigrations() == ["0001_create_calls_and_spans"])
+        }
+    }
+
+    @Test func pairsClientAndServerSpansIntoWorkloadEdges() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let summary = try await database.write(try zipkinFixtureBatches())
+            #expect(summary.spansStored == 312)
+            #expect(summary.requestsStored == 312)
+            #expect(summary.requestsPaired == 131)
+            let aggregates = try await database.callAggregates(fromMicros: 0, toMicros: .max)
+            #expect(edgeCounts(aggregates) == fixtureEdges)
+        }
+    }
+
+    @Test func pairsAccessLogsByRequestIDWhateverTheOrder() async throws {
+        try await withTemporaryDatabase { database, _ in
+            for batch in try accessLogFixtureBatches().reversed() {
+                _ = try await database.write([batch])
+            }
+            let aggregates = try await database.callAggregates(fromMicros: 0, toMicros: .max)
+            #expect(edgeCounts(aggregates) == fixtureEdges)
+        }
+    }
+
+    @Test func countsACallReportedOnTwoChannelsOnce() async throws {
+        try await withTemporaryDatabase { database, _ in
+            _ = try await database.write(try zipkinFixtureBatches())
+            let summary = try await database.write(try accessLogFixtureBatches())
+            #expect(summary.requestsMerged == 312)
+            #expect(summary.requestsStored == 0)
+            let aggregates = try await database.callAggregates(fromMicros: 0, toMicros: .max)
+            #expect(edgeCounts(aggregates) == fixtureEdges)
+            #expect(aggregates.allSatisfy { $0.sources == [.spans, .accessLog] })
+            // A resent batch changes nothing.
+            let resent = try await database.write(try zipkinFixtureBatches())
+            #expect(resent.spansDuplicate == 312)
+            #expect(edgeCounts(try await database.callAggregates(fromMicros: 0, toMicros: .max)) == fixtureEdges)
+        }
+    }
+
+    @Test func totalsIstioSeriesPerReporter() async throws {
+        try await withTemporaryDatabase { database, _ in
+            _ = try await database.write(try zipkinFixtureBatches())
+            let series = try await database.seriesTotals(unresolvedBeforeMicros: .max)
+            let received = Dictionary(
+                grouping: series.filter { $0.reporter == .destination }, by: \.destination.workload
+            ).mapValues { $0.reduce(0) { $0 + $1.count } }
+            #expect(
+                received == [
+                    "productpage-v1": 50, "details-v1": 49, "reviews-v1": 16, "reviews-v2": 17, "reviews-v3": 16,
+                    "ratings-v1": 33,
+                ])
+            let ratingsErrors = series.filter {
+                $0.reporter == .source && $0.destination.workload == "ratings-v1" && $0.responseCode == 500
+            }
+            #expect(ratingsErrors.map(\.count) == [3])
+            #expect(ratingsErrors.first?.source.workload == "reviews-v3")
+            let all = series.reduce(0) { $0 + $1.count }
+            #expect(series.allSatisfy { $0.durationBuckets.last! <= $0.count })
+            #expect(all == 312)
+        }
+    }
+
+    @Test func holdsBackUnpairedYoungCallsFromTheTotals() async throws {
+        try await withTemporaryDatabase { database, _ in
+            _ = try await database.write(try zipkinFixtureBatches())
+            // Root calls (no caller sidecar) are unpaired: only counted once older than the cutoff.
+            let series = try await database.seriesTotals(unresolvedBeforeMicros: 0)
+            #expect(series.reduce(0) { $0 + $1.count } == 312 - 50)
+        }
+    }
+}
