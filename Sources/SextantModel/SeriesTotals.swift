@@ -18,15 +18,12 @@ package struct SeriesTotals: Sendable, Hashable {
     package var durationBuckets: [Int]
     package var requestBytesBuckets: [Int]
     package var responseBytesBuckets: [Int]
-    /// Newest call start in the series, µs since the epoch.
-    package var lastMicros: Int64
 
     package init(
         reporter: Reporter, source: WorkloadIdentity, destination: WorkloadIdentity, service: ServiceRef,
         requestProtocol: RequestProtocol, responseCode: Int, grpcStatus: Int?, responseFlags: String,
         securityPolicy: String, count: Int, durationMillisSum: Double, requestBytesSum: Int64,
-        responseBytesSum: Int64, durationBuckets: [Int], requestBytesBuckets: [Int], responseBytesBuckets: [Int],
-        lastMicros: Int64
+        responseBytesSum: Int64, durationBuckets: [Int], requestBytesBuckets: [Int], responseBytesBuckets: [Int]
     ) {
         self.reporter = reporter
         self.source = source
@@ -44,6 +41,5 @@ package struct SeriesTotals: Sendable, Hashable {
         self.durationBuckets = durationBuckets
         self.requestBytesBuckets = requestBytesBuckets
         self.responseBytesBuckets = responseBytesBuckets
-        self.lastMicros = lastMicros
     }
 }

@@ -25,7 +25,7 @@ struct MetricsController: Sendable {
     func metrics(_ request: Request, _ context: some RequestContext) async throws -> Response {
         do {
             let format = ExpositionFormat.negotiate(accept: request.headers[.accept])
-            let families = try await allFamilies(timestamps: false)
+            let families = try await allFamilies()
             let bytes = ExpositionEncoder.encodeBytes(families, format: format)
             return Response(
                 status: .ok, headers: [.contentType: format.contentType],
@@ -47,7 +47,7 @@ struct MetricsController: Sendable {
                     throw QueryError("match[] '\(text.prefix(200))': \(error.message)")
                 }
             }
-            let families = try await allFamilies(timestamps: true)
+            let families = try await allFamilies()
             let bytes = Federation.renderBytes(families, selectors: selectors)
             return Response(
                 status: .ok, headers: [.contentType: ExpositionFormat.text004.contentType],
@@ -57,18 +57,13 @@ struct MetricsController: Sendable {
         }
     }
 
-    /// Sextant's own families followed by Istio's. Istio samples carry the time of the newest call
-    /// in their series when `timestamps` is set (federation); `/metrics` leaves them to scrape time.
-    private func allFamilies(timestamps: Bool) async throws -> [MetricFamily] {
+    /// Sextant's own families followed by Istio's, all as of now (federation stamps them with the
+    /// time of the request).
+    private func allFamilies() async throws -> [MetricFamily] {
         let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let series = try await database.seriesTotals(
             unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
-        var istio = IstioMetrics.families(series)
-        if !timestamps {
-            for i in istio.indices {
-                for j in istio[i].samples.indices { istio[i].samples[j].timestampMs = nil }
-            }
-        }
+        let istio = IstioMetrics.families(series)
         let stats = writer.statistics
         var own = metrics.families(help: Self.help)
         own.append(contentsOf: [

@@ -11,18 +11,17 @@ enum IstioMetrics {
         requests.reserveCapacity(series.count)
         for s in series.sorted(by: order) {
             let labels = labels(s)
-            let timestamp = s.lastMicros / 1000
             requests.append(
-                MetricSample(name: "istio_requests_total", labels: labels, value: Double(s.count), timestampMs: timestamp))
+                MetricSample(name: "istio_requests_total", labels: labels, value: Double(s.count)))
             histogram(
                 "istio_request_duration_milliseconds", labels: labels, buckets: s.durationBuckets, count: s.count,
-                sum: s.durationMillisSum, timestamp: timestamp, into: &duration)
+                sum: s.durationMillisSum, into: &duration)
             histogram(
                 "istio_request_bytes", labels: labels, buckets: s.requestBytesBuckets, count: s.count,
-                sum: Double(s.requestBytesSum), timestamp: timestamp, into: &requestBytes)
+                sum: Double(s.requestBytesSum), into: &requestBytes)
             histogram(
                 "istio_response_bytes", labels: labels, buckets: s.responseBytesBuckets, count: s.count,
-                sum: Double(s.responseBytesSum), timestamp: timestamp, into: &responseBytes)
+                sum: Double(s.responseBytesSum), into: &responseBytes)
         }
         return [
             MetricFamily(
@@ -45,21 +44,20 @@ enum IstioMetrics {
     }
 
     private static func histogram(
-        _ name: String, labels: [MetricLabel], buckets: [Int], count: Int, sum: Double, timestamp: Int64,
+        _ name: String, labels: [MetricLabel], buckets: [Int], count: Int, sum: Double,
         into samples: inout [MetricSample]
     ) {
         for (bound, n) in zip(IstioHistogram.bounds, buckets) {
             samples.append(
                 MetricSample(
                     name: name + "_bucket", labels: labels + [MetricLabel("le", ExpositionEncoder.formatFloat(bound))],
-                    value: Double(n), timestampMs: timestamp))
+                    value: Double(n)))
         }
         samples.append(
             MetricSample(
-                name: name + "_bucket", labels: labels + [MetricLabel("le", "+Inf")], value: Double(count),
-                timestampMs: timestamp))
-        samples.append(MetricSample(name: name + "_sum", labels: labels, value: sum, timestampMs: timestamp))
-        samples.append(MetricSample(name: name + "_count", labels: labels, value: Double(count), timestampMs: timestamp))
+                name: name + "_bucket", labels: labels + [MetricLabel("le", "+Inf")], value: Double(count)))
+        samples.append(MetricSample(name: name + "_sum", labels: labels, value: sum))
+        samples.append(MetricSample(name: name + "_count", labels: labels, value: Double(count)))
     }
 
     static func labels(_ s: SeriesTotals) -> [MetricLabel] {

@@ -44,7 +44,7 @@ extension SextantDatabase {
         }
         let sql = """
             SELECT reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status, response_flags,
-                security_policy, count(*), sum(duration_us), sum(request_bytes), sum(response_bytes), max(ts_us),
+                security_policy, count(*), sum(duration_us), sum(request_bytes), sum(response_bytes),
                 \(buckets("duration_us", scale: "/ 1000.0")),
                 \(buckets("request_bytes", scale: "")),
                 \(buckets("response_bytes", scale: ""))
@@ -61,7 +61,7 @@ extension SextantDatabase {
                 let reporter = Reporter(rawValue: row[0]) ?? .source
                 let proxy = dictionaries.workload(row[1])
                 let peer = (row[2] as Int64?).map(dictionaries.workload) ?? .unknown
-                let first = 14
+                let first = 13
                 result.append(
                     SeriesTotals(
                         reporter: reporter,
@@ -74,8 +74,7 @@ extension SextantDatabase {
                         requestBytesSum: row[11], responseBytesSum: row[12],
                         durationBuckets: (0..<n).map { row[first + $0] },
                         requestBytesBuckets: (0..<n).map { row[first + n + $0] },
-                        responseBytesBuckets: (0..<n).map { row[first + 2 * n + $0] },
-                        lastMicros: row[13]))
+                        responseBytesBuckets: (0..<n).map { row[first + 2 * n + $0] }))
             }
             return result
         }
