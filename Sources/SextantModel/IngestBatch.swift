@@ -2,20 +2,29 @@
 package struct IngestBatch: Sendable {
     package var spans: [Span]
     package var requests: [Request]
+    package var connections: [TCPConnection]
+    package var logs: [LogRecord]
     package var rejected: [RecordError]
 
-    package init(spans: [Span] = [], requests: [Request] = [], rejected: [RecordError] = []) {
+    package init(
+        spans: [Span] = [], requests: [Request] = [], connections: [TCPConnection] = [], logs: [LogRecord] = [],
+        rejected: [RecordError] = []
+    ) {
         self.spans = spans
         self.requests = requests
+        self.connections = connections
+        self.logs = logs
         self.rejected = rejected
     }
 
     /// How many records will be stored.
-    package var recordCount: Int { spans.count + requests.count }
+    package var recordCount: Int { spans.count + requests.count + connections.count + logs.count }
 
     package mutating func append(contentsOf other: IngestBatch) {
         spans += other.spans
         requests += other.requests
+        connections += other.connections
+        logs += other.logs
         rejected += other.rejected
     }
 }

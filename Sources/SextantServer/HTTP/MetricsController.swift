@@ -37,7 +37,10 @@ struct MetricsController: Sendable {
 
     func federate(_ request: Request, _ context: some RequestContext) async throws -> Response {
         do {
-            let matches = request.uri.queryParameters[values: "match[]"].map(String.init)
+            // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
+            let matches = request.uri.queryParameters
+                .filter { String($0.key).removingPercentEncoding == "match[]" }
+                .map { String($0.value) }
             guard !matches.isEmpty else { throw QueryError("at least one match[] selector is required") }
             var selectors: [SeriesSelector] = []
             for text in matches {

