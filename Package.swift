@@ -1,11 +1,5 @@
 // swift-tools-version:6.1
-import Foundation
 import PackageDescription
-
-/// The numbered SQL files in migrations/, shipped as resources of SextantMigrations.
-let migrationFiles = ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/migrations")) ?? [])
-    .filter { $0.hasSuffix(".sql") }
-    .sorted()
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -57,7 +51,11 @@ let package = Package(
         .target(
             name: "SextantMigrations",
             path: "migrations",
-            resources: migrationFiles.map { .copy($0) }
+            // Every numbered migration, in order (a new file must be added here to ship).
+            resources: [
+                .copy("0001_create_calls_and_spans.sql"),
+                .copy("0002_create_tcp_connections_and_logs.sql"),
+            ]
         ),
         .target(
             name: "SextantStore",

@@ -6,7 +6,7 @@ package import ServiceLifecycle
 import Synchronization
 
 /// Builds every long-running part of `sextant serve` from one configuration: the store's writer,
-/// the HTTP API listener and the Zipkin listener.
+/// the HTTP API, Zipkin, OTLP/HTTP and gRPC listeners.
 package struct Collector {
     package let database: SextantDatabase
     package let writer: IngestWriter
@@ -15,6 +15,8 @@ package struct Collector {
     package let apiRouter: Router<BasicRequestContext>
     /// The Zipkin collector's routes (also served by `services`).
     package let zipkinRouter: Router<BasicRequestContext>
+    /// The OTLP/HTTP receiver's routes (also served by `services`).
+    package let otlpRouter: Router<BasicRequestContext>
     private let readiness: Readiness
 
     package init(configuration: CollectorConfiguration, logger: Logger) throws {
@@ -43,9 +45,17 @@ package struct Collector {
         api.get("/metrics", use: exposition.metrics)
         api.get("/federate", use: exposition.federate)
 
+        api.get("/api/v1/logs", use: queries.logs)
+
         let zipkin = Router()
         zipkin.post("/api/v2/spans", use: ingest.zipkinSpans)
         zipkin.get("/health") { _, _ in "ok\n" }
+
+        let sink = IngestSink(writer: writer, metrics: metrics)
+        let otlp = OTLPHTTPController(sink: sink, limits: limits, logger: logger)
+        let otlpRouter = Router()
+        otlpRouter.post("/v1/traces", use: otlp.traces)
+        otlpRouter.post("/v1/logs", use: otlp.logs)
 
         let apiApp = Application(
             router: api,
@@ -63,15 +73,35 @@ package struct Collector {
                 logger.info("Zipkin collector listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
             },
             logger: logger)
-        services = [writer, apiApp, zipkinApp]
+        let otlpApp = Application(
+            router: otlpRouter,
+            configuration: .init(address: .hostname(limits.listen, port: limits.otlpHTTPPort), serverName: "sextant"),
+            onServerRunning: { channel in
+                readiness.listening("otlp-http")
+                logger.info("OTLP/HTTP receiver listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
+            },
+            logger: logger)
+        let grpc = GRPCListener(
+            host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes,
+            services: [
+                AccessLogService(sink: sink, logger: logger),
+                OTLPTraceService(sink: sink, logger: logger),
+                OTLPLogsService(sink: sink, logger: logger),
+            ],
+            onListening: { address in
+                readiness.listening("grpc")
+                logger.info("gRPC receivers listening", metadata: ["server.address": "\(address)"])
+            })
+        services = [writer, apiApp, zipkinApp, otlpApp, grpc]
         apiRouter = api
         zipkinRouter = zipkin
+        self.otlpRouter = otlpRouter
     }
 }
 
 /// Which listeners are up; `/readyz` answers 200 once all of them are.
 final class Readiness: Sendable {
-    private static let expected: Set<String> = ["api", "zipkin"]
+    private static let expected: Set<String> = ["api", "zipkin", "otlp-http", "grpc"]
     private let up = Mutex(Set<String>())
 
     func listening(_ name: String) {

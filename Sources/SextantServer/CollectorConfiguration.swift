@@ -9,6 +9,10 @@ package struct CollectorConfiguration: Sendable {
         package var httpPort = 9876
         /// Zipkin v2 collector (flag `--zipkin-port`, default 9411).
         package var zipkinPort = 9411
+        /// gRPC receivers: Envoy ALS, OTLP traces and logs (flag `--grpc-port`, default 4317).
+        package var grpcPort = 4317
+        /// OTLP/HTTP receiver (flag `--otlp-http-port`, default 4318).
+        package var otlpHTTPPort = 4318
         /// Largest request body accepted as sent, in bytes (flag `--max-body-bytes`).
         package var maxBodyBytes = 16 << 20
         /// Largest request body after decompression, in bytes (flag `--max-decompressed-bytes`).

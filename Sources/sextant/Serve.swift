@@ -8,9 +8,10 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the collector: receive telemetry, store it, serve the API.",
         discussion: """
-            Listeners: the HTTP API (graph, signals, access-log upload, /metrics, /federate, /readyz) on \
-            --http-port and the Zipkin v2 collector on --zipkin-port. SIGTERM or SIGINT stops accepting, \
-            commits what is queued and exits.
+            Listeners: the HTTP API (graph, signals, logs, access-log upload, /metrics, /federate, /readyz) \
+            on --http-port, the Zipkin v2 collector on --zipkin-port, the gRPC receivers (Envoy ALS, OTLP \
+            traces and logs) on --grpc-port and OTLP/HTTP on --otlp-http-port. SIGTERM or SIGINT stops \
+            accepting, commits what is queued and exits.
             """
     )
 
@@ -25,10 +26,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Port of the Zipkin v2 collector (POST /api/v2/spans).", valueName: "port"))
     var zipkinPort = 9411
 
-    @Option(help: ArgumentHelp("Port of the gRPC receivers (reserved; not served yet).", valueName: "port"))
+    @Option(
+        help: ArgumentHelp(
+            "Port of the gRPC receivers: Envoy access log service, OTLP traces and logs.", valueName: "port"))
     var grpcPort = 4317
 
-    @Option(help: ArgumentHelp("Port of the OTLP/HTTP receiver (reserved; not served yet).", valueName: "port"))
+    @Option(help: ArgumentHelp("Port of the OTLP/HTTP receiver (POST /v1/traces, /v1/logs).", valueName: "port"))
     var otlpHttpPort = 4318
 
     @Option(help: ArgumentHelp("UDP port of the statsd receiver (reserved; not served yet).", valueName: "port"))
@@ -53,8 +56,9 @@ struct Serve: AsyncParsableCommand {
         ] where !(0...65535).contains(port) {
             throw ValidationError("\(name) must be between 0 and 65535")
         }
-        guard httpPort != zipkinPort || httpPort == 0 else {
-            throw ValidationError("--http-port and --zipkin-port must differ")
+        let tcpPorts = [httpPort, zipkinPort, grpcPort, otlpHttpPort].filter { $0 != 0 }
+        guard Set(tcpPorts).count == tcpPorts.count else {
+            throw ValidationError("--http-port, --zipkin-port, --grpc-port and --otlp-http-port must differ")
         }
         guard maxBodyBytes > 0, maxDecompressedBytes >= maxBodyBytes else {
             throw ValidationError("--max-decompressed-bytes must be at least --max-body-bytes, both positive")
@@ -69,6 +73,8 @@ struct Serve: AsyncParsableCommand {
         configuration.server.listen = listen
         configuration.server.httpPort = httpPort
         configuration.server.zipkinPort = zipkinPort
+        configuration.server.grpcPort = grpcPort
+        configuration.server.otlpHTTPPort = otlpHttpPort
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
         configuration.server.pairingGraceSeconds = pairingGrace

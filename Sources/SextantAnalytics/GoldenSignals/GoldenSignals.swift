@@ -55,7 +55,7 @@ extension GoldenSignals {
             var sourceLatency = LatencySketch()
         }
         var totals: [Key: Totals] = [:]
-        for a in aggregates {
+        for a in aggregates where a.requestProtocol != .tcp {
             let key: Key
             switch grouping {
             case .service:

@@ -111,6 +111,30 @@ struct AccessLogLineJSON: Decodable {
         case deploymentName = "k8s.deployment.name"
     }
 
+    /// A line from string attributes (Envoy's OpenTelemetry access logger writes the same keys).
+    init(attributes: [String: String]) {
+        func scalar(_ key: String) -> JSONScalar? { attributes[key].map(JSONScalar.string) }
+        start_time = scalar("start_time")
+        method = scalar("method")
+        path = scalar("path")
+        `protocol` = scalar("protocol")
+        response_code = scalar("response_code")
+        response_flags = scalar("response_flags")
+        bytes_received = scalar("bytes_received")
+        bytes_sent = scalar("bytes_sent")
+        duration = scalar("duration")
+        request_id = scalar("request_id")
+        authority = scalar("authority")
+        upstream_host = scalar("upstream_host")
+        upstream_cluster = scalar("upstream_cluster")
+        upstream_local_address = scalar("upstream_local_address")
+        downstream_local_address = scalar("downstream_local_address")
+        downstream_remote_address = scalar("downstream_remote_address")
+        trace_id = scalar("trace_id")
+        grpc_status = scalar("grpc_status")
+        node_id = attributes["node_id"]
+    }
+
     func proxy(defaultProxy: WorkloadIdentity?) -> WorkloadIdentity? {
         if let nodeID = node_id, let node = NodeIdentity(nodeID: nodeID) { return node.workload }
         if let k8s = kubernetes, let pod = k8s.pod_name {

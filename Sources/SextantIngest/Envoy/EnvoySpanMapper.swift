@@ -6,9 +6,13 @@ package import SextantModel
 /// adds `istio.canonical_service`, `istio.canonical_revision` and `istio.namespace`. Spans
 /// without `node_id` are application spans and map to no `Request`.
 package enum EnvoySpanMapper {
-    package static func request(from span: Span) -> Request? {
+    /// - Parameter nodeID: the proxy's node id when the span itself lacks the `node_id` tag (the
+    ///   OpenTelemetry tracer puts it in the resource's `service.instance.id`).
+    package static func request(from span: Span, nodeID fallback: String? = nil) -> Request? {
         let tags = span.tags
-        guard let nodeID = tags["node_id"], let node = NodeIdentity(nodeID: nodeID) else { return nil }
+        guard tags["upstream_cluster"] != nil || tags["node_id"] != nil,
+            let nodeID = tags["node_id"] ?? fallback, let node = NodeIdentity(nodeID: nodeID)
+        else { return nil }
         guard span.kind == .client || span.kind == .server else { return nil }
         let proxy = identity(node: node, tags: tags)
         let cluster = tags["upstream_cluster"].flatMap(EnvoyCluster.init)

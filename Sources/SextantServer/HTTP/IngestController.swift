@@ -17,12 +17,16 @@ struct IngestController: Sendable {
     /// 400 naming the bad spans (the good ones are stored).
     func zipkinSpans(_ request: Request, _ context: some RequestContext) async throws -> Response {
         do {
-            if let type = request.headers[.contentType], !Self.isJSON(type) {
+            let type = request.headers[.contentType]
+            let isProtobuf = type.map(Self.mime) == "application/x-protobuf"
+            if let type, !isProtobuf, !Self.isJSON(type) {
                 throw DecodeError(
-                    .unsupportedContentType, "unsupported content-type '\(type)'; send application/json")
+                    .unsupportedContentType,
+                    "unsupported content-type '\(type)'; send application/json or application/x-protobuf")
             }
             let body = try await self.body(of: request)
-            let batch = try ZipkinV2Decoder().decode(json: body)
+            let batch =
+                isProtobuf ? try ZipkinProtoDecoder().decode(protobuf: body) : try ZipkinV2Decoder().decode(json: body)
             try await store(batch, channel: "zipkin")
             guard batch.rejected.isEmpty else {
                 let total = batch.spans.count + batch.rejected.count
@@ -109,8 +113,12 @@ struct IngestController: Sendable {
         return Array(buffer: decoded)
     }
 
+    private static func mime(_ contentType: String) -> String {
+        contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+    }
+
     private static func isJSON(_ contentType: String) -> Bool {
-        let mime = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let mime = mime(contentType)
         return mime == "application/json" || mime == "text/plain" || mime == ""
     }
 

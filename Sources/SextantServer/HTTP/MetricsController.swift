@@ -66,7 +66,9 @@ struct MetricsController: Sendable {
         let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let series = try await database.seriesTotals(
             unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
-        let istio = IstioMetrics.families(series)
+        let tcp = try await database.tcpSeriesTotals(
+            unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
+        let istio = IstioMetrics.families(series) + IstioMetrics.tcpFamilies(tcp)
         let stats = writer.statistics
         var own = metrics.families(help: Self.help)
         own.append(contentsOf: [

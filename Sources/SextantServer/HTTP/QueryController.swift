@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import SextantAnalytics
+import SextantModel
 import SextantStore
 
 /// `/api/v1/graph` and `/api/v1/signals`.
@@ -18,7 +19,9 @@ struct QueryController: Sendable {
                         + GraphType.allCases.map(\.rawValue).joined(separator: ", "))
             }
             let window = try QueryWindow(window: query["window"].map(String.init), end: query["end"].map(String.init))
-            let aggregates = try await database.callAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
+            let aggregates =
+                try await database.callAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
+                + database.connectionAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
             let graph = ServiceGraph(
                 aggregates: aggregates, graphType: type, windowSeconds: window.seconds,
                 endUnixSeconds: window.endSeconds, namespace: query["namespace"].map(String.init))
@@ -44,5 +47,59 @@ struct QueryController: Sendable {
         } catch {
             throw HTTPErrorMapping.httpError(error, logger: logger)
         }
+    }
+
+    /// `GET /api/v1/logs?service&traceId&minSeverity&window&end&limit`: application log records,
+    /// newest first.
+    func logs(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        do {
+            let query = request.uri.queryParameters
+            let window = try QueryWindow(
+                window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
+            let limit = try Self.integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
+            let severity = try Self.integer(query["minSeverity"], name: "minSeverity", default: 0, range: 0...24)
+            let records = try await database.logs(
+                service: query["service"].map(String.init), traceID: query["traceId"].map { String($0).lowercased() },
+                minSeverity: severity, fromMicros: window.fromMicros, toMicros: window.toMicros, limit: limit)
+            return try JSONResponse.make(LogsAnswer(logs: records.map(LogsAnswer.Entry.init)))
+        } catch {
+            throw HTTPErrorMapping.httpError(error, logger: logger)
+        }
+    }
+
+    private static func integer(_ text: Substring?, name: String, default value: Int, range: ClosedRange<Int>)
+        throws(QueryError) -> Int
+    {
+        guard let text else { return value }
+        guard let n = Int(text), range.contains(n) else {
+            throw QueryError("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return n
+    }
+
+    private struct LogsAnswer: Encodable {
+        struct Entry: Encodable {
+            var timeUnixMicros: Int64
+            var service: String
+            var severityNumber: Int
+            var severityText: String
+            var body: String
+            var traceId: String?
+            var spanId: String?
+            var attributes: [String: String]
+
+            init(_ r: LogRecord) {
+                timeUnixMicros = r.timeMicros
+                service = r.service
+                severityNumber = r.severityNumber
+                severityText = r.severityText
+                body = r.body
+                traceId = r.traceID
+                spanId = r.spanID
+                attributes = r.attributes
+            }
+        }
+
+        var logs: [Entry]
     }
 }

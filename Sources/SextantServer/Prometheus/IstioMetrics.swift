@@ -60,11 +60,60 @@ enum IstioMetrics {
         samples.append(MetricSample(name: name + "_count", labels: labels, value: Double(count)))
     }
 
-    static func labels(_ s: SeriesTotals) -> [MetricLabel] {
-        let src = s.source
-        let dst = s.destination
+    /// `istio_tcp_*`: each stored connection is a closed one, so opened equals closed.
+    static func tcpFamilies(_ series: [TCPSeriesTotals]) -> [MetricFamily] {
+        var opened: [MetricSample] = []
+        var closed: [MetricSample] = []
+        var sent: [MetricSample] = []
+        var received: [MetricSample] = []
+        for s in series {
+            let labels = tcpLabels(s)
+            opened.append(MetricSample(name: "istio_tcp_connections_opened_total", labels: labels, value: Double(s.connections)))
+            closed.append(MetricSample(name: "istio_tcp_connections_closed_total", labels: labels, value: Double(s.connections)))
+            sent.append(MetricSample(name: "istio_tcp_sent_bytes_total", labels: labels, value: Double(s.sentBytes)))
+            received.append(
+                MetricSample(name: "istio_tcp_received_bytes_total", labels: labels, value: Double(s.receivedBytes)))
+        }
         return [
-            MetricLabel("reporter", s.reporter.label),
+            MetricFamily(
+                name: "istio_tcp_connections_opened_total", help: "TCP connections opened, as the proxies saw them.",
+                type: .counter, samples: opened),
+            MetricFamily(
+                name: "istio_tcp_connections_closed_total", help: "TCP connections closed, as the proxies saw them.",
+                type: .counter, samples: closed),
+            MetricFamily(
+                name: "istio_tcp_sent_bytes_total", help: "Bytes sent to the downstream peer of TCP connections.",
+                type: .counter, samples: sent),
+            MetricFamily(
+                name: "istio_tcp_received_bytes_total", help: "Bytes received from the downstream peer of TCP connections.",
+                type: .counter, samples: received),
+        ]
+    }
+
+    static func tcpLabels(_ s: TCPSeriesTotals) -> [MetricLabel] {
+        peerLabels(reporter: s.reporter, source: s.source, destination: s.destination, service: s.service) + [
+            MetricLabel("request_protocol", "tcp"),
+            MetricLabel("response_flags", s.responseFlags),
+            MetricLabel("connection_security_policy", s.securityPolicy),
+        ]
+    }
+
+    static func labels(_ s: SeriesTotals) -> [MetricLabel] {
+        peerLabels(reporter: s.reporter, source: s.source, destination: s.destination, service: s.service) + [
+            MetricLabel("request_protocol", s.requestProtocol.label),
+            MetricLabel("response_code", String(s.responseCode)),
+            MetricLabel("grpc_response_status", s.grpcStatus.map(String.init) ?? ""),
+            MetricLabel("response_flags", s.responseFlags),
+            MetricLabel("connection_security_policy", s.securityPolicy),
+        ]
+    }
+
+    /// Istio's reporter, 8 source and 11 destination labels, in Istio's order.
+    private static func peerLabels(
+        reporter: Reporter, source src: WorkloadIdentity, destination dst: WorkloadIdentity, service: ServiceRef
+    ) -> [MetricLabel] {
+        [
+            MetricLabel("reporter", reporter.label),
             MetricLabel("source_workload", src.workload),
             MetricLabel("source_canonical_service", src.canonicalService),
             MetricLabel("source_canonical_revision", src.canonicalRevision),
@@ -78,17 +127,12 @@ enum IstioMetrics {
             MetricLabel("destination_principal", dst.principal),
             MetricLabel("destination_app", dst.app),
             MetricLabel("destination_version", dst.version),
-            MetricLabel("destination_service", s.service.host),
+            MetricLabel("destination_service", service.host),
             MetricLabel("destination_canonical_service", dst.canonicalService),
             MetricLabel("destination_canonical_revision", dst.canonicalRevision),
-            MetricLabel("destination_service_name", s.service.name),
-            MetricLabel("destination_service_namespace", s.service.namespace),
+            MetricLabel("destination_service_name", service.name),
+            MetricLabel("destination_service_namespace", service.namespace),
             MetricLabel("destination_cluster", dst.cluster),
-            MetricLabel("request_protocol", s.requestProtocol.label),
-            MetricLabel("response_code", String(s.responseCode)),
-            MetricLabel("grpc_response_status", s.grpcStatus.map(String.init) ?? ""),
-            MetricLabel("response_flags", s.responseFlags),
-            MetricLabel("connection_security_policy", s.securityPolicy),
         ]
     }
 }

@@ -116,3 +116,87 @@ struct Dictionaries {
     func workload(_ id: Int64) -> WorkloadIdentity { workloads[id] ?? .unknown }
     func service(_ id: Int64) -> ServiceRef { services[id] ?? .unknown }
 }
+
+extension SextantDatabase {
+    /// TCP connections that started in `[from, to)` (µs), as aggregates with protocol `tcp`:
+    /// `count` is connections, `requestBytes` bytes received from the client, `responseBytes` bytes
+    /// sent to it.
+    package func connectionAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
+        try await pool.read { db in
+            let dictionaries = try Dictionaries(db)
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT reporter, proxy_id, peer_id, service_id, response_flags, paired, latency_bucket, sources,
+                        count(*), sum(duration_us), sum(received_bytes), sum(sent_bytes)
+                    FROM tcp_connections WHERE ts_us >= ? AND ts_us < ?
+                    GROUP BY reporter, proxy_id, peer_id, service_id, response_flags, paired, latency_bucket, sources
+                    """, arguments: [fromMicros, toMicros])
+            var result: [CallAggregate] = []
+            while let row = try rows.next() {
+                result.append(
+                    CallAggregate(
+                        reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
+                        peer: (row[2] as Int64?).map(dictionaries.workload), service: dictionaries.service(row[3]),
+                        requestProtocol: .tcp, responseCode: 0, grpcStatus: nil, responseFlags: row[4],
+                        paired: row[5], latencyBucket: row[6], sources: Channel(rawValue: row[7]), count: row[8],
+                        durationMicrosSum: row[9], requestBytes: row[10], responseBytes: row[11]))
+            }
+            return result
+        }
+    }
+
+    /// Totals of every Istio TCP series, with the same hold-back of young unresolved connections
+    /// as `seriesTotals`.
+    package func tcpSeriesTotals(unresolvedBeforeMicros cutoff: Int64) async throws -> [TCPSeriesTotals] {
+        try await pool.read { db in
+            let dictionaries = try Dictionaries(db)
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT reporter, proxy_id, peer_id, service_id, response_flags, security_policy, count(*),
+                        sum(received_bytes), sum(sent_bytes)
+                    FROM tcp_connections WHERE paired = 1 OR peer_id IS NOT NULL OR ts_us < ?
+                    GROUP BY reporter, proxy_id, peer_id, service_id, response_flags, security_policy
+                    """, arguments: [cutoff])
+            var result: [TCPSeriesTotals] = []
+            while let row = try rows.next() {
+                let reporter = Reporter(rawValue: row[0]) ?? .source
+                let proxy = dictionaries.workload(row[1])
+                let peer = (row[2] as Int64?).map(dictionaries.workload) ?? .unknown
+                result.append(
+                    TCPSeriesTotals(
+                        reporter: reporter, source: reporter == .source ? proxy : peer,
+                        destination: reporter == .source ? peer : proxy, service: dictionaries.service(row[3]),
+                        responseFlags: row[4], securityPolicy: row[5], connections: row[6], receivedBytes: row[7],
+                        sentBytes: row[8]))
+            }
+            return result
+        }
+    }
+
+    /// Application log records, newest first.
+    package func logs(service: String?, traceID: String?, minSeverity: Int, fromMicros: Int64, toMicros: Int64,
+        limit: Int) async throws -> [LogRecord]
+    {
+        try await pool.read { db in
+            var sql = "SELECT ts_us, service, severity_number, severity_text, body, trace_id, span_id, attributes FROM logs WHERE ts_us >= ? AND ts_us < ? AND severity_number >= ?"
+            var arguments: StatementArguments = [fromMicros, toMicros, minSeverity]
+            if let service {
+                sql += " AND service = ?"
+                _ = arguments.append(contentsOf: [service])
+            }
+            if let traceID {
+                sql += " AND trace_id = ?"
+                _ = arguments.append(contentsOf: [traceID])
+            }
+            sql += " ORDER BY ts_us DESC LIMIT ?"
+            _ = arguments.append(contentsOf: [limit])
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                LogRecord(
+                    timeMicros: row[0], service: row[1], severityNumber: row[2], severityText: row[3], body: row[4],
+                    traceID: row[5], spanID: row[6], attributes: SpanJSON.decodeObject(row[7]))
+            }
+        }
+    }
+}

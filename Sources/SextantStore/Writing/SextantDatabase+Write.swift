@@ -10,6 +10,9 @@ package struct WriteSummary: Sendable, Hashable {
     package var requestsMerged = 0
     /// Calls matched with the other proxy's report of them.
     package var requestsPaired = 0
+    package var connectionsStored = 0
+    package var connectionsPaired = 0
+    package var logsStored = 0
 
     package init() {}
 
@@ -19,6 +22,9 @@ package struct WriteSummary: Sendable, Hashable {
         requestsStored += other.requestsStored
         requestsMerged += other.requestsMerged
         requestsPaired += other.requestsPaired
+        connectionsStored += other.connectionsStored
+        connectionsPaired += other.connectionsPaired
+        logsStored += other.logsStored
     }
 }
 
@@ -38,6 +44,13 @@ extension SextantDatabase {
                     }
                     for request in batch.requests {
                         try self.upsert(request: request, db, summary: &summary)
+                    }
+                    for connection in batch.connections {
+                        try self.upsert(connection: connection, db, summary: &summary)
+                    }
+                    for log in batch.logs {
+                        try Self.insert(log: log, db)
+                        summary.logsStored += 1
                     }
                 }
                 return summary

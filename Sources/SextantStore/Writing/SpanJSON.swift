@@ -1,3 +1,4 @@
+import Foundation
 import SextantModel
 
 /// Compact JSON for the span columns that hold structure (tags, endpoints, annotations).
@@ -49,5 +50,15 @@ enum SpanJSON {
             }
         }
         out += "\""
+    }
+}
+
+extension SpanJSON {
+    /// Reads back an object written by `encode(_: [String: String])`.
+    static func decodeObject(_ text: String) -> [String: String] {
+        guard let data = text.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: String]
+        else { return [:] }
+        return object
     }
 }

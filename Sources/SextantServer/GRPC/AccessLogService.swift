@@ -1,0 +1,46 @@
+import GRPCCore
+import Logging
+import SextantIngest
+import SextantModel
+import SextantWire
+
+/// `envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs`: Envoy's gRPC access log
+/// service. The proxy names itself in the first message of each stream only.
+struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServiceProtocol {
+    let sink: IngestSink
+    let logger: Logger
+
+    func streamAccessLogs(
+        request: RPCAsyncSequence<Envoy_Service_Accesslog_V3_StreamAccessLogsMessage, any Error>,
+        context: ServerContext
+    ) async throws -> Envoy_Service_Accesslog_V3_StreamAccessLogsResponse {
+        let decoder = EnvoyALSDecoder()
+        var proxy: WorkloadIdentity?
+        do {
+            for try await message in request {
+                if message.hasIdentifier {
+                    guard let identity = message.identifier.node.workloadIdentity else {
+                        throw RPCError(
+                            code: .invalidArgument,
+                            message: "identifier.node names no proxy (node id '\(message.identifier.node.id.prefix(120))')")
+                    }
+                    proxy = identity
+                }
+                guard let proxy else {
+                    throw RPCError(
+                        code: .invalidArgument, message: "the first message of a stream must carry identifier.node")
+                }
+                let batch = decoder.decode(message, proxy: proxy)
+                try await sink.store(batch, channel: "als")
+                if !batch.rejected.isEmpty {
+                    logger.debug(
+                        "ALS entries rejected",
+                        metadata: ["ingest.rejected": "\(batch.rejected.count)", "ingest.first": "\(batch.rejected[0])"])
+                }
+            }
+        } catch {
+            throw GRPCErrorMapping.rpcError(error, logger: logger)
+        }
+        return Envoy_Service_Accesslog_V3_StreamAccessLogsResponse()
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SextantIngest
+import SextantModel
+import SwiftProtobuf
+import SextantWire
+
+/// OTLP/HTTP: `POST /v1/traces` and `POST /v1/logs`, binary protobuf or JSON, optionally gzip.
+/// The answer uses the request's encoding; rejected records are reported in `partial_success`.
+/// Spec: https://opentelemetry.io/docs/specs/otlp/#otlphttp
+struct OTLPHTTPController: Sendable {
+    let sink: IngestSink
+    let limits: CollectorConfiguration.Server
+    let logger: Logger
+
+    private enum Encoding {
+        case protobuf
+        case json
+
+        var contentType: String { self == .protobuf ? "application/x-protobuf" : "application/json" }
+    }
+
+    func traces(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        try await handle(request) { bytes, encoding in
+            let message: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest = try Self.decode(bytes, encoding)
+            return try await OTLPIngest.traces(message, sink: sink)
+        }
+    }
+
+    func logs(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        try await handle(request) { bytes, encoding in
+            let message: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest = try Self.decode(bytes, encoding)
+            return try await OTLPIngest.logs(message, sink: sink)
+        }
+    }
+
+    private func handle<Answer: SwiftProtobuf.Message>(
+        _ request: Request, _ body: ([UInt8], Encoding) async throws -> Answer
+    ) async throws -> Response {
+        do {
+            let mime = request.headers[.contentType]?.split(separator: ";").first?
+                .trimmingCharacters(in: .whitespaces).lowercased()
+            let encoding: Encoding
+            switch mime {
+            case "application/x-protobuf", "application/protobuf": encoding = .protobuf
+            case "application/json": encoding = .json
+            default:
+                throw DecodeError(
+                    .unsupportedContentType,
+                    "unsupported content-type '\(mime ?? "")'; send application/x-protobuf or application/json")
+            }
+            var request = request
+            let raw: ByteBuffer
+            do {
+                raw = try await request.collectBody(upTo: limits.maxBodyBytes)
+            } catch {
+                throw DecodeError(.payloadTooLarge, "body exceeds the limit of \(limits.maxBodyBytes) bytes")
+            }
+            let decoded = try BodyDecompressor.decode(
+                raw, contentEncoding: request.headers[.contentEncoding], limit: limits.maxDecompressedBytes)
+            let answer = try await body(Array(buffer: decoded), encoding)
+            let bytes: [UInt8] =
+                encoding == .protobuf ? try answer.serializedBytes() : Array(try answer.jsonUTF8Data())
+            return Response(
+                status: .ok, headers: [.contentType: encoding.contentType],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        } catch {
+            throw HTTPErrorMapping.httpError(error, logger: logger)
+        }
+    }
+
+    private static func decode<M: SwiftProtobuf.Message>(_ bytes: [UInt8], _ encoding: Encoding) throws(DecodeError) -> M {
+        switch encoding {
+        case .protobuf:
+            do {
+                return try M(serializedBytes: bytes)
+            } catch {
+                throw DecodeError(.malformed, "body is not a protobuf \(M.protoMessageName)")
+            }
+        case .json:
+            let json = try OTLPJSON.protobufJSON(from: bytes)
+            var options = JSONDecodingOptions()
+            options.ignoreUnknownFields = true
+            do {
+                return try M(jsonUTF8Data: json, options: options)
+            } catch {
+                throw DecodeError(.malformed, "body is not OTLP/JSON \(M.protoMessageName): \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import GRDB
+import SextantModel
+
+extension SextantDatabase {
+    /// Stores a TCP connection report and pairs it with the other proxy's report of the same
+    /// connection: the caller's `upstream_host`/`upstream_local_address` are the callee's
+    /// `downstream_local_address`/`downstream_remote_address`.
+    func upsert(connection c: TCPConnection, _ db: Database, summary: inout WriteSummary) throws {
+        let proxyID = try cache.workloadID(c.proxy, db)
+        let serviceID = try cache.serviceID(c.service, db)
+        var peerID = try c.peer.map { try cache.workloadID($0, db) }
+        if peerID == nil, c.reporter == .source, let address = c.remoteAddress {
+            peerID = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT workload_id FROM endpoints WHERE address = ?"), arguments: [address])
+        }
+        var hash = FNV1a()
+        hash.add(c.reporter.rawValue)
+        hash.add(proxyID)
+        hash.add(c.startMicros)
+        hash.add(c.localAddress ?? "")
+        hash.add(c.remoteAddress ?? "")
+        let key = Int64(bitPattern: hash.value)
+        if try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT id FROM tcp_connections WHERE conn_key = ?"), arguments: [key]) != nil
+        {
+            try db.cachedStatement(sql: "UPDATE tcp_connections SET sources = sources | ? WHERE conn_key = ?")
+                .execute(arguments: [c.channel.rawValue, key])
+            return
+        }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO tcp_connections (conn_key, ts_us, reporter, proxy_id, peer_id, service_id, duration_us,
+                    latency_bucket, received_bytes, sent_bytes, response_flags, security_policy, local_addr,
+                    remote_addr, sources)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            key, c.startMicros, c.reporter.rawValue, proxyID, peerID, serviceID, c.durationMicros,
+            LatencySketch.index(micros: c.durationMicros), c.receivedBytes, c.sentBytes, c.responseFlags,
+            c.securityPolicy, c.localAddress, c.remoteAddress, c.channel.rawValue,
+        ])
+        let rowID = db.lastInsertedRowID
+        summary.connectionsStored += 1
+        if c.reporter == .destination, let address = c.localAddress {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO endpoints (address, workload_id, last_seen_us) VALUES (?, ?, ?)
+                    ON CONFLICT (address) DO UPDATE SET workload_id = excluded.workload_id,
+                        last_seen_us = max(last_seen_us, excluded.last_seen_us)
+                    """
+            ).execute(arguments: [address, proxyID, c.startMicros])
+        }
+        guard let local = c.localAddress, let remote = c.remoteAddress else { return }
+        let sql =
+            c.reporter == .source
+            ? "SELECT id, proxy_id FROM tcp_connections WHERE local_addr = ? AND remote_addr = ? AND reporter = 1 AND paired = 0 AND id != ? ORDER BY abs(ts_us - ?) LIMIT 1"
+            : "SELECT id, proxy_id FROM tcp_connections WHERE remote_addr = ? AND local_addr = ? AND reporter = 0 AND paired = 0 AND id != ? ORDER BY abs(ts_us - ?) LIMIT 1"
+        guard
+            let match = try Row.fetchOne(
+                db.cachedStatement(sql: sql), arguments: [c.reporter == .source ? remote : local,
+                    c.reporter == .source ? local : remote, rowID, c.startMicros])
+        else { return }
+        let link = try db.cachedStatement(sql: "UPDATE tcp_connections SET paired = 1, peer_id = ? WHERE id = ?")
+        try link.execute(arguments: [match["proxy_id"] as Int64, rowID])
+        try link.execute(arguments: [proxyID, match["id"] as Int64])
+        summary.connectionsPaired += 1
+    }
+
+    static func insert(log: LogRecord, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO logs (ts_us, service, severity_number, severity_text, body, trace_id, span_id, attributes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            log.timeMicros, log.service, log.severityNumber, log.severityText, log.body, log.traceID, log.spanID,
+            SpanJSON.encode(log.attributes),
+        ])
+    }
+}
