@@ -97,7 +97,8 @@ let package = Package(
         .testTarget(
             name: "SextantIngestTests",
             dependencies: [
-                "SextantIngest", "SextantModel", "SextantFixtures",
+                "SextantIngest", "SextantModel", "SextantFixtures", "SextantWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

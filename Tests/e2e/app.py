@@ -10,7 +10,19 @@ The app keeps exact counts of what it did and serves them, unproxied, at
 
     {"workload": ..., "received": n, "receivedByCode": {"200": n, ...},
      "calls": [{"destination": "<x-workload of the answer>", "code": 200,
-                "count": n}, ...]}
+                "count": n}, ...],
+     "tcp": {"calls": [{"destination": "<workload named in the reply>",
+                        "connections": n, "bytesSent": n, "bytesReceived": n}, ...],
+             "failures": n,
+             "served": {"connections": n, "bytesReceived": n, "bytesSent": n}}}
+
+TCP: with ``--tcp-call SERVICE`` the app opens one plain TCP connection per
+request it handles to its sidecar's outbound tcp_proxy listener, sends one
+line, reads the one-line answer and closes. With ``--tcp-echo-port`` it also
+serves that line protocol (a stand-in for a database): for each line
+``<payload>\n`` received it answers ``<workload> <payload><payload>\n``, so
+the answer names the workload and is longer than the request. ``served``
+counts connections once they are closed.
 
 Behaviour is chosen by command-line flags (see ``parse_args``); mesh.py
 starts one process per workload.
@@ -21,6 +33,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
+import socketserver
 import sys
 import threading
 import time
@@ -37,6 +51,10 @@ class Counters:
         self.received = 0
         self.received_by_code: dict[int, int] = {}
         self.calls: dict[tuple[str, int], int] = {}
+        # destination -> [connections, bytes sent, bytes received]
+        self.tcp_calls: dict[str, list[int]] = {}
+        self.tcp_failures = 0
+        self.tcp_served = [0, 0, 0]  # connections, bytes received, bytes sent
 
     def next_request_number(self) -> int:
         with self._lock:
@@ -52,6 +70,23 @@ class Counters:
         with self._lock:
             self.calls[key] = self.calls.get(key, 0) + 1
 
+    def record_tcp_call(self, destination: str, sent: int, received: int) -> None:
+        with self._lock:
+            totals = self.tcp_calls.setdefault(destination, [0, 0, 0])
+            totals[0] += 1
+            totals[1] += sent
+            totals[2] += received
+
+    def record_tcp_failure(self) -> None:
+        with self._lock:
+            self.tcp_failures += 1
+
+    def record_tcp_served(self, received: int, sent: int) -> None:
+        with self._lock:
+            self.tcp_served[0] += 1
+            self.tcp_served[1] += received
+            self.tcp_served[2] += sent
+
     def snapshot(self, workload: str) -> dict:
         with self._lock:
             return {
@@ -62,6 +97,14 @@ class Counters:
                     {"destination": dest, "code": code, "count": count}
                     for (dest, code), count in sorted(self.calls.items())
                 ],
+                "tcp": {
+                    "calls": [
+                        {"destination": dest, "connections": c, "bytesSent": sent, "bytesReceived": got}
+                        for dest, (c, sent, got) in sorted(self.tcp_calls.items())
+                    ],
+                    "failures": self.tcp_failures,
+                    "served": dict(zip(("connections", "bytesReceived", "bytesSent"), self.tcp_served)),
+                },
             }
 
 
@@ -114,6 +157,57 @@ class OutboundClient:
         if (response.getheader("connection") or "").lower() == "close":
             self._drop(service)
         return response.status, response.getheader("x-workload") or ""
+
+
+def tcp_exchange(port: int, payload: bytes, timeout: float = 10.0) -> tuple[str, int, int]:
+    """One connection to the outbound tcp_proxy listener: send one line, read the answer, close.
+
+    Returns (workload named in the answer, bytes sent, bytes received);
+    raises OSError or ValueError when the exchange is not as the protocol says.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ValueError(f"connection closed after {len(answer)} bytes of the answer")
+            answer += chunk
+    destination, _, echoed = answer.partition(b" ")
+    if echoed != payload[:-1] * 2 + b"\n":
+        raise ValueError(f"unexpected answer {answer[:200]!r}")
+    return destination.decode(), len(payload), len(answer)
+
+
+def serve_tcp_echo(workload: str, port: int, counters: Counters) -> socketserver.ThreadingTCPServer:
+    """Start the line-echo server (in a thread); its socket is listening when this returns."""
+    prefix = workload.encode() + b" "
+
+    class EchoHandler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            received = sent = 0
+            try:
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        break
+                    received += len(line)
+                    if not line.endswith(b"\n"):
+                        break  # the peer closed in the middle of a line
+                    answer = prefix + line[:-1] * 2 + b"\n"
+                    self.wfile.write(answer)
+                    self.wfile.flush()
+                    sent += len(answer)
+            except OSError as exc:
+                print(f"tcp echo: {exc!r}", file=sys.stderr, flush=True)
+            finally:
+                counters.record_tcp_served(received, sent)
+
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", port), EchoHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    return server
 
 
 # Headers an application must copy from its inbound request to its outbound
@@ -169,6 +263,16 @@ def make_handler(args: argparse.Namespace, counters: Counters, client: OutboundC
                 code, destination = client.get(service, f"/{service}/0", forwarded)
                 counters.record_call(destination, code)
                 upstream[service] = code
+            for service in args.tcp_call:
+                # Payload sizes vary with the request number, so byte totals are not a multiple of anything.
+                payload = f"find {service} {args.workload} #{number} ".encode() + b"x" * (number % 37) + b"\n"
+                try:
+                    destination, sent, got = tcp_exchange(args.tcp_outbound_port, payload)
+                except (OSError, ValueError) as exc:
+                    counters.record_tcp_failure()
+                    print(f"tcp exchange with {service} failed: {exc!r}", file=sys.stderr, flush=True)
+                else:
+                    counters.record_tcp_call(destination, sent, got)
             if args.fail_every and number % args.fail_every == 0:
                 self._send(500, {"workload": args.workload, "error": "injected failure"})
                 return
@@ -187,10 +291,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--delay-ms", type=int, default=0, help="sleep this long per request")
     parser.add_argument("--known-path", action="append", default=[],
                         help="answer 404 without calling anyone for other paths (repeatable)")
+    parser.add_argument("--tcp-outbound-port", type=int, default=0, help="the sidecar's outbound tcp_proxy listener")
+    parser.add_argument("--tcp-call", action="append", default=[],
+                        help="service to open one TCP connection to per request (repeatable)")
+    parser.add_argument("--tcp-echo-port", type=int, default=0, help="also serve the line-echo protocol here")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.call and not args.outbound_port:
         parser.error("--call needs --outbound-port")
+    if args.tcp_call and not args.tcp_outbound_port:
+        parser.error("--tcp-call needs --tcp-outbound-port")
     return args
 
 
@@ -198,6 +308,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     counters = Counters()
     client = OutboundClient(args.outbound_port, f"sextant-e2e-{args.workload}")
+    echo = serve_tcp_echo(args.workload, args.tcp_echo_port, counters) if args.tcp_echo_port else None
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args, counters, client))
     server.daemon_threads = True
     try:
@@ -206,6 +317,9 @@ def main(argv: list[str]) -> int:
         pass
     finally:
         server.server_close()
+        if echo is not None:
+            echo.shutdown()
+            echo.server_close()
     return 0
 
 

@@ -5,8 +5,17 @@ namespace ``default``. Each workload is one ``app.py`` process plus one real
 Envoy sidecar configured the way Istio configures a sidecar: Istio-style node
 id and metadata, an inbound listener routing to ``inbound|9080||`` and an
 outbound listener routing by Host to ``outbound|9080||<svc>.default.svc.cluster.local``
-clusters. Every sidecar can report spans to a Zipkin collector (HTTP JSON v2)
-and writes a JSON access log file.
+clusters. The sidecars' telemetry channels are chosen per run, in any
+combination: spans to a Zipkin collector (HTTP JSON v2) or, instead, to
+OpenTelemetry collectors (``envoy.tracers.opentelemetry``, OTLP/gRPC), the
+gRPC access log service (``envoy.access_loggers.http_grpc`` and, for TCP,
+``tcp_grpc``), the OpenTelemetry access logger (OTLP/gRPC logs) and a JSON
+access log file. Each gRPC channel can go to several collectors at once.
+
+With ``BOOKINFO_WITH_TCP`` ratings-v1 also opens one plain TCP connection per
+request it handles, through its sidecar's outbound ``tcp_proxy`` listener, to
+a small line-echo "mongodb" workload behind its own sidecar's inbound
+``tcp_proxy``.
 
 Typical use::
 
@@ -14,6 +23,10 @@ Typical use::
         traffic = mesh.drive(150)
         truth = mesh.ground_truth(traffic)
         mesh.wait_for_access_logs()
+
+    with Mesh(specs=BOOKINFO_WITH_TCP, als_ports=(a, b), otel_log_ports=(c,),
+              otel_trace_ports=(d, e), file_logs=False) as mesh:
+        ...
 
 All ports are chosen at run time, so several meshes (and anything else) can
 run side by side. Every process the mesh starts is stopped by ``stop()``, by
@@ -51,6 +64,7 @@ NAMESPACE = "default"
 MESH_ID = "cluster.local"
 CLUSTER_ID = "Kubernetes"
 SERVICE_PORT = 9080
+TCP_SERVICE_PORT = 27017
 POD_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 UNKNOWN = "unknown"
 NOT_FOUND_PATH = "/does-not-exist"
@@ -86,6 +100,29 @@ ACCESS_LOG_FORMAT = {
     "trace_id": "%TRACE_ID%",
 }
 
+# The gRPC access log service's log names, as Istio names them.
+ALS_HTTP_LOG_NAME = "http_envoy_accesslog"
+ALS_TCP_LOG_NAME = "tcp_envoy_accesslog"
+OTEL_ACCESS_LOG_NAME = "otel_envoy_accesslog"
+# Request headers the HTTP ALS entries carry (trace context, as Istio logs it).
+ALS_REQUEST_HEADERS = ("x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "traceparent")
+# Body of an OpenTelemetry access log record: Istio's default text format.
+ISTIO_TEXT_ACCESS_LOG = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    '%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% '
+    '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
+    '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% '
+    '%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% '
+    '%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n'
+)
+# Attributes of an OpenTelemetry access log record: the JSON keys without trace_id
+# (the record carries the trace and span ids itself).
+OTEL_ACCESS_LOG_ATTRIBUTES = {k: v for k, v in ACCESS_LOG_FORMAT.items() if k != "trace_id"}
+# Envoy's OpenTelemetry tracer batches spans and sends them every 5 s by
+# default; this runtime override makes it send every second.
+OTEL_TRACER_FLUSH_MS = 1000
+
 
 class MeshError(RuntimeError):
     """The mesh could not be started or behaved unlike its specification."""
@@ -104,6 +141,8 @@ class WorkloadSpec:
     fail_every: int = 0  # answer 500 to every Nth received request
     delay_ms: int = 0
     known_paths: tuple[str, ...] = ()  # other paths get 404 (empty: all paths known)
+    tcp_calls: tuple[str, ...] = ()  # services sent one TCP exchange per handled request
+    tcp_echo: bool = False  # a TCP-only workload: the line-echo server behind a tcp_proxy
 
 
 BOOKINFO: tuple[WorkloadSpec, ...] = (
@@ -115,6 +154,12 @@ BOOKINFO: tuple[WorkloadSpec, ...] = (
     WorkloadSpec("reviews-v3", "reviews", "v3", calls=("ratings",)),
     WorkloadSpec("ratings-v1", "ratings", "v1", fail_every=7),
 )
+# Bookinfo plus a TCP hop: ratings-v1 -> mongodb-v1 (plain TCP, port 27017).
+BOOKINFO_WITH_TCP: tuple[WorkloadSpec, ...] = tuple(
+    WorkloadSpec(s.name, s.service, s.version, calls=s.calls, fail_every=s.fail_every, delay_ms=s.delay_ms,
+                 known_paths=s.known_paths, tcp_calls=("mongodb",) if s.name == "ratings-v1" else ())
+    for s in BOOKINFO
+) + (WorkloadSpec("mongodb-v1", "mongodb", "v1", tcp_echo=True),)
 ENTRY_WORKLOAD = "productpage-v1"
 ENTRY_PATH = "/productpage"
 
@@ -131,6 +176,8 @@ class Workload:
     admin_port: int
     access_log: Path
     config_path: Path
+    tcp_app_port: int = 0  # the echo server's port (tcp_echo workloads)
+    tcp_outbound_port: int = 0  # the sidecar's outbound tcp_proxy listener (workloads with tcp_calls)
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -156,6 +203,20 @@ class Workload:
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.inbound_port}"
+
+    @property
+    def resource_attributes(self) -> str:
+        """``OTEL_RESOURCE_ATTRIBUTES`` of its sidecar, read by Envoy's environment resource detector."""
+        attributes = {
+            "service.name": self.node_cluster,
+            "service.version": self.spec.version,
+            "service.namespace": NAMESPACE,
+            "service.instance.id": self.node_id,
+            "k8s.namespace.name": NAMESPACE,
+            "k8s.pod.name": self.pod_name,
+            "k8s.deployment.name": self.name,
+        }
+        return ",".join(f"{k}={v}" for k, v in attributes.items())
 
 
 def service_fqdn(service: str) -> str:
@@ -327,9 +388,106 @@ def _static_cluster(name: str, endpoints: list[dict], metadata: dict | None = No
     return cluster
 
 
-def _tracing(spec: WorkloadSpec, zipkin_port: int | None) -> dict | None:
-    if zipkin_port is None:
+@dataclass(frozen=True)
+class Telemetry:
+    """Where the sidecars of one mesh run send their telemetry.
+
+    Every ``*_ports`` entry is the port of a collector on 127.0.0.1; a channel
+    with several ports sends everything to each of them. The tracing provider
+    of a listener is either Zipkin or OpenTelemetry, so ``zipkin_port`` and
+    ``otel_trace_ports`` exclude each other. Envoy's OpenTelemetry tracer
+    talks to one gRPC cluster only: with several trace ports the sidecars
+    send to a tee (one more Envoy) that forwards every Export call to the
+    first port and mirrors it to the others.
+    """
+
+    zipkin_port: int | None = None
+    otel_trace_ports: tuple[int, ...] = ()  # OTLP/gRPC TraceService (envoy.tracers.opentelemetry)
+    als_ports: tuple[int, ...] = ()  # AccessLogService (http_grpc, and tcp_grpc on tcp_proxy listeners)
+    otel_log_ports: tuple[int, ...] = ()  # OTLP/gRPC LogsService (envoy.access_loggers.open_telemetry)
+    file_logs: bool = True  # JSON access log file per sidecar (HTTP listeners)
+
+    def __post_init__(self) -> None:
+        if self.zipkin_port is not None and self.otel_trace_ports:
+            raise MeshError("a listener has one tracing provider: zipkin_port and otel_trace_ports exclude each other")
+
+    @property
+    def needs_tee(self) -> bool:
+        return len(self.otel_trace_ports) > 1
+
+    def channels(self) -> list[str]:
+        names = []
+        if self.zipkin_port is not None:
+            names.append(f"zipkin:{self.zipkin_port}")
+        names += [f"otel-traces:{p}" for p in self.otel_trace_ports]
+        names += [f"als:{p}" for p in self.als_ports]
+        names += [f"otel-logs:{p}" for p in self.otel_log_ports]
+        if self.file_logs:
+            names.append("file-logs")
+        return names
+
+
+def grpc_cluster_name(port: int) -> str:
+    """The sidecar cluster of the gRPC collector on ``port`` (one per collector port)."""
+    return f"sextant-grpc-{port}"
+
+
+def _grpc_cluster(name: str, port: int) -> dict:
+    """A static cluster that speaks HTTP/2 (cleartext) to 127.0.0.1:port, as gRPC needs."""
+    cluster = _static_cluster(name, [{"endpoint": {"address": _socket_address(port)}}])
+    cluster["typed_extension_protocol_options"] = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        },
+    }
+    return cluster
+
+
+def _grpc_service(port: int) -> dict:
+    return {"envoy_grpc": {"cluster_name": grpc_cluster_name(port)}, "timeout": "5s"}
+
+
+_ENVIRONMENT_RESOURCE_DETECTOR = {
+    "name": "envoy.tracers.opentelemetry.resource_detectors.environment",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig",
+    },
+}
+
+
+def _tracing_provider(workload: Workload, telemetry: Telemetry, trace_port: int | None) -> dict | None:
+    if telemetry.zipkin_port is not None:
+        return {
+            "name": "envoy.tracers.zipkin",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+                "collector_cluster": "zipkin",
+                "collector_endpoint": "/api/v2/spans",
+                "collector_endpoint_version": "HTTP_JSON",
+                "collector_hostname": "zipkin:9411",
+                "trace_id_128bit": True,
+                "shared_span_context": False,
+            },
+        }
+    if trace_port is not None:
+        return {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": _grpc_service(trace_port),
+                "service_name": workload.node_cluster,
+                "resource_detectors": [_ENVIRONMENT_RESOURCE_DETECTOR],
+            },
+        }
+    return None
+
+
+def _tracing(workload: Workload, telemetry: Telemetry, trace_port: int | None) -> dict | None:
+    provider = _tracing_provider(workload, telemetry, trace_port)
+    if provider is None:
         return None
+    spec = workload.spec
     literal_tags = {
         "istio.canonical_service": spec.service,
         "istio.canonical_revision": spec.version,
@@ -341,23 +499,85 @@ def _tracing(spec: WorkloadSpec, zipkin_port: int | None) -> dict | None:
         "random_sampling": {"value": 100.0},
         "max_path_tag_length": 256,
         "custom_tags": [{"tag": k, "literal": {"value": v}} for k, v in literal_tags.items()],
-        "provider": {
-            "name": "envoy.tracers.zipkin",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
-                "collector_cluster": "zipkin",
-                "collector_endpoint": "/api/v2/spans",
-                "collector_endpoint_version": "HTTP_JSON",
-                "collector_hostname": "zipkin:9411",
-                "trace_id_128bit": True,
-                "shared_span_context": False,
-            },
-        },
+        "provider": provider,
     }
 
 
+def _grpc_common_config(log_name: str, port: int) -> dict:
+    return {
+        "log_name": log_name,
+        "transport_api_version": "V3",
+        "grpc_service": _grpc_service(port),
+        "buffer_flush_interval": "1s",
+    }
+
+
+def _http_access_logs(workload: Workload, telemetry: Telemetry) -> list[dict]:
+    loggers = []
+    if telemetry.file_logs:
+        loggers.append({
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": str(workload.access_log),
+                "log_format": {"json_format": ACCESS_LOG_FORMAT},
+            },
+        })
+    for port in telemetry.als_ports:
+        loggers.append({
+            "name": "envoy.access_loggers.http_grpc",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+                "common_config": _grpc_common_config(ALS_HTTP_LOG_NAME, port),
+                "additional_request_headers_to_log": list(ALS_REQUEST_HEADERS),
+            },
+        })
+    for port in telemetry.otel_log_ports:
+        loggers.append({
+            "name": "envoy.access_loggers.open_telemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig",
+                "grpc_service": _grpc_service(port),
+                "log_name": OTEL_ACCESS_LOG_NAME,
+                "buffer_flush_interval": "1s",
+                "resource_detectors": [_ENVIRONMENT_RESOURCE_DETECTOR],
+                "body": {"string_value": ISTIO_TEXT_ACCESS_LOG},
+                "attributes": {"values": [
+                    {"key": key, "value": {"string_value": command}}
+                    for key, command in OTEL_ACCESS_LOG_ATTRIBUTES.items()
+                ]},
+            },
+        })
+    return loggers
+
+
+def _tcp_access_logs(telemetry: Telemetry) -> list[dict]:
+    return [
+        {
+            "name": "envoy.access_loggers.tcp_grpc",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",
+                "common_config": _grpc_common_config(ALS_TCP_LOG_NAME, port),
+            },
+        }
+        for port in telemetry.als_ports
+    ]
+
+
+def _tcp_proxy(stat_prefix: str, cluster: str, telemetry: Telemetry) -> dict:
+    config = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "stat_prefix": stat_prefix,
+        "cluster": cluster,
+    }
+    loggers = _tcp_access_logs(telemetry)
+    if loggers:
+        config["access_log"] = loggers
+    return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
+
+
 def _http_connection_manager(stat_prefix: str, route_config: dict, workload: Workload,
-                             zipkin_port: int | None, server_name: str | None) -> dict:
+                             telemetry: Telemetry, trace_port: int | None, server_name: str | None) -> dict:
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": stat_prefix,
@@ -367,20 +587,15 @@ def _http_connection_manager(stat_prefix: str, route_config: dict, workload: Wor
         "internal_address_config": {"cidr_ranges": [{"address_prefix": "127.0.0.0", "prefix_len": 8}]},
         "normalize_path": True,
         "route_config": route_config,
-        "access_log": [{
-            "name": "envoy.access_loggers.file",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                "path": str(workload.access_log),
-                "log_format": {"json_format": ACCESS_LOG_FORMAT},
-            },
-        }],
         "http_filters": [{
             "name": "envoy.filters.http.router",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
         }],
     }
-    tracing = _tracing(workload.spec, zipkin_port)
+    loggers = _http_access_logs(workload, telemetry)
+    if loggers:
+        hcm["access_log"] = loggers
+    tracing = _tracing(workload, telemetry, trace_port)
     if tracing is not None:
         hcm["tracing"] = tracing
     if server_name:
@@ -396,38 +611,75 @@ def _service_domains(service: str) -> list[str]:
     return domains
 
 
-def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], zipkin_port: int | None) -> dict:
-    """The bootstrap of one sidecar, modelled on Istio's sidecar configuration."""
+def _peer_endpoints(mesh_workloads: list[Workload], service: str) -> list[dict]:
+    return [
+        {
+            "endpoint": {"address": _socket_address(peer.inbound_port)},
+            "metadata": {"filter_metadata": {"istio": {
+                "workload": f"{peer.name};{NAMESPACE};{peer.service};{peer.spec.version};{CLUSTER_ID}",
+            }}},
+        }
+        for peer in mesh_workloads if peer.service == service
+    ]
+
+
+def _service_metadata(service: str) -> dict:
+    return {"services": [{"host": service_fqdn(service), "name": service, "namespace": NAMESPACE}]}
+
+
+def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], telemetry: Telemetry,
+                    trace_port: int | None = None) -> dict:
+    """The bootstrap of one sidecar, modelled on Istio's sidecar configuration.
+
+    ``trace_port`` is where the OpenTelemetry tracer sends (the only trace
+    port or the tee's); unused with Zipkin.
+    """
     spec = workload.spec
-    inbound_cluster = f"inbound|{SERVICE_PORT}||"
-    inbound_listener = {
-        "name": "virtualInbound",
-        "traffic_direction": "INBOUND",
-        "address": _socket_address(workload.inbound_port),
-        "filter_chains": [{
-            "name": f"0.0.0.0_{SERVICE_PORT}",
-            "filters": [_http_connection_manager(
-                f"inbound_0.0.0.0_{SERVICE_PORT}",
-                {
-                    "name": inbound_cluster,
-                    "validate_clusters": False,
-                    "virtual_hosts": [{
-                        "name": f"inbound|http|{SERVICE_PORT}",
-                        "domains": ["*"],
-                        "routes": [{
-                            "name": "default",
-                            "match": {"prefix": "/"},
-                            "decorator": {"operation": f"{workload.fqdn}:{SERVICE_PORT}/*"},
-                            "route": {"cluster": inbound_cluster, "timeout": "0s"},
+    clusters = []
+    if spec.tcp_echo:
+        inbound_cluster = f"inbound|{TCP_SERVICE_PORT}||"
+        inbound_listener = {
+            "name": "virtualInbound",
+            "traffic_direction": "INBOUND",
+            "address": _socket_address(workload.inbound_port),
+            "filter_chains": [{
+                "name": f"0.0.0.0_{TCP_SERVICE_PORT}",
+                "filters": [_tcp_proxy(inbound_cluster, inbound_cluster, telemetry)],
+            }],
+        }
+        clusters.append(_static_cluster(inbound_cluster,
+                                        [{"endpoint": {"address": _socket_address(workload.tcp_app_port)}}]))
+    else:
+        inbound_cluster = f"inbound|{SERVICE_PORT}||"
+        inbound_listener = {
+            "name": "virtualInbound",
+            "traffic_direction": "INBOUND",
+            "address": _socket_address(workload.inbound_port),
+            "filter_chains": [{
+                "name": f"0.0.0.0_{SERVICE_PORT}",
+                "filters": [_http_connection_manager(
+                    f"inbound_0.0.0.0_{SERVICE_PORT}",
+                    {
+                        "name": inbound_cluster,
+                        "validate_clusters": False,
+                        "virtual_hosts": [{
+                            "name": f"inbound|http|{SERVICE_PORT}",
+                            "domains": ["*"],
+                            "routes": [{
+                                "name": "default",
+                                "match": {"prefix": "/"},
+                                "decorator": {"operation": f"{workload.fqdn}:{SERVICE_PORT}/*"},
+                                "route": {"cluster": inbound_cluster, "timeout": "0s"},
+                            }],
                         }],
-                    }],
-                },
-                workload, zipkin_port, server_name="istio-envoy",
-            )],
-        }],
-    }
+                    },
+                    workload, telemetry, trace_port, server_name="istio-envoy",
+                )],
+            }],
+        }
+        clusters.append(_static_cluster(inbound_cluster,
+                                        [{"endpoint": {"address": _socket_address(workload.app_port)}}]))
     virtual_hosts = []
-    clusters = [_static_cluster(inbound_cluster, [{"endpoint": {"address": _socket_address(workload.app_port)}}])]
     for service in spec.calls:
         cluster_name = f"outbound|{SERVICE_PORT}||{service_fqdn(service)}"
         virtual_hosts.append({
@@ -440,20 +692,10 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], zipkin_p
                 "route": {"cluster": cluster_name, "timeout": "0s"},
             }],
         })
-        endpoints = [
-            {
-                "endpoint": {"address": _socket_address(peer.inbound_port)},
-                "metadata": {"filter_metadata": {"istio": {
-                    "workload": f"{peer.name};{NAMESPACE};{peer.service};{peer.spec.version};{CLUSTER_ID}",
-                }}},
-            }
-            for peer in mesh_workloads if peer.service == service
-        ]
+        endpoints = _peer_endpoints(mesh_workloads, service)
         if not endpoints:
             raise MeshError(f"{spec.name} calls {service}, which has no workload")
-        clusters.append(_static_cluster(cluster_name, endpoints, metadata={
-            "services": [{"host": service_fqdn(service), "name": service, "namespace": NAMESPACE}],
-        }))
+        clusters.append(_static_cluster(cluster_name, endpoints, metadata=_service_metadata(service)))
     listeners = [inbound_listener]
     if virtual_hosts:
         listeners.append({
@@ -464,13 +706,32 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], zipkin_p
                 "filters": [_http_connection_manager(
                     f"outbound_0.0.0.0_{SERVICE_PORT}",
                     {"name": str(SERVICE_PORT), "validate_clusters": False, "virtual_hosts": virtual_hosts},
-                    workload, zipkin_port, server_name=None,
+                    workload, telemetry, trace_port, server_name=None,
                 )],
             }],
         })
-    if zipkin_port is not None:
-        clusters.append(_static_cluster("zipkin", [{"endpoint": {"address": _socket_address(zipkin_port)}}]))
-    return {
+    if len(spec.tcp_calls) > 1:
+        raise MeshError(f"{spec.name}: one TCP destination per workload (one outbound tcp_proxy listener)")
+    for service in spec.tcp_calls:
+        cluster_name = f"outbound|{TCP_SERVICE_PORT}||{service_fqdn(service)}"
+        endpoints = _peer_endpoints(mesh_workloads, service)
+        if not endpoints:
+            raise MeshError(f"{spec.name} opens TCP connections to {service}, which has no workload")
+        clusters.append(_static_cluster(cluster_name, endpoints, metadata=_service_metadata(service)))
+        listeners.append({
+            "name": f"0.0.0.0_{TCP_SERVICE_PORT}",
+            "traffic_direction": "OUTBOUND",
+            "address": _socket_address(workload.tcp_outbound_port),
+            "filter_chains": [{"filters": [_tcp_proxy(cluster_name, cluster_name, telemetry)]}],
+        })
+    if telemetry.zipkin_port is not None:
+        clusters.append(_static_cluster("zipkin", [{"endpoint": {"address": _socket_address(telemetry.zipkin_port)}}]))
+    grpc_ports = list(telemetry.als_ports) + list(telemetry.otel_log_ports)
+    if trace_port is not None and telemetry.zipkin_port is None:
+        grpc_ports.append(trace_port)
+    for port in sorted(set(grpc_ports)):
+        clusters.append(_grpc_cluster(grpc_cluster_name(port), port))
+    bootstrap = {
         "node": {
             "id": workload.node_id,
             "cluster": workload.node_cluster,
@@ -502,6 +763,57 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], zipkin_p
             },
         }]},
         "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+    if telemetry.otel_trace_ports:
+        bootstrap["layered_runtime"] = {"layers": [{
+            "name": "static",
+            "static_layer": {"tracing.opentelemetry.flush_interval_ms": OTEL_TRACER_FLUSH_MS},
+        }]}
+    return bootstrap
+
+
+def tee_bootstrap(listen_port: int, admin_port: int, collector_ports: tuple[int, ...]) -> dict:
+    """An Envoy that takes OTLP/gRPC calls and sends each to every collector port.
+
+    The first port answers the caller; the others get a mirror of the
+    request (Envoy's request mirroring: same method, headers and body; the
+    authority gets a ``-shadow`` suffix).
+    """
+    primary, *mirrors = collector_ports
+    route = {"cluster": grpc_cluster_name(primary), "timeout": "0s"}
+    if mirrors:
+        route["request_mirror_policies"] = [{"cluster": grpc_cluster_name(p)} for p in mirrors]
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "otlp_tee",
+        "codec_type": "HTTP2",
+        "http2_protocol_options": {},
+        "route_config": {
+            "name": "otlp_tee",
+            "virtual_hosts": [{
+                "name": "collectors",
+                "domains": ["*"],
+                "routes": [{"match": {"prefix": "/"}, "route": route}],
+            }],
+        },
+        "http_filters": [{
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        }],
+    }
+    return {
+        "node": {"id": "sextant-e2e-otlp-tee", "cluster": "otlp-tee"},
+        "admin": {"address": _socket_address(admin_port)},
+        "static_resources": {
+            "listeners": [{
+                "name": "otlp_grpc",
+                "address": _socket_address(listen_port),
+                "filter_chains": [{"filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm},
+                ]}],
+            }],
+            "clusters": [_grpc_cluster(grpc_cluster_name(p), p) for p in collector_ports],
+        },
     }
 
 
@@ -542,9 +854,18 @@ class Mesh:
 
     def __init__(self, zipkin_port: int | None = None, workdir: Path | None = None,
                  specs: tuple[WorkloadSpec, ...] = BOOKINFO, seed: int | None = None,
-                 envoy_log_level: str = "warning") -> None:
+                 envoy_log_level: str = "warning", *, otel_trace_ports: tuple[int, ...] = (),
+                 als_ports: tuple[int, ...] = (), otel_log_ports: tuple[int, ...] = (),
+                 file_logs: bool = True) -> None:
+        """``zipkin_port`` / ``otel_trace_ports``, ``als_ports``, ``otel_log_ports`` and
+        ``file_logs`` choose the sidecars' telemetry channels (see ``Telemetry``)."""
+        self.telemetry = Telemetry(zipkin_port=zipkin_port, otel_trace_ports=tuple(otel_trace_ports),
+                                   als_ports=tuple(als_ports), otel_log_ports=tuple(otel_log_ports),
+                                   file_logs=file_logs)
         self.zipkin_port = zipkin_port
         self.specs = specs
+        self.tee_port = 0  # the OTLP tee's listener (only with several otel_trace_ports)
+        self.tee_admin_port = 0
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="sextant-e2e-mesh-")) if workdir is None else Path(workdir)
         self.envoy_log_level = envoy_log_level
@@ -589,11 +910,13 @@ class Mesh:
         self.workloads = {}
         self._layout()
         envoy = envoy_binary()
+        deadline = time.monotonic() + timeout_s
+        if self.telemetry.needs_tee:
+            self._start_tee(envoy, deadline)
         for workload in self.workloads.values():
             self._start_app(workload)
         for workload in self.workloads.values():
             self._start_envoy(workload, envoy)
-        deadline = time.monotonic() + timeout_s
         for workload in self.workloads.values():
             self._wait_ready(workload, deadline)
 
@@ -614,9 +937,10 @@ class Mesh:
     def _layout(self) -> None:
         for sub in ("config", "access", "logs"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
-        ports = free_ports(4 * len(self.specs))
+        per_workload = 6
+        ports = free_ports(per_workload * len(self.specs) + 2)
         for i, spec in enumerate(self.specs):
-            app_port, inbound, outbound, admin = ports[4 * i: 4 * i + 4]
+            app_port, inbound, outbound, admin, tcp_app, tcp_outbound = ports[per_workload * i: per_workload * (i + 1)]
             self.workloads[spec.name] = Workload(
                 spec=spec,
                 pod_name=pod_name_for(spec.name, self._rng),
@@ -626,20 +950,33 @@ class Mesh:
                 admin_port=admin,
                 access_log=self.workdir / "access" / f"{spec.name}.jsonl",
                 config_path=self.workdir / "config" / f"envoy-{spec.name}.json",
+                tcp_app_port=tcp_app if spec.tcp_echo else 0,
+                tcp_outbound_port=tcp_outbound if spec.tcp_calls else 0,
             )
+        self.tee_port, self.tee_admin_port = ports[-2:]
+        trace_port = None
+        if self.telemetry.needs_tee:
+            trace_port = self.tee_port
+            tee = tee_bootstrap(self.tee_port, self.tee_admin_port, self.telemetry.otel_trace_ports)
+            (self.workdir / "config" / "envoy-otlp-tee.json").write_text(json.dumps(tee, indent=1) + "\n")
+        elif self.telemetry.otel_trace_ports:
+            trace_port = self.telemetry.otel_trace_ports[0]
         mesh_workloads = list(self.workloads.values())
         for workload in mesh_workloads:
-            bootstrap = envoy_bootstrap(workload, mesh_workloads, self.zipkin_port)
+            bootstrap = envoy_bootstrap(workload, mesh_workloads, self.telemetry, trace_port)
             workload.config_path.write_text(json.dumps(bootstrap, indent=1) + "\n")
         topology = {
             "namespace": NAMESPACE,
             "zipkin_port": self.zipkin_port,
+            "telemetry": self.telemetry.channels(),
+            "otlp_tee_port": self.tee_port if self.telemetry.needs_tee else None,
             "workloads": [
                 {
                     "workload": w.name, "service": w.service, "version": w.spec.version,
                     "pod_name": w.pod_name, "node_id": w.node_id, "node_cluster": w.node_cluster,
                     "ports": {"app": w.app_port, "inbound": w.inbound_port,
-                              "outbound": w.outbound_port, "admin": w.admin_port},
+                              "outbound": w.outbound_port, "admin": w.admin_port,
+                              "tcp_app": w.tcp_app_port, "tcp_outbound": w.tcp_outbound_port},
                     "access_log": str(w.access_log),
                 }
                 for w in mesh_workloads
@@ -660,27 +997,63 @@ class Mesh:
             argv += ["--delay-ms", str(spec.delay_ms)]
         for path in spec.known_paths:
             argv += ["--known-path", path]
+        if spec.tcp_calls:
+            argv += ["--tcp-outbound-port", str(workload.tcp_outbound_port)]
+            for service in spec.tcp_calls:
+                argv += ["--tcp-call", service]
+        if spec.tcp_echo:
+            argv += ["--tcp-echo-port", str(workload.tcp_app_port)]
         proc = spawn(argv, self.workdir / "logs" / f"app-{spec.name}.log")
         proc._sextant_kind = "app"  # type: ignore[attr-defined]
         workload.processes.append(proc)
         self._processes.append(proc)
 
-    def _start_envoy(self, workload: Workload, envoy: Path) -> None:
-        argv = [
+    def _envoy_argv(self, envoy: Path, config_path: Path, name: str) -> list[str]:
+        return [
             str(envoy),
-            "-c", str(workload.config_path),
+            "-c", str(config_path),
             "--concurrency", "1",
             "--use-dynamic-base-id",
             "--log-level", self.envoy_log_level,
-            "--log-path", str(self.workdir / "logs" / f"envoy-{workload.name}.log"),
+            "--log-path", str(self.workdir / "logs" / f"envoy-{name}.log"),
             "--drain-time-s", "1",
             # Access log files are written every 500 ms instead of every 10 s.
             "--file-flush-interval-msec", "500",
         ]
-        proc = spawn(argv, self.workdir / "logs" / f"envoy-{workload.name}.out")
+
+    def _start_envoy(self, workload: Workload, envoy: Path) -> None:
+        argv = self._envoy_argv(envoy, workload.config_path, workload.name)
+        # Read by the OpenTelemetry tracer's and access logger's environment resource detector.
+        env = dict(os.environ, OTEL_RESOURCE_ATTRIBUTES=workload.resource_attributes)
+        proc = spawn(argv, self.workdir / "logs" / f"envoy-{workload.name}.out", env=env)
         proc._sextant_kind = "envoy"  # type: ignore[attr-defined]
         workload.processes.append(proc)
         self._processes.append(proc)
+
+    def _start_tee(self, envoy: Path, deadline: float) -> None:
+        argv = self._envoy_argv(envoy, self.workdir / "config" / "envoy-otlp-tee.json", "otlp-tee")
+        proc = spawn(argv, self.workdir / "logs" / "envoy-otlp-tee.out")
+        proc._sextant_kind = "envoy"  # type: ignore[attr-defined]
+        self._processes.append(proc)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise MeshError(f"the OTLP tee Envoy exited with {proc.returncode}:\n{self.log_tail('otlp-tee')}")
+            status, body = http_get(f"http://127.0.0.1:{self.tee_admin_port}/ready", timeout=1)
+            return status == 200 and body.strip() == b"LIVE"
+
+        wait_for(ready, max(0.0, deadline - time.monotonic()), what="the OTLP tee Envoy to be ready")
+
+    def tee_stats(self) -> str:
+        """The tee's upstream request counters per collector (for failure messages)."""
+        if not self.telemetry.needs_tee:
+            return "no tee"
+        try:
+            _, body = http_get(f"http://127.0.0.1:{self.tee_admin_port}/stats?filter=upstream_rq_(total|2xx|5xx|completed)",
+                               timeout=5)
+            return body.decode(errors="replace")
+        except OSError as err:
+            return repr(err)
 
     def _wait_ready(self, workload: Workload, deadline: float) -> None:
         def ready() -> bool:
@@ -694,10 +1067,21 @@ class Mesh:
             status, body = http_get(f"http://127.0.0.1:{workload.admin_port}/ready", timeout=1)
             if status != 200 or body.strip() != b"LIVE":
                 return False
-            ports = [workload.inbound_port] + ([workload.outbound_port] if workload.spec.calls else [])
+            # HTTP listeners: a bare connection leaves no trace in any access log.
+            ports = ([] if workload.spec.tcp_echo else [workload.inbound_port]) + (
+                [workload.outbound_port] if workload.spec.calls else [])
             for port in ports:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     pass
+            # tcp_proxy listeners: a connection would be logged (and counted), so ask the admin
+            # endpoint whether they are bound instead.
+            tcp_ports = ([workload.inbound_port] if workload.spec.tcp_echo else []) + (
+                [workload.tcp_outbound_port] if workload.spec.tcp_calls else [])
+            if tcp_ports:
+                status, body = http_get(f"http://127.0.0.1:{workload.admin_port}/listeners", timeout=1)
+                bound = body.decode(errors="replace")
+                if status != 200 or not all(f"127.0.0.1:{port}" in bound for port in tcp_ports):
+                    return False
             return True
 
         try:
@@ -831,6 +1215,57 @@ class Mesh:
             raise MeshError("inconsistent ground truth:\n" + "\n".join(problems))
         return edges
 
+    def tcp_ground_truth(self, counts: dict[str, dict] | None = None, timeout_s: float = 10.0) -> dict:
+        """``{(source workload, destination workload): {"connections", "requestBytes", "responseBytes"}}``.
+
+        From what every TCP client counted (requestBytes: bytes it sent,
+        responseBytes: bytes it received), once every echo server has seen
+        each connection close and counts the same totals. ``counts`` only
+        seeds the first comparison; the servers are polled until they agree
+        or ``timeout_s`` is over.
+        """
+        def build(snapshot: dict[str, dict]) -> tuple[dict, list[str]]:
+            edges: dict[tuple[str, str], dict[str, int]] = {}
+            problems = []
+            for name, c in snapshot.items():
+                tcp = c.get("tcp") or {}
+                if tcp.get("failures"):
+                    problems.append(f"{name}: {tcp['failures']} TCP exchange(s) failed (see its app log)")
+                for call in tcp.get("calls", []):
+                    edges[(name, call["destination"])] = {
+                        "connections": call["connections"],
+                        "requestBytes": call["bytesSent"],
+                        "responseBytes": call["bytesReceived"],
+                    }
+            for spec in self.specs:
+                if not spec.tcp_echo:
+                    continue
+                served = (snapshot[spec.name].get("tcp") or {}).get("served") or {}
+                seen = {"connections": 0, "requestBytes": 0, "responseBytes": 0}
+                for (_, destination), edge in edges.items():
+                    if destination == spec.name:
+                        for key in seen:
+                            seen[key] += edge[key]
+                said = {"connections": served.get("connections", 0), "requestBytes": served.get("bytesReceived", 0),
+                        "responseBytes": served.get("bytesSent", 0)}
+                if said != seen:
+                    problems.append(f"{spec.name} served {said}, its clients counted {seen}")
+            unknown = {d for _, d in edges} - set(snapshot)
+            if unknown:
+                problems.append(f"TCP answers from unknown workloads: {sorted(unknown)}")
+            return edges, problems
+
+        snapshot = counts if counts is not None else self.counts()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            edges, problems = build(snapshot)
+            if not problems:
+                return edges
+            if time.monotonic() >= deadline or any("failed" in p or "unknown" in p for p in problems):
+                raise MeshError("inconsistent TCP ground truth:\n" + "\n".join(problems))
+            time.sleep(0.1)
+            snapshot = self.counts()
+
     def expected_access_log_lines(self, counts: dict[str, dict] | None = None) -> dict[str, int]:
         """Lines each sidecar's access log must end up with: one per inbound and per outbound request."""
         counts = counts if counts is not None else self.counts()
@@ -873,9 +1308,13 @@ def format_edges(edges: dict) -> str:
     return "\n".join(lines)
 
 
-def _self_check() -> int:
-    """Start the mesh without a collector, drive traffic and print the ground truth."""
-    with Mesh(zipkin_port=None) as mesh:
+def _self_check(argv: list[str]) -> int:
+    """Start the mesh without a collector, drive traffic and print the ground truth.
+
+    ``--tcp`` adds the TCP hop ratings-v1 -> mongodb-v1.
+    """
+    with_tcp = "--tcp" in argv
+    with Mesh(zipkin_port=None, specs=BOOKINFO_WITH_TCP if with_tcp else BOOKINFO) as mesh:
         traffic = mesh.drive(60)
         counts = mesh.counts()
         truth = mesh.ground_truth(traffic, counts)
@@ -883,9 +1322,12 @@ def _self_check() -> int:
         print(f"driver answers: {traffic.answers}")
         print("ground truth:")
         print(format_edges(truth))
+        if with_tcp:
+            print("TCP ground truth:")
+            print(format_edges(mesh.tcp_ground_truth(counts)))
         print(f"access log lines: {mesh.access_log_line_counts()}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_self_check())
+    sys.exit(_self_check(sys.argv[1:]))
