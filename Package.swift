@@ -108,8 +108,11 @@ let package = Package(
         .testTarget(
             name: "SextantServerTests",
             dependencies: [
-                "SextantServer", "SextantModel", "SextantStore", "SextantFixtures",
+                "SextantServer", "SextantModel", "SextantStore", "SextantFixtures", "SextantWire",
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

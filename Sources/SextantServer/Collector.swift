@@ -1,3 +1,4 @@
+package import GRPCCore
 package import Hummingbird
 package import Logging
 import NIOCore
@@ -17,6 +18,8 @@ package struct Collector {
     package let zipkinRouter: Router<BasicRequestContext>
     /// The OTLP/HTTP receiver's routes (also served by `services`).
     package let otlpRouter: Router<BasicRequestContext>
+    /// The gRPC services (also served by `services`).
+    package let grpcServices: [any RegistrableRPCService]
     private let readiness: Readiness
 
     package init(configuration: CollectorConfiguration, logger: Logger) throws {
@@ -81,13 +84,14 @@ package struct Collector {
                 logger.info("OTLP/HTTP receiver listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
             },
             logger: logger)
+        grpcServices = [
+            AccessLogService(sink: sink, logger: logger),
+            OTLPTraceService(sink: sink, logger: logger),
+            OTLPLogsService(sink: sink, logger: logger),
+        ]
         let grpc = GRPCListener(
             host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes,
-            services: [
-                AccessLogService(sink: sink, logger: logger),
-                OTLPTraceService(sink: sink, logger: logger),
-                OTLPLogsService(sink: sink, logger: logger),
-            ],
+            services: grpcServices,
             onListening: { address in
                 readiness.listening("grpc")
                 logger.info("gRPC receivers listening", metadata: ["server.address": "\(address)"])

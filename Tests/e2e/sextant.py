@@ -1,14 +1,18 @@
 """Start, stop and talk to a real ``sextant`` binary for the end-to-end tests.
 
 The binary is ``$SEXTANT_BIN`` or, by default, ``<repo>/.build/debug/sextant``.
-Each instance gets its own data directory and free ports on 127.0.0.1; its
-stderr (and stdout) go to files that the tests print when something fails.
+Each instance gets its own data directory and free ports on 127.0.0.1 (HTTP
+API, Zipkin, gRPC, OTLP/HTTP, statsd); its stderr (and stdout) go to files
+that the tests print when something fails.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import gzip
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.error
@@ -86,6 +90,9 @@ class Sextant:
         self.stdout_path = self.workdir / "stdout.log"
         self.http_port = 0
         self.zipkin_port = 0
+        self.grpc_port = 0  # gRPC receivers: Envoy ALS, OTLP traces and logs (HTTP/2 cleartext)
+        self.otlp_http_port = 0  # OTLP/HTTP: POST /v1/traces, /v1/logs
+        self.statsd_port = 0  # UDP
         self.process: subprocess.Popen | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -100,6 +107,14 @@ class Sextant:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def otlp_http_url(self) -> str:
+        return f"http://127.0.0.1:{self.otlp_http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
 
     def start(self, attempts: int = 2) -> None:
         """Start ``sextant serve`` and wait for ``/readyz``.
@@ -121,13 +136,17 @@ class Sextant:
                     raise SextantError(str(err)) from None
 
     def _start_once(self) -> None:
-        self.http_port, self.zipkin_port = free_ports(2)
+        self.http_port, self.zipkin_port, self.grpc_port, self.otlp_http_port = free_ports(4)
+        self.statsd_port = free_udp_port()
         argv = [
             str(self.binary), "serve",
             "--data-dir", str(self.data_dir),
             "--listen", "127.0.0.1",
             "--http-port", str(self.http_port),
             "--zipkin-port", str(self.zipkin_port),
+            "--grpc-port", str(self.grpc_port),
+            "--otlp-http-port", str(self.otlp_http_port),
+            "--statsd-port", str(self.statsd_port),
         ]
         self.process = spawn(argv, self.stdout_path, stderr_path=self.stderr_path)
         if self not in Sextant.instances:
@@ -171,6 +190,7 @@ class Sextant:
     def report(self) -> str:
         state = "running" if self.running() else f"exit code {self.process.returncode if self.process else None}"
         return (f"--- sextant {self.name} ({state}; http {self.http_port}, zipkin {self.zipkin_port}, "
+                f"grpc {self.grpc_port}, otlp-http {self.otlp_http_port}, statsd/udp {self.statsd_port}, "
                 f"data {self.data_dir}) stderr, last lines ---\n{self.stderr_text()}")
 
     # -- API ---------------------------------------------------------------
@@ -199,11 +219,27 @@ class Sextant:
         return http_request("POST", f"{self.base_url}/api/v1/accesslogs?{query}", body=body,
                             headers={"Content-Type": "application/x-ndjson"}, timeout=60)
 
+    def post_otlp(self, path: str, body: bytes, content_type: str, gzip_body: bool = False,
+                  timeout: float = 30.0) -> HttpResponse:
+        """``POST <path>`` (``/v1/traces``, ``/v1/logs``) on the OTLP/HTTP port."""
+        headers = {"Content-Type": content_type}
+        if gzip_body:
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        return http_request("POST", f"{self.otlp_http_url}{path}", body=body, headers=headers, timeout=timeout)
+
     def import_files(self, node_id: str, files: list[Path], timeout: float = 120.0) -> subprocess.CompletedProcess:
         """``sextant import --data-dir <this instance's data dir> --node NODE FILE...``."""
         argv = [str(self.binary), "import", "--data-dir", str(self.data_dir), "--node", node_id]
         argv += [str(f) for f in files]
         return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+
+def free_udp_port() -> int:
+    """A free UDP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------
@@ -283,3 +319,12 @@ def wait_until_settled(fetch, quiet_s: float = 3.0, timeout_s: float = 30.0, not
         if now - start >= timeout_s:
             return value, False
         time.sleep(interval_s)
+
+
+def wait_until_all_settled(fetches: dict, **kwargs) -> dict:
+    """``wait_until_settled`` for several instances at once: ``{name: fetch}`` -> ``{name: (value, settled)}``."""
+    if not fetches:
+        return {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(fetches)) as pool:
+        futures = {name: pool.submit(wait_until_settled, fetch, **kwargs) for name, fetch in fetches.items()}
+        return {name: future.result() for name, future in futures.items()}
