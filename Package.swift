@@ -27,6 +27,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "SextantModel", swiftSettings: swiftSettings),
+        .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", providers: [.apt(["libsnappy-dev"])]),
         // Code generated from proto/ by scripts/generate-protos.sh; only Ingest and Server use it.
         .target(
             name: "SextantWire",
@@ -42,6 +43,7 @@ let package = Package(
             dependencies: [
                 "SextantModel",
                 "SextantWire",
+                "CSnappy",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -55,6 +57,7 @@ let package = Package(
             resources: [
                 .copy("0001_create_calls_and_spans.sql"),
                 .copy("0002_create_tcp_connections_and_logs.sql"),
+                .copy("0003_create_metric_series.sql"),
             ]
         ),
         .target(
@@ -77,6 +80,8 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -97,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "SextantIngestTests",
             dependencies: [
-                "SextantIngest", "SextantModel", "SextantFixtures", "SextantWire",
+                "SextantIngest", "SextantModel", "SextantFixtures", "SextantWire", "CSnappy",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio"),
             ]

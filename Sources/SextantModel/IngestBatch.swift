@@ -4,27 +4,30 @@ package struct IngestBatch: Sendable {
     package var requests: [Request]
     package var connections: [TCPConnection]
     package var logs: [LogRecord]
+    package var metrics: [MetricPoint]
     package var rejected: [RecordError]
 
     package init(
         spans: [Span] = [], requests: [Request] = [], connections: [TCPConnection] = [], logs: [LogRecord] = [],
-        rejected: [RecordError] = []
+        metrics: [MetricPoint] = [], rejected: [RecordError] = []
     ) {
         self.spans = spans
         self.requests = requests
         self.connections = connections
         self.logs = logs
+        self.metrics = metrics
         self.rejected = rejected
     }
 
     /// How many records will be stored.
-    package var recordCount: Int { spans.count + requests.count + connections.count + logs.count }
+    package var recordCount: Int { spans.count + requests.count + connections.count + logs.count + metrics.count }
 
     package mutating func append(contentsOf other: IngestBatch) {
         spans += other.spans
         requests += other.requests
         connections += other.connections
         logs += other.logs
+        metrics += other.metrics
         rejected += other.rejected
     }
 }

@@ -7,7 +7,7 @@ package import ServiceLifecycle
 import Synchronization
 
 /// Builds every long-running part of `sextant serve` from one configuration: the store's writer,
-/// the HTTP API, Zipkin, OTLP/HTTP and gRPC listeners.
+/// the HTTP API, Zipkin, OTLP/HTTP, gRPC and statsd listeners.
 package struct Collector {
     package let database: SextantDatabase
     package let writer: IngestWriter
@@ -55,10 +55,17 @@ package struct Collector {
         zipkin.get("/health") { _, _ in "ok\n" }
 
         let sink = IngestSink(writer: writer, metrics: metrics)
+        let directory = ProxyDirectory()
         let otlp = OTLPHTTPController(sink: sink, limits: limits, logger: logger)
         let otlpRouter = Router()
         otlpRouter.post("/v1/traces", use: otlp.traces)
         otlpRouter.post("/v1/logs", use: otlp.logs)
+        otlpRouter.post("/v1/metrics", use: otlp.metrics)
+
+        let series = SeriesController(database: database, logger: logger)
+        api.post("/api/v1/write", use: ingest.remoteWrite)
+        api.get("/api/v1/series", use: series.series)
+        api.get("/api/v1/query_range", use: series.queryRange)
 
         let apiApp = Application(
             router: api,
@@ -85,9 +92,11 @@ package struct Collector {
             },
             logger: logger)
         grpcServices = [
-            AccessLogService(sink: sink, logger: logger),
+            AccessLogService(sink: sink, directory: directory, logger: logger),
             OTLPTraceService(sink: sink, logger: logger),
             OTLPLogsService(sink: sink, logger: logger),
+            EnvoyMetricsService(sink: sink, directory: directory, logger: logger),
+            OTLPMetricsService(sink: sink, logger: logger),
         ]
         let grpc = GRPCListener(
             host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes,
@@ -96,7 +105,14 @@ package struct Collector {
                 readiness.listening("grpc")
                 logger.info("gRPC receivers listening", metadata: ["server.address": "\(address)"])
             })
-        services = [writer, apiApp, zipkinApp, otlpApp, grpc]
+        let statsd = StatsdListener(
+            host: limits.listen, port: limits.statsdPort, sink: sink, directory: directory, metrics: metrics,
+            logger: logger,
+            onListening: { address in
+                readiness.listening("statsd")
+                logger.info("statsd receiver listening", metadata: ["server.address": "\(address)"])
+            })
+        services = [writer, apiApp, zipkinApp, otlpApp, grpc, statsd]
         apiRouter = api
         zipkinRouter = zipkin
         self.otlpRouter = otlpRouter
@@ -105,7 +121,7 @@ package struct Collector {
 
 /// Which listeners are up; `/readyz` answers 200 once all of them are.
 final class Readiness: Sendable {
-    private static let expected: Set<String> = ["api", "zipkin", "otlp-http", "grpc"]
+    private static let expected: Set<String> = ["api", "zipkin", "otlp-http", "grpc", "statsd"]
     private let up = Mutex(Set<String>())
 
     func listening(_ name: String) {

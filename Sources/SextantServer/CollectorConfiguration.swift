@@ -13,6 +13,8 @@ package struct CollectorConfiguration: Sendable {
         package var grpcPort = 4317
         /// OTLP/HTTP receiver (flag `--otlp-http-port`, default 4318).
         package var otlpHTTPPort = 4318
+        /// statsd receiver, UDP (flag `--statsd-port`, default 9125).
+        package var statsdPort = 9125
         /// Largest request body accepted as sent, in bytes (flag `--max-body-bytes`).
         package var maxBodyBytes = 16 << 20
         /// Largest request body after decompression, in bytes (flag `--max-decompressed-bytes`).

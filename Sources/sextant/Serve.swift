@@ -10,8 +10,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Listeners: the HTTP API (graph, signals, logs, access-log upload, /metrics, /federate, /readyz) \
             on --http-port, the Zipkin v2 collector on --zipkin-port, the gRPC receivers (Envoy ALS, OTLP \
-            traces and logs) on --grpc-port and OTLP/HTTP on --otlp-http-port. SIGTERM or SIGINT stops \
-            accepting, commits what is queued and exits.
+            traces, logs and metrics, Envoy metrics service) on --grpc-port, OTLP/HTTP on --otlp-http-port \
+            and statsd (UDP) on --statsd-port; Prometheus remote write is POST /api/v1/write on the HTTP \
+            port. SIGTERM or SIGINT stops accepting, commits what is queued and exits.
             """
     )
 
@@ -34,8 +35,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Port of the OTLP/HTTP receiver (POST /v1/traces, /v1/logs).", valueName: "port"))
     var otlpHttpPort = 4318
 
-    @Option(help: ArgumentHelp("UDP port of the statsd receiver (reserved; not served yet).", valueName: "port"))
+    @Option(help: ArgumentHelp("UDP port of the statsd receiver (Envoy's statsd sink).", valueName: "port"))
     var statsdPort = 9125
+
+    @Option(
+        help: ArgumentHelp(
+            "Series one ingested metric name may have; points of further series are dropped and counted.",
+            valueName: "n"))
+    var maxSeriesPerMetric = 10_000
 
     @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
     var maxBodyBytes = 16 << 20
@@ -64,6 +71,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--max-decompressed-bytes must be at least --max-body-bytes, both positive")
         }
         guard pairingGrace >= 0 else { throw ValidationError("--pairing-grace must not be negative") }
+        guard maxSeriesPerMetric > 0 else { throw ValidationError("--max-series-per-metric must be positive") }
     }
 
     func run() async throws {
@@ -75,6 +83,8 @@ struct Serve: AsyncParsableCommand {
         configuration.server.zipkinPort = zipkinPort
         configuration.server.grpcPort = grpcPort
         configuration.server.otlpHTTPPort = otlpHttpPort
+        configuration.server.statsdPort = statsdPort
+        configuration.store.maxSeriesPerMetric = maxSeriesPerMetric
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
         configuration.server.pairingGraceSeconds = pairingGrace

@@ -21,10 +21,14 @@ PROMTOOL_BIN = Path(os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool"))
 FEDERATION_QUERY = 'sum by (destination_workload) (istio_requests_total{reporter="destination"})'
 PROMETHEUS_TIMEOUT_S = 30.0
 FEDERATE_MATCH = '{__name__=~"istio_.*"}'
-# Istio's own metric name breaks promtool's unit lint; it is kept because Istio's dashboards use it.
-ISTIO_NAME_LINTS = {
-    'istio_request_duration_milliseconds use base unit "seconds" instead of "milliseconds"',
-}
+# Istio's and Envoy's own metric names break promtool's naming lints (units in names); they are
+# kept because dashboards use them. Only these lints, and only on names Sextant does not own.
+NAME_LINTS = ('use base unit "seconds" instead of "milliseconds"', "should not contain abbreviated units")
+
+
+def _is_foreign_name_lint(line: str) -> bool:
+    line = line.strip()
+    return not line.startswith("sextant_") and any(line.endswith(lint) for lint in NAME_LINTS)
 # CI sets this so that a missing Prometheus fails instead of skipping.
 REQUIRE_PROMETHEUS = os.environ.get("SEXTANT_E2E_REQUIRE_PROMETHEUS") == "1"
 
@@ -46,7 +50,7 @@ def test_metrics_pass_promtool(sextant_a, a_with_access_logs):
     result = subprocess.run([str(PROMTOOL_BIN), "check", "metrics"], input=response.body,
                             capture_output=True, timeout=60)
     output = (result.stdout + result.stderr).decode(errors="replace").strip()
-    problems = [line for line in output.splitlines() if line.strip() and line.strip() not in ISTIO_NAME_LINTS]
+    problems = [line for line in output.splitlines() if line.strip() and not _is_foreign_name_lint(line)]
     # Exit 3 means lint findings only; anything else (1: unparsable exposition) fails.
     assert result.returncode in (0, 3) and not problems, (
         f"promtool check metrics (exit {result.returncode}) reported problems:\n{output}")

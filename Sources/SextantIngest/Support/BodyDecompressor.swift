@@ -1,3 +1,4 @@
+internal import CSnappy
 internal import CompressNIO
 package import NIOCore
 package import SextantModel
@@ -26,9 +27,44 @@ package enum BodyDecompressor {
             } catch {
                 throw DecodeError(.malformed, "body is not valid \(encoding) data")
             }
+        case "snappy":
+            return ByteBuffer(bytes: try snappy(Array(buffer: body), limit: limit))
         default:
             throw DecodeError(.unsupportedContentType, "unsupported content-encoding '\(encoding)'")
         }
+    }
+}
+
+extension BodyDecompressor {
+    /// Snappy block format (what Prometheus remote write sends), through the system libsnappy.
+    package static func snappy(_ input: [UInt8], limit: Int) throws(DecodeError) -> [UInt8] {
+        var length = 0
+        let known = input.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress.map { base in
+                base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                    snappy_uncompressed_length($0, buffer.count, &length) == SNAPPY_OK
+                }
+            } ?? false
+        }
+        guard known else { throw DecodeError(.malformed, "body is not snappy block-format data") }
+        guard length <= limit else {
+            throw DecodeError(.payloadTooLarge, "decompressed body of \(length) bytes exceeds the limit of \(limit) bytes")
+        }
+        var output = [UInt8](repeating: 0, count: length)
+        var written = length
+        let status = input.withUnsafeBufferPointer { inBuffer in
+            output.withUnsafeMutableBufferPointer { outBuffer in
+                inBuffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: inBuffer.count) { inPointer in
+                    outBuffer.baseAddress.map { outBase in
+                        outBase.withMemoryRebound(to: CChar.self, capacity: outBuffer.count) {
+                            snappy_uncompress(inPointer, inBuffer.count, $0, &written)
+                        }
+                    } ?? (length == 0 ? SNAPPY_OK : SNAPPY_INVALID_INPUT)
+                }
+            }
+        }
+        guard status == SNAPPY_OK, written == length else { throw DecodeError(.malformed, "body is corrupt snappy data") }
+        return output
     }
 }
 

@@ -8,6 +8,7 @@ import SextantWire
 /// service. The proxy names itself in the first message of each stream only.
 struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServiceProtocol {
     let sink: IngestSink
+    let directory: ProxyDirectory
     let logger: Logger
 
     func streamAccessLogs(
@@ -25,6 +26,7 @@ struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServi
                             message: "identifier.node names no proxy (node id '\(message.identifier.node.id.prefix(120))')")
                     }
                     proxy = identity
+                    directory.learn(nodeID: message.identifier.node.id, identity: identity)
                 }
                 guard let proxy else {
                     throw RPCError(

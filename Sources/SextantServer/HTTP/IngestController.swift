@@ -80,6 +80,36 @@ struct IngestController: Sendable {
         }
     }
 
+    /// `POST /api/v1/write`: Prometheus remote write 1.0 (snappy-compressed protobuf
+    /// `WriteRequest`). 204 once durable; 400 for a body that cannot be read or bad series (the
+    /// others are stored).
+    func remoteWrite(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        do {
+            if let type = request.headers[.contentType], Self.mime(type) != "application/x-protobuf" {
+                throw DecodeError(.unsupportedContentType, "unsupported content-type '\(type)'; send application/x-protobuf")
+            }
+            var request = request
+            let raw: ByteBuffer
+            do {
+                raw = try await request.collectBody(upTo: limits.maxBodyBytes)
+            } catch {
+                throw DecodeError(.payloadTooLarge, "body exceeds the limit of \(limits.maxBodyBytes) bytes")
+            }
+            let encoding = request.headers[.contentEncoding] ?? "snappy"
+            let body = try BodyDecompressor.decode(raw, contentEncoding: encoding, limit: limits.maxDecompressedBytes)
+            let batch = try RemoteWriteDecoder().decode(protobuf: Array(buffer: body))
+            try await store(batch, channel: "remote_write")
+            guard batch.rejected.isEmpty else {
+                throw HTTPError(
+                    .badRequest,
+                    message: "rejected \(batch.rejected.count) series (the others were stored): " + Self.summary(batch.rejected))
+            }
+            return Response(status: .noContent)
+        } catch {
+            throw HTTPErrorMapping.httpError(error, logger: logger)
+        }
+    }
+
     private struct AccessLogAnswer: Encodable {
         var accepted: Int
         var rejected: Int
@@ -89,7 +119,7 @@ struct IngestController: Sendable {
 
     private func store(_ batch: IngestBatch, channel: String) async throws {
         metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "accepted")],
-            Double(batch.spans.count + batch.requests.count))
+            Double(batch.recordCount))
         metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "rejected")],
             Double(batch.rejected.count))
         do {

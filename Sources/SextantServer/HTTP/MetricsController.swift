@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import SextantModel
 import SextantStore
 
 /// `/metrics` (Sextant's own metrics and Istio's standard metrics) and `/federate`.
@@ -38,18 +39,8 @@ struct MetricsController: Sendable {
     func federate(_ request: Request, _ context: some RequestContext) async throws -> Response {
         do {
             // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
-            let matches = request.uri.queryParameters
-                .filter { String($0.key).removingPercentEncoding == "match[]" }
-                .map { String($0.value) }
-            guard !matches.isEmpty else { throw QueryError("at least one match[] selector is required") }
-            var selectors: [SeriesSelector] = []
-            for text in matches {
-                do {
-                    selectors.append(try SeriesSelector(parsing: text))
-                } catch {
-                    throw QueryError("match[] '\(text.prefix(200))': \(error.message)")
-                }
-            }
+            // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
+            let selectors = try SeriesController.selectors(request, parameter: "match[]", required: true)
             let families = try await allFamilies()
             let bytes = Federation.renderBytes(families, selectors: selectors)
             return Response(
@@ -69,6 +60,7 @@ struct MetricsController: Sendable {
         let tcp = try await database.tcpSeriesTotals(
             unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
         let istio = IstioMetrics.families(series) + IstioMetrics.tcpFamilies(tcp)
+        let ingested = Self.families(try await database.latestSamples(sinceMs: nowMicros / 1000 - 5 * 60 * 1000))
         let stats = writer.statistics
         var own = metrics.families(help: Self.help)
         own.append(contentsOf: [
@@ -94,7 +86,32 @@ struct MetricsController: Sendable {
                 name: "sextant_database_bytes", help: "Size of the database file and its write-ahead log.",
                 type: .gauge, samples: [MetricSample(name: "sextant_database_bytes", value: Double(databaseBytes()))]),
         ])
-        return own + istio
+        return own + istio + ingested
+    }
+
+    /// Ingested series as families, each with its newest sample and that sample's time.
+    static func families(_ samples: [LatestSample]) -> [MetricFamily] {
+        var byFamily: [String: (MetricPoint.Kind, [MetricSample])] = [:]
+        for sample in samples {
+            let series = sample.series
+            let family = series.kind == .counter || series.kind == .gauge || series.kind == .untyped ? series.name : series.family
+            byFamily[family, default: (series.kind, [])].1.append(
+                MetricSample(
+                    name: series.name, labels: series.labels.map { MetricLabel($0.name, $0.value) }, value: sample.value,
+                    timestampMs: sample.timestampMs))
+        }
+        return byFamily.keys.sorted().map { name in
+            let (kind, samples) = byFamily[name]!
+            let type: MetricType =
+                switch kind {
+                case .counter: .counter
+                case .gauge: .gauge
+                case .histogram: .histogram
+                case .summary: .summary
+                case .untyped: .untyped
+                }
+            return MetricFamily(name: name, help: "Ingested \(type.rawValue) (newest sample per series).", type: type, samples: samples)
+        }
     }
 
     private func databaseBytes() -> Int64 {

@@ -36,6 +36,13 @@ struct OTLPHTTPController: Sendable {
         }
     }
 
+    func metrics(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        try await handle(request) { bytes, encoding in
+            let message: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest = try Self.decode(bytes, encoding)
+            return try await OTLPIngest.metrics(message, sink: sink)
+        }
+    }
+
     private func handle<Answer: SwiftProtobuf.Message>(
         _ request: Request, _ body: ([UInt8], Encoding) async throws -> Answer
     ) async throws -> Response {

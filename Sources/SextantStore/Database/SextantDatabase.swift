@@ -14,6 +14,9 @@ package final class SextantDatabase: Sendable {
         package var synchronousFull: Bool = true
         /// Readers that may run at once.
         package var maximumReaders: Int = 4
+        /// Series one metric name may have; points of further series are dropped and counted
+        /// (flag `--max-series-per-metric`).
+        package var maxSeriesPerMetric: Int = 10_000
 
         package init(directory: String) {
             self.directory = directory
@@ -23,10 +26,13 @@ package final class SextantDatabase: Sendable {
     package let pool: DatabasePool
     package let path: String
     let cache = DictionaryCache()
+    let metricCache = MetricSeriesCache()
+    let maxSeriesPerMetric: Int
 
     package init(configuration: Configuration, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
         path = (configuration.directory as NSString).appendingPathComponent("sextant.db")
+        maxSeriesPerMetric = configuration.maxSeriesPerMetric
         var config = GRDB.Configuration()
         config.maximumReaderCount = configuration.maximumReaders
         config.busyMode = .timeout(10)

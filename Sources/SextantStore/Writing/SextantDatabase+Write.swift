@@ -13,6 +13,9 @@ package struct WriteSummary: Sendable, Hashable {
     package var connectionsStored = 0
     package var connectionsPaired = 0
     package var logsStored = 0
+    package var metricsStored = 0
+    /// Metric points refused because their metric already has the maximum number of series.
+    package var metricsDropped = 0
 
     package init() {}
 
@@ -25,6 +28,8 @@ package struct WriteSummary: Sendable, Hashable {
         connectionsStored += other.connectionsStored
         connectionsPaired += other.connectionsPaired
         logsStored += other.logsStored
+        metricsStored += other.metricsStored
+        metricsDropped += other.metricsDropped
     }
 }
 
@@ -52,11 +57,15 @@ extension SextantDatabase {
                         try Self.insert(log: log, db)
                         summary.logsStored += 1
                     }
+                    for point in batch.metrics {
+                        try self.insert(metric: point, db, summary: &summary)
+                    }
                 }
                 return summary
             }
         } catch {
             cache.reset()
+            metricCache.reset()
             throw error
         }
     }

@@ -1,0 +1,75 @@
+/// One sample of a named metric series, whatever protocol brought it (statsd, Envoy metrics
+/// service, OTLP metrics, Prometheus remote write, scrapes).
+///
+/// `name` is the Prometheus sample name (`envoy_cluster_upstream_rq`, `x_bucket`, `x_sum`); `family`
+/// the metric it belongs to (`x` for a histogram's samples).
+package struct MetricPoint: Sendable, Hashable {
+    package enum Kind: Int, Sendable, Hashable {
+        case counter = 0
+        case gauge = 1
+        case histogram = 2
+        case summary = 3
+        case untyped = 4
+
+        package var label: String {
+            switch self {
+            case .counter: "counter"
+            case .gauge: "gauge"
+            case .histogram: "histogram"
+            case .summary: "summary"
+            case .untyped: "untyped"
+            }
+        }
+    }
+
+    /// How a counter's value is to be read.
+    package enum Temporality: Int, Sendable, Hashable {
+        /// The running total since the sender started (it may reset).
+        case cumulative = 0
+        /// The increase since the sender's previous report.
+        case delta = 1
+    }
+
+    package var name: String
+    package var family: String
+    package var kind: Kind
+    /// Label pairs, sorted by name, without `__name__`.
+    package var labels: [MetricLabelPair]
+    package var value: Double
+    /// Milliseconds since the epoch.
+    package var timestampMs: Int64
+    package var temporality: Temporality
+
+    package init(
+        name: String, family: String? = nil, kind: Kind, labels: [MetricLabelPair], value: Double, timestampMs: Int64,
+        temporality: Temporality = .cumulative
+    ) {
+        self.name = name
+        self.family = family ?? name
+        self.kind = kind
+        self.labels = labels.sorted { $0.name < $1.name }
+        self.value = value
+        self.timestampMs = timestampMs
+        self.temporality = temporality
+    }
+
+    /// Whether the value accumulates (counters, and a histogram's or summary's buckets, sums and counts).
+    package var isCumulative: Bool {
+        switch kind {
+        case .counter: true
+        case .histogram, .summary: !labels.contains { $0.name == "quantile" }
+        case .gauge, .untyped: false
+        }
+    }
+}
+
+/// A label name and value.
+package struct MetricLabelPair: Sendable, Hashable {
+    package var name: String
+    package var value: String
+
+    package init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import GRDB
+package import SextantModel
+
+/// One stored metric series.
+package struct StoredSeries: Sendable, Hashable {
+    package var id: Int64
+    package var name: String
+    package var family: String
+    package var kind: MetricPoint.Kind
+    package var labels: [MetricLabelPair]
+}
+
+/// A series' newest sample.
+package struct LatestSample: Sendable, Hashable {
+    package var series: StoredSeries
+    package var timestampMs: Int64
+    package var value: Double
+}
+
+extension SextantDatabase {
+    /// Every series whose newest sample is at least `sinceMs`, with that sample.
+    package func latestSamples(sinceMs: Int64) async throws -> [LatestSample] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT s.id, s.name, s.family, s.kind, s.labels, l.ts_ms, l.value
+                    FROM metric_latest l JOIN metric_series s ON s.id = l.series_id WHERE l.ts_ms >= ?
+                    """, arguments: [sinceMs]
+            ).map { row in
+                LatestSample(series: Self.series(row), timestampMs: row[5], value: row[6])
+            }
+        }
+    }
+
+    /// Every stored series.
+    package func allSeries() async throws -> [StoredSeries] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, name, family, kind, labels FROM metric_series").map(Self.series)
+        }
+    }
+
+    /// Samples of the given series in `[from, to]` (ms), ordered by series and time.
+    package func samples(seriesIDs: [Int64], fromMs: Int64, toMs: Int64) async throws -> [Int64: [(Int64, Double)]] {
+        try await pool.read { db in
+            var out: [Int64: [(Int64, Double)]] = [:]
+            let statement = try db.cachedStatement(
+                sql: "SELECT ts_ms, value FROM metric_samples WHERE series_id = ? AND ts_ms >= ? AND ts_ms <= ? ORDER BY ts_ms")
+            for id in seriesIDs {
+                let rows = try Row.fetchAll(statement, arguments: [id, fromMs, toMs])
+                out[id] = rows.map { ($0[0], $0[1]) }
+            }
+            return out
+        }
+    }
+
+    private static func series(_ row: Row) -> StoredSeries {
+        let labels = SpanJSON.decodeObject(row[4]).map { MetricLabelPair($0.key, $0.value) }.sorted { $0.name < $1.name }
+        return StoredSeries(
+            id: row[0], name: row[1], family: row[2], kind: MetricPoint.Kind(rawValue: row[3]) ?? .untyped, labels: labels)
+    }
+}

@@ -1,0 +1,65 @@
+import GRDB
+import SextantModel
+
+extension SextantDatabase {
+    /// Stores one metric point: finds or creates its series (refusing new series past the
+    /// per-name cap), turns counter deltas and resets into a monotonic cumulative value, and keeps
+    /// the series' newest sample.
+    func insert(metric p: MetricPoint, _ db: Database, summary: inout WriteSummary) throws {
+        let labels = SpanJSON.encode(Dictionary(p.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }))
+        let key = MetricSeriesCache.Key(name: p.name, labels: labels)
+        var series: MetricSeriesCache.Series
+        if let cached = metricCache.cached(key) {
+            series = cached
+        } else if let row = try Row.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT s.id, l.ts_ms, l.value, l.raw, l.offset FROM metric_series s
+                    LEFT JOIN metric_latest l ON l.series_id = s.id WHERE s.name = ? AND s.labels = ?
+                    """), arguments: [p.name, labels])
+        {
+            let ts: Int64? = row[1]
+            series = MetricSeriesCache.Series(
+                id: row[0], hasLatest: ts != nil, ts: ts ?? 0, value: row[2] ?? 0, raw: row[3] ?? 0, offset: row[4] ?? 0)
+        } else {
+            guard try metricCache.seriesCount(name: p.name, db) < maxSeriesPerMetric else {
+                summary.metricsDropped += 1
+                return
+            }
+            try db.cachedStatement(sql: "INSERT INTO metric_series (name, family, kind, labels) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [p.name, p.family, p.kind.rawValue, labels])
+            metricCache.added(name: p.name)
+            series = MetricSeriesCache.Series(id: db.lastInsertedRowID, hasLatest: false, ts: 0, value: 0, raw: 0, offset: 0)
+        }
+        let value: Double
+        var raw = p.value
+        if p.isCumulative {
+            switch p.temporality {
+            case .delta:
+                value = (series.hasLatest ? series.value : 0) + p.value
+                raw = value
+            case .cumulative:
+                if series.hasLatest, p.timestampMs >= series.ts, p.value < series.raw {
+                    // The sender restarted: carry what it had counted.
+                    series.offset += series.raw
+                }
+                value = p.value + series.offset
+            }
+        } else {
+            value = p.value
+        }
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO metric_samples (series_id, ts_ms, value) VALUES (?, ?, ?)")
+            .execute(arguments: [series.id, p.timestampMs, value])
+        if !series.hasLatest || p.timestampMs >= series.ts || p.temporality == .delta {
+            series.hasLatest = true
+            series.ts = max(series.ts, p.timestampMs)
+            series.value = value
+            series.raw = raw
+            try db.cachedStatement(
+                sql: "INSERT OR REPLACE INTO metric_latest (series_id, ts_ms, value, raw, offset) VALUES (?, ?, ?, ?, ?)"
+            ).execute(arguments: [series.id, series.ts, series.value, series.raw, series.offset])
+        }
+        metricCache.store(key, series)
+        summary.metricsStored += 1
+    }
+}
