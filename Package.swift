@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "SextantServerTests",
             dependencies: [
-                "SextantServer", "SextantModel", "SextantStore", "SextantFixtures", "SextantWire",
+                "SextantServer", "SextantModel", "SextantStore", "SextantFixtures", "SextantWire", "CSnappy",
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),

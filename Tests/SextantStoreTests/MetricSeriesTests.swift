@@ -1,0 +1,57 @@
+import Foundation
+import Logging
+import SextantModel
+import SextantStore
+import Testing
+
+private func point(
+    _ name: String, _ value: Double, at ts: Int64, kind: MetricPoint.Kind = .counter,
+    temporality: MetricPoint.Temporality = .cumulative, labels: [MetricLabelPair] = [MetricLabelPair("pod", "a")]
+) -> MetricPoint {
+    MetricPoint(name: name, kind: kind, labels: labels, value: value, timestampMs: ts, temporality: temporality)
+}
+
+@Suite struct MetricSeriesTests {
+    @Test func addsUpCounterDeltas() async throws {
+        try await withTemporaryDatabase { database, _ in
+            for (i, delta) in [3.0, 0, 4, 1].enumerated() {
+                _ = try await database.write([IngestBatch(metrics: [point("rq", delta, at: Int64(i) * 1000, temporality: .delta)])])
+            }
+            let latest = try await database.latestSamples(sinceMs: 0)
+            #expect(latest.map(\.value) == [8])
+            let series = try #require(latest.first?.series)
+            let samples = try await database.samples(seriesIDs: [series.id], fromMs: 0, toMs: 10_000)
+            #expect(samples[series.id]?.map(\.1) == [3, 3, 7, 8])
+        }
+    }
+
+    @Test func bridgesCounterResetsSoTheSeriesStaysMonotonic() async throws {
+        try await withTemporaryDatabase { database, _ in
+            for (i, raw) in [10.0, 15, 2, 6].enumerated() {
+                _ = try await database.write([IngestBatch(metrics: [point("rq", raw, at: Int64(i) * 1000)])])
+            }
+            let series = try #require(try await database.latestSamples(sinceMs: 0).first?.series)
+            let samples = try await database.samples(seriesIDs: [series.id], fromMs: 0, toMs: 10_000)
+            #expect(samples[series.id]?.map(\.1) == [10, 15, 17, 21])
+            // Gauges are kept as they are.
+            _ = try await database.write([IngestBatch(metrics: [point("active", 5, at: 0, kind: .gauge), point("active", 2, at: 1000, kind: .gauge)])])
+            #expect(try await database.latestSamples(sinceMs: 0).first { $0.series.name == "active" }?.value == 2)
+        }
+    }
+
+    @Test func capsTheSeriesOfOneMetricAndCountsWhatItDrops() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var configuration = SextantDatabase.Configuration(directory: folder)
+        configuration.maxSeriesPerMetric = 3
+        let database = try SextantDatabase(configuration: configuration, logger: Logger(label: "test"))
+        let points = (0..<5).map { point("rq", 1, at: 0, labels: [MetricLabelPair("user", "u\($0)")]) }
+            + [point("other", 1, at: 0)]
+        let summary = try await database.write([IngestBatch(metrics: points)])
+        #expect(summary.metricsStored == 4)
+        #expect(summary.metricsDropped == 2)
+        // Existing series keep receiving samples.
+        let again = try await database.write([IngestBatch(metrics: [point("rq", 2, at: 1000, labels: [MetricLabelPair("user", "u0")])])])
+        #expect(again.metricsStored == 1)
+    }
+}
