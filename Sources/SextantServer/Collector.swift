@@ -1,3 +1,4 @@
+import Foundation
 package import GRPCCore
 package import Hummingbird
 package import Logging
@@ -112,7 +113,10 @@ package struct Collector {
                 readiness.listening("statsd")
                 logger.info("statsd receiver listening", metadata: ["server.address": "\(address)"])
             })
-        services = [writer, apiApp, zipkinApp, otlpApp, grpc, statsd]
+        let scraper = ScrapeService(
+            targets: limits.scrapeTargets.compactMap(URL.init(string:)), intervalSeconds: limits.scrapeIntervalSeconds,
+            sink: sink, directory: directory, metrics: metrics, logger: logger)
+        services = [writer, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper]
         apiRouter = api
         zipkinRouter = zipkin
         self.otlpRouter = otlpRouter

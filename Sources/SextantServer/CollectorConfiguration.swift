@@ -15,6 +15,10 @@ package struct CollectorConfiguration: Sendable {
         package var otlpHTTPPort = 4318
         /// statsd receiver, UDP (flag `--statsd-port`, default 9125).
         package var statsdPort = 9125
+        /// Prometheus text targets to scrape, such as an Envoy's `/stats/prometheus` (flag `--scrape`).
+        package var scrapeTargets: [String] = []
+        /// Seconds between scrapes of each target (flag `--scrape-interval`, default 15).
+        package var scrapeIntervalSeconds: Double = 15
         /// Largest request body accepted as sent, in bytes (flag `--max-body-bytes`).
         package var maxBodyBytes = 16 << 20
         /// Largest request body after decompression, in bytes (flag `--max-decompressed-bytes`).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import SextantServer
 import ServiceLifecycle
@@ -44,6 +45,16 @@ struct Serve: AsyncParsableCommand {
             valueName: "n"))
     var maxSeriesPerMetric = 10_000
 
+    @Option(
+        name: .customLong("scrape"),
+        help: ArgumentHelp(
+            "A Prometheus text endpoint to scrape, such as an Envoy admin's http://10.0.0.7:15000/stats/prometheus (repeatable).",
+            valueName: "url"))
+    var scrapeTargets: [String] = []
+
+    @Option(help: ArgumentHelp("Seconds between scrapes of each --scrape target.", valueName: "seconds"))
+    var scrapeInterval: Double = 15
+
     @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
     var maxBodyBytes = 16 << 20
 
@@ -72,6 +83,12 @@ struct Serve: AsyncParsableCommand {
         }
         guard pairingGrace >= 0 else { throw ValidationError("--pairing-grace must not be negative") }
         guard maxSeriesPerMetric > 0 else { throw ValidationError("--max-series-per-metric must be positive") }
+        guard scrapeInterval >= 0.1 else { throw ValidationError("--scrape-interval must be at least 0.1 seconds") }
+        for target in scrapeTargets {
+            guard let url = URL(string: target), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+                throw ValidationError("--scrape '\(target)' is not an http(s) URL")
+            }
+        }
     }
 
     func run() async throws {
@@ -85,6 +102,8 @@ struct Serve: AsyncParsableCommand {
         configuration.server.otlpHTTPPort = otlpHttpPort
         configuration.server.statsdPort = statsdPort
         configuration.store.maxSeriesPerMetric = maxSeriesPerMetric
+        configuration.server.scrapeTargets = scrapeTargets
+        configuration.server.scrapeIntervalSeconds = scrapeInterval
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
         configuration.server.pairingGraceSeconds = pairingGrace

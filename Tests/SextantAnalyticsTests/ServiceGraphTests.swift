@@ -2,13 +2,13 @@ import SextantAnalytics
 import SextantModel
 import Testing
 
-private let productpage = WorkloadIdentity(namespace: "default", workload: "productpage-v1", app: "productpage", version: "v1")
-private let reviews2 = WorkloadIdentity(namespace: "default", workload: "reviews-v2", app: "reviews", version: "v2")
-private let reviews = ServiceRef(host: "reviews.default.svc.cluster.local", name: "reviews", namespace: "default")
+let productpage = WorkloadIdentity(namespace: "default", workload: "productpage-v1", app: "productpage", version: "v1")
+let reviews2 = WorkloadIdentity(namespace: "default", workload: "reviews-v2", app: "reviews", version: "v2")
+let reviews = ServiceRef(host: "reviews.default.svc.cluster.local", name: "reviews", namespace: "default")
 private let productpageService = ServiceRef(
     host: "productpage.default.svc.cluster.local", name: "productpage", namespace: "default")
 
-private func aggregate(
+func aggregate(
     _ reporter: Reporter, proxy: WorkloadIdentity, peer: WorkloadIdentity?, service: ServiceRef, code: Int = 200,
     paired: Bool, count: Int, millis: Int64 = 10, sources: Channel = .spans
 ) -> CallAggregate {
@@ -92,5 +92,16 @@ private func aggregate(
         let byService = GoldenSignals(
             aggregates: calls, by: .service, windowSeconds: 10, endUnixSeconds: 1000, name: "reviews")
         #expect(byService.items.map(\.requests) == [100])
+    }
+}
+
+extension GoldenSignalsTests {
+    @Test func carriesProxyGaugesIntoSaturation() throws {
+        let calls = [aggregate(.destination, proxy: reviews2, peer: nil, service: reviews, paired: false, count: 10)]
+        var gauges = GoldenSignals.ProxyGauges()
+        gauges.activeRequests = 4
+        let signals = GoldenSignals(
+            aggregates: calls, by: .workload, windowSeconds: 10, endUnixSeconds: 1000, gauges: ["reviews-v2": gauges])
+        #expect(signals.items.first?.saturation.proxy?.activeRequests == 4)
     }
 }

@@ -15,6 +15,24 @@ package struct GoldenSignals: Sendable, Encodable {
         package var overflowRequests: Int
         /// Calls Envoy rate-limited (`RL`).
         package var rateLimitedRequests: Int
+        /// What the proxies' own gauges say, when their stats are ingested.
+        package var proxy: ProxyGauges?
+    }
+
+    /// Envoy's cluster gauges and overflow counters for an entity: for a workload, its own
+    /// sidecar's inbound clusters; for a service, every caller's outbound cluster to it.
+    package struct ProxyGauges: Sendable, Encodable, Hashable {
+        /// `upstream_rq_active`: requests in flight now.
+        package var activeRequests: Double = 0
+        /// `upstream_rq_pending_active`: requests waiting for a connection.
+        package var pendingRequests: Double = 0
+        /// `upstream_cx_active`: open connections.
+        package var activeConnections: Double = 0
+        /// `upstream_rq_pending_overflow` + `upstream_cx_overflow`: requests and connections refused by
+        /// circuit breakers since the proxies started.
+        package var overflows: Double = 0
+
+        package init() {}
     }
 
     package struct Item: Sendable, Encodable {
@@ -36,9 +54,10 @@ package struct GoldenSignals: Sendable, Encodable {
 }
 
 extension GoldenSignals {
+    /// - Parameter gauges: proxy gauges by entity name (workload name or service host).
     package init(
         aggregates: [CallAggregate], by grouping: Grouping, windowSeconds: Double, endUnixSeconds: Double,
-        name: String? = nil
+        name: String? = nil, gauges: [String: ProxyGauges] = [:]
     ) {
         struct Key: Hashable {
             var name: String
@@ -99,7 +118,7 @@ extension GoldenSignals {
                 latencyMs: ServiceGraph.Latency(latency),
                 saturation: Saturation(
                     inFlight: ServiceGraph.Latency.round(t.durationMicros / 1_000_000 / window),
-                    overflowRequests: t.overflow, rateLimitedRequests: t.rateLimited))
+                    overflowRequests: t.overflow, rateLimitedRequests: t.rateLimited, proxy: gauges[key.name]))
         }.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
         by = grouping.rawValue
         self.windowSeconds = windowSeconds

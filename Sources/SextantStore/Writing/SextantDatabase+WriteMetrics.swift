@@ -6,6 +6,11 @@ extension SextantDatabase {
     /// per-name cap), turns counter deltas and resets into a monotonic cumulative value, and keeps
     /// the series' newest sample.
     func insert(metric p: MetricPoint, _ db: Database, summary: inout WriteSummary) throws {
+        // SQLite cannot hold NaN (it would become NULL); such a sample says nothing anyway.
+        guard !p.value.isNaN else {
+            summary.metricsDropped += 1
+            return
+        }
         let labels = SpanJSON.encode(Dictionary(p.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }))
         let key = MetricSeriesCache.Key(name: p.name, labels: labels)
         var series: MetricSeriesCache.Series

@@ -185,3 +185,34 @@ private func total(_ points: [MetricPoint], _ name: String, _ labels: [String: S
         #expect { try BodyDecompressor.snappy(big, limit: 1000) } throws: { ($0 as? DecodeError)?.code == .payloadTooLarge }
     }
 }
+
+@Suite struct PrometheusTextDecoderTests {
+    @Test func readsEnvoysStatsPrometheus() throws {
+        let text = String(decoding: try Fixtures.bytes("envoy/prometheus/productpage-v1.usedonly.txt"), as: UTF8.self)
+        let batch = PrometheusTextDecoder().decode(text, extraLabels: [MetricLabelPair("workload", "productpage-v1")], nowMs: 7)
+        #expect(batch.rejected.isEmpty, "\(batch.rejected.prefix(3))")
+        #expect(total(batch.metrics, "envoy_cluster_upstream_rq", [
+            "cluster_name": "outbound|9080||details.default.svc.cluster.local", "response_code": "200",
+        ]) == 49)
+        let counter = try #require(batch.metrics.first { $0.name == "envoy_cluster_upstream_rq" })
+        #expect(counter.kind == .counter && counter.timestampMs == 7)
+        #expect(counter.labels.contains(MetricLabelPair("workload", "productpage-v1")))
+        let bucket = try #require(batch.metrics.first { $0.name == "envoy_cluster_upstream_rq_time_bucket" })
+        #expect(bucket.family == "envoy_cluster_upstream_rq_time" && bucket.kind == .histogram)
+    }
+
+    @Test func parsesEscapesTimestampsAndSpecialValues() {
+        let text = """
+            # TYPE a gauge
+            a{path="x\\"y\\\\z",b="1"} +Inf 1700000000000
+            b_total 3
+            broken{x=1} 2
+            """
+        let batch = PrometheusTextDecoder().decode(text, extraLabels: [], nowMs: 5)
+        #expect(batch.metrics.count == 2)
+        #expect(batch.metrics[0].labels.contains(MetricLabelPair("path", #"x"y\z"#)))
+        #expect(batch.metrics[0].value == .infinity && batch.metrics[0].timestampMs == 1_700_000_000_000)
+        #expect(batch.metrics[0].kind == .gauge && batch.metrics[1].kind == .untyped)
+        #expect(batch.rejected.first?.description.hasPrefix("line 4: label value must be quoted") == true)
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import SextantIngest
+import SextantModel
+import ServiceLifecycle
+
+/// Scrapes static Prometheus text targets (an Envoy's `/stats/prometheus`) every interval.
+///
+/// An Envoy admin target names its proxy: `/server_info` carries the node id, which gives the
+/// series the proxy's `namespace`, `workload` and `pod` labels; other targets get `instance`.
+final class ScrapeService: Service, Sendable {
+    private let targets: [URL]
+    private let interval: Duration
+    private let sink: IngestSink
+    private let directory: ProxyDirectory
+    private let metrics: SelfMetrics
+    private let logger: Logger
+
+    init(targets: [URL], intervalSeconds: Double, sink: IngestSink, directory: ProxyDirectory, metrics: SelfMetrics, logger: Logger) {
+        self.targets = targets
+        interval = .milliseconds(Int64(intervalSeconds * 1000))
+        self.sink = sink
+        self.directory = directory
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func run() async throws {
+        guard !targets.isEmpty else {
+            // Returning would end the whole service group: idle until shutdown instead.
+            try await gracefulShutdown()
+            return
+        }
+        // Scraping just stops on shutdown: nothing it holds needs draining.
+        try await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                for target in self.targets {
+                    group.addTask {
+                        var labels: [MetricLabelPair]?
+                        while !Task.isCancelled {
+                            if labels == nil { labels = await self.identify(target) }
+                            await self.scrape(target, labels: labels ?? [MetricLabelPair("instance", target.hostAndPort)])
+                            try? await Task.sleep(for: self.interval)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func scrape(_ target: URL, labels: [MetricLabelPair]) async {
+        let url = target.absoluteString
+        do {
+            var request = URLRequest(url: target, timeoutInterval: 10)
+            request.setValue("text/plain;version=0.0.4", forHTTPHeaderField: "Accept")
+            let (data, response) = try await URLSession.shared.data(for: request)
+            guard (response as? HTTPURLResponse)?.statusCode == 200 else {
+                throw ScrapeError(message: "status \((response as? HTTPURLResponse)?.statusCode ?? 0)")
+            }
+            let batch = PrometheusTextDecoder().decode(
+                String(decoding: data, as: UTF8.self), extraLabels: labels, nowMs: Clock.nowMs)
+            try await sink.store(batch, channel: "scrape")
+            metrics.add("sextant_scrapes_total", [("target", url), ("outcome", "success")])
+        } catch {
+            metrics.add("sextant_scrapes_total", [("target", url), ("outcome", "failure")])
+            logger.debug("scrape failed", metadata: ["scrape.target": "\(url)", "error": "\(error)"])
+        }
+    }
+
+    /// The proxy's identity from Envoy's `/server_info`, if the target is an Envoy admin endpoint.
+    private func identify(_ target: URL) async -> [MetricLabelPair]? {
+        guard target.path.hasSuffix("/stats/prometheus"),
+            let info = URL(string: "/server_info", relativeTo: target)?.absoluteURL,
+            let (data, _) = try? await URLSession.shared.data(for: URLRequest(url: info, timeoutInterval: 5)),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let node = object["node"] as? [String: Any], let id = node["id"] as? String,
+            let parsed = NodeIdentity(nodeID: id)
+        else { return nil }
+        var identity = parsed.workload
+        if let metadata = node["metadata"] as? [String: Any] {
+            if let ns = metadata["NAMESPACE"] as? String { identity.namespace = ns }
+            if let workload = metadata["WORKLOAD_NAME"] as? String { identity.workload = workload }
+        }
+        directory.learn(nodeID: id, identity: identity)
+        return MetricNames.proxyLabels(identity, pod: parsed.pod)
+    }
+
+    private struct ScrapeError: Error {
+        var message: String
+    }
+}
+
+extension URL {
+    var hostAndPort: String {
+        (host ?? "") + (port.map { ":\($0)" } ?? "")
+    }
+}
