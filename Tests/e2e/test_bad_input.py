@@ -1,0 +1,165 @@
+"""End-to-end: sextant refuses malformed OTLP and ALS input and keeps working.
+
+One fresh instance gets truncated protobuf and wrong content types on
+OTLP/HTTP, garbage on the OTLP gRPC methods, and garbage ALS streams opened
+while a small real mesh (productpage-v1 -> details-v1, gRPC ALS only) keeps
+streaming to it; the mesh's traffic before and after must still be counted
+exactly, and ``/readyz`` must still answer.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import pytest
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+
+from grpc_raw import ALS_STREAM, LOGS_EXPORT, TRACE_EXPORT, client_stream_held_open, unary
+from mesh import UNKNOWN, Mesh, TrafficResult, WorkloadSpec, format_edges
+from otlp_payloads import Call
+from sextant import Sextant, SextantError, edge_counts, wait_until_settled
+
+import grpc  # noqa: E402  (grpc_raw set its environment first)
+
+MINI_MESH = (
+    WorkloadSpec("productpage-v1", "productpage", "v1", calls=("details",), known_paths=("/productpage",)),
+    WorkloadSpec("details-v1", "details", "v1"),
+)
+PHASE_REQUESTS = 20
+NOT_FOUND_EVERY = 7
+ALS_FLUSH_S = 2.0
+SETTLE_QUIET_S = 2.0
+SETTLE_TIMEOUT_S = 20.0
+HOLD_OPEN_S = 8.0  # how long a garbage stream stays open from the client's side
+
+# Field 1 (length-delimited) announcing 100 bytes, followed by 3: cut short.
+TRUNCATED_MESSAGE = b"\x0a\x64abc"
+# Tag varint 0xffffffff: field 536870911 with wire type 7, which does not exist.
+INVALID_WIRE_TYPE = b"\xff\xff\xff\xff\x0f\x01\x02\x03"
+GARBAGE = {"truncated": TRUNCATED_MESSAGE, "invalid-wire-type": INVALID_WIRE_TYPE}
+
+
+def _valid_trace_request() -> bytes:
+    return Call(client="bad-input-web", server="bad-input-api", namespace="bad").to_proto().SerializeToString()
+
+
+def _valid_logs_request() -> bytes:
+    request = ExportLogsServiceRequest(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[
+        LogRecord(time_unix_nano=1, body={"string_value": "a log line that is long enough to be cut in half"}),
+    ])])])
+    return request.SerializeToString()
+
+
+VALID = {"/v1/traces": (_valid_trace_request, ExportTraceServiceRequest),
+         "/v1/logs": (_valid_logs_request, ExportLogsServiceRequest)}
+
+
+@pytest.fixture(scope="module")
+def bad_sextant(e2e_dir, sextant_bin):
+    workdir = e2e_dir / "sextant-bad-input"
+    workdir.mkdir(parents=True, exist_ok=True)
+    instance = Sextant("bad-input", workdir, sextant_bin)
+    try:
+        instance.start()
+    except SextantError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield instance
+    instance.stop()
+
+
+def test_self_check_garbage_does_not_decode():
+    """The harness: every garbage payload really is invalid protobuf."""
+    for name, payload in GARBAGE.items():
+        for message in (ExportTraceServiceRequest, ExportLogsServiceRequest):
+            with pytest.raises(DecodeError):
+                message.FromString(payload)
+    for path, (build, message) in VALID.items():
+        body = build()
+        with pytest.raises(DecodeError):
+            message.FromString(body[: len(body) // 2])
+
+
+@pytest.mark.parametrize("path", list(VALID))
+def test_otlp_http_truncated_protobuf_is_400(path, bad_sextant):
+    build, _ = VALID[path]
+    body = build()
+    truncated = body[: len(body) // 2]
+    response = bad_sextant.post_otlp(path, truncated, "application/x-protobuf")
+    assert response.status == 400, (f"{len(truncated)} of {len(body)} bytes of a valid request, "
+                                    f"application/x-protobuf: {response.describe()}")
+
+
+@pytest.mark.parametrize("path", list(VALID))
+def test_otlp_http_wrong_content_type_is_415(path, bad_sextant):
+    build, _ = VALID[path]
+    response = bad_sextant.post_otlp(path, build(), "text/plain")
+    assert response.status == 415, f"a valid protobuf body sent as text/plain: {response.describe()}"
+
+
+@pytest.mark.parametrize("method", [TRACE_EXPORT, LOGS_EXPORT])
+@pytest.mark.parametrize("garbage", list(GARBAGE))
+def test_grpc_export_garbage_is_invalid_argument(method, garbage, bad_sextant):
+    result = unary(bad_sextant.grpc_target, method, GARBAGE[garbage])
+    assert result.code == grpc.StatusCode.INVALID_ARGUMENT, f"{garbage} bytes {GARBAGE[garbage]!r}: {result.describe()}"
+
+
+def _merge(first: TrafficResult, second: TrafficResult) -> TrafficResult:
+    answers = dict(first.answers)
+    for key, n in second.answers.items():
+        answers[key] = answers.get(key, 0) + n
+    return TrafficResult(sent=first.sent + second.sent, not_found_sent=first.not_found_sent + second.not_found_sent,
+                         answers=answers, started_at=first.started_at, finished_at=second.finished_at)
+
+
+def _settled_counts(sextant: Sextant, not_before: float) -> dict:
+    graph, _ = wait_until_settled(sextant.graph, quiet_s=SETTLE_QUIET_S, timeout_s=SETTLE_TIMEOUT_S,
+                                  not_before=not_before)
+    return edge_counts(graph)
+
+
+def test_als_garbage_streams_are_closed_while_envoy_streams_keep_working(bad_sextant, e2e_dir):
+    """Garbage ALS streams end with an error status; the sidecars' own ALS streams go on being counted."""
+    with Mesh(specs=MINI_MESH, workdir=e2e_dir / "mesh-bad-input", als_ports=(bad_sextant.grpc_port,),
+              file_logs=False) as mesh:
+        first = mesh.drive(PHASE_REQUESTS, not_found_every=NOT_FOUND_EVERY, concurrency=2)
+        truth_before = mesh.ground_truth(first)
+        before = _settled_counts(bad_sextant, first.finished_at + ALS_FLUSH_S)
+
+        # Both garbage streams at once, while the two sidecars' streams are open.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(GARBAGE)) as pool:
+            futures = {name: pool.submit(client_stream_held_open, bad_sextant.grpc_target, ALS_STREAM,
+                                         [payload], HOLD_OPEN_S)
+                       for name, payload in GARBAGE.items()}
+            garbage_results = {name: f.result() for name, f in futures.items()}
+
+        second = mesh.drive(PHASE_REQUESTS, not_found_every=NOT_FOUND_EVERY, concurrency=2)
+        both = _merge(first, second)
+        truth_after = mesh.ground_truth(both)
+        after = _settled_counts(bad_sextant, second.finished_at + ALS_FLUSH_S)
+
+    problems = []
+    if before != truth_before:
+        problems.append(f"before the garbage streams the graph was\n{format_edges(before)}\n"
+                        f"apps counted\n{format_edges(truth_before)}")
+    for name, result in garbage_results.items():
+        if result.code in (grpc.StatusCode.OK, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE,
+                           grpc.StatusCode.DEADLINE_EXCEEDED) or result.note:
+            problems.append(f"ALS stream sending {name} bytes {GARBAGE[name]!r} was not closed by the server "
+                            f"with an error: {result.describe()}")
+    if after != truth_after:
+        problems.append(f"after the garbage streams the graph was\n{format_edges(after)}\n"
+                        f"apps counted\n{format_edges(truth_after)}")
+    assert not problems, "\n".join(problems)
+    assert set(truth_after) == {(UNKNOWN, "productpage-v1"), ("productpage-v1", "details-v1")}
+
+
+def test_still_ready_after_bad_input(bad_sextant):
+    assert bad_sextant.running(), f"sextant exited with {bad_sextant.process.returncode}"
+    response = bad_sextant.get("/readyz", timeout=5)
+    assert response.status == 200, response.describe()
+    # And the gRPC port still takes a valid call.
+    result = unary(bad_sextant.grpc_target, TRACE_EXPORT, _valid_trace_request())
+    assert result.code == grpc.StatusCode.OK, result.describe()
