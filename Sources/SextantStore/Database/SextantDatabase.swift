@@ -27,6 +27,7 @@ package final class SextantDatabase: Sendable {
     package let path: String
     let cache = DictionaryCache()
     let metricCache = MetricSeriesCache()
+    let callSeriesCache = CallSeriesCache()
     let maxSeriesPerMetric: Int
 
     package init(configuration: Configuration, logger: Logger) throws {

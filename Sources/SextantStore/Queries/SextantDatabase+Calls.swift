@@ -3,80 +3,186 @@ package import SextantModel
 
 extension SextantDatabase {
     /// Calls that started in `[from, to)` (µs), grouped by every dimension the graph and the
-    /// signals need.
+    /// signals need. Whole hours come from the hourly rollups, whole minutes from the minute
+    /// rollups, and only the partial minutes at the edges from the raw calls.
     package func callAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
-        try await pool.read { db in
+        let plan = TierPlan(fromMicros: fromMicros, toMicros: toMicros)
+        return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status,
-                        response_flags, paired, latency_bucket, sources, count(*) AS n, sum(duration_us) AS d,
-                        sum(request_bytes) AS qb, sum(response_bytes) AS rb
-                    FROM requests WHERE ts_us >= ? AND ts_us < ?
-                    GROUP BY reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status,
-                        response_flags, paired, latency_bucket, sources
-                    """, arguments: [fromMicros, toMicros])
             var result: [CallAggregate] = []
-            while let row = try rows.next() {
-                result.append(
-                    CallAggregate(
-                        reporter: Reporter(rawValue: row[0]) ?? .source,
-                        proxy: dictionaries.workload(row[1]),
-                        peer: (row[2] as Int64?).map(dictionaries.workload),
-                        service: dictionaries.service(row[3]),
-                        requestProtocol: RequestProtocol(rawValue: row[4]) ?? .http,
-                        responseCode: row[5], grpcStatus: row[6], responseFlags: row[7], paired: row[8],
-                        latencyBucket: row[9], sources: Channel(rawValue: row[10]), count: row[11],
-                        durationMicrosSum: row[12], requestBytes: row[13], responseBytes: row[14]))
+            for range in plan.raw {
+                result += try Self.rawCallAggregates(db, dictionaries, fromMicros: range.lowerBound, toMicros: range.upperBound)
+            }
+            for (tier, range) in plan.rollups {
+                result += try Self.rollupCallAggregates(db, dictionaries, tier: tier, buckets: range)
             }
             return result
         }
     }
 
-    /// Totals of every Istio request series over all stored calls, leaving out calls younger than
-    /// `unresolvedBeforeMicros` whose other side is still unknown (the other proxy's report may
-    /// still arrive and name it; counting them now would move them between series later).
-    package func seriesTotals(unresolvedBeforeMicros cutoff: Int64) async throws -> [SeriesTotals] {
-        let bounds = IstioHistogram.bounds
-        func buckets(_ column: String, scale: String) -> String {
-            bounds.map { "sum(\(column) \(scale) <= \($0))" }.joined(separator: ", ")
+    /// The raw-calls path of `callAggregates`, for any range (tests compare the tiers with it).
+    package func rawCallAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
+        try await pool.read { db in
+            try Self.rawCallAggregates(db, try Dictionaries(db), fromMicros: fromMicros, toMicros: toMicros)
         }
-        let sql = """
-            SELECT reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status, response_flags,
-                security_policy, count(*), sum(duration_us), sum(request_bytes), sum(response_bytes),
-                \(buckets("duration_us", scale: "/ 1000.0")),
-                \(buckets("request_bytes", scale: "")),
-                \(buckets("response_bytes", scale: ""))
-            FROM requests WHERE paired = 1 OR peer_id IS NOT NULL OR ts_us < ?
+    }
+
+    private static func rawCallAggregates(
+        _ db: Database, _ dictionaries: Dictionaries, fromMicros: Int64, toMicros: Int64
+    ) throws -> [CallAggregate] {
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status,
+                    response_flags, paired, latency_bucket, sources, count(*) AS n, sum(duration_us) AS d,
+                    sum(request_bytes) AS qb, sum(response_bytes) AS rb
+                FROM requests WHERE ts_us >= ? AND ts_us < ?
+                GROUP BY reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status,
+                    response_flags, paired, latency_bucket, sources
+                """, arguments: [fromMicros, toMicros])
+        var result: [CallAggregate] = []
+        while let row = try rows.next() {
+            result.append(
+                CallAggregate(
+                    reporter: Reporter(rawValue: row[0]) ?? .source,
+                    proxy: dictionaries.workload(row[1]),
+                    peer: (row[2] as Int64?).map(dictionaries.workload),
+                    service: dictionaries.service(row[3]),
+                    requestProtocol: RequestProtocol(rawValue: row[4]) ?? .http,
+                    responseCode: row[5], grpcStatus: row[6], responseFlags: row[7], paired: row[8],
+                    latencyBucket: row[9], sources: Channel(rawValue: row[10]), count: row[11],
+                    durationMicrosSum: row[12], requestBytes: row[13], responseBytes: row[14]))
+        }
+        return result
+    }
+
+    /// Aggregates from one rollup tier over buckets `[lower, upper)` (Unix seconds). A series'
+    /// durations and bytes ride on its first latency bucket; every consumer only adds them up.
+    private static func rollupCallAggregates(
+        _ db: Database, _ dictionaries: Dictionaries, tier: Int64, buckets: Range<Int64>
+    ) throws -> [CallAggregate] {
+        struct SeriesTotals {
+            var duration: Int64
+            var requestBytes: Int64
+            var responseBytes: Int64
+            var sources: Channel
+        }
+        var totals: [Int64: SeriesTotals] = [:]
+        for row in try Row.fetchAll(
+            db,
+            sql: """
+                SELECT series_id, sum(duration_us), sum(request_bytes), sum(response_bytes), group_concat(DISTINCT sources)
+                FROM call_rollups WHERE tier = ? AND bucket >= ? AND bucket < ? GROUP BY series_id HAVING sum(count) > 0
+                """, arguments: [tier, buckets.lowerBound, buckets.upperBound])
+        {
+            let bits = (row[4] as String? ?? "").split(separator: ",").compactMap { Int($0) }.reduce(0, |)
+            totals[row[0]] = SeriesTotals(
+                duration: row[1], requestBytes: row[2], responseBytes: row[3], sources: Channel(rawValue: bits))
+        }
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT l.series_id, s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code,
+                    s.grpc_status, s.response_flags, s.paired, l.latency_bucket, sum(l.count)
+                FROM call_rollup_latency l JOIN call_series s ON s.id = l.series_id
+                WHERE l.tier = ? AND l.bucket >= ? AND l.bucket < ?
+                GROUP BY l.series_id, l.latency_bucket HAVING sum(l.count) > 0
+                """, arguments: [tier, buckets.lowerBound, buckets.upperBound])
+        var result: [CallAggregate] = []
+        var carried = Set<Int64>()
+        while let row = try rows.next() {
+            let seriesID: Int64 = row[0]
+            guard let t = totals[seriesID] else { continue }
+            let first = carried.insert(seriesID).inserted
+            let peer: Int64 = row[3]
+            let grpc: Int = row[7]
+            result.append(
+                CallAggregate(
+                    reporter: Reporter(rawValue: row[1]) ?? .source, proxy: dictionaries.workload(row[2]),
+                    peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row[4]),
+                    requestProtocol: RequestProtocol(rawValue: row[5]) ?? .http, responseCode: row[6],
+                    grpcStatus: grpc < 0 ? nil : grpc, responseFlags: row[8], paired: row[9], latencyBucket: row[10],
+                    sources: t.sources, count: row[11], durationMicrosSum: first ? t.duration : 0,
+                    requestBytes: first ? t.requestBytes : 0, responseBytes: first ? t.responseBytes : 0))
+        }
+        return result
+    }
+
+    /// Totals of every Istio request series over all stored calls (from the hourly rollups), less
+    /// the calls younger than `unresolvedBeforeMicros` whose other side is still unknown: the other
+    /// proxy's report may still arrive and name it, and counting them now would move them between
+    /// series later.
+    package func seriesTotals(unresolvedBeforeMicros cutoff: Int64) async throws -> [SeriesTotals] {
+        let n = IstioHistogram.bounds.count
+        let bucketSums = ["d", "q", "r"].flatMap { p in (0..<n).map { "sum(r.\(p)\($0))" } }.joined(separator: ", ")
+        let rollupSQL = """
+            SELECT s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
+                s.response_flags, s.security_policy, sum(r.count), sum(r.duration_us), sum(r.request_bytes),
+                sum(r.response_bytes), \(bucketSums)
+            FROM call_rollups r JOIN call_series s ON s.id = r.series_id WHERE r.tier = 3600
+            GROUP BY s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
+                s.response_flags, s.security_policy
+            HAVING sum(r.count) > 0
+            """
+        func bounds(_ column: String, scale: String) -> String {
+            IstioHistogram.bounds.enumerated().map { i, bound in
+                let lower = i == 0 ? "" : " AND \(column) \(scale) > \(IstioHistogram.bounds[i - 1])"
+                return "sum(\(column) \(scale) <= \(bound)\(lower))"
+            }.joined(separator: ", ")
+        }
+        let heldBackSQL = """
+            SELECT reporter, proxy_id, coalesce(peer_id, 0), service_id, protocol, response_code, coalesce(grpc_status, -1),
+                response_flags, security_policy, count(*), sum(duration_us), sum(request_bytes), sum(response_bytes),
+                \(bounds("duration_us", scale: "/ 1000.0")), \(bounds("request_bytes", scale: "")),
+                \(bounds("response_bytes", scale: ""))
+            FROM requests WHERE paired = 0 AND peer_id IS NULL AND ts_us >= ?
             GROUP BY reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status, response_flags,
                 security_policy
             """
+        struct Key: Hashable {
+            var reporter: Int, proxy: Int64, peer: Int64, service: Int64, proto: Int, code: Int, grpc: Int
+            var flags: String, policy: String
+        }
+        struct Sums {
+            var count = 0, duration: Int64 = 0, requestBytes: Int64 = 0, responseBytes: Int64 = 0
+            var buckets = [Int](repeating: 0, count: 3 * IstioHistogram.bounds.count)
+        }
         return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
-            let rows = try Row.fetchCursor(db, sql: sql, arguments: [cutoff])
-            var result: [SeriesTotals] = []
-            let n = bounds.count
-            while let row = try rows.next() {
-                let reporter = Reporter(rawValue: row[0]) ?? .source
-                let proxy = dictionaries.workload(row[1])
-                let peer = (row[2] as Int64?).map(dictionaries.workload) ?? .unknown
-                let first = 13
-                result.append(
-                    SeriesTotals(
-                        reporter: reporter,
-                        source: reporter == .source ? proxy : peer,
-                        destination: reporter == .source ? peer : proxy,
-                        service: dictionaries.service(row[3]),
-                        requestProtocol: RequestProtocol(rawValue: row[4]) ?? .http,
-                        responseCode: row[5], grpcStatus: row[6], responseFlags: row[7], securityPolicy: row[8],
-                        count: row[9], durationMillisSum: Double(row[10] as Int64) / 1000,
-                        requestBytesSum: row[11], responseBytesSum: row[12],
-                        durationBuckets: (0..<n).map { row[first + $0] },
-                        requestBytesBuckets: (0..<n).map { row[first + n + $0] },
-                        responseBytesBuckets: (0..<n).map { row[first + 2 * n + $0] }))
+            var sums: [Key: Sums] = [:]
+            func accumulate(_ row: Row, sign: Int) {
+                let key = Key(
+                    reporter: row[0], proxy: row[1], peer: row[2], service: row[3], proto: row[4], code: row[5],
+                    grpc: row[6], flags: row[7], policy: row[8])
+                var s = sums[key, default: Sums()]
+                s.count += sign * (row[9] as Int)
+                s.duration += Int64(sign) * (row[10] as Int64)
+                s.requestBytes += Int64(sign) * (row[11] as Int64)
+                s.responseBytes += Int64(sign) * (row[12] as Int64)
+                for i in 0..<(3 * n) { s.buckets[i] += sign * (row[13 + i] as Int) }
+                sums[key] = s
             }
-            return result
+            for row in try Row.fetchAll(db, sql: rollupSQL) { accumulate(row, sign: 1) }
+            for row in try Row.fetchAll(db, sql: heldBackSQL, arguments: [cutoff]) { accumulate(row, sign: -1) }
+            func cumulative(_ counts: ArraySlice<Int>) -> [Int] {
+                var running = 0
+                return counts.map { running += $0; return running }
+            }
+            return sums.compactMap { key, s in
+                guard s.count > 0 else { return nil }
+                let reporter = Reporter(rawValue: key.reporter) ?? .source
+                let proxy = dictionaries.workload(key.proxy)
+                let peer = key.peer == 0 ? WorkloadIdentity.unknown : dictionaries.workload(key.peer)
+                return SeriesTotals(
+                    reporter: reporter, source: reporter == .source ? proxy : peer,
+                    destination: reporter == .source ? peer : proxy, service: dictionaries.service(key.service),
+                    requestProtocol: RequestProtocol(rawValue: key.proto) ?? .http, responseCode: key.code,
+                    grpcStatus: key.grpc < 0 ? nil : key.grpc, responseFlags: key.flags, securityPolicy: key.policy,
+                    count: s.count, durationMillisSum: Double(s.duration) / 1000, requestBytesSum: s.requestBytes,
+                    responseBytesSum: s.responseBytes, durationBuckets: cumulative(s.buckets[0..<n]),
+                    requestBytesBuckets: cumulative(s.buckets[n..<(2 * n)]),
+                    responseBytesBuckets: cumulative(s.buckets[(2 * n)..<(3 * n)]))
+            }
         }
     }
 

@@ -39,6 +39,7 @@ extension SextantDatabase {
         do {
             return try await pool.write { db in
                 var summary = WriteSummary()
+                var rollups = RollupDeltas()
                 for batch in batches {
                     for span in batch.spans {
                         if try Self.insert(span: span, db) {
@@ -48,7 +49,7 @@ extension SextantDatabase {
                         }
                     }
                     for request in batch.requests {
-                        try self.upsert(request: request, db, summary: &summary)
+                        try self.upsert(request: request, db, summary: &summary, rollups: &rollups)
                     }
                     for connection in batch.connections {
                         try self.upsert(connection: connection, db, summary: &summary)
@@ -61,11 +62,13 @@ extension SextantDatabase {
                         try self.insert(metric: point, db, summary: &summary)
                     }
                 }
+                try rollups.apply(db, series: self.callSeriesCache)
                 return summary
             }
         } catch {
             cache.reset()
             metricCache.reset()
+            callSeriesCache.reset()
             throw error
         }
     }
@@ -87,7 +90,9 @@ extension SextantDatabase {
         return db.changesCount > 0
     }
 
-    private func upsert(request r: Request, _ db: Database, summary: inout WriteSummary) throws {
+    private func upsert(
+        request r: Request, _ db: Database, summary: inout WriteSummary, rollups: inout RollupDeltas
+    ) throws {
         let proxyID = try cache.workloadID(r.proxy, db)
         let serviceID = try cache.serviceID(r.service, db)
         var peerID = try r.peer.map { try cache.workloadID($0, db) }
@@ -96,8 +101,10 @@ extension SextantDatabase {
                 db.cachedStatement(sql: "SELECT workload_id FROM endpoints WHERE address = ?"), arguments: [address])
         }
         let key = CallKey.make(request: r, proxyID: proxyID, serviceID: serviceID)
-        let known = try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT id FROM requests WHERE call_key = ?"), arguments: [key]) != nil
+        let before = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(CallSample.columns) FROM requests WHERE call_key = ?"), arguments: [key]
+        ).map(CallSample.init(row:))
+        let known = before != nil
         let row = try Row.fetchOne(
             db.cachedStatement(
                 sql: """
@@ -123,6 +130,12 @@ extension SextantDatabase {
                 r.traceID, r.spanID, r.parentSpanID, r.localAddress, r.remoteAddress, r.channel.rawValue,
             ])!
         let rowID: Int64 = row["id"]
+        let after = try CallSample.fetch(id: rowID, db)!
+        if let before {
+            rollups.move(from: before, to: after)
+        } else {
+            rollups.add(after, sign: 1)
+        }
         if !known {
             summary.requestsStored += 1
         } else {
@@ -142,7 +155,7 @@ extension SextantDatabase {
             id: rowID, reporter: r.reporter, proxyID: proxyID, serviceID: serviceID, startMicros: r.startMicros,
             requestID: r.requestID, traceID: row["trace_id"], spanID: row["span_id"],
             parentSpanID: row["parent_span_id"], localAddress: row["local_addr"], remoteAddress: row["remote_addr"])
-        if try pair(stored, db) { summary.requestsPaired += 1 }
+        if try pair(stored, db, rollups: &rollups) { summary.requestsPaired += 1 }
     }
 }
 
@@ -166,7 +179,7 @@ extension SextantDatabase {
     /// server span (same trace, parent = client span id), or the same `x-request-id` for the same
     /// service (and, when both sides know it, the address the caller connected to). Each side then
     /// names the other's workload.
-    func pair(_ call: StoredCall, _ db: Database) throws -> Bool {
+    func pair(_ call: StoredCall, _ db: Database, rollups: inout RollupDeltas) throws -> Bool {
         let other: Reporter = call.reporter == .source ? .destination : .source
         var match: Row?
         if let trace = call.traceID {
@@ -213,9 +226,14 @@ extension SextantDatabase {
         guard let match else { return false }
         let otherID: Int64 = match["id"]
         let otherProxy: Int64 = match["proxy_id"]
+        let mineBefore = try CallSample.fetch(id: call.id, db)
+        let otherBefore = try CallSample.fetch(id: otherID, db)
         let link = try db.cachedStatement(sql: "UPDATE requests SET paired = 1, peer_id = ? WHERE id = ?")
         try link.execute(arguments: [otherProxy, call.id])
         try link.execute(arguments: [call.proxyID, otherID])
+        for (id, before) in [(call.id, mineBefore), (otherID, otherBefore)] {
+            if let before, let after = try CallSample.fetch(id: id, db) { rollups.move(from: before, to: after) }
+        }
         return true
     }
 }
