@@ -116,7 +116,8 @@ package struct Collector {
         let scraper = ScrapeService(
             targets: limits.scrapeTargets.compactMap(URL.init(string:)), intervalSeconds: limits.scrapeIntervalSeconds,
             sink: sink, directory: directory, metrics: metrics, logger: logger)
-        services = [writer, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper]
+        let retention = RetentionService(database: database, configuration: configuration.retention, logger: logger)
+        services = [writer, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention]
         apiRouter = api
         zipkinRouter = zipkin
         self.otlpRouter = otlpRouter

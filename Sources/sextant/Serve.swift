@@ -55,6 +55,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds between scrapes of each --scrape target.", valueName: "seconds"))
     var scrapeInterval: Double = 15
 
+    @Option(help: ArgumentHelp("How long raw calls, spans, logs and metric samples are kept (e.g. 24h).", valueName: "duration"))
+    var retentionRaw = "24h"
+
+    @Option(help: ArgumentHelp("How long minute rollups are kept (e.g. 7d).", valueName: "duration"))
+    var retentionMinute = "7d"
+
+    @Option(help: ArgumentHelp("How long hourly rollups are kept (e.g. 90d).", valueName: "duration"))
+    var retentionHour = "90d"
+
     @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
     var maxBodyBytes = 16 << 20
 
@@ -83,6 +92,11 @@ struct Serve: AsyncParsableCommand {
         }
         guard pairingGrace >= 0 else { throw ValidationError("--pairing-grace must not be negative") }
         guard maxSeriesPerMetric > 0 else { throw ValidationError("--max-series-per-metric must be positive") }
+        for (flag, text) in [("--retention-raw", retentionRaw), ("--retention-minute", retentionMinute), ("--retention-hour", retentionHour)] {
+            guard let seconds = Self.seconds(text), seconds >= 60 else {
+                throw ValidationError("\(flag) '\(text)' must be a duration of at least 1m, such as 24h or 7d")
+            }
+        }
         guard scrapeInterval >= 0.1 else { throw ValidationError("--scrape-interval must be at least 0.1 seconds") }
         for target in scrapeTargets {
             guard let url = URL(string: target), url.scheme == "http" || url.scheme == "https", url.host != nil else {
@@ -102,6 +116,9 @@ struct Serve: AsyncParsableCommand {
         configuration.server.otlpHTTPPort = otlpHttpPort
         configuration.server.statsdPort = statsdPort
         configuration.store.maxSeriesPerMetric = maxSeriesPerMetric
+        configuration.retention.rawSeconds = Self.seconds(retentionRaw)!
+        configuration.retention.minuteSeconds = Self.seconds(retentionMinute)!
+        configuration.retention.hourSeconds = Self.seconds(retentionHour)!
         configuration.server.scrapeTargets = scrapeTargets
         configuration.server.scrapeIntervalSeconds = scrapeInterval
         configuration.server.maxBodyBytes = maxBodyBytes
@@ -123,5 +140,12 @@ struct Serve: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+
+    /// `90s`, `15m`, `24h`, `7d`, `2w` in seconds.
+    static func seconds(_ text: String) -> Int64? {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
+        guard let unit = text.last.flatMap({ units[$0] }), let n = Int64(text.dropLast()), n > 0 else { return nil }
+        return n * unit
     }
 }

@@ -44,7 +44,7 @@ private func point(
         defer { try? FileManager.default.removeItem(atPath: folder) }
         var configuration = SextantDatabase.Configuration(directory: folder)
         configuration.maxSeriesPerMetric = 3
-        let database = try SextantDatabase(configuration: configuration, logger: Logger(label: "test"))
+        let database = try SextantDatabase(configuration: configuration, logger: Logger.quiet)
         let points = (0..<5).map { point("rq", 1, at: 0, labels: [MetricLabelPair("user", "u\($0)")]) }
             + [point("other", 1, at: 0)]
         let summary = try await database.write([IngestBatch(metrics: points)])

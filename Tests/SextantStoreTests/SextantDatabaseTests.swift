@@ -10,7 +10,7 @@ import Testing
 func withTemporaryDatabase<T>(_ body: (SextantDatabase, String) async throws -> T) async throws -> T {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: folder) }
-    let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger(label: "test"))
+    let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
     return try await body(database, folder)
 }
 
@@ -51,7 +51,7 @@ let fixtureEdges = [
         #expect(files.count >= 2)
         try await withTemporaryDatabase { database, folder in
             #expect(try database.appliedMigrations() == files)
-            let again = try SextantDatabase(configuration: .init(directory: folder), logger: Logger(label: "test"))
+            let again = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
             #expect(try again.appliedMigrations() == files)
         }
     }
@@ -123,5 +123,14 @@ let fixtureEdges = [
             let series = try await database.seriesTotals(unresolvedBeforeMicros: 0)
             #expect(series.reduce(0) { $0 + $1.count } == 312 - 50)
         }
+    }
+}
+
+extension Logger {
+    /// Tests log warnings and errors only.
+    static var quiet: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return logger
     }
 }

@@ -11,6 +11,10 @@ OpenTelemetry collectors (``envoy.tracers.opentelemetry``, OTLP/gRPC), the
 gRPC access log service (``envoy.access_loggers.http_grpc`` and, for TCP,
 ``tcp_grpc``), the OpenTelemetry access logger (OTLP/gRPC logs) and a JSON
 access log file. Each gRPC channel can go to several collectors at once.
+Stats go out through Envoy's stats sinks, also chosen per run: statsd (UDP),
+the Envoy metrics service and the OpenTelemetry stats sink (both gRPC), each
+to its own collector(s); every sidecar has Istio's ``stats_tags``, so its
+``/stats/prometheus`` (see ``Mesh.stats_urls``) looks like an Istio sidecar's.
 
 With ``BOOKINFO_WITH_TCP`` ratings-v1 also opens one plain TCP connection per
 request it handles, through its sidecar's outbound ``tcp_proxy`` listener, to
@@ -26,6 +30,9 @@ Typical use::
 
     with Mesh(specs=BOOKINFO_WITH_TCP, als_ports=(a, b), otel_log_ports=(c,),
               otel_trace_ports=(d, e), file_logs=False) as mesh:
+        ...
+
+    with Mesh(statsd_ports=(udp,), metrics_service_ports=(f,), otel_stats_ports=(g,)) as mesh:
         ...
 
 All ports are chosen at run time, so several meshes (and anything else) can
@@ -52,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +127,20 @@ ISTIO_TEXT_ACCESS_LOG = (
 # Attributes of an OpenTelemetry access log record: the JSON keys without trace_id
 # (the record carries the trace and span ids itself).
 OTEL_ACCESS_LOG_ATTRIBUTES = {k: v for k, v in ACCESS_LOG_FORMAT.items() if k != "trace_id"}
+# Istio's sidecar stats_config.stats_tags (as in shared/fixtures/envoy): tag-extracted
+# names and labels such as cluster_name and response_code, Envoy's default tags off.
+ISTIO_STATS_TAGS = (
+    ("cluster_name", r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"),
+    ("tcp_prefix", r"^tcp\.((.*?)\.)\w+?$"),
+    ("response_code", r"_rq(_(\d{3}))$"),
+    ("response_code_class", r"_rq(_(\dxx))$"),
+    ("http_conn_manager_listener_prefix",
+     r"^listener(?=\.).*?\.http\.(((?:inbound|outbound)_\d+\.\d+\.\d+\.\d+_\d+|[^.]+)\.)"),
+    ("http_conn_manager_prefix", r"^http\.(((?:inbound|outbound)_\d+\.\d+\.\d+\.\d+_\d+|[^.]+)\.)"),
+    ("listener_address", r"^listener\.(((?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*))\.)"),
+)
+# Envoy flushes its stats sinks every 5 s by default; runs with stats sinks flush every second.
+STATS_FLUSH_INTERVAL_S = 1
 # Envoy's OpenTelemetry tracer batches spans and sends them every 5 s by
 # default; this runtime override makes it send every second.
 OTEL_TRACER_FLUSH_MS = 1000
@@ -399,6 +421,10 @@ class Telemetry:
     talks to one gRPC cluster only: with several trace ports the sidecars
     send to a tee (one more Envoy) that forwards every Export call to the
     first port and mirrors it to the others.
+
+    Stats sinks: one sink per port, so each can go to a different collector.
+    With any of them the sidecars flush their stats every
+    ``stats_flush_interval_s`` seconds.
     """
 
     zipkin_port: int | None = None
@@ -406,6 +432,11 @@ class Telemetry:
     als_ports: tuple[int, ...] = ()  # AccessLogService (http_grpc, and tcp_grpc on tcp_proxy listeners)
     otel_log_ports: tuple[int, ...] = ()  # OTLP/gRPC LogsService (envoy.access_loggers.open_telemetry)
     file_logs: bool = True  # JSON access log file per sidecar (HTTP listeners)
+    statsd_ports: tuple[int, ...] = ()  # UDP statsd (envoy.stat_sinks.statsd)
+    # Envoy MetricsService/StreamMetrics (envoy.stat_sinks.metrics_service, tags as labels, cumulative counters)
+    metrics_service_ports: tuple[int, ...] = ()
+    otel_stats_ports: tuple[int, ...] = ()  # OTLP/gRPC MetricsService (envoy.stat_sinks.open_telemetry)
+    stats_flush_interval_s: int = STATS_FLUSH_INTERVAL_S
 
     def __post_init__(self) -> None:
         if self.zipkin_port is not None and self.otel_trace_ports:
@@ -414,6 +445,10 @@ class Telemetry:
     @property
     def needs_tee(self) -> bool:
         return len(self.otel_trace_ports) > 1
+
+    @property
+    def has_stats_sinks(self) -> bool:
+        return bool(self.statsd_ports or self.metrics_service_ports or self.otel_stats_ports)
 
     def channels(self) -> list[str]:
         names = []
@@ -424,6 +459,9 @@ class Telemetry:
         names += [f"otel-logs:{p}" for p in self.otel_log_ports]
         if self.file_logs:
             names.append("file-logs")
+        names += [f"statsd:{p}" for p in self.statsd_ports]
+        names += [f"metrics-service:{p}" for p in self.metrics_service_ports]
+        names += [f"otel-stats:{p}" for p in self.otel_stats_ports]
         return names
 
 
@@ -627,6 +665,42 @@ def _service_metadata(service: str) -> dict:
     return {"services": [{"host": service_fqdn(service), "name": service, "namespace": NAMESPACE}]}
 
 
+def _stats_sinks(telemetry: Telemetry) -> list[dict]:
+    """Envoy's stats sinks, configured as in the fixtures' all-variants bootstrap."""
+    sinks = []
+    for port in telemetry.statsd_ports:
+        sinks.append({
+            "name": "envoy.stat_sinks.statsd",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.metrics.v3.StatsdSink",
+                "address": {"socket_address": {"protocol": "UDP", "address": "127.0.0.1", "port_value": port}},
+            },
+        })
+    for port in telemetry.metrics_service_ports:
+        sinks.append({
+            "name": "envoy.stat_sinks.metrics_service",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig",
+                "transport_api_version": "V3",
+                "grpc_service": _grpc_service(port),
+                # report_counters_as_deltas stays unset: counters are cumulative.
+                "emit_tags_as_labels": True,
+            },
+        })
+    for port in telemetry.otel_stats_ports:
+        sinks.append({
+            "name": "envoy.stat_sinks.open_telemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.stat_sinks.open_telemetry.v3.SinkConfig",
+                "grpc_service": _grpc_service(port),
+                "emit_tags_as_attributes": True,
+                "use_tag_extracted_name": True,
+                "resource_detectors": [_ENVIRONMENT_RESOURCE_DETECTOR],
+            },
+        })
+    return sinks
+
+
 def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], telemetry: Telemetry,
                     trace_port: int | None = None) -> dict:
     """The bootstrap of one sidecar, modelled on Istio's sidecar configuration.
@@ -726,7 +800,8 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], telemetr
         })
     if telemetry.zipkin_port is not None:
         clusters.append(_static_cluster("zipkin", [{"endpoint": {"address": _socket_address(telemetry.zipkin_port)}}]))
-    grpc_ports = list(telemetry.als_ports) + list(telemetry.otel_log_ports)
+    grpc_ports = (list(telemetry.als_ports) + list(telemetry.otel_log_ports) + list(telemetry.metrics_service_ports)
+                  + list(telemetry.otel_stats_ports))
     if trace_port is not None and telemetry.zipkin_port is None:
         grpc_ports.append(trace_port)
     for port in sorted(set(grpc_ports)):
@@ -755,6 +830,10 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], telemetr
             },
         },
         "admin": {"address": _socket_address(workload.admin_port)},
+        "stats_config": {
+            "use_all_default_tags": False,
+            "stats_tags": [{"tag_name": name, "regex": regex} for name, regex in ISTIO_STATS_TAGS],
+        },
         "overload_manager": {"resource_monitors": [{
             "name": "envoy.resource_monitors.global_downstream_max_connections",
             "typed_config": {
@@ -764,6 +843,9 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], telemetr
         }]},
         "static_resources": {"listeners": listeners, "clusters": clusters},
     }
+    if telemetry.has_stats_sinks:
+        bootstrap["stats_sinks"] = _stats_sinks(telemetry)
+        bootstrap["stats_flush_interval"] = f"{telemetry.stats_flush_interval_s}s"
     if telemetry.otel_trace_ports:
         bootstrap["layered_runtime"] = {"layers": [{
             "name": "static",
@@ -856,12 +938,18 @@ class Mesh:
                  specs: tuple[WorkloadSpec, ...] = BOOKINFO, seed: int | None = None,
                  envoy_log_level: str = "warning", *, otel_trace_ports: tuple[int, ...] = (),
                  als_ports: tuple[int, ...] = (), otel_log_ports: tuple[int, ...] = (),
-                 file_logs: bool = True) -> None:
-        """``zipkin_port`` / ``otel_trace_ports``, ``als_ports``, ``otel_log_ports`` and
-        ``file_logs`` choose the sidecars' telemetry channels (see ``Telemetry``)."""
+                 file_logs: bool = True, statsd_ports: tuple[int, ...] = (),
+                 metrics_service_ports: tuple[int, ...] = (), otel_stats_ports: tuple[int, ...] = (),
+                 stats_flush_interval_s: int = STATS_FLUSH_INTERVAL_S) -> None:
+        """``zipkin_port`` / ``otel_trace_ports``, ``als_ports``, ``otel_log_ports``,
+        ``file_logs`` and the stats sinks (``statsd_ports``, ``metrics_service_ports``,
+        ``otel_stats_ports``) choose the sidecars' telemetry channels (see ``Telemetry``)."""
         self.telemetry = Telemetry(zipkin_port=zipkin_port, otel_trace_ports=tuple(otel_trace_ports),
                                    als_ports=tuple(als_ports), otel_log_ports=tuple(otel_log_ports),
-                                   file_logs=file_logs)
+                                   file_logs=file_logs, statsd_ports=tuple(statsd_ports),
+                                   metrics_service_ports=tuple(metrics_service_ports),
+                                   otel_stats_ports=tuple(otel_stats_ports),
+                                   stats_flush_interval_s=stats_flush_interval_s)
         self.zipkin_port = zipkin_port
         self.specs = specs
         self.tee_port = 0  # the OTLP tee's listener (only with several otel_trace_ports)
@@ -1298,6 +1386,26 @@ class Mesh:
 
     def node_ids(self) -> dict[str, str]:
         return {name: w.node_id for name, w in self.workloads.items()}
+
+    def pod_names(self) -> dict[str, str]:
+        return {name: w.pod_name for name, w in self.workloads.items()}
+
+    def admin_stats(self, workload: str, regex: str) -> dict[str, int]:
+        """A sidecar's admin ``/stats?filter=<regex>`` (full stat names, counters and gauges only)."""
+        query = urllib.parse.urlencode({"filter": regex})
+        status, body = http_get(f"http://127.0.0.1:{self.workloads[workload].admin_port}/stats?{query}", timeout=5)
+        if status != 200:
+            raise MeshError(f"{workload}: GET /stats?{query} answered {status}: {body[:300]!r}")
+        stats = {}
+        for line in body.decode(errors="replace").splitlines():
+            name, sep, value = line.rpartition(": ")
+            if sep and value.strip().lstrip("-").isdigit():
+                stats[name] = int(value)
+        return stats
+
+    def stats_urls(self) -> dict[str, str]:
+        """Every sidecar's admin ``/stats/prometheus`` (Istio's tags as labels), by workload."""
+        return {name: f"http://127.0.0.1:{w.admin_port}/stats/prometheus" for name, w in self.workloads.items()}
 
 
 def format_edges(edges: dict) -> str:

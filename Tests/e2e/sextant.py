@@ -3,7 +3,8 @@
 The binary is ``$SEXTANT_BIN`` or, by default, ``<repo>/.build/debug/sextant``.
 Each instance gets its own data directory and free ports on 127.0.0.1 (HTTP
 API, Zipkin, gRPC, OTLP/HTTP, statsd); its stderr (and stdout) go to files
-that the tests print when something fails.
+that the tests print when something fails. An instance can also scrape
+Prometheus text targets (``scrape_targets``, ``--scrape``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import concurrent.futures
 import gzip
 import json
 import os
+import re
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from mesh import REPO_ROOT, UNKNOWN, free_ports, spawn, stop_processes
@@ -81,8 +84,12 @@ class Sextant:
 
     instances: list["Sextant"] = []  # every instance ever started, for failure reports
 
-    def __init__(self, name: str, workdir: Path, binary: Path | None = None) -> None:
+    def __init__(self, name: str, workdir: Path, binary: Path | None = None, *,
+                 scrape_targets: tuple[str, ...] = (), scrape_interval_s: float | None = None) -> None:
+        """``scrape_targets``: URLs passed as ``--scrape``, every ``scrape_interval_s`` seconds."""
         self.name = name
+        self.scrape_targets = tuple(scrape_targets)
+        self.scrape_interval_s = scrape_interval_s
         self.workdir = Path(workdir)
         self.binary = Path(binary) if binary else sextant_binary()
         self.data_dir = self.workdir / "data"
@@ -148,6 +155,10 @@ class Sextant:
             "--otlp-http-port", str(self.otlp_http_port),
             "--statsd-port", str(self.statsd_port),
         ]
+        for target in self.scrape_targets:
+            argv += ["--scrape", target]
+        if self.scrape_interval_s is not None:
+            argv += ["--scrape-interval", f"{self.scrape_interval_s:g}"]
         self.process = spawn(argv, self.stdout_path, stderr_path=self.stderr_path)
         if self not in Sextant.instances:
             Sextant.instances.append(self)
@@ -228,6 +239,55 @@ class Sextant:
             headers["Content-Encoding"] = "gzip"
         return http_request("POST", f"{self.otlp_http_url}{path}", body=body, headers=headers, timeout=timeout)
 
+    # -- ingested metric series ---------------------------------------------
+
+    def series(self, *matches: str) -> list[dict[str, str]]:
+        """``GET /api/v1/series?match[]=...``: the label sets (``__name__`` included) of matching series."""
+        answer = self.get_json("/api/v1/series", [("match[]", m) for m in matches])
+        if answer.get("status") != "success" or not isinstance(answer.get("data"), list):
+            raise SextantError(f"GET /api/v1/series {matches}: unexpected answer {str(answer)[:1000]}")
+        return answer["data"]
+
+    def query_range(self, match: str, start: float, end: float, step: str | None = None) -> list[dict]:
+        """``GET /api/v1/query_range?match=...&start=...&end=...``: the matrix' ``result`` list."""
+        params = {"match": match, "start": f"{start:.3f}", "end": f"{end:.3f}"}
+        if step is not None:
+            params["step"] = step
+        answer = self.get_json("/api/v1/query_range", params)
+        data = answer.get("data") or {}
+        if answer.get("status") != "success" or data.get("resultType") != "matrix":
+            raise SextantError(f"GET /api/v1/query_range {params}: unexpected answer {str(answer)[:1000]}")
+        return data.get("result") or []
+
+    def federate(self, *matches: str) -> list["Sample"]:
+        """``GET /federate?match[]=...``, parsed."""
+        response = self.get("/federate", [("match[]", m) for m in matches])
+        if response.status != 200:
+            raise SextantError(response.describe())
+        return parse_exposition(response.text)
+
+    def self_metric(self, name: str) -> float | None:
+        """The sum of every ``/metrics`` sample named ``name`` (None: no such sample)."""
+        response = self.get("/metrics")
+        if response.status != 200:
+            raise SextantError(response.describe())
+        values = [s.value for s in parse_exposition(response.text) if s.name == name]
+        return sum(values) if values else None
+
+    def send_statsd(self, datagrams: list[bytes]) -> None:
+        """Each element as one UDP datagram to the statsd port."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for datagram in datagrams:
+                s.sendto(datagram, ("127.0.0.1", self.statsd_port))
+
+    def remote_write(self, body: bytes, content_encoding: str | None = "snappy") -> HttpResponse:
+        """``POST /api/v1/write`` with the headers Prometheus sends (remote write 1.0)."""
+        headers = {"Content-Type": "application/x-protobuf", "X-Prometheus-Remote-Write-Version": "0.1.0",
+                   "User-Agent": "sextant-e2e"}
+        if content_encoding is not None:
+            headers["Content-Encoding"] = content_encoding
+        return http_request("POST", f"{self.base_url}/api/v1/write", body=body, headers=headers)
+
     def import_files(self, node_id: str, files: list[Path], timeout: float = 120.0) -> subprocess.CompletedProcess:
         """``sextant import --data-dir <this instance's data dir> --node NODE FILE...``."""
         argv = [str(self.binary), "import", "--data-dir", str(self.data_dir), "--node", node_id]
@@ -240,6 +300,56 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------
+# Prometheus text exposition
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    labels: dict[str, str]
+    value: float
+    timestamp_ms: int | None
+
+    def __str__(self) -> str:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
+        return f"{self.name}{{{labels}}} {self.value!r} {self.timestamp_ms}"
+
+
+_SAMPLE_LINE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?[ \t]+(\S+)(?:[ \t]+(-?\d+))?[ \t]*$')
+_LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+_ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r'\\[\\"n]', lambda m: _ESCAPES[m.group(0)], value)
+
+
+def parse_exposition(text: str) -> list[Sample]:
+    """Samples of a Prometheus text exposition (0.0.4); comments skipped, a line that does not parse raises."""
+    samples = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = _SAMPLE_LINE.match(line)
+        if not match:
+            raise SextantError(f"exposition line {number} does not parse: {line[:300]!r}")
+        labels: dict[str, str] = {}
+        body = (match.group(2) or "").strip()
+        position = 0
+        while position < len(body):
+            pair = _LABEL_PAIR.match(body, position)
+            if not pair or pair.end() == position:
+                raise SextantError(f"exposition line {number}: labels do not parse: {line[:300]!r}")
+            labels[pair.group(1)] = _unescape(pair.group(2))
+            position = pair.end()
+        value = float(match.group(3))  # Go's and Python's float syntax agree on +Inf, -Inf, NaN
+        timestamp = int(match.group(4)) if match.group(4) else None
+        samples.append(Sample(match.group(1), labels, value, timestamp))
+    return samples
 
 
 # --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ func withCollector(_ body: (Collector) async throws -> Void) async throws {
     defer { try? FileManager.default.removeItem(atPath: folder) }
     var configuration = CollectorConfiguration(dataDirectory: folder)
     configuration.server.pairingGraceSeconds = 0
-    let collector = try Collector(configuration: configuration, logger: Logger(label: "test"))
+    let collector = try Collector(configuration: configuration, logger: Logger.quiet)
     try await withThrowingTaskGroup(of: Void.self) { group in
         let writer = collector.writer
         group.addTask { try await writer.run() }
@@ -165,4 +165,13 @@ struct GraphJSON: Decodable {
     }
 
     var edges: [Edge]
+}
+
+extension Logger {
+    /// Tests log warnings and errors only.
+    static var quiet: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return logger
+    }
 }

@@ -1,0 +1,93 @@
+import Foundation
+package import Logging
+package import ServiceLifecycle
+
+/// Deletes what is past each tier's horizon: raw records after `raw`, minute rollups after
+/// `minute`, hourly rollups after `hour`. Runs every `interval` on an injected clock.
+///
+/// Deleted pages go to SQLite's free list and are reused by new rows, so under constant load the
+/// file stops growing once the horizons are reached. Sextant never runs `VACUUM` itself: it
+/// rewrites the whole file under an exclusive lock, which is an operator's choice to make offline.
+package final class RetentionService: Service, Sendable {
+    package struct Configuration: Sendable {
+        /// Raw calls, spans, connections, logs and metric samples (flag `--retention-raw`, default 24 h).
+        package var rawSeconds: Int64 = 24 * 3600
+        /// Minute rollups (flag `--retention-minute`, default 7 d).
+        package var minuteSeconds: Int64 = 7 * 24 * 3600
+        /// Hourly rollups (flag `--retention-hour`, default 90 d).
+        package var hourSeconds: Int64 = 90 * 24 * 3600
+        /// How often to enforce the horizons.
+        package var interval: Duration = .seconds(60)
+
+        package init() {}
+    }
+
+    private let database: SextantDatabase
+    private let configuration: Configuration
+    private let now: @Sendable () -> Int64
+    private let logger: Logger
+
+    /// - Parameter now: the current time in Unix seconds (injected so tests can drive it).
+    package init(
+        database: SextantDatabase, configuration: Configuration, logger: Logger,
+        now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) {
+        self.database = database
+        self.configuration = configuration
+        self.logger = logger
+        self.now = now
+    }
+
+    package func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let deleted = try await self.enforce()
+                    if deleted > 0 { self.logger.debug("retention", metadata: ["store.deleted": "\(deleted)"]) }
+                } catch {
+                    self.logger.warning("retention failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: self.configuration.interval)
+            }
+        }
+    }
+
+    /// Deletes everything past its horizon now; returns the number of rows deleted.
+    @discardableResult
+    package func enforce() async throws -> Int {
+        let t = now()
+        let raw = t - configuration.rawSeconds
+        let minute = t - configuration.minuteSeconds
+        let hour = t - configuration.hourSeconds
+        let steps: [(String, Int64)] = [
+            ("DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
+            ("DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE start_us < ? LIMIT 10000)", raw * 1_000_000),
+            ("DELETE FROM tcp_connections WHERE id IN (SELECT id FROM tcp_connections WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
+            ("DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
+            (
+                """
+                DELETE FROM metric_samples WHERE (series_id, ts_ms) IN
+                    (SELECT series_id, ts_ms FROM metric_samples WHERE ts_ms < ? LIMIT 10000)
+                """, raw * 1000
+            ),
+            ("DELETE FROM call_rollups WHERE tier = 60 AND bucket < ?", minute),
+            ("DELETE FROM call_rollup_latency WHERE tier = 60 AND bucket < ?", minute),
+            ("DELETE FROM call_rollups WHERE tier = 3600 AND bucket < ?", hour),
+            ("DELETE FROM call_rollup_latency WHERE tier = 3600 AND bucket < ?", hour),
+            ("DELETE FROM endpoints WHERE last_seen_us < ?", raw * 1_000_000),
+        ]
+        var total = 0
+        for (sql, cutoff) in steps {
+            // Chunks keep each write transaction short, so ingest is never held up for long.
+            while true {
+                let deleted = try await database.pool.write { db in
+                    try db.execute(sql: sql, arguments: [cutoff])
+                    return db.changesCount
+                }
+                total += deleted
+                if deleted < 10000 { break }
+            }
+        }
+        return total
+    }
+}
