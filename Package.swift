@@ -99,6 +99,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "SextantFixtures", path: "Tests/Fixtures", resources: [.copy("envoy")]),
+        // Query and storage benchmark (results in the README): swift run -c release sextant-bench
+        .executableTarget(
+            name: "sextant-bench",
+            dependencies: [
+                "SextantStore", "SextantAnalytics", "SextantModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"]),
         .testTarget(
             name: "SextantIngestTests",

@@ -1,0 +1,151 @@
+import Foundation
+import GRDB
+import Logging
+import SextantAnalytics
+import SextantModel
+import SextantStore
+
+/// Query benchmark for the rollup tiers: fills a database in a temporary folder with a mesh of
+/// 500 services and 2,000 edges — hourly rollups for 7 days, minute rollups for the last 2 hours,
+/// raw calls for the last 5 minutes — then times the graph and signals over 1 h and 7 d, and
+/// measures bytes per stored record. Prints Markdown tables.
+@main
+struct SextantBench {
+    static let services = 500
+    static let edges = 2000
+    static let now: Int64 = 1_795_701_600  // an hour boundary
+
+    static func main() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .warning
+        var configuration = SextantDatabase.Configuration(directory: folder)
+        configuration.synchronousFull = false
+        let database = try SextantDatabase(configuration: configuration, logger: logger)
+        let fill = ContinuousClock.now
+        try await fillMesh(database)
+        print("filled in \(ContinuousClock.now - fill)\n")
+        print("| query (500 services, 2,000 edges) | window | median ms | p90 ms | target ms | nodes | edges |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for (label, seconds, target) in [("1h", Int64(3600), 50.0), ("7d", Int64(7 * 86_400), 200.0)] {
+            var times: [Double] = []
+            var graph: ServiceGraph?
+            for _ in 0..<7 {
+                let start = ContinuousClock.now
+                let aggregates = try await database.callAggregates(
+                    fromMicros: (now - seconds) * 1_000_000 + 30_000_000, toMicros: now * 1_000_000 - 20_000_000)
+                graph = ServiceGraph(aggregates: aggregates, graphType: .workload, windowSeconds: Double(seconds), endUnixSeconds: Double(now))
+                _ = GoldenSignals(aggregates: aggregates, by: .service, windowSeconds: Double(seconds), endUnixSeconds: Double(now))
+                let elapsed = ContinuousClock.now - start
+                times.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+            }
+            times.sort()
+            print(String(format: "| graph + signals | %@ | %.1f | %.1f | %.0f | %d | %d |", label, times[3], times[6], target,
+                graph?.nodes.count ?? 0, graph?.edges.count ?? 0))
+        }
+        try await bytesPerRecord(logger: logger)
+    }
+
+    /// Identities, then rollup rows straight into the tiers (what seven days of calls would leave).
+    static func fillMesh(_ database: SextantDatabase) async throws {
+        try await database.pool.write { db in
+            for i in 0..<services {
+                try db.execute(
+                    sql: "INSERT INTO workloads (id, namespace, workload, app, version, canonical_service, canonical_revision, principal, cluster) VALUES (?, ?, ?, ?, 'v1', ?, 'v1', 'unknown', 'Kubernetes')",
+                    arguments: [i + 1, "ns\(i % 20)", "svc\(i)-v1", "svc\(i)", "svc\(i)"])
+                try db.execute(
+                    sql: "INSERT INTO services (id, host, name, namespace) VALUES (?, ?, ?, ?)",
+                    arguments: [i + 1, "svc\(i).ns\(i % 20).svc.cluster.local", "svc\(i)", "ns\(i % 20)"])
+            }
+            var seen = Set<Int>()
+            var edge = 0
+            var n = 0
+            while edge < edges {
+                let a = (n * 7919) % services
+                let b = (n * 104_729 + 13) % services
+                n += 1
+                guard a != b, seen.insert(a * services + b).inserted else { continue }
+                // One series per edge: source-reported, paired, 200.
+                try db.execute(
+                    sql: "INSERT INTO call_series (id, reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status, response_flags, security_policy, paired) VALUES (?, 0, ?, ?, ?, 0, 200, -1, '-', 'unknown', 1)",
+                    arguments: [edge + 1, a + 1, b + 1, b + 1])
+                edge += 1
+            }
+        }
+        for (tier, count) in [(Int64(3600), Int64(7 * 24)), (Int64(60), Int64(120))] {
+            try await database.pool.write { db in
+                let rollup = try db.makeStatement(
+                    sql: "INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes, sources, d3) VALUES (?, ?, ?, ?, ?, 0, ?, 2, ?)")
+                let latency = try db.makeStatement(
+                    sql: "INSERT INTO call_rollup_latency (tier, bucket, series_id, latency_bucket, count) VALUES (?, ?, ?, ?, ?)")
+                for step in 1...count {
+                    let bucket = now - step * tier
+                    for series in 1...edges {
+                        let calls = tier == 3600 ? 600 : 10
+                        try rollup.execute(arguments: [tier, bucket, series, calls, calls * 8000, calls * 300, calls])
+                        // Four latency buckets per series and bucket, as a few ms of spread gives.
+                        for k in 0..<4 { try latency.execute(arguments: [tier, bucket, series, 440 + k * 7, calls / 4]) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes per raw span, raw access-log call and edge-minute rollup, by writing each through the store.
+    static func bytesPerRecord(logger: Logger) async throws {
+        print("\n| record | rows | bytes per row |")
+        print("|---|---:|---:|")
+        for kind in ["raw span (Zipkin, with its call row)", "raw access-log call", "edge-minute rollup"] {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-bytes-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            var configuration = SextantDatabase.Configuration(directory: folder)
+            configuration.synchronousFull = false
+            let database = try SextantDatabase(configuration: configuration, logger: logger)
+            let before = try size(database)
+            let rows = 50_000
+            let proxy = WorkloadIdentity(namespace: "default", workload: "productpage-v1", app: "productpage", version: "v1")
+            let service = ServiceRef(host: "reviews.default.svc.cluster.local", name: "reviews", namespace: "default")
+            var batch = IngestBatch()
+            for i in 0..<rows {
+                let start = now * 1_000_000 + Int64(i) * (kind.hasPrefix("edge") ? 60_000_000 : 1000)
+                let id = String(format: "%016llx", UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+                let call = Request(
+                    reporter: .source, proxy: proxy, service: service, startMicros: start, durationMicros: 4000 + Int64(i % 300),
+                    responseCode: 200, requestBytes: 0, responseBytes: 40, requestID: UUID().uuidString,
+                    traceID: kind.hasPrefix("raw span") ? id + id : nil, spanID: kind.hasPrefix("raw span") ? id : nil,
+                    localAddress: "10.0.0.7:5\(i % 10000)", remoteAddress: "10.0.1.9:9080", channel: .accessLog)
+                batch.requests.append(call)
+                if kind.hasPrefix("raw span") {
+                    batch.spans.append(
+                        Span(traceID: id + id, spanID: id, kind: .client, name: "reviews.default.svc.cluster.local:9080/*",
+                            startMicros: start, durationMicros: call.durationMicros,
+                            localEndpoint: .init(serviceName: "productpage.default", ipv4: "10.0.0.7"),
+                            tags: ["node_id": "sidecar~10.0.0.7~productpage-v1-abc-xyz.default~default.svc.cluster.local",
+                                "upstream_cluster": "outbound|9080||reviews.default.svc.cluster.local", "http.status_code": "200",
+                                "guid:x-request-id": call.requestID!, "http.url": "http://reviews:9080/reviews/0"]))
+                }
+                if batch.recordCount >= 5000 {
+                    _ = try await database.write([batch])
+                    batch = IngestBatch()
+                }
+            }
+            _ = try await database.write([batch])
+            if kind.hasPrefix("edge") {
+                // Count only the rollups: drop the raw calls and reclaim their pages.
+                try await database.pool.write { try $0.execute(sql: "DELETE FROM requests") }
+                try await database.pool.writeWithoutTransaction { try $0.execute(sql: "VACUUM") }
+            }
+            try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            let grown = try size(database) - before
+            print("| \(kind) | \(rows) | \(grown / rows) |")
+        }
+    }
+
+    static func size(_ database: SextantDatabase) throws -> Int {
+        try database.pool.read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0) * (try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0)
+                - (try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0) * (try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0)
+        }
+    }
+}
