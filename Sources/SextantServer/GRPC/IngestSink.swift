@@ -7,11 +7,8 @@ struct IngestSink: Sendable {
     let writer: IngestWriter
     let metrics: SelfMetrics
 
-    /// Returns once the batch's records are committed.
+    /// Returns once the batch's records are committed; counts them once they are.
     func store(_ batch: IngestBatch, channel: String) async throws {
-        metrics.add(
-            "sextant_received_records_total", [("channel", channel), ("outcome", "accepted")],
-            Double(batch.recordCount))
         metrics.add(
             "sextant_received_records_total", [("channel", channel), ("outcome", "rejected")],
             Double(batch.rejected.count))
@@ -21,6 +18,9 @@ struct IngestSink: Sendable {
             metrics.add("sextant_ingest_refused_total", [("channel", channel), ("reason", "\(error.code)")])
             throw error
         }
+        // Calls derived from spans are not records the sender sent.
+        let received = batch.recordCount - (batch.spans.isEmpty ? 0 : batch.requests.count)
+        metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "accepted")], Double(received))
     }
 
     /// `N of M rejected: first few messages`, for error answers and partial successes.

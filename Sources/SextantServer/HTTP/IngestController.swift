@@ -118,16 +118,7 @@ struct IngestController: Sendable {
     }
 
     private func store(_ batch: IngestBatch, channel: String) async throws {
-        metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "accepted")],
-            Double(batch.recordCount))
-        metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "rejected")],
-            Double(batch.rejected.count))
-        do {
-            _ = try await writer.write(batch)
-        } catch let error as StoreError {
-            metrics.add("sextant_ingest_refused_total", [("channel", channel), ("reason", "\(error.code)")])
-            throw error
-        }
+        try await IngestSink(writer: writer, metrics: metrics).store(batch, channel: channel)
     }
 
     private func body(of request: Request) async throws -> [UInt8] {
