@@ -33,7 +33,7 @@ SETTLE_TIMEOUT_S = 30.0
 
 # Test modules in the order they should run (others after them).
 MODULE_ORDER = ("test_mesh_e2e.py", "test_federation.py", "test_grpc_channels.py", "test_otel_sdk.py",
-                "test_bad_input.py")
+                "test_metrics_ingest.py", "test_remote_write.py", "test_bad_input.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -19,7 +19,8 @@ import struct
 _VARINT, _FIXED64, _LENGTH_DELIMITED = 0, 1, 2
 
 
-def _varint(n: int) -> bytes:
+def uvarint(n: int) -> bytes:
+    """Protobuf's (and snappy's length header's) base-128 varint."""
     if n < 0:
         n += 1 << 64  # int64 as protobuf writes it
     out = bytearray()
@@ -34,11 +35,11 @@ def _varint(n: int) -> bytes:
 
 
 def _key(field: int, wire_type: int) -> bytes:
-    return _varint(field << 3 | wire_type)
+    return uvarint(field << 3 | wire_type)
 
 
 def _message_field(field: int, payload: bytes) -> bytes:
-    return _key(field, _LENGTH_DELIMITED) + _varint(len(payload)) + payload
+    return _key(field, _LENGTH_DELIMITED) + uvarint(len(payload)) + payload
 
 
 def write_request(series: list[tuple[dict[str, str], list[tuple[float, int]]]]) -> bytes:
@@ -50,7 +51,7 @@ def write_request(series: list[tuple[dict[str, str], list[tuple[float, int]]]]) 
             label = _message_field(1, name.encode()) + _message_field(2, labels[name].encode())
             ts += _message_field(1, label)
         for value, timestamp_ms in samples:
-            sample = _key(1, _FIXED64) + struct.pack("<d", value) + _key(2, _VARINT) + _varint(timestamp_ms)
+            sample = _key(1, _FIXED64) + struct.pack("<d", value) + _key(2, _VARINT) + uvarint(timestamp_ms)
             ts += _message_field(2, sample)
         body += _message_field(1, bytes(ts))
     return bytes(body)
@@ -58,7 +59,7 @@ def write_request(series: list[tuple[dict[str, str], list[tuple[float, int]]]]) 
 
 def snappy_block(data: bytes) -> bytes:
     """``data`` in the snappy block format: the uncompressed length, then literal elements only."""
-    out = bytearray(_varint(len(data)))
+    out = bytearray(uvarint(len(data)))
     for start in range(0, len(data), 65536):
         chunk = data[start:start + 65536]
         n = len(chunk) - 1

@@ -1,15 +1,22 @@
-"""End-to-end: sextant refuses malformed OTLP and ALS input and keeps working.
+"""End-to-end: sextant refuses malformed OTLP, ALS, statsd and remote-write input and keeps working.
 
 One fresh instance gets truncated protobuf and wrong content types on
-OTLP/HTTP, garbage on the OTLP gRPC methods, and garbage ALS streams opened
+OTLP/HTTP, garbage on the OTLP gRPC methods, garbage ALS streams opened
 while a small real mesh (productpage-v1 -> details-v1, gRPC ALS only) keeps
-streaming to it; the mesh's traffic before and after must still be counted
-exactly, and ``/readyz`` must still answer.
+streaming to it, malformed statsd lines (counted in
+``sextant_statsd_malformed_lines_total`` while valid lines around them are
+stored) and remote-write bodies that are not snappy, are corrupt snappy or
+hold no WriteRequest (400 each, then a valid one is stored); the mesh's
+traffic before and after must still be counted exactly, and ``/readyz``
+must still answer.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
+import ctypes.util
+import time
 
 import pytest
 from google.protobuf.message import DecodeError
@@ -20,6 +27,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from grpc_raw import ALS_STREAM, LOGS_EXPORT, TRACE_EXPORT, client_stream_held_open, unary
 from mesh import UNKNOWN, Mesh, TrafficResult, WorkloadSpec, format_edges
 from otlp_payloads import Call
+from remote_write import snappy_block, uvarint, write_request
 from sextant import Sextant, SextantError, edge_counts, wait_until_settled
 
 import grpc  # noqa: E402  (grpc_raw set its environment first)
@@ -104,6 +112,124 @@ def test_otlp_http_wrong_content_type_is_415(path, bad_sextant):
 def test_grpc_export_garbage_is_invalid_argument(method, garbage, bad_sextant):
     result = unary(bad_sextant.grpc_target, method, GARBAGE[garbage])
     assert result.code == grpc.StatusCode.INVALID_ARGUMENT, f"{garbage} bytes {GARBAGE[garbage]!r}: {result.describe()}"
+
+
+# -- statsd ---------------------------------------------------------------
+
+STATSD_CLUSTER = "outbound|9080||e2e-statsd.bad.svc.cluster.local"
+STATSD_VALID = f"envoy.cluster.{STATSD_CLUSTER}.upstream_rq_200:{{n}}|c"
+STATSD_SERIES = f'envoy_cluster_upstream_rq{{cluster_name="{STATSD_CLUSTER}",response_code="200"}}'
+# One malformed line per datagram.
+MALFORMED_STATSD = {
+    "no ':'": b"envoy.cluster.e2e.upstream_rq_200|c",
+    "value not a number": b"envoy.cluster.e2e.upstream_rq_200:twelve|c",
+    "no type": b"envoy.cluster.e2e.upstream_rq_200:12",
+    "unknown type": b"envoy.cluster.e2e.upstream_rq_200:12|q",
+    "empty name": b":12|c",
+    "sample rate 0": b"envoy.cluster.e2e.upstream_rq_200:12|c|@0",
+    "binary": b"\x00\xff\xfe\x01\x7f\x02",
+}
+# A datagram of three lines: malformed (no type), valid (2), malformed (sample rate 2).
+MIXED_DATAGRAM = (b"envoy.cluster.e2e.upstream_rq_200:1\n" + STATSD_VALID.format(n=2).encode()
+                  + b"\nenvoy.cluster.e2e.upstream_rq_200:1|c|@2")
+MIXED_MALFORMED, MIXED_VALUE = 2, 2
+AFTER_VALUE = 5  # the valid datagram sent right after the garbage
+STATSD_TIMEOUT_S = 10.0
+
+
+def test_statsd_malformed_lines_are_counted_and_skipped(bad_sextant):
+    before = bad_sextant.self_metric("sextant_statsd_malformed_lines_total") or 0.0
+    bad_sextant.send_statsd(list(MALFORMED_STATSD.values()) + [MIXED_DATAGRAM])
+    bad_sextant.send_statsd([STATSD_VALID.format(n=AFTER_VALUE).encode()])
+    want_malformed = before + len(MALFORMED_STATSD) + MIXED_MALFORMED
+    want_value = float(MIXED_VALUE + AFTER_VALUE)
+    deadline = time.monotonic() + STATSD_TIMEOUT_S
+    while True:
+        malformed = bad_sextant.self_metric("sextant_statsd_malformed_lines_total")
+        samples = bad_sextant.federate(STATSD_SERIES)
+        if (malformed == want_malformed and [s.value for s in samples] == [want_value]) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    assert bad_sextant.running(), f"sextant exited with {bad_sextant.process.returncode}"
+    sent = "\n".join(f"  {name}: {payload!r}" for name, payload in MALFORMED_STATSD.items())
+    assert malformed == want_malformed, (
+        f"sextant_statsd_malformed_lines_total went from {before} to {malformed}, expected {want_malformed}: "
+        f"one per datagram of\n{sent}\nand {MIXED_MALFORMED} in {MIXED_DATAGRAM!r}")
+    assert [s.value for s in samples] == [want_value], (
+        f"/federate?match[]={STATSD_SERIES}: {[str(s) for s in samples]}; expected one series of "
+        f"{want_value:g} (the valid line {MIXED_VALUE} between the malformed ones, then {AFTER_VALUE})")
+
+
+# -- remote write ---------------------------------------------------------
+
+RW_NAME = "e2e_bad_input_remote_write_total"
+RW_LABELS = {"__name__": RW_NAME, "job": "e2e-bad-input"}
+RW_VALUE = 42.0
+
+
+def _rw_body(timestamp_ms: int = 1) -> bytes:
+    return write_request([(RW_LABELS, [(RW_VALUE, timestamp_ms)])])
+
+
+def _length_mismatch() -> bytes:
+    """A snappy block whose header announces 10 bytes more than its elements hold."""
+    body = _rw_body()
+    elements = snappy_block(body)[len(uvarint(len(body))):]
+    return uvarint(len(body) + 10) + elements
+
+
+CORRUPT_REMOTE_WRITE = {
+    # A length varint of 11 bytes: no snappy block starts like this.
+    "not snappy": lambda: b"\xff" * 10 + b"\x01",
+    "truncated snappy": lambda: snappy_block(_rw_body())[:-5],
+    # Announces 10 bytes, then copies 5 bytes from 16 bytes back in an empty output.
+    "copy before the start": lambda: b"\x0a\x05\x10",
+    "length mismatch": _length_mismatch,
+    # Well-formed snappy around a protobuf that announces 100 bytes and has 3.
+    "snappy of a truncated protobuf": lambda: snappy_block(TRUNCATED_MESSAGE),
+}
+
+
+def test_self_check_corrupt_snappy_does_not_decode():
+    """The harness: the system libsnappy (the one sextant links) refuses the corrupt bodies and reads the others."""
+    path = ctypes.util.find_library("snappy")
+    if path is None:
+        pytest.skip("no libsnappy to check the hand-made snappy bodies with")
+    lib = ctypes.CDLL(path)
+
+    def uncompress(data: bytes) -> bytes | None:
+        length = ctypes.c_size_t(0)
+        if lib.snappy_uncompressed_length(data, ctypes.c_size_t(len(data)), ctypes.byref(length)) != 0:
+            return None
+        out = ctypes.create_string_buffer(max(length.value, 1))
+        size = ctypes.c_size_t(length.value)
+        status = lib.snappy_uncompress(data, ctypes.c_size_t(len(data)), out, ctypes.byref(size))
+        return out.raw[:size.value] if status == 0 and size.value == length.value else None
+
+    for case, build in CORRUPT_REMOTE_WRITE.items():
+        expected = TRUNCATED_MESSAGE if case == "snappy of a truncated protobuf" else None
+        assert uncompress(build()) == expected, case
+    assert uncompress(snappy_block(_rw_body())) == _rw_body()
+
+
+@pytest.mark.parametrize("case", list(CORRUPT_REMOTE_WRITE))
+def test_remote_write_bad_body_is_400(case, bad_sextant):
+    body = CORRUPT_REMOTE_WRITE[case]()
+    response = bad_sextant.remote_write(body)
+    assert response.status == 400, f"{case}: body {body[:40]!r} ({len(body)} bytes), snappy: {response.describe()}"
+    ready = bad_sextant.get("/readyz", timeout=5)
+    assert ready.status == 200, f"after {case}: {ready.describe()}"
+
+
+def test_remote_write_valid_after_bad_bodies(bad_sextant):
+    """Nothing of the refused bodies was stored; a valid write right after is (204, then in /federate)."""
+    assert bad_sextant.series(f"{{__name__=\"{RW_NAME}\"}}") == [], "a refused remote write stored a series"
+    timestamp_ms = int(time.time() * 1000)
+    response = bad_sextant.remote_write(snappy_block(_rw_body(timestamp_ms)))
+    assert response.status == 204, response.describe()
+    samples = bad_sextant.federate(RW_NAME)
+    assert [(s.name, s.labels, s.value, s.timestamp_ms) for s in samples] == [
+        (RW_NAME, {"job": "e2e-bad-input"}, RW_VALUE, timestamp_ms)], [str(s) for s in samples]
 
 
 def _merge(first: TrafficResult, second: TrafficResult) -> TrafficResult:

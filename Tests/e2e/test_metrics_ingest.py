@@ -55,7 +55,6 @@ METRIC = "envoy_cluster_upstream_rq"
 RATINGS_CLUSTER = f"outbound|{SERVICE_PORT}||{service_fqdn('ratings')}"
 INBOUND_CLUSTER = f"inbound|{SERVICE_PORT}||"
 SINKS = ("statsd", "metrics-service", "otel-stats", "scrape")
-IDENTITY_SINKS = ("metrics-service", "otel-stats", "scrape")
 STATSD_SENDER = "instance=127.0.0.1"
 READS = ("series+query_range", "federate")
 SATURATION_WORKLOAD = "ratings-v1"
@@ -87,13 +86,20 @@ class MetricsRun:
     signals_item: dict | None
     signals_items: list
     inbound_stats: dict[str, int]
+    udp_drops: int | None  # the host's UDP RcvbufErrors during the run (None: unknown)
     workdir: Path
 
     def __repr__(self) -> str:
         return f"MetricsRun(sent={self.traffic.sent}, waited={self.waited}, workdir={self.workdir})"
 
-    def proxy(self, workload: str) -> str:
-        return f"{NAMESPACE}/{workload}/{self.pods[workload]}"
+
+def udp_receive_buffer_errors() -> int | None:
+    """The host's UDP ``RcvbufErrors`` (datagrams the kernel dropped for a full socket buffer; Linux only)."""
+    try:
+        lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
+        return int(dict(zip(lines[0], lines[1]))["RcvbufErrors"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
 
 
 def expected_values(sink: str, truth_by_code: dict, counts: dict[str, dict], pods: dict[str, str]) -> dict:
@@ -203,6 +209,7 @@ def _wait_for_values(instance: Sextant, expected: dict, not_before: float) -> st
 @pytest.fixture(scope="module")
 def metrics_run(metrics_sextants, e2e_dir, sextant_bin) -> MetricsRun:
     s = metrics_sextants
+    udp_errors_before = udp_receive_buffer_errors()
     with Mesh(
         workdir=e2e_dir / "mesh-metrics",
         file_logs=False,
@@ -234,9 +241,12 @@ def metrics_run(metrics_sextants, e2e_dir, sextant_bin) -> MetricsRun:
         # Gauges are "now": read while the sidecars run (at shutdown Envoy flushes them once more,
         # with its connections closed).
         item, items, stats = _read_saturation(mesh, s["metrics-service"])
+        udp_errors_after = udp_receive_buffer_errors()
+        udp_drops = (None if udp_errors_before is None or udp_errors_after is None
+                     else udp_errors_after - udp_errors_before)
         return MetricsRun(traffic=traffic, counts=counts, truth_by_code=truth_by_code, pods=pods,
                           expected=expected, waited=waited, signals_item=item, signals_items=items,
-                          inbound_stats=stats, workdir=mesh.workdir)
+                          inbound_stats=stats, udp_drops=udp_drops, workdir=mesh.workdir)
 
 
 def expected_saturation(stats: dict[str, int]) -> dict[str, int]:
@@ -246,7 +256,8 @@ def expected_saturation(stats: dict[str, int]) -> dict[str, int]:
         "activeRequests": stats.get(prefix + "upstream_rq_active", 0),
         "pendingRequests": stats.get(prefix + "upstream_rq_pending_active", 0),
         "activeConnections": stats.get(prefix + "upstream_cx_active", 0),
-        "overflows": stats.get(prefix + "upstream_rq_pending_overflow", 0) + stats.get(prefix + "upstream_cx_overflow", 0),
+        "overflows": (stats.get(prefix + "upstream_rq_pending_overflow", 0)
+                      + stats.get(prefix + "upstream_cx_overflow", 0)),
     }
 
 
@@ -287,13 +298,16 @@ def _check(run: MetricsRun, instance: Sextant, sink: str, cluster: str, read: st
     assert actual == expected and not problems, (
         f"[{sink}, {read}] {selector(cluster)} per (proxy, response_code) differs from the apps' counts "
         f"({run.waited.get(sink)}):\n{diff(expected, actual)}\n" + "\n".join(problems)
-        + f"\nexpected: {expected}\nsextant series:\n{detail}")
+        + f"\nexpected: {expected}\nsextant series:\n{detail}"
+        + (f"\nUDP datagrams the kernel dropped on this host during the run (RcvbufErrors): {run.udp_drops}"
+           if sink == "statsd" else ""))
 
 
 @pytest.mark.parametrize("read", READS)
 @pytest.mark.parametrize("sink", SINKS)
 def test_caller_side_to_ratings(sink, read, metrics_sextants, metrics_run):
-    """``envoy_cluster_upstream_rq{cluster_name="outbound|9080||ratings..."}`` per caller and code = what the callers got."""
+    """``envoy_cluster_upstream_rq{cluster_name="outbound|9080||ratings..."}`` per caller and code
+    = what the callers got back."""
     _check(metrics_run, metrics_sextants[sink], sink, RATINGS_CLUSTER, read)
 
 
