@@ -55,3 +55,14 @@ private func point(
         #expect(again.metricsStored == 1)
     }
 }
+
+extension MetricSeriesTests {
+    @Test func keepsLabelValuesExactlyThroughStorage() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let tricky = [MetricLabelPair("path", "a\"b\\c\nd\u{1}é✓"), MetricLabelPair("empty", "")]
+            _ = try await database.write([IngestBatch(metrics: [point("odd", 1, at: 0, kind: .gauge, labels: tricky)])])
+            let stored = try await database.series(named: ["odd"])
+            #expect(stored.first?.labels == tricky.sorted { $0.name < $1.name })
+        }
+    }
+}

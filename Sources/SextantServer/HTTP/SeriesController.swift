@@ -13,7 +13,7 @@ struct SeriesController: Sendable {
     func series(_ request: Request, _ context: some RequestContext) async throws -> Response {
         do {
             let selectors = try Self.selectors(request, parameter: "match[]", required: true)
-            let matching = try await database.allSeries().filter { Self.matches($0, selectors) }
+            let matching = try await database.series(named: Self.names(selectors)).filter { Self.matches($0, selectors) }
             let data = matching
                 .map { s in ["__name__": s.name].merging(s.labels.map { ($0.name, $0.value) }) { a, _ in a } }
                 .sorted { ($0["__name__"] ?? "", $0.description) < ($1["__name__"] ?? "", $1.description) }
@@ -43,7 +43,7 @@ struct SeriesController: Sendable {
                 step = s
             }
             let lookback = 300.0
-            let matching = try await database.allSeries().filter { Self.matches($0, selectors) }
+            let matching = try await database.series(named: Self.names(selectors)).filter { Self.matches($0, selectors) }
             guard matching.count <= 10_000 else { throw QueryError("\(matching.count) series match: narrow the selector") }
             let samples = try await database.samples(
                 seriesIDs: matching.map(\.id), fromMs: Int64((start - (step == nil ? 0 : lookback)) * 1000),
@@ -79,6 +79,12 @@ struct SeriesController: Sendable {
         } catch {
             throw HTTPErrorMapping.httpError(error, logger: logger)
         }
+    }
+
+    /// The metric names the selectors are limited to, when every one names its metric.
+    static func names(_ selectors: [SeriesSelector]) -> Set<String>? {
+        let names = selectors.map(\.metricName)
+        return names.contains(nil) ? nil : Set(names.compactMap { $0 })
     }
 
     static func matches(_ series: StoredSeries, _ selectors: [SeriesSelector]) -> Bool {

@@ -34,10 +34,14 @@ extension SextantDatabase {
         }
     }
 
-    /// Every stored series.
-    package func allSeries() async throws -> [StoredSeries] {
+    /// Stored series: those with one of `names`, or all when `names` is nil.
+    package func series(named names: Set<String>?) async throws -> [StoredSeries] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, name, family, kind, labels FROM metric_series").map(Self.series)
+            guard let names else {
+                return try Row.fetchAll(db, sql: "SELECT id, name, family, kind, labels FROM metric_series").map(Self.series)
+            }
+            let statement = try db.cachedStatement(sql: "SELECT id, name, family, kind, labels FROM metric_series WHERE name = ?")
+            return try names.sorted().flatMap { try Row.fetchAll(statement, arguments: [$0]).map(Self.series) }
         }
     }
 

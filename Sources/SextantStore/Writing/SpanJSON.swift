@@ -54,11 +54,53 @@ enum SpanJSON {
 }
 
 extension SpanJSON {
-    /// Reads back an object written by `encode(_: [String: String])`.
+    /// Reads back an object written by `encode(_: [String: String])` (a flat object of strings);
+    /// anything else yields what could be read.
     static func decodeObject(_ text: String) -> [String: String] {
-        guard let data = text.data(using: .utf8),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: String]
-        else { return [:] }
-        return object
+        var out: [String: String] = [:]
+        var scalars = text.unicodeScalars[...]
+        func skipSpaces() {
+            while let c = scalars.first, c == " " || c == "\n" || c == "\t" || c == "\r" { scalars.removeFirst() }
+        }
+        func string() -> String? {
+            guard scalars.first == "\"" else { return nil }
+            scalars.removeFirst()
+            var value = String.UnicodeScalarView()
+            while let c = scalars.popFirst() {
+                switch c {
+                case "\"": return String(value)
+                case "\\":
+                    guard let e = scalars.popFirst() else { return nil }
+                    switch e {
+                    case "n": value.append("\n")
+                    case "r": value.append("\r")
+                    case "t": value.append("\t")
+                    case "u":
+                        let hex = String(String.UnicodeScalarView(scalars.prefix(4)))
+                        scalars = scalars.dropFirst(4)
+                        guard let code = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(code) else { return nil }
+                        value.append(scalar)
+                    default: value.append(e)
+                    }
+                default: value.append(c)
+                }
+            }
+            return nil
+        }
+        skipSpaces()
+        guard scalars.popFirst() == "{" else { return out }
+        while true {
+            skipSpaces()
+            if scalars.first == "}" { break }
+            guard let key = string() else { break }
+            skipSpaces()
+            guard scalars.popFirst() == ":" else { break }
+            skipSpaces()
+            guard let value = string() else { break }
+            out[key] = value
+            skipSpaces()
+            if scalars.first == "," { scalars.removeFirst() }
+        }
+        return out
     }
 }
