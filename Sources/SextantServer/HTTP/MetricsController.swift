@@ -77,6 +77,11 @@ struct MetricsController: Sendable {
                 name: "sextant_paired_calls_total", help: Self.help["sextant_paired_calls_total"], type: .counter,
                 samples: [MetricSample(name: "sextant_paired_calls_total", value: Double(stats.totals.requestsPaired))]),
             MetricFamily(
+                name: "sextant_metric_points_dropped_total",
+                help: "Metric points refused because their metric already has --max-series-per-metric series, or not a number.",
+                type: .counter,
+                samples: [MetricSample(name: "sextant_metric_points_dropped_total", value: Double(stats.totals.metricsDropped))]),
+            MetricFamily(
                 name: "sextant_commits_total", help: Self.help["sextant_commits_total"], type: .counter,
                 samples: [MetricSample(name: "sextant_commits_total", value: Double(stats.commits))]),
             MetricFamily(

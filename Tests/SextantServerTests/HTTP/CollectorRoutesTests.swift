@@ -147,6 +147,7 @@ func accessLogURI(_ workload: String) throws -> String {
                 try await client.execute(uri: "/metrics", method: .get) { response in
                     let text = String(buffer: response.body)
                     #expect(text.contains("sextant_stored_spans_total 5"))
+                    #expect(text.contains("sextant_metric_points_dropped_total 0"))
                     #expect(text.contains(#"sextant_received_records_total{channel="zipkin",outcome="rejected"} 1"#))
                 }
             }
