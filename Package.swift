@@ -58,6 +58,7 @@ let package = Package(
                 .copy("0001_create_calls_and_spans.sql"),
                 .copy("0002_create_tcp_connections_and_logs.sql"),
                 .copy("0003_create_metric_series.sql"),
+                .copy("0005_index_spans_for_traces.sql"),
             ]
         ),
         .target(
