@@ -8,3 +8,6 @@ CREATE INDEX spans_by_service_time_duration ON spans (service, start_us, duratio
 CREATE INDEX spans_by_time_duration ON spans (start_us, duration_us, trace_id);
 -- A service and span name; also lists a service's span names one distinct value at a time.
 CREATE INDEX spans_by_service_name_time ON spans (service, name, start_us);
+-- A service's remote services, one distinct value at a time (without it, 1-3 s for a service of
+-- 250k spans).
+CREATE INDEX spans_by_service_remote ON spans (service, remote_service) WHERE remote_service IS NOT NULL;

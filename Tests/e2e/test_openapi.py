@@ -77,7 +77,9 @@ def _run(spec: Path, url: str, instance: Sextant) -> None:
         "--seed", "1",
         "--no-color",
     ]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env)
+    # Run in the instance's folder: schemathesis leaves a .schemathesis/ cache in its working directory.
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env,
+                            cwd=instance.workdir)
     assert instance.running(), f"sextant exited during schemathesis:\n{instance.report()}"
     assert result.returncode == 0, (
         f"{' '.join(argv)} -> {result.returncode}\n{result.stdout[-8000:]}\n{result.stderr[-3000:]}\n"

@@ -116,9 +116,16 @@ extension SextantDatabase {
             try String.fetchAll(
                 db,
                 sql: """
-                    SELECT DISTINCT remote_service FROM spans WHERE service = ? AND remote_service IS NOT NULL
-                    ORDER BY remote_service
-                    """, arguments: [service])
+                    WITH RECURSIVE names(name) AS (
+                        SELECT min(remote_service) FROM spans WHERE service = ? AND remote_service IS NOT NULL
+                        UNION ALL
+                        SELECT (
+                            SELECT min(remote_service) FROM spans
+                            WHERE service = ? AND remote_service IS NOT NULL AND remote_service > names.name
+                        ) FROM names WHERE names.name IS NOT NULL
+                    )
+                    SELECT name FROM names WHERE name IS NOT NULL
+                    """, arguments: [service, service])
         }
     }
 
