@@ -20,6 +20,13 @@ package struct DependencyLinks: Sendable {
         package var child: String
         package var callCount: Int
         package var errorCount: Int
+
+        package init(parent: String, child: String, callCount: Int, errorCount: Int) {
+            self.parent = parent
+            self.child = child
+            self.callCount = callCount
+            self.errorCount = errorCount
+        }
     }
 
     /// Sorted by parent, then child.

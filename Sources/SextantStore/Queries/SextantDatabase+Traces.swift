@@ -34,24 +34,10 @@ extension SextantDatabase {
     /// Walks the matching spans newest first and stops once `limit` traces are found, so a search
     /// costs about what its answer holds when matches are common (see the README's benchmark).
     package func traceIDs(matching query: TraceQuery) async throws -> [String] {
-        var sql = "SELECT trace_id"
+        let (sql, arguments) = Self.traceSearch(query)
         let checksAnnotations = !query.annotationTerms.isEmpty
-        if checksAnnotations { sql += ", tags, annotations" }
-        sql += " FROM spans WHERE start_us >= ? AND start_us <= ?"
-        var arguments: StatementArguments = [query.fromMicros, query.toMicros]
-        func add(_ condition: String, _ value: some DatabaseValueConvertible) {
-            sql += " AND " + condition
-            _ = arguments.append(contentsOf: [value])
-        }
-        if let service = query.service { add("service = ?", service) }
-        if let remote = query.remoteService { add("remote_service = ?", remote) }
-        if let name = query.spanName { add("name = ?", name) }
-        if let min = query.minDurationMicros { add("duration_us >= ?", min) }
-        if let max = query.maxDurationMicros { add("duration_us <= ?", max) }
-        if query.errorOnly { sql += " AND error = 1" }
-        sql += " ORDER BY start_us DESC"
         let limit = max(query.limit, 0)
-        return try await pool.read { [sql, arguments] db in
+        return try await pool.read { db in
             var found: [String] = []
             var seen = Set<String>()
             guard limit > 0 else { return found }
@@ -69,6 +55,34 @@ extension SextantDatabase {
                 if found.count == limit { break }
             }
             return found
+        }
+    }
+
+    /// The SQL of a trace search: the trace id of every matching span, newest first (with tags
+    /// and annotations when annotation terms must be checked).
+    static func traceSearch(_ query: TraceQuery) -> (sql: String, arguments: StatementArguments) {
+        var sql = "SELECT trace_id"
+        if !query.annotationTerms.isEmpty { sql += ", tags, annotations" }
+        sql += " FROM spans WHERE start_us >= ? AND start_us <= ?"
+        var arguments: StatementArguments = [query.fromMicros, query.toMicros]
+        func add(_ condition: String, _ value: some DatabaseValueConvertible) {
+            sql += " AND " + condition
+            _ = arguments.append(contentsOf: [value])
+        }
+        if let service = query.service { add("service = ?", service) }
+        if let remote = query.remoteService { add("remote_service = ?", remote) }
+        if let name = query.spanName { add("name = ?", name) }
+        if let min = query.minDurationMicros { add("duration_us >= ?", min) }
+        if let max = query.maxDurationMicros { add("duration_us <= ?", max) }
+        if query.errorOnly { sql += " AND error = 1" }
+        return (sql + " ORDER BY start_us DESC", arguments)
+    }
+
+    /// SQLite's plan for a trace search, one line per step.
+    internal /* for testing */ func traceSearchPlan(_ query: TraceQuery) async throws -> [String] {
+        let (sql, arguments) = Self.traceSearch(query)
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] }
         }
     }
 
