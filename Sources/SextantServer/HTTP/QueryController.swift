@@ -22,9 +22,11 @@ struct QueryController: Sendable {
             let aggregates =
                 try await database.callAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
                 + database.connectionAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
-            let graph = ServiceGraph(
+            var graph = ServiceGraph(
                 aggregates: aggregates, graphType: type, windowSeconds: window.seconds,
                 endUnixSeconds: window.endSeconds, namespace: query["namespace"].map(String.init))
+            graph.addExampleTraces(
+                try await database.callExamples(fromMicros: window.fromMicros, toMicros: window.toMicros))
             return try JSONResponse.make(graph)
         } catch {
             throw HTTPErrorMapping.httpError(error, logger: logger)

@@ -13,7 +13,8 @@ struct QueryWindow: Sendable {
         throws(QueryError)
     {
         if let window {
-            guard let s = Self.parseDuration(window), s > 0 else {
+            // Bounded so that the range in µs fits Int64.
+            guard let s = Self.parseDuration(window), s > 0, s <= Self.maxSeconds else {
                 throw QueryError("window '\(window.prefix(40))' is not a duration such as 30s, 5m, 1h or 7d")
             }
             seconds = s
@@ -21,7 +22,7 @@ struct QueryWindow: Sendable {
             seconds = defaultWindow
         }
         if let end {
-            guard let e = Double(end), e.isFinite, e > 0 else {
+            guard let e = Double(end), e.isFinite, e > 0, e <= Self.maxSeconds else {
                 throw QueryError("end '\(end.prefix(40))' is not a Unix time in seconds")
             }
             endSeconds = e
@@ -29,6 +30,9 @@ struct QueryWindow: Sendable {
             endSeconds = now
         }
     }
+
+    /// The latest end and the longest window: the end of year 9999, in seconds.
+    static let maxSeconds: Double = 253_402_300_799
 
     /// Prometheus durations: one or more `<number><unit>` with units ms, s, m, h, d, w, y.
     static func parseDuration(_ text: String) -> Double? {

@@ -111,7 +111,7 @@ struct SeriesController: Sendable {
 
     private static func seconds(_ text: Substring?, name: String) throws -> Double? {
         guard let text else { return nil }
-        guard let value = Double(text), value.isFinite, value >= 0 else {
+        guard let value = Double(text), value.isFinite, value >= 0, value <= QueryWindow.maxSeconds else {
             throw QueryError("\(name) '\(text.prefix(40))' is not a Unix time in seconds")
         }
         return value

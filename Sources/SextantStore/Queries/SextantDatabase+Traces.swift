@@ -1,0 +1,237 @@
+import Foundation
+import GRDB
+package import SextantModel
+
+// MARK: - Traces
+
+extension SextantDatabase {
+    /// Every stored span of a trace (from any channel), in start order. Spans that arrive after
+    /// the others join their trace here, as traces are assembled when read.
+    /// - Parameter traceID: 32 lowercase hex digits.
+    package func spans(traceID: String) async throws -> [Span] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT \(Self.spanColumns) FROM spans WHERE trace_id = ? ORDER BY start_us, id"),
+                arguments: [traceID]
+            ).map(Self.span)
+        }
+    }
+
+    /// The spans of several traces, one array per trace found, in the order of `traceIDs`.
+    package func traces(_ traceIDs: [String]) async throws -> [[Span]] {
+        try await pool.read { db in
+            let statement = try db.cachedStatement(
+                sql: "SELECT \(Self.spanColumns) FROM spans WHERE trace_id = ? ORDER BY start_us, id")
+            return try traceIDs.compactMap { id in
+                let spans = try Row.fetchAll(statement, arguments: [id]).map(Self.span)
+                return spans.isEmpty ? nil : spans
+            }
+        }
+    }
+
+    /// The ids of the traces with a span matching `query`, newest matching span first.
+    ///
+    /// Walks the matching spans newest first and stops once `limit` traces are found, so a search
+    /// costs about what its answer holds when matches are common (see the README's benchmark).
+    package func traceIDs(matching query: TraceQuery) async throws -> [String] {
+        let (sql, arguments) = Self.traceSearch(query)
+        let checksAnnotations = !query.annotationTerms.isEmpty
+        let limit = max(query.limit, 0)
+        return try await pool.read { db in
+            var found: [String] = []
+            var seen = Set<String>()
+            guard limit > 0 else { return found }
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try rows.next() {
+                let traceID: String = row[0]
+                if seen.contains(traceID) { continue }
+                if checksAnnotations {
+                    let tags = SpanJSON.decodeObject(row[1])
+                    let annotations = (row[2] as String?).map(SpanJSON.decodeAnnotations) ?? []
+                    guard query.matchesAnnotationTerms(tags: tags, annotations: annotations) else { continue }
+                }
+                seen.insert(traceID)
+                found.append(traceID)
+                if found.count == limit { break }
+            }
+            return found
+        }
+    }
+
+    /// The SQL of a trace search: the trace id of every matching span, newest first (with tags
+    /// and annotations when annotation terms must be checked).
+    static func traceSearch(_ query: TraceQuery) -> (sql: String, arguments: StatementArguments) {
+        var sql = "SELECT trace_id"
+        if !query.annotationTerms.isEmpty { sql += ", tags, annotations" }
+        sql += " FROM spans WHERE start_us >= ? AND start_us <= ?"
+        var arguments: StatementArguments = [query.fromMicros, query.toMicros]
+        func add(_ condition: String, _ value: some DatabaseValueConvertible) {
+            sql += " AND " + condition
+            _ = arguments.append(contentsOf: [value])
+        }
+        if let service = query.service { add("service = ?", service) }
+        if let remote = query.remoteService { add("remote_service = ?", remote) }
+        if let name = query.spanName { add("name = ?", name) }
+        if let min = query.minDurationMicros { add("duration_us >= ?", min) }
+        if let max = query.maxDurationMicros { add("duration_us <= ?", max) }
+        if query.errorOnly { sql += " AND error = 1" }
+        return (sql + " ORDER BY start_us DESC", arguments)
+    }
+
+    /// SQLite's plan for a trace search, one line per step.
+    internal /* for testing */ func traceSearchPlan(_ query: TraceQuery) async throws -> [String] {
+        let (sql, arguments) = Self.traceSearch(query)
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] }
+        }
+    }
+
+    // MARK: - Names
+
+    /// Every local service name of the stored spans, sorted.
+    package func spanServiceNames() async throws -> [String] {
+        // Walks the (service, start_us) index one distinct value at a time instead of reading
+        // every span.
+        try await pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    WITH RECURSIVE names(name) AS (
+                        SELECT min(service) FROM spans
+                        UNION ALL
+                        SELECT (SELECT min(service) FROM spans WHERE service > names.name) FROM names
+                        WHERE names.name IS NOT NULL
+                    )
+                    SELECT name FROM names WHERE name IS NOT NULL
+                    """)
+        }
+    }
+
+    /// The span names (operations) of one service, sorted.
+    package func spanNames(service: String) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    WITH RECURSIVE names(name) AS (
+                        SELECT min(name) FROM spans WHERE service = ?
+                        UNION ALL
+                        SELECT (SELECT min(name) FROM spans WHERE service = ? AND name > names.name) FROM names
+                        WHERE names.name IS NOT NULL
+                    )
+                    SELECT name FROM names WHERE name IS NOT NULL
+                    """, arguments: [service, service])
+        }
+    }
+
+    /// The remote services named by one service's spans, sorted.
+    package func remoteServiceNames(service: String) async throws -> [String] {
+        try await pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    WITH RECURSIVE names(name) AS (
+                        SELECT min(remote_service) FROM spans WHERE service = ? AND remote_service IS NOT NULL
+                        UNION ALL
+                        SELECT (
+                            SELECT min(remote_service) FROM spans
+                            WHERE service = ? AND remote_service IS NOT NULL AND remote_service > names.name
+                        ) FROM names WHERE names.name IS NOT NULL
+                    )
+                    SELECT name FROM names WHERE name IS NOT NULL
+                    """, arguments: [service, service])
+        }
+    }
+
+    // MARK: - Calls of a trace
+
+    /// The calls that proxies reported with spans of this trace, with their identities resolved.
+    package func spanCalls(traceID: String) async throws -> [SpanCall] {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT span_id, reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status
+                        FROM requests WHERE trace_id = ? AND span_id IS NOT NULL ORDER BY ts_us, id
+                        """), arguments: [traceID])
+            guard !rows.isEmpty else { return [] }
+            let dictionaries = try Dictionaries(db)
+            return rows.map { row in
+                SpanCall(
+                    spanID: row[0], reporter: Reporter(rawValue: row[1]) ?? .source,
+                    proxy: dictionaries.workload(row[2]), peer: (row[3] as Int64?).map(dictionaries.workload),
+                    service: dictionaries.service(row[4]), requestProtocol: RequestProtocol(rawValue: row[5]) ?? .http,
+                    responseCode: row[6], grpcStatus: row[7])
+            }
+        }
+    }
+
+    /// Per group of calls in `[from, to)` (µs) with a trace id: the slowest call, and the newest
+    /// failed one (as `CallOutcome.isError` classifies it).
+    package func callExamples(fromMicros: Int64, toMicros: Int64) async throws -> [CallExample] {
+        // SQLite gives the bare columns of the row holding the max().
+        let group = "GROUP BY reporter, proxy_id, peer_id, service_id, protocol"
+        let columns = "reporter, proxy_id, peer_id, service_id, protocol, trace_id, duration_us"
+        let window = "ts_us >= ? AND ts_us < ? AND trace_id IS NOT NULL AND protocol != 2"
+        let failed = "(response_code = 0 OR response_code >= 400 OR (protocol = 1 AND coalesce(grpc_status, 0) != 0))"
+        return try await pool.read { db in
+            let dictionaries = try Dictionaries(db)
+            func examples(_ sql: String, isError: Bool) throws -> [CallExample] {
+                try Row.fetchAll(db, sql: sql, arguments: [fromMicros, toMicros]).map { row in
+                    CallExample(
+                        reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
+                        peer: (row[2] as Int64?).map(dictionaries.workload), service: dictionaries.service(row[3]),
+                        requestProtocol: RequestProtocol(rawValue: row[4]) ?? .http, traceID: row[5],
+                        durationMicros: row[6], isError: isError)
+                }
+            }
+            return try examples("SELECT \(columns), max(duration_us) FROM requests WHERE \(window) \(group)", isError: false)
+                + examples(
+                    "SELECT \(columns), max(ts_us) FROM requests WHERE \(window) AND \(failed) \(group)", isError: true)
+        }
+    }
+
+    // MARK: - Rows
+
+    private static let spanColumns = """
+        trace_id, span_id, parent_id, kind, name, start_us, duration_us, local_endpoint, remote_endpoint,
+        annotations, tags, error, shared
+        """
+
+    private static func span(_ row: Row) -> Span {
+        Span(
+            traceID: row[0], spanID: row[1], parentID: row[2], kind: Span.Kind(rawValue: row[3]) ?? .unspecified,
+            name: row[4], startMicros: row[5], durationMicros: row[6],
+            localEndpoint: (row[7] as String?).flatMap(SpanJSON.decodeEndpoint),
+            remoteEndpoint: (row[8] as String?).flatMap(SpanJSON.decodeEndpoint),
+            annotations: (row[9] as String?).map(SpanJSON.decodeAnnotations) ?? [],
+            tags: SpanJSON.decodeObject(row[10]), isError: row[11], shared: row[12])
+    }
+}
+
+// MARK: - Reading the JSON columns
+
+extension SpanJSON {
+    /// Reads back an endpoint written by `encode(_: Span.Endpoint)`.
+    static func decodeEndpoint(_ text: String) -> Span.Endpoint? {
+        guard let data = text.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return Span.Endpoint(
+            serviceName: object["serviceName"] as? String, ipv4: object["ipv4"] as? String,
+            ipv6: object["ipv6"] as? String, port: (object["port"] as? NSNumber)?.intValue)
+    }
+
+    /// Reads back annotations written by `encode(_: [Span.Annotation])`.
+    static func decodeAnnotations(_ text: String) -> [Span.Annotation] {
+        guard let data = text.data(using: .utf8),
+            let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]
+        else { return [] }
+        return array.compactMap { item in
+            guard let ts = (item["timestamp"] as? NSNumber)?.int64Value, let value = item["value"] as? String else {
+                return nil
+            }
+            return Span.Annotation(timestampMicros: ts, value: value)
+        }
+    }
+}
