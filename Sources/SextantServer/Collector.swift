@@ -81,30 +81,19 @@ package struct Collector {
         api.get("/api/v1/series", use: series.series)
         api.get("/api/v1/query_range", use: series.queryRange)
 
-        let apiApp = Application(
-            router: api,
-            configuration: .init(address: .hostname(limits.listen, port: limits.httpPort), serverName: "sextant"),
-            onServerRunning: { channel in
-                readiness.listening("api")
-                logger.info("HTTP API listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
-            },
-            logger: logger)
-        let zipkinApp = Application(
-            router: zipkin,
-            configuration: .init(address: .hostname(limits.listen, port: limits.zipkinPort), serverName: "sextant"),
-            onServerRunning: { channel in
-                readiness.listening("zipkin")
-                logger.info("Zipkin collector listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
-            },
-            logger: logger)
-        let otlpApp = Application(
-            router: otlpRouter,
-            configuration: .init(address: .hostname(limits.listen, port: limits.otlpHTTPPort), serverName: "sextant"),
-            onServerRunning: { channel in
-                readiness.listening("otlp-http")
-                logger.info("OTLP/HTTP receiver listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
-            },
-            logger: logger)
+        func listener(_ router: Router<BasicRequestContext>, port: Int, name: String, what: String) -> some Service {
+            Application(
+                router: router,
+                configuration: .init(address: .hostname(limits.listen, port: port), serverName: "sextant"),
+                onServerRunning: { channel in
+                    readiness.listening(name)
+                    logger.info("\(what) listening", metadata: ["server.address": "\(channel.localAddress?.description ?? "")"])
+                },
+                logger: logger)
+        }
+        let apiApp = listener(api, port: limits.httpPort, name: "api", what: "HTTP API")
+        let zipkinApp = listener(zipkin, port: limits.zipkinPort, name: "zipkin", what: "Zipkin collector")
+        let otlpApp = listener(otlpRouter, port: limits.otlpHTTPPort, name: "otlp-http", what: "OTLP/HTTP receiver")
         grpcServices = [
             AccessLogService(sink: sink, directory: directory, logger: logger),
             OTLPTraceService(sink: sink, logger: logger),

@@ -88,16 +88,9 @@ struct IngestController: Sendable {
             if let type = request.headers[.contentType], Self.mime(type) != "application/x-protobuf" {
                 throw DecodeError(.unsupportedContentType, "unsupported content-type '\(type)'; send application/x-protobuf")
             }
-            var request = request
-            let raw: ByteBuffer
-            do {
-                raw = try await request.collectBody(upTo: limits.maxBodyBytes)
-            } catch {
-                throw DecodeError(.payloadTooLarge, "body exceeds the limit of \(limits.maxBodyBytes) bytes")
-            }
-            let encoding = request.headers[.contentEncoding] ?? "snappy"
-            let body = try BodyDecompressor.decode(raw, contentEncoding: encoding, limit: limits.maxDecompressedBytes)
-            let batch = try RemoteWriteDecoder().decode(protobuf: Array(buffer: body))
+            // Remote write bodies are snappy whether or not the sender says so.
+            let body = try await request.decodedBody(limits: limits, defaultEncoding: "snappy")
+            let batch = try RemoteWriteDecoder().decode(protobuf: body)
             try await store(batch, channel: "remote_write")
             guard batch.rejected.isEmpty else {
                 throw HTTPError(
@@ -122,16 +115,7 @@ struct IngestController: Sendable {
     }
 
     private func body(of request: Request) async throws -> [UInt8] {
-        var request = request
-        let raw: ByteBuffer
-        do {
-            raw = try await request.collectBody(upTo: limits.maxBodyBytes)
-        } catch {
-            throw DecodeError(.payloadTooLarge, "body exceeds the limit of \(limits.maxBodyBytes) bytes")
-        }
-        let decoded = try BodyDecompressor.decode(
-            raw, contentEncoding: request.headers[.contentEncoding], limit: limits.maxDecompressedBytes)
-        return Array(buffer: decoded)
+        try await request.decodedBody(limits: limits)
     }
 
     private static func mime(_ contentType: String) -> String {

@@ -58,16 +58,7 @@ struct OTLPHTTPController: Sendable {
                     .unsupportedContentType,
                     "unsupported content-type '\(mime ?? "")'; send application/x-protobuf or application/json")
             }
-            var request = request
-            let raw: ByteBuffer
-            do {
-                raw = try await request.collectBody(upTo: limits.maxBodyBytes)
-            } catch {
-                throw DecodeError(.payloadTooLarge, "body exceeds the limit of \(limits.maxBodyBytes) bytes")
-            }
-            let decoded = try BodyDecompressor.decode(
-                raw, contentEncoding: request.headers[.contentEncoding], limit: limits.maxDecompressedBytes)
-            let answer = try await body(Array(buffer: decoded), encoding)
+            let answer = try await body(try await request.decodedBody(limits: limits), encoding)
             let bytes: [UInt8] =
                 encoding == .protobuf ? try answer.serializedBytes() : Array(try answer.jsonUTF8Data())
             return Response(

@@ -60,8 +60,8 @@ struct QueryController: Sendable {
             let query = request.uri.queryParameters
             let window = try QueryWindow(
                 window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
-            let limit = try Self.integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
-            let severity = try Self.integer(query["minSeverity"], name: "minSeverity", default: 0, range: 0...24)
+            let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
+            let severity = try QueryParameter.integer(query["minSeverity"], name: "minSeverity", default: 0, range: 0...24)
             let records = try await database.logs(
                 service: query["service"].map(String.init), traceID: query["traceId"].map { String($0).lowercased() },
                 minSeverity: severity, fromMicros: window.fromMicros, toMicros: window.toMicros, limit: limit)
@@ -69,16 +69,6 @@ struct QueryController: Sendable {
         } catch {
             throw HTTPErrorMapping.httpError(error, logger: logger)
         }
-    }
-
-    private static func integer(_ text: Substring?, name: String, default value: Int, range: ClosedRange<Int>)
-        throws(QueryError) -> Int
-    {
-        guard let text else { return value }
-        guard let n = Int(text), range.contains(n) else {
-            throw QueryError("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return n
     }
 
     private struct LogsAnswer: Encodable {

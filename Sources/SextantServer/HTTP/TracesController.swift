@@ -17,7 +17,7 @@ struct TracesController: Sendable {
             let query = request.uri.queryParameters
             let window = try QueryWindow(
                 window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
-            let limit = try Self.integer(query["limit"], name: "limit", default: 20, range: 1...1000)
+            let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 20, range: 1...1000)
             let minDuration = try Self.duration(query["minDuration"], name: "minDuration")
             let maxDuration = try Self.duration(query["maxDuration"], name: "maxDuration")
             if let minDuration, let maxDuration, maxDuration < minDuration {
@@ -68,16 +68,6 @@ struct TracesController: Sendable {
             throw QueryError("\(name) '\(text.prefix(40))' is not a duration such as 250ms or 2s")
         }
         return Int64((seconds * 1_000_000).rounded())
-    }
-
-    private static func integer(_ text: Substring?, name: String, default value: Int, range: ClosedRange<Int>)
-        throws(QueryError) -> Int
-    {
-        guard let text else { return value }
-        guard let n = Int(text), range.contains(n) else {
-            throw QueryError("\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return n
     }
 
     // MARK: - JSON

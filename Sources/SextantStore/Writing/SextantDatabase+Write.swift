@@ -142,13 +142,7 @@ extension SextantDatabase {
             summary.requestsMerged += 1
         }
         if r.reporter == .destination, let address: String = row["local_addr"] {
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO endpoints (address, workload_id, last_seen_us) VALUES (?, ?, ?)
-                    ON CONFLICT (address) DO UPDATE SET workload_id = excluded.workload_id,
-                        last_seen_us = max(last_seen_us, excluded.last_seen_us)
-                    """
-            ).execute(arguments: [address, proxyID, r.startMicros])
+            try Self.learnEndpoint(address, workloadID: proxyID, atMicros: r.startMicros, db)
         }
         guard row["paired"] == false else { return }
         let stored = StoredCall(
@@ -156,6 +150,19 @@ extension SextantDatabase {
             requestID: r.requestID, traceID: row["trace_id"], spanID: row["span_id"],
             parentSpanID: row["parent_span_id"], localAddress: row["local_addr"], remoteAddress: row["remote_addr"])
         if try pair(stored, db, rollups: &rollups) { summary.requestsPaired += 1 }
+    }
+}
+
+extension SextantDatabase {
+    /// Records that `address` is where a workload answers (from an inbound report's local address).
+    static func learnEndpoint(_ address: String, workloadID: Int64, atMicros: Int64, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO endpoints (address, workload_id, last_seen_us) VALUES (?, ?, ?)
+                ON CONFLICT (address) DO UPDATE SET workload_id = excluded.workload_id,
+                    last_seen_us = max(last_seen_us, excluded.last_seen_us)
+                """
+        ).execute(arguments: [address, workloadID, atMicros])
     }
 }
 

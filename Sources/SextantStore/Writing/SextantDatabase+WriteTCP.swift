@@ -42,13 +42,7 @@ extension SextantDatabase {
         let rowID = db.lastInsertedRowID
         summary.connectionsStored += 1
         if c.reporter == .destination, let address = c.localAddress {
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO endpoints (address, workload_id, last_seen_us) VALUES (?, ?, ?)
-                    ON CONFLICT (address) DO UPDATE SET workload_id = excluded.workload_id,
-                        last_seen_us = max(last_seen_us, excluded.last_seen_us)
-                    """
-            ).execute(arguments: [address, proxyID, c.startMicros])
+            try Self.learnEndpoint(address, workloadID: proxyID, atMicros: c.startMicros, db)
         }
         guard let local = c.localAddress, let remote = c.remoteAddress else { return }
         let sql =
