@@ -9,9 +9,12 @@ struct Sextant: AsyncParsableCommand {
         commandName: "sextant",
         abstract: "Telemetry and tracing collector for Istio and Envoy service meshes.",
         discussion: """
-            Envoy sidecars send Sextant spans (Zipkin v2) and access logs; Sextant stores them in an \
-            embedded SQLite database and serves the service graph, golden signals, Istio's standard \
-            metrics (/metrics) and a Prometheus federation endpoint (/federate).
+            Envoy sidecars and OpenTelemetry SDKs send Sextant spans (Zipkin, OTLP), access logs (files, \
+            Envoy's gRPC access log service, OTLP logs) and metrics (statsd, Envoy's metrics service, \
+            OTLP, Prometheus remote write, scrapes). Sextant stores them in an embedded SQLite database \
+            with minute and hourly rollups and serves the service graph, golden signals, traces (its own \
+            API and Zipkin's), Istio's standard metrics (/metrics) and a Prometheus federation endpoint \
+            (/federate).
             """,
         version: version,
         subcommands: [Serve.self, Import.self, Migrate.self],
