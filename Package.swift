@@ -60,6 +60,7 @@ let package = Package(
                 .copy("0003_create_metric_series.sql"),
                 .copy("0004_create_call_rollups.sql"),
                 .copy("0005_index_spans_for_traces.sql"),
+                .copy("0006_create_metric_rollups.sql"),
             ]
         ),
         .target(
@@ -120,7 +121,11 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "SextantStoreTests", dependencies: ["SextantStore", "SextantModel", "SextantIngest", "SextantFixtures"]),
+            name: "SextantStoreTests",
+            dependencies: [
+                "SextantStore", "SextantModel", "SextantIngest", "SextantFixtures",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
         .testTarget(name: "SextantAnalyticsTests", dependencies: ["SextantAnalytics", "SextantModel"]),
         .testTarget(
             name: "SextantServerTests",

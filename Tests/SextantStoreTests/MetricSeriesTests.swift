@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import SextantModel
 import SextantStore
@@ -63,6 +64,42 @@ extension MetricSeriesTests {
             _ = try await database.write([IngestBatch(metrics: [point("odd", 1, at: 0, kind: .gauge, labels: tricky)])])
             let stored = try await database.series(named: ["odd"])
             #expect(stored.first?.labels == tricky.sorted { $0.name < $1.name })
+        }
+    }
+}
+
+extension MetricSeriesTests {
+    @Test func rollsSamplesUpPerMinuteAndHourAndKeepsThemPastRawRetention() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let hour: Int64 = 1_795_698_000  // an hour boundary, in seconds
+            // A gauge sampled every 20 s for two hours.
+            let points = (0..<360).map { i in
+                point("active", Double(i % 7), at: (hour + Int64(i) * 20) * 1000, kind: .gauge)
+            }
+            _ = try await database.write([IngestBatch(metrics: points)])
+            let id = try #require(try await database.series(named: ["active"]).first?.id)
+            let minutes = try await database.rollupSamples(
+                seriesIDs: [id], tier: 60, fromMs: hour * 1000, toMs: (hour + 7200) * 1000)
+            #expect(minutes[id]?.count == 120)
+            // Each minute's newest sample is the one at +40 s.
+            #expect(minutes[id]?.first.map { $0.0 } == (hour + 40) * 1000)
+            #expect(minutes[id]?.first.map { $0.1 } == 2)
+            let hours = try await database.rollupSamples(seriesIDs: [id], tier: 3600, fromMs: hour * 1000, toMs: (hour + 7200) * 1000)
+            #expect(hours[id]?.map(\.1) == [Double(179 % 7), Double(359 % 7)])
+            // Raw samples expire after a day; the rollups still answer.
+            var config = RetentionService.Configuration()
+            config.rawSeconds = 3600
+            let retention = RetentionService(database: database, configuration: config, logger: .quiet, now: { hour + 90_000 })
+            try await retention.enforce()
+            #expect(try await database.samples(seriesIDs: [id], fromMs: 0, toMs: .max)[id]?.isEmpty == true)
+            #expect(try await database.rollupSamples(seriesIDs: [id], tier: 60, fromMs: 0, toMs: .max)[id]?.count == 120)
+            let stats = try await database.pool.read { db in
+                try Row.fetchOne(
+                    db, sql: "SELECT min_value, max_value, sum_value, count FROM metric_rollups WHERE tier = 3600 AND series_id = ? ORDER BY bucket",
+                    arguments: [id])
+            }
+            #expect(stats?[0] == 0.0 && stats?[1] == 6.0 && stats?[3] == 180)
+            #expect(stats?[2] == Double((0..<180).reduce(0) { $0 + $1 % 7 }))
         }
     }
 }

@@ -42,12 +42,20 @@ struct SeriesController: Sendable {
                 guard (end - start) / s <= 11_000 else { throw QueryError("too many steps: raise step or shorten the range") }
                 step = s
             }
-            let lookback = 300.0
+            var lookback = 300.0
             let matching = try await database.series(named: Self.names(selectors)).filter { Self.matches($0, selectors) }
             guard matching.count <= 10_000 else { throw QueryError("\(matching.count) series match: narrow the selector") }
-            let samples = try await database.samples(
-                seriesIDs: matching.map(\.id), fromMs: Int64((start - (step == nil ? 0 : lookback)) * 1000),
-                toMs: Int64(end * 1000))
+            // Steps of a minute or more read the rollups' newest value per bucket; finer steps and
+            // raw listings read the samples.
+            let tier: Int64? = step.map { $0 >= 3600 ? 3600 : ($0 >= 60 ? 60 : 0) }.flatMap { $0 == 0 ? nil : $0 }
+            if let tier { lookback = max(lookback, Double(tier)) }
+            let fromMs = Int64((start - (step == nil ? 0 : lookback)) * 1000)
+            let samples =
+                if let tier {
+                    try await database.rollupSamples(seriesIDs: matching.map(\.id), tier: tier, fromMs: fromMs, toMs: Int64(end * 1000))
+                } else {
+                    try await database.samples(seriesIDs: matching.map(\.id), fromMs: fromMs, toMs: Int64(end * 1000))
+                }
             var result: [RangeSeries] = []
             for series in matching {
                 let points = samples[series.id] ?? []

@@ -59,6 +59,26 @@ extension SextantDatabase {
         }
     }
 
+    /// Each bucket's newest sample from a rollup tier (60 or 3600 s), as `(ms, value)` points in
+    /// `[from, to]` (ms): the same shape as `samples`, reaching back as far as the tier is kept.
+    package func rollupSamples(seriesIDs: [Int64], tier: Int64, fromMs: Int64, toMs: Int64) async throws
+        -> [Int64: [(Int64, Double)]]
+    {
+        try await pool.read { db in
+            var out: [Int64: [(Int64, Double)]] = [:]
+            let statement = try db.cachedStatement(
+                sql: """
+                    SELECT last_ts_ms, last_value FROM metric_rollups WHERE tier = ? AND series_id = ? AND bucket >= ?
+                        AND bucket <= ? ORDER BY bucket
+                    """)
+            for id in seriesIDs {
+                out[id] = try Row.fetchAll(statement, arguments: [tier, id, fromMs / 1000 - tier, toMs / 1000])
+                    .map { ($0[0], $0[1]) }.filter { $0.0 >= fromMs && $0.0 <= toMs }
+            }
+            return out
+        }
+    }
+
     private static func series(_ row: Row) -> StoredSeries {
         let labels = SpanJSON.decodeObject(row[4]).map { MetricLabelPair($0.key, $0.value) }.sorted { $0.name < $1.name }
         return StoredSeries(

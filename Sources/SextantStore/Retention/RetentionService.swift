@@ -74,6 +74,8 @@ package final class RetentionService: Service, Sendable {
             ("DELETE FROM call_rollup_latency WHERE tier = 60 AND bucket < ?", minute),
             ("DELETE FROM call_rollups WHERE tier = 3600 AND bucket < ?", hour),
             ("DELETE FROM call_rollup_latency WHERE tier = 3600 AND bucket < ?", hour),
+            ("DELETE FROM metric_rollups WHERE tier = 60 AND bucket < ?", minute),
+            ("DELETE FROM metric_rollups WHERE tier = 3600 AND bucket < ?", hour),
             ("DELETE FROM endpoints WHERE last_seen_us < ?", raw * 1_000_000),
         ]
         var total = 0

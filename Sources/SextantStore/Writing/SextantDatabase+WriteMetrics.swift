@@ -55,6 +55,21 @@ extension SextantDatabase {
         }
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO metric_samples (series_id, ts_ms, value) VALUES (?, ?, ?)")
             .execute(arguments: [series.id, p.timestampMs, value])
+        let rollup = try db.cachedStatement(
+            sql: """
+                INSERT INTO metric_rollups (tier, bucket, series_id, min_value, max_value, sum_value, count, last_value, last_ts_ms)
+                VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
+                ON CONFLICT (tier, bucket, series_id) DO UPDATE SET
+                    min_value = min(min_value, excluded.min_value), max_value = max(max_value, excluded.max_value),
+                    sum_value = sum_value + excluded.sum_value, count = count + 1,
+                    last_value = iif(excluded.last_ts_ms >= last_ts_ms, excluded.last_value, last_value),
+                    last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)
+                """)
+        let seconds = p.timestampMs >= 0 ? p.timestampMs / 1000 : (p.timestampMs + 1) / 1000 - 1
+        for tier in RollupDeltas.tiers {
+            let bucket = seconds - ((seconds % tier) + tier) % tier
+            try rollup.execute(arguments: [tier, bucket, series.id, value, value, value, value, p.timestampMs])
+        }
         if !series.hasLatest || p.timestampMs >= series.ts || p.temporality == .delta {
             series.hasLatest = true
             series.ts = max(series.ts, p.timestampMs)
