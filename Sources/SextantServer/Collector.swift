@@ -21,6 +21,8 @@ package struct Collector {
     package let otlpRouter: Router<BasicRequestContext>
     /// The gRPC services (also served by `services`).
     package let grpcServices: [any RegistrableRPCService]
+    /// What every gRPC call passes through first (the ingest token check).
+    package let grpcInterceptors: [any ServerInterceptor]
     private let readiness: Readiness
 
     package init(configuration: CollectorConfiguration, logger: Logger) throws {
@@ -36,7 +38,15 @@ package struct Collector {
             database: database, writer: writer, metrics: metrics, pairingGraceSeconds: limits.pairingGraceSeconds,
             logger: logger)
 
+        let tokens = configuration.tokens
         let api = Router()
+        api.add(middleware: BearerTokenMiddleware(tokens: tokens) { request in
+            switch request.uri.path {
+            case "/readyz", "/healthz": .open
+            case "/api/v1/accesslogs", "/api/v1/write": .ingest
+            default: .query
+            }
+        })
         api.get("/readyz") { _, _ -> Response in
             readiness.isReady
                 ? Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ready\n")))
@@ -52,6 +62,9 @@ package struct Collector {
         api.get("/api/v1/logs", use: queries.logs)
 
         let zipkin = Router()
+        zipkin.add(middleware: BearerTokenMiddleware(tokens: tokens) { request in
+            request.uri.path == "/health" ? .open : (request.method == .post ? .ingest : .query)
+        })
         zipkin.post("/api/v2/spans", use: ingest.zipkinSpans)
         zipkin.get("/health") { _, _ in "ok\n" }
         let zipkinQueries = ZipkinQueryController(database: database, logger: logger)
@@ -72,6 +85,7 @@ package struct Collector {
         let directory = ProxyDirectory()
         let otlp = OTLPHTTPController(sink: sink, limits: limits, logger: logger)
         let otlpRouter = Router()
+        otlpRouter.add(middleware: BearerTokenMiddleware(tokens: tokens) { _ in .ingest })
         otlpRouter.post("/v1/traces", use: otlp.traces)
         otlpRouter.post("/v1/logs", use: otlp.logs)
         otlpRouter.post("/v1/metrics", use: otlp.metrics)
@@ -101,9 +115,10 @@ package struct Collector {
             EnvoyMetricsService(sink: sink, directory: directory, logger: logger),
             OTLPMetricsService(sink: sink, logger: logger),
         ]
+        grpcInterceptors = [BearerTokenInterceptor(tokens: tokens)]
         let grpc = GRPCListener(
             host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes,
-            services: grpcServices,
+            services: grpcServices, interceptors: grpcInterceptors,
             onListening: { address in
                 readiness.listening("grpc")
                 logger.info("gRPC receivers listening", metadata: ["server.address": "\(address)"])

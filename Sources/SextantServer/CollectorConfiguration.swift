@@ -33,6 +33,7 @@ package struct CollectorConfiguration: Sendable {
     package var store: SextantDatabase.Configuration
     package var writer = IngestWriter.Configuration()
     package var retention = RetentionService.Configuration()
+    package var tokens = AccessTokens()
     package var server = Server()
 
     package init(dataDirectory: String) {

@@ -55,6 +55,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds between scrapes of each --scrape target.", valueName: "seconds"))
     var scrapeInterval: Double = 15
 
+    @Option(
+        help: ArgumentHelp(
+            "File holding the bearer token senders must present (HTTP Authorization, gRPC authorization metadata).",
+            valueName: "path"))
+    var ingestTokenFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "File holding the bearer token readers must present (API, /metrics, /federate, Zipkin queries).",
+            valueName: "path"))
+    var queryTokenFile: String?
+
     @Option(help: ArgumentHelp("How long raw calls, spans, logs and metric samples are kept (e.g. 24h).", valueName: "duration"))
     var retentionRaw = "24h"
 
@@ -119,6 +131,7 @@ struct Serve: AsyncParsableCommand {
         configuration.retention.rawSeconds = Self.seconds(retentionRaw)!
         configuration.retention.minuteSeconds = Self.seconds(retentionMinute)!
         configuration.retention.hourSeconds = Self.seconds(retentionHour)!
+        configuration.tokens = AccessTokens(ingest: try Self.token(ingestTokenFile), query: try Self.token(queryTokenFile))
         configuration.server.scrapeTargets = scrapeTargets
         configuration.server.scrapeIntervalSeconds = scrapeInterval
         configuration.server.maxBodyBytes = maxBodyBytes
@@ -140,6 +153,17 @@ struct Serve: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+    }
+
+    /// The token in a file (surrounding white space ignored); nil without a file.
+    static func token(_ path: String?) throws -> String? {
+        guard let path else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the token file \(path)")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw ValidationError("the token file \(path) is empty") }
+        return token
     }
 
     /// `90s`, `15m`, `24h`, `7d`, `2w` in seconds.

@@ -15,7 +15,8 @@ func withGRPC(_ collector: Collector, _ body: (GRPCClient<InProcessTransport.Cli
     async throws
 {
     let transport = InProcessTransport()
-    let server = GRPCServer(transport: transport.server, services: collector.grpcServices)
+    let server = GRPCServer(
+        transport: transport.server, services: collector.grpcServices, interceptors: collector.grpcInterceptors)
     let client = GRPCClient(transport: transport.client)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await server.serve() }

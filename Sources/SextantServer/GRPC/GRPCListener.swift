@@ -12,7 +12,7 @@ struct GRPCListener: Service {
 
     init(
         host: String, port: Int, maxMessageBytes: Int, services: [any RegistrableRPCService],
-        onListening: @escaping @Sendable (String) -> Void
+        interceptors: [any ServerInterceptor], onListening: @escaping @Sendable (String) -> Void
     ) {
         transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: host, port: port),
@@ -21,7 +21,7 @@ struct GRPCListener: Service {
                 config.rpc.maxRequestPayloadSize = maxMessageBytes
                 config.compression.enabledAlgorithms = .all
             })
-        server = GRPCServer(transport: transport, services: services)
+        server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
         self.onListening = onListening
     }
 

@@ -9,11 +9,14 @@ import SextantServer
 import Testing
 
 /// Runs a collector on a temporary database with its writer running, for route tests.
-func withCollector(_ body: (Collector) async throws -> Void) async throws {
+func withCollector(
+    configure: (inout CollectorConfiguration) -> Void = { _ in }, _ body: (Collector) async throws -> Void
+) async throws {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: folder) }
     var configuration = CollectorConfiguration(dataDirectory: folder)
     configuration.server.pairingGraceSeconds = 0
+    configure(&configuration)
     let collector = try Collector(configuration: configuration, logger: Logger.quiet)
     try await withThrowingTaskGroup(of: Void.self) { group in
         let writer = collector.writer
