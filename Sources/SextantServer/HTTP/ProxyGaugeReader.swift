@@ -5,7 +5,8 @@ import SextantStore
 /// Reads the saturation gauges of ingested Envoy stats (`envoy_cluster_upstream_rq_active` and
 /// friends, labelled with the proxy's `workload` and the `cluster_name`) per workload and service.
 enum ProxyGaugeReader {
-    private static let names: Set<String> = [
+    /// The Envoy stats this reader uses.
+    static let names: Set<String> = [
         "envoy_cluster_upstream_rq_active", "envoy_cluster_upstream_rq_pending_active", "envoy_cluster_upstream_cx_active",
         "envoy_cluster_upstream_rq_pending_overflow", "envoy_cluster_upstream_cx_overflow",
     ]

@@ -43,7 +43,8 @@ struct QueryController: Sendable {
             let window = try QueryWindow(window: query["window"].map(String.init), end: query["end"].map(String.init))
             let aggregates = try await database.callAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
             // Gauges are "now": they speak for windows that end within their 5-minute freshness.
-            let gaugeSamples = try await database.latestSamples(sinceMs: Int64(window.endSeconds * 1000) - 300_000)
+            let gaugeSamples = try await database.latestSamples(
+                sinceMs: Int64(window.endSeconds * 1000) - 300_000, names: ProxyGaugeReader.names)
             let signals = GoldenSignals(
                 aggregates: aggregates, by: grouping, windowSeconds: window.seconds, endUnixSeconds: window.endSeconds,
                 name: query["name"].map(String.init), gauges: ProxyGaugeReader.gauges(gaugeSamples, by: grouping))

@@ -19,18 +19,22 @@ package struct LatestSample: Sendable, Hashable {
 }
 
 extension SextantDatabase {
-    /// Every series whose newest sample is at least `sinceMs`, with that sample.
-    package func latestSamples(sinceMs: Int64) async throws -> [LatestSample] {
+    /// Every series whose newest sample is at least `sinceMs`, with that sample; only series with
+    /// one of `names` when given.
+    package func latestSamples(sinceMs: Int64, names: Set<String>? = nil) async throws -> [LatestSample] {
         try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT s.id, s.name, s.family, s.kind, s.labels, l.ts_ms, l.value
-                    FROM metric_latest l JOIN metric_series s ON s.id = l.series_id WHERE l.ts_ms >= ?
-                    """, arguments: [sinceMs]
-            ).map { row in
-                LatestSample(series: Self.series(row), timestampMs: row[5], value: row[6])
+            let sql = """
+                SELECT s.id, s.name, s.family, s.kind, s.labels, l.ts_ms, l.value
+                FROM metric_latest l JOIN metric_series s ON s.id = l.series_id WHERE l.ts_ms >= ?
+                """
+            let rows: [Row]
+            if let names {
+                let statement = try db.cachedStatement(sql: sql + " AND s.name = ?")
+                rows = try names.sorted().flatMap { try Row.fetchAll(statement, arguments: [sinceMs, $0]) }
+            } else {
+                rows = try Row.fetchAll(db, sql: sql, arguments: [sinceMs])
             }
+            return rows.map { row in LatestSample(series: Self.series(row), timestampMs: row[5], value: row[6]) }
         }
     }
 
