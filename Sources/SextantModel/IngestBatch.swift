@@ -34,13 +34,33 @@ package struct IngestBatch: Sendable {
 
 /// One record of a batch that could not be used, and why.
 package struct RecordError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Which rule the record broke, for Sextant's own counters.
+    package enum Reason: String, Sendable, Hashable, CaseIterable {
+        /// The record does not follow its protocol (a missing id, a value of the wrong type).
+        case invalid
+        /// The record ends before it starts.
+        case negativeDuration = "negative_duration"
+        /// The record's time is further ahead of Sextant's clock than `--max-clock-skew`.
+        case futureTimestamp = "future_timestamp"
+        /// A metric point has more labels than `--max-attributes-per-record`.
+        case tooManyLabels = "too_many_labels"
+        /// A metric name, label name or label value is longer than `--max-string-bytes`.
+        case labelTooLong = "label_too_long"
+        /// A metric point would start a series past `--max-series-per-metric`.
+        case seriesLimit = "series_limit"
+        /// statsd points past what one flush may hold.
+        case tooManyRecords = "too_many_records"
+    }
+
     /// Where in the payload: an array index or a line number, counted from 1 for lines.
     package var location: String
     package var message: String
+    package var reason: Reason
 
-    package init(location: String, message: String) {
+    package init(location: String, message: String, reason: Reason = .invalid) {
         self.location = location
         self.message = message
+        self.reason = reason
     }
 
     package var description: String { "\(location): \(message)" }

@@ -179,7 +179,9 @@ struct AccessLogLineJSON: Decodable {
             return nil
         }
         let durationMillis = duration?.integer ?? 0
-        guard durationMillis >= 0 else { throw fail("'duration' must not be negative") }
+        guard durationMillis >= 0 else {
+            throw RecordError(location: location, message: "'duration' must not be negative", reason: .negativeDuration)
+        }
         let code = response_code?.integer ?? 0
         guard (0...999).contains(code) else { throw fail("'response_code' \(code) is not an HTTP status") }
         let cluster = upstream_cluster?.text.flatMap(EnvoyCluster.init)

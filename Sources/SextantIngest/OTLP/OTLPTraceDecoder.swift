@@ -49,7 +49,8 @@ package struct OTLPTraceDecoder: Sendable {
         }
         guard s.startTimeUnixNano > 0 else { throw fail("start_time_unix_nano is missing") }
         guard s.endTimeUnixNano >= s.startTimeUnixNano else {
-            throw fail("end_time_unix_nano is before start_time_unix_nano")
+            throw RecordError(
+                location: location, message: "end_time_unix_nano is before start_time_unix_nano", reason: .negativeDuration)
         }
         let kind: Span.Kind
         switch s.kind {

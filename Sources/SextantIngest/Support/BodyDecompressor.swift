@@ -6,7 +6,7 @@ package import SextantModel
 /// Undoes a request's `Content-Encoding`, never producing more than a limit.
 package enum BodyDecompressor {
     /// Returns the decoded body.
-    /// - Throws: `DecodeError` `.unsupportedContentType` for an unknown encoding, `.payloadTooLarge`
+    /// - Throws: `DecodeError` `.unsupportedContentType` for an unknown encoding, `.decompressedTooLarge`
     ///   when the decoded body would pass `limit`, `.malformed` for corrupt data.
     package static func decode(_ body: ByteBuffer, contentEncoding: String?, limit: Int) throws(DecodeError)
         -> ByteBuffer
@@ -15,7 +15,7 @@ package enum BodyDecompressor {
         switch encoding {
         case "", "identity":
             guard body.readableBytes <= limit else {
-                throw DecodeError(.payloadTooLarge, "body of \(body.readableBytes) bytes exceeds the limit of \(limit)")
+                throw DecodeError(.decompressedTooLarge, "body of \(body.readableBytes) bytes exceeds the limit of \(limit)")
             }
             return body
         case "gzip", "x-gzip", "deflate":
@@ -23,7 +23,7 @@ package enum BodyDecompressor {
             do {
                 return try input.decompress(with: encoding == "deflate" ? .zlib() : .gzip(), maxSize: limit)
             } catch let error as CompressNIOError where error == .bufferOverflow {
-                throw DecodeError(.payloadTooLarge, "decompressed body exceeds the limit of \(limit) bytes")
+                throw DecodeError(.decompressedTooLarge, "decompressed body exceeds the limit of \(limit) bytes")
             } catch {
                 throw DecodeError(.malformed, "body is not valid \(encoding) data")
             }
@@ -48,7 +48,7 @@ extension BodyDecompressor {
         }
         guard known else { throw DecodeError(.malformed, "body is not snappy block-format data") }
         guard length <= limit else {
-            throw DecodeError(.payloadTooLarge, "decompressed body of \(length) bytes exceeds the limit of \(limit) bytes")
+            throw DecodeError(.decompressedTooLarge, "decompressed body of \(length) bytes exceeds the limit of \(limit) bytes")
         }
         var output = [UInt8](repeating: 0, count: length)
         var written = length

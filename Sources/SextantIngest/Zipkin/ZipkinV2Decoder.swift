@@ -129,7 +129,9 @@ struct ZipkinSpanJSON: Decodable {
         }
         guard start > 0 else { throw fail("'timestamp' must be positive epoch microseconds") }
         let dur = duration ?? 0
-        guard dur >= 0 else { throw fail("'duration' must not be negative") }
+        guard dur >= 0 else {
+            throw RecordError(location: location, message: "'duration' must not be negative", reason: .negativeDuration)
+        }
         var tagMap: [String: String] = [:]
         for (key, value) in tags ?? [:] {
             switch value {

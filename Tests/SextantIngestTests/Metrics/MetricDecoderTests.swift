@@ -182,7 +182,7 @@ private func total(_ points: [MetricPoint], _ name: String, _ labels: [String: S
             ($0 as? DecodeError)?.code == .malformed
         }
         let big = Self.snappy([UInt8](repeating: 7, count: 100_000))
-        #expect { try BodyDecompressor.snappy(big, limit: 1000) } throws: { ($0 as? DecodeError)?.code == .payloadTooLarge }
+        #expect { try BodyDecompressor.snappy(big, limit: 1000) } throws: { ($0 as? DecodeError)?.code == .decompressedTooLarge }
     }
 }
 

@@ -35,7 +35,7 @@ import Testing
         #expect(bomb.readableBytes < 5000)
         #expect {
             try BodyDecompressor.decode(bomb, contentEncoding: "gzip", limit: 64 << 10)
-        } throws: { ($0 as? DecodeError)?.code == .payloadTooLarge }
+        } throws: { ($0 as? DecodeError)?.code == .decompressedTooLarge }
     }
 
     @Test func refusesCorruptGzipAndUnknownEncodings() {
