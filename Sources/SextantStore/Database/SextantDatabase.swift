@@ -17,6 +17,9 @@ package final class SextantDatabase: Sendable {
         /// Series one metric name may have; points of further series are dropped and counted
         /// (flag `--max-series-per-metric`).
         package var maxSeriesPerMetric: Int = 10_000
+        /// Largest size of the database file in bytes, through SQLite's `max_page_count`; a write
+        /// that needs more fails as a full disk would (flag `--max-db-size`, default nil: no cap).
+        package var maxDatabaseBytes: Int64?
 
         package init(directory: String) {
             self.directory = directory
@@ -38,8 +41,14 @@ package final class SextantDatabase: Sendable {
         config.maximumReaderCount = configuration.maximumReaders
         config.busyMode = .timeout(10)
         let synchronous = configuration.synchronousFull ? "FULL" : "NORMAL"
+        let maxBytes = configuration.maxDatabaseBytes
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            if let maxBytes {
+                let pageSize = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+                // SQLite raises a cap below the current file size to that size: a full file stays full.
+                _ = try Int64.fetchOne(db, sql: "PRAGMA max_page_count = \(max(1, maxBytes / pageSize))")
+            }
         }
         pool = try DatabasePool(path: path, configuration: config)
         try migrate(logger: logger)

@@ -5,8 +5,23 @@ package struct StoreError: Error, Sendable, CustomStringConvertible {
         case overloaded
         /// The store is shutting down or cannot write.
         case unavailable
+        /// The disk is full, or the database reached `--max-db-size`: retry once space is freed.
+        case storageFull
+        /// The database file or its folder cannot be written.
+        case readOnly
         /// The database failed.
         case failed
+
+        /// The `reason` label of `sextant_ingest_refused_total`.
+        package var reason: String {
+            switch self {
+            case .overloaded: "overloaded"
+            case .unavailable: "unavailable"
+            case .storageFull: "storage_full"
+            case .readOnly: "read_only"
+            case .failed: "failed"
+            }
+        }
     }
 
     package var code: Code

@@ -47,7 +47,8 @@ package final class IngestWriter: Service, Sendable {
 
     /// Queues a batch and returns once it is committed.
     /// - Throws: `StoreError` `.overloaded` when the queue is full, `.unavailable` after shutdown
-    ///   began, `.failed` when the commit failed.
+    ///   began, `.storageFull` or `.readOnly` when the database cannot grow or be written, `.failed`
+    ///   when the commit failed otherwise.
     package func write(_ batch: IngestBatch) async throws -> WriteSummary {
         if batch.recordCount == 0 { return WriteSummary() }
         return try await withCheckedThrowingContinuation { continuation in
@@ -106,16 +107,17 @@ package final class IngestWriter: Service, Sendable {
             }
             if taken.isEmpty { return }
             do {
-                let summary = try await database.write(taken.map(\.batch))
+                let summaries = try await database.writeEach(taken.map(\.batch))
                 state.withLock {
-                    $0.totals.add(summary)
+                    for summary in summaries { $0.totals.add(summary) }
                     $0.commits += 1
                 }
-                // One summary per transaction; senders only need to know their records are durable.
-                for pending in taken { pending.continuation.resume(returning: summary) }
+                for (pending, summary) in zip(taken, summaries) { pending.continuation.resume(returning: summary) }
             } catch {
-                logger.error("commit failed", metadata: ["error.type": "\(type(of: error))", "error": "\(error)"])
-                let failure = StoreError(.failed, "could not store the records", cause: error)
+                let failure = StoreError(committing: error)
+                logger.error(
+                    "commit failed",
+                    metadata: ["error.type": "\(type(of: error))", "error": "\(error)", "store.refusal": "\(failure.code.reason)"])
                 for pending in taken { pending.continuation.resume(throwing: failure) }
             }
         }

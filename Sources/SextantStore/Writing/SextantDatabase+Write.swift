@@ -14,8 +14,12 @@ package struct WriteSummary: Sendable, Hashable {
     package var connectionsPaired = 0
     package var logsStored = 0
     package var metricsStored = 0
-    /// Metric points refused because their metric already has the maximum number of series.
+    /// Metric points refused because their metric already has the maximum number of series, or
+    /// because their value is not a number.
     package var metricsDropped = 0
+    /// Of `metricsDropped`, the points refused for the series cap: their indices in the batch's
+    /// `metrics` (filled for one batch only, never added up).
+    package var seriesLimitedPoints: [Int] = []
 
     package init() {}
 
@@ -36,11 +40,19 @@ package struct WriteSummary: Sendable, Hashable {
 extension SextantDatabase {
     /// Stores batches in one transaction; returns once it is committed.
     package func write(_ batches: [IngestBatch]) async throws -> WriteSummary {
+        var total = WriteSummary()
+        for summary in try await writeEach(batches) { total.add(summary) }
+        return total
+    }
+
+    /// Stores batches in one transaction; returns what each batch did once it is committed.
+    package func writeEach(_ batches: [IngestBatch]) async throws -> [WriteSummary] {
         do {
             return try await pool.write { db in
-                var summary = WriteSummary()
+                var summaries: [WriteSummary] = []
                 var rollups = RollupDeltas()
                 for batch in batches {
+                    var summary = WriteSummary()
                     for span in batch.spans {
                         if try Self.insert(span: span, db) {
                             summary.spansStored += 1
@@ -58,12 +70,15 @@ extension SextantDatabase {
                         try Self.insert(log: log, db)
                         summary.logsStored += 1
                     }
-                    for point in batch.metrics {
-                        try self.insert(metric: point, db, summary: &summary)
+                    for (index, point) in batch.metrics.enumerated() {
+                        if try !self.insert(metric: point, db, summary: &summary) {
+                            summary.seriesLimitedPoints.append(index)
+                        }
                     }
+                    summaries.append(summary)
                 }
                 try rollups.apply(db, series: self.callSeriesCache)
-                return summary
+                return summaries
             }
         } catch {
             cache.reset()

@@ -5,11 +5,13 @@ extension SextantDatabase {
     /// Stores one metric point: finds or creates its series (refusing new series past the
     /// per-name cap), turns counter deltas and resets into a monotonic cumulative value, and keeps
     /// the series' newest sample.
-    func insert(metric p: MetricPoint, _ db: Database, summary: inout WriteSummary) throws {
+    /// - Returns: false when the point was refused because its metric has `maxSeriesPerMetric` series.
+    @discardableResult
+    func insert(metric p: MetricPoint, _ db: Database, summary: inout WriteSummary) throws -> Bool {
         // SQLite cannot hold NaN (it would become NULL); such a sample says nothing anyway.
         guard !p.value.isNaN else {
             summary.metricsDropped += 1
-            return
+            return true
         }
         let labels = SpanJSON.encode(Dictionary(p.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }))
         let key = MetricSeriesCache.Key(name: p.name, labels: labels)
@@ -29,7 +31,7 @@ extension SextantDatabase {
         } else {
             guard try metricCache.seriesCount(name: p.name, db) < maxSeriesPerMetric else {
                 summary.metricsDropped += 1
-                return
+                return false
             }
             try db.cachedStatement(sql: "INSERT INTO metric_series (name, family, kind, labels) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [p.name, p.family, p.kind.rawValue, labels])
@@ -81,5 +83,6 @@ extension SextantDatabase {
         }
         metricCache.store(key, series)
         summary.metricsStored += 1
+        return true
     }
 }
