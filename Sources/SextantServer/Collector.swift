@@ -32,11 +32,13 @@ package struct Collector {
         let readiness = Readiness()
         self.readiness = readiness
         let limits = configuration.server
-        let ingest = IngestController(writer: writer, metrics: metrics, limits: limits, logger: logger)
+        let memory = MemoryGuard(limitBytes: limits.memoryLimitBytes, logger: logger)
+        let sink = IngestSink(writer: writer, metrics: metrics, limits: configuration.limits, memory: memory)
+        let ingest = IngestController(sink: sink, limits: limits, logger: logger)
         let queries = QueryController(database: database, logger: logger)
         let exposition = MetricsController(
-            database: database, writer: writer, metrics: metrics, pairingGraceSeconds: limits.pairingGraceSeconds,
-            logger: logger)
+            database: database, writer: writer, metrics: metrics, memory: memory,
+            pairingGraceSeconds: limits.pairingGraceSeconds, logger: logger)
 
         let tokens = configuration.tokens
         let api = Router()
@@ -81,7 +83,6 @@ package struct Collector {
         api.get("/api/v1/traces", use: traces.search)
         api.get("/api/v1/traces/:id", use: traces.trace)
 
-        let sink = IngestSink(writer: writer, metrics: metrics)
         let directory = ProxyDirectory()
         let otlp = OTLPHTTPController(sink: sink, limits: limits, logger: logger)
         let otlpRouter = Router()
@@ -134,7 +135,7 @@ package struct Collector {
             targets: limits.scrapeTargets.compactMap(URL.init(string:)), intervalSeconds: limits.scrapeIntervalSeconds,
             sink: sink, directory: directory, metrics: metrics, logger: logger)
         let retention = RetentionService(database: database, configuration: configuration.retention, logger: logger)
-        services = [writer, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention]
+        services = [writer, memory, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention]
         apiRouter = api
         zipkinRouter = zipkin
         self.otlpRouter = otlpRouter

@@ -1,3 +1,4 @@
+package import SextantIngest
 package import SextantStore
 
 /// Everything `sextant serve` can be told, with its defaults.
@@ -26,6 +27,9 @@ package struct CollectorConfiguration: Sendable {
         /// How long a call's other side may take to arrive before `/metrics` counts the call with
         /// `unknown` in its place, in seconds.
         package var pairingGraceSeconds: Double = 15
+        /// Resident memory past which ingest sheds, in bytes; 0 for no limit (flag `--memory-limit`,
+        /// default 1 GiB). Ingest is refused from `MemoryGuard.sheddingFraction` of it.
+        package var memoryLimitBytes = 1 << 30
 
         package init() {}
     }
@@ -35,6 +39,8 @@ package struct CollectorConfiguration: Sendable {
     package var retention = RetentionService.Configuration()
     package var tokens = AccessTokens()
     package var server = Server()
+    /// Records per request, attributes, string lengths, clock skew.
+    package var limits = IngestLimits()
 
     package init(dataDirectory: String) {
         store = .init(directory: dataDirectory)

@@ -65,6 +65,7 @@ final class ScrapeService: Service, Sendable {
             try await sink.store(batch, channel: "scrape")
             metrics.add("sextant_scrapes_total", [("target", url), ("outcome", "success")])
         } catch {
+            sink.count(error, channel: "scrape")
             metrics.add("sextant_scrapes_total", [("target", url), ("outcome", "failure")])
             logger.debug("scrape failed", metadata: ["scrape.target": "\(url)", "error": "\(error)"])
         }

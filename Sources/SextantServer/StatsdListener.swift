@@ -13,6 +13,8 @@ final class StatsdListener: Service, Sendable {
     private struct Pending {
         var points: [String: MetricPoint] = [:]
         var malformed = 0
+        /// New series past what one flush may hold (`--max-records-per-request`).
+        var overflow = 0
     }
 
     private let host: String
@@ -81,12 +83,18 @@ final class StatsdListener: Service, Sendable {
             pending.malformed += batch.rejected.count
             for point in batch.metrics {
                 let key = point.name + "\u{1}" + point.labels.map { "\($0.name)=\($0.value)" }.joined(separator: "\u{1}")
-                if var existing = pending.points[key], point.temporality == .delta {
-                    existing.value += point.value
-                    existing.timestampMs = point.timestampMs
-                    pending.points[key] = existing
-                } else {
+                if var existing = pending.points[key] {
+                    if point.temporality == .delta {
+                        existing.value += point.value
+                        existing.timestampMs = point.timestampMs
+                        pending.points[key] = existing
+                    } else {
+                        pending.points[key] = point
+                    }
+                } else if pending.points.count < sink.limits.maxRecordsPerRequest {
                     pending.points[key] = point
+                } else {
+                    pending.overflow += 1
                 }
             }
         }
@@ -102,10 +110,14 @@ final class StatsdListener: Service, Sendable {
             return taken
         }
         metrics.add("sextant_statsd_malformed_lines_total", [], Double(taken.malformed))
+        metrics.add(
+            "sextant_ingest_rejected_records_total",
+            [("channel", "statsd"), ("reason", RecordError.Reason.tooManyRecords.rawValue)], Double(taken.overflow))
         guard !taken.points.isEmpty else { return }
         do {
             try await sink.store(IngestBatch(metrics: Array(taken.points.values)), channel: "statsd")
         } catch {
+            sink.count(error, channel: "statsd")
             logger.warning("statsd points not stored", metadata: ["error": "\(error)", "ingest.points": "\(taken.points.count)"])
         }
     }

@@ -88,6 +88,41 @@ struct Serve: AsyncParsableCommand {
             valueName: "seconds"))
     var pairingGrace: Double = 15
 
+    @Option(
+        help: ArgumentHelp(
+            "Spans, log entries or metric points one request (or stream message) may hold; larger requests get 413.",
+            valueName: "n"))
+    var maxRecordsPerRequest = 100_000
+
+    @Option(
+        help: ArgumentHelp(
+            "Attributes a span or log record keeps (excess dropped and counted); metric points with more labels are rejected.",
+            valueName: "n"))
+    var maxAttributesPerRecord = 128
+
+    @Option(
+        help: ArgumentHelp(
+            "Bytes an attribute value, span name or log body keeps (longer ones truncated and counted); metric points with longer labels are rejected.",
+            valueName: "bytes"))
+    var maxStringBytes = 16 << 10
+
+    @Option(
+        help: ArgumentHelp(
+            "How far in the future a record's time may be (e.g. 10m); later records are rejected.", valueName: "duration"))
+    var maxClockSkew = "10m"
+
+    @Option(
+        help: ArgumentHelp(
+            "Resident memory past which ingest is shed with 503 / UNAVAILABLE (from 80% of it), e.g. 1G or 512M; 0 for none.",
+            valueName: "size"))
+    var memoryLimit = "1G"
+
+    @Option(
+        help: ArgumentHelp(
+            "Largest size of the database file, e.g. 20G; once reached, ingest answers 503 / UNAVAILABLE until retention frees space. No cap by default.",
+            valueName: "size"))
+    var maxDbSize: String?
+
     func validate() throws {
         for (name, port) in [
             ("--http-port", httpPort), ("--zipkin-port", zipkinPort), ("--grpc-port", grpcPort),
@@ -104,6 +139,20 @@ struct Serve: AsyncParsableCommand {
         }
         guard pairingGrace >= 0 else { throw ValidationError("--pairing-grace must not be negative") }
         guard maxSeriesPerMetric > 0 else { throw ValidationError("--max-series-per-metric must be positive") }
+        guard maxRecordsPerRequest > 0, maxAttributesPerRecord > 0, maxStringBytes > 0 else {
+            throw ValidationError("--max-records-per-request, --max-attributes-per-record and --max-string-bytes must be positive")
+        }
+        guard Self.seconds(maxClockSkew) != nil else {
+            throw ValidationError("--max-clock-skew '\(maxClockSkew)' must be a duration such as 10m")
+        }
+        guard Self.bytes(memoryLimit) != nil else {
+            throw ValidationError("--memory-limit '\(memoryLimit)' must be a size such as 1G, 512M or 0")
+        }
+        if let maxDbSize {
+            guard let size = Self.bytes(maxDbSize), size >= 1 << 20 else {
+                throw ValidationError("--max-db-size '\(maxDbSize)' must be a size of at least 1M, such as 20G")
+            }
+        }
         for (flag, text) in [("--retention-raw", retentionRaw), ("--retention-minute", retentionMinute), ("--retention-hour", retentionHour)] {
             guard let seconds = Self.seconds(text), seconds >= 60 else {
                 throw ValidationError("\(flag) '\(text)' must be a duration of at least 1m, such as 24h or 7d")
@@ -137,6 +186,12 @@ struct Serve: AsyncParsableCommand {
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
         configuration.server.pairingGraceSeconds = pairingGrace
+        configuration.server.memoryLimitBytes = Int(Self.bytes(memoryLimit)!)
+        configuration.store.maxDatabaseBytes = maxDbSize.flatMap(Self.bytes)
+        configuration.limits.maxRecordsPerRequest = maxRecordsPerRequest
+        configuration.limits.maxAttributesPerRecord = maxAttributesPerRecord
+        configuration.limits.maxStringBytes = maxStringBytes
+        configuration.limits.maxFutureMicros = Self.seconds(maxClockSkew)! * 1_000_000
         let collector: Collector
         do {
             collector = try Collector(configuration: configuration, logger: logger)
@@ -164,6 +219,23 @@ struct Serve: AsyncParsableCommand {
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw ValidationError("the token file \(path) is empty") }
         return token
+    }
+
+    /// `1048576`, `512K`, `512M`, `2G` (powers of 1024; `KiB`, `MB` and such read the same) in bytes.
+    static func bytes(_ text: String) -> Int64? {
+        var digits = Substring(text.trimmingCharacters(in: .whitespaces))
+        for suffix in ["iB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count {
+            digits = digits.dropLast(suffix.count)
+            break
+        }
+        let units: [Character: Int64] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40]
+        var unit: Int64 = 1
+        if let last = digits.last?.lowercased().first, let u = units[last] {
+            unit = u
+            digits = digits.dropLast()
+        }
+        guard let n = Int64(digits), n >= 0, n <= Int64.max / unit else { return nil }
+        return n * unit
     }
 
     /// `90s`, `15m`, `24h`, `7d`, `2w` in seconds.

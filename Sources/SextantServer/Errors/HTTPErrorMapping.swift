@@ -4,7 +4,8 @@ import SextantModel
 import SextantStore
 
 /// The one place that turns Sextant's errors into HTTP answers (OTLP/Collector conventions:
-/// malformed → 400, overloaded → 429 with Retry-After, unavailable → 503).
+/// malformed → 400, too large → 413, overloaded → 429 with Retry-After, memory near its limit,
+/// storage full or read-only, unavailable → 503 with Retry-After).
 enum HTTPErrorMapping {
     static func httpError(_ error: any Error, logger: Logger) -> HTTPError {
         switch error {
@@ -14,15 +15,18 @@ enum HTTPErrorMapping {
             switch e.code {
             case .malformed: return HTTPError(.badRequest, message: e.message)
             case .unsupportedContentType: return HTTPError(.unsupportedMediaType, message: e.message)
-            case .payloadTooLarge: return HTTPError(.contentTooLarge, message: e.message)
+            case .payloadTooLarge, .decompressedTooLarge, .tooManyRecords:
+                return HTTPError(.contentTooLarge, message: e.message)
             }
+        case let e as MemoryGuard.Refusal:
+            return HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: e.message)
         case let e as QueryError:
             return HTTPError(.badRequest, message: e.message)
         case let e as StoreError:
             switch e.code {
             case .overloaded:
                 return HTTPError(.tooManyRequests, headers: [.retryAfter: "1"], message: e.message)
-            case .unavailable:
+            case .unavailable, .storageFull, .readOnly:
                 return HTTPError(.serviceUnavailable, headers: [.retryAfter: "5"], message: e.message)
             case .failed:
                 logger.error("store failure", metadata: ["error.type": "\(type(of: e.cause))", "error": "\(e)"])

@@ -32,8 +32,7 @@ struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServi
                     throw RPCError(
                         code: .invalidArgument, message: "the first message of a stream must carry identifier.node")
                 }
-                let batch = decoder.decode(message, proxy: proxy)
-                try await sink.store(batch, channel: "als")
+                let batch = try await sink.store(decoder.decode(message, proxy: proxy), channel: "als")
                 if !batch.rejected.isEmpty {
                     logger.debug(
                         "ALS entries rejected",
@@ -41,6 +40,7 @@ struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServi
                 }
             }
         } catch {
+            sink.count(error, channel: "als")
             throw GRPCErrorMapping.rpcError(error, logger: logger)
         }
         return Envoy_Service_Accesslog_V3_StreamAccessLogsResponse()

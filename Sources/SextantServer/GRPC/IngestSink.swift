@@ -1,26 +1,70 @@
+import Foundation
 import Logging
+import SextantIngest
 import SextantModel
 import SextantStore
 
-/// Hands decoded batches to the writer and counts them per channel in Sextant's own metrics.
+/// Hands decoded batches to the writer, within the ingest limits and the memory limit, and counts
+/// what happened to them per channel in Sextant's own metrics.
 struct IngestSink: Sendable {
     let writer: IngestWriter
     let metrics: SelfMetrics
+    let limits: IngestLimits
+    let memory: MemoryGuard
 
-    /// Returns once the batch's records are committed; counts them once they are.
-    func store(_ batch: IngestBatch, channel: String) async throws {
+    /// Applies the limits to a batch and returns once what is left of it is committed.
+    /// - Returns: the batch as stored, with every rejected record in `rejected`: the decoder's, the
+    ///   limits', and points of series past `--max-series-per-metric`.
+    /// - Throws: `DecodeError` `.tooManyRecords`, `MemoryGuard.Refusal`, `StoreError`.
+    @discardableResult
+    func store(_ batch: IngestBatch, channel: String) async throws -> IngestBatch {
+        var batch = batch
+        try limits.checkCount(batch)
+        let report = limits.apply(to: &batch, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+        metrics.add("sextant_ingest_truncated_strings_total", [("channel", channel)], Double(report.truncatedStrings))
+        metrics.add("sextant_ingest_dropped_attributes_total", [("channel", channel)], Double(report.droppedAttributes))
+        try memory.check()
+        let summary = try await writer.write(batch)
+        if !summary.seriesLimitedPoints.isEmpty {
+            let limited = Set(summary.seriesLimitedPoints)
+            for index in summary.seriesLimitedPoints where index < batch.metrics.count {
+                let name = batch.metrics[index].name
+                batch.rejected.append(
+                    RecordError(
+                        location: "point of \(name.prefix(120))",
+                        message: "metric has reached its series limit (--max-series-per-metric); points of new series are dropped",
+                        reason: .seriesLimit))
+            }
+            batch.metrics = batch.metrics.enumerated().filter { !limited.contains($0.offset) }.map(\.element)
+        }
+        var byReason: [RecordError.Reason: Int] = [:]
+        for error in batch.rejected { byReason[error.reason, default: 0] += 1 }
+        for (reason, count) in byReason {
+            metrics.add(
+                "sextant_ingest_rejected_records_total", [("channel", channel), ("reason", reason.rawValue)], Double(count))
+        }
         metrics.add(
             "sextant_received_records_total", [("channel", channel), ("outcome", "rejected")],
             Double(batch.rejected.count))
-        do {
-            _ = try await writer.write(batch)
-        } catch let error as StoreError {
-            metrics.add("sextant_ingest_refused_total", [("channel", channel), ("reason", "\(error.code)")])
-            throw error
-        }
         // Calls derived from spans are not records the sender sent.
         let received = batch.recordCount - (batch.spans.isEmpty ? 0 : batch.requests.count)
         metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "accepted")], Double(received))
+        return batch
+    }
+
+    /// Counts a request refused as a whole: by the sender's fault (`sextant_ingest_rejected_requests_total`)
+    /// or because Sextant could not take it now (`sextant_ingest_refused_total`).
+    func count(_ error: any Error, channel: String) {
+        switch error {
+        case let e as DecodeError:
+            metrics.add("sextant_ingest_rejected_requests_total", [("channel", channel), ("reason", e.code.reason)])
+        case let e as StoreError:
+            metrics.add("sextant_ingest_refused_total", [("channel", channel), ("reason", e.code.reason)])
+        case is MemoryGuard.Refusal:
+            metrics.add("sextant_ingest_refused_total", [("channel", channel), ("reason", "memory")])
+        default:
+            break
+        }
     }
 
     /// `N of M rejected: first few messages`, for error answers and partial successes.

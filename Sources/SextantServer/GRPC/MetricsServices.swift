@@ -32,9 +32,11 @@ struct EnvoyMetricsService: Envoy_Service_Metrics_V3_MetricsService.SimpleServic
                     throw RPCError(code: .invalidArgument, message: "the first message of a stream must carry identifier.node")
                 }
                 let batch = decoder.decode(message, proxyLabels: labels, nowMs: Clock.nowMs)
+                // Rejected points are counted; failing the stream would only make Envoy resend them.
                 try await sink.store(batch, channel: "metrics_service")
             }
         } catch {
+            sink.count(error, channel: "metrics_service")
             throw GRPCErrorMapping.rpcError(error, logger: logger)
         }
         return Envoy_Service_Metrics_V3_StreamMetricsResponse()
@@ -52,6 +54,7 @@ struct OTLPMetricsService: Opentelemetry_Proto_Collector_Metrics_V1_MetricsServi
         do {
             return try await OTLPIngest.metrics(request, sink: sink)
         } catch {
+            sink.count(error, channel: "otlp_metrics")
             throw GRPCErrorMapping.rpcError(error, logger: logger)
         }
     }
@@ -61,8 +64,7 @@ extension OTLPIngest {
     static func metrics(_ request: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest, sink: IngestSink)
         async throws -> Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceResponse
     {
-        let batch = OTLPMetricsDecoder().decode(request, nowMs: Clock.nowMs)
-        try await sink.store(batch, channel: "otlp_metrics")
+        let batch = try await sink.store(OTLPMetricsDecoder().decode(request, nowMs: Clock.nowMs), channel: "otlp_metrics")
         var response = Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceResponse()
         if !batch.rejected.isEmpty {
             response.partialSuccess.rejectedDataPoints = Int64(batch.rejected.count)

@@ -16,6 +16,7 @@ struct OTLPTraceService: Opentelemetry_Proto_Collector_Trace_V1_TraceService.Sim
         do {
             return try await OTLPIngest.traces(request, sink: sink)
         } catch {
+            sink.count(error, channel: "otlp_traces")
             throw GRPCErrorMapping.rpcError(error, logger: logger)
         }
     }
@@ -33,6 +34,7 @@ struct OTLPLogsService: Opentelemetry_Proto_Collector_Logs_V1_LogsService.Simple
         do {
             return try await OTLPIngest.logs(request, sink: sink)
         } catch {
+            sink.count(error, channel: "otlp_logs")
             throw GRPCErrorMapping.rpcError(error, logger: logger)
         }
     }
@@ -43,8 +45,7 @@ enum OTLPIngest {
     static func traces(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest, sink: IngestSink)
         async throws -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse
     {
-        let batch = OTLPTraceDecoder().decode(request)
-        try await sink.store(batch, channel: "otlp_traces")
+        let batch = try await sink.store(OTLPTraceDecoder().decode(request), channel: "otlp_traces")
         var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
         if !batch.rejected.isEmpty {
             response.partialSuccess.rejectedSpans = Int64(batch.rejected.count)
@@ -57,8 +58,7 @@ enum OTLPIngest {
     static func logs(_ request: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest, sink: IngestSink)
         async throws -> Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceResponse
     {
-        let batch = OTLPLogDecoder().decode(request)
-        try await sink.store(batch, channel: "otlp_logs")
+        let batch = try await sink.store(OTLPLogDecoder().decode(request), channel: "otlp_logs")
         var response = Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceResponse()
         if !batch.rejected.isEmpty {
             response.partialSuccess.rejectedLogRecords = Int64(batch.rejected.count)

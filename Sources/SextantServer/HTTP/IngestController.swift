@@ -8,8 +8,7 @@ import SextantStore
 
 /// HTTP receivers: Zipkin v2 spans and Envoy JSON access logs.
 struct IngestController: Sendable {
-    let writer: IngestWriter
-    let metrics: SelfMetrics
+    let sink: IngestSink
     let limits: CollectorConfiguration.Server
     let logger: Logger
 
@@ -24,10 +23,11 @@ struct IngestController: Sendable {
                     .unsupportedContentType,
                     "unsupported content-type '\(type)'; send application/json or application/x-protobuf")
             }
-            let body = try await self.body(of: request)
-            let batch =
-                isProtobuf ? try ZipkinProtoDecoder().decode(protobuf: body) : try ZipkinV2Decoder().decode(json: body)
-            try await store(batch, channel: "zipkin")
+            let batch = try await request.withDecodedBody(limits: limits, memory: sink.memory) { body in
+                let decoded =
+                    isProtobuf ? try ZipkinProtoDecoder().decode(protobuf: body) : try ZipkinV2Decoder().decode(json: body)
+                return try await sink.store(decoded, channel: "zipkin")
+            }
             guard batch.rejected.isEmpty else {
                 let total = batch.spans.count + batch.rejected.count
                 throw HTTPError(
@@ -37,6 +37,7 @@ struct IngestController: Sendable {
             }
             return Response(status: .accepted)
         } catch {
+            sink.count(error, channel: "zipkin")
             throw HTTPErrorMapping.httpError(error, logger: logger)
         }
     }
@@ -67,15 +68,17 @@ struct IngestController: Sendable {
                 if let c = query["cluster"] { p.cluster = String(c) }
                 proxy = p
             }
-            let body = try await self.body(of: request)
-            let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body)
-            try await store(result.batch, channel: "accesslog")
+            let (batch, skipped) = try await request.withDecodedBody(limits: limits, memory: sink.memory) { body in
+                let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body)
+                return (try await sink.store(result.batch, channel: "accesslog"), result.skippedTCP)
+            }
             let answer = AccessLogAnswer(
-                accepted: result.batch.requests.count, rejected: result.batch.rejected.count,
-                skipped: result.skippedTCP, errors: result.batch.rejected.prefix(20).map(\.description))
-            let status: HTTPResponse.Status = result.batch.rejected.isEmpty ? .ok : .badRequest
+                accepted: batch.requests.count, rejected: batch.rejected.count,
+                skipped: skipped, errors: batch.rejected.prefix(20).map(\.description))
+            let status: HTTPResponse.Status = batch.rejected.isEmpty ? .ok : .badRequest
             return try JSONResponse.make(answer, status: status)
         } catch {
+            sink.count(error, channel: "accesslog")
             throw HTTPErrorMapping.httpError(error, logger: logger)
         }
     }
@@ -89,9 +92,9 @@ struct IngestController: Sendable {
                 throw DecodeError(.unsupportedContentType, "unsupported content-type '\(type)'; send application/x-protobuf")
             }
             // Remote write bodies are snappy whether or not the sender says so.
-            let body = try await request.decodedBody(limits: limits, defaultEncoding: "snappy")
-            let batch = try RemoteWriteDecoder().decode(protobuf: body)
-            try await store(batch, channel: "remote_write")
+            let batch = try await request.withDecodedBody(limits: limits, memory: sink.memory, defaultEncoding: "snappy") {
+                try await sink.store(try RemoteWriteDecoder().decode(protobuf: $0), channel: "remote_write")
+            }
             guard batch.rejected.isEmpty else {
                 throw HTTPError(
                     .badRequest,
@@ -99,6 +102,7 @@ struct IngestController: Sendable {
             }
             return Response(status: .noContent)
         } catch {
+            sink.count(error, channel: "remote_write")
             throw HTTPErrorMapping.httpError(error, logger: logger)
         }
     }
@@ -108,14 +112,6 @@ struct IngestController: Sendable {
         var rejected: Int
         var skipped: Int
         var errors: [String]
-    }
-
-    private func store(_ batch: IngestBatch, channel: String) async throws {
-        try await IngestSink(writer: writer, metrics: metrics).store(batch, channel: channel)
-    }
-
-    private func body(of request: Request) async throws -> [UInt8] {
-        try await request.decodedBody(limits: limits)
     }
 
     private static func mime(_ contentType: String) -> String {

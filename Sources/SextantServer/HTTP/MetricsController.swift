@@ -10,12 +10,20 @@ struct MetricsController: Sendable {
     let database: SextantDatabase
     let writer: IngestWriter
     let metrics: SelfMetrics
+    let memory: MemoryGuard
     let pairingGraceSeconds: Double
     let logger: Logger
 
     private static let help: [String: String] = [
         "sextant_received_records_total": "Records received per channel, by whether they were accepted.",
-        "sextant_ingest_refused_total": "Batches refused because the store could not take them.",
+        "sextant_ingest_refused_total":
+            "Requests refused because Sextant could not take them now (queue full, memory, storage full, read-only).",
+        "sextant_ingest_rejected_requests_total":
+            "Requests rejected whole: malformed, unsupported content type, too large, too many records.",
+        "sextant_ingest_rejected_records_total": "Records rejected on their own while the rest of their request was kept.",
+        "sextant_ingest_truncated_strings_total": "Strings shortened to --max-string-bytes in records that were kept.",
+        "sextant_ingest_dropped_attributes_total":
+            "Attributes and span events dropped past --max-attributes-per-record in records that were kept.",
         "sextant_stored_spans_total": "Spans committed (duplicates excluded).",
         "sextant_stored_calls_total": "Calls committed as new rows.",
         "sextant_merged_calls_total": "Call reports merged into a call already stored for the same proxy.",
@@ -87,6 +95,13 @@ struct MetricsController: Sendable {
             MetricFamily(
                 name: "sextant_ingest_queue_records", help: "Records waiting for a commit.", type: .gauge,
                 samples: [MetricSample(name: "sextant_ingest_queue_records", value: Double(stats.queued))]),
+            MetricFamily(
+                name: "sextant_resident_memory_bytes", help: "Resident memory of the process, as the memory limit sees it.",
+                type: .gauge,
+                samples: [MetricSample(name: "sextant_resident_memory_bytes", value: Double(memory.residentBytes.now))]),
+            MetricFamily(
+                name: "sextant_memory_limit_bytes", help: "The --memory-limit (0: none).", type: .gauge,
+                samples: [MetricSample(name: "sextant_memory_limit_bytes", value: Double(memory.limitBytes))]),
             MetricFamily(
                 name: "sextant_database_bytes", help: "Size of the database file and its write-ahead log.",
                 type: .gauge, samples: [MetricSample(name: "sextant_database_bytes", value: Double(databaseBytes()))]),

@@ -23,28 +23,28 @@ struct OTLPHTTPController: Sendable {
     }
 
     func traces(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await handle(request) { bytes, encoding in
+        try await handle(request, channel: "otlp_traces") { bytes, encoding in
             let message: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest = try Self.decode(bytes, encoding)
             return try await OTLPIngest.traces(message, sink: sink)
         }
     }
 
     func logs(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await handle(request) { bytes, encoding in
+        try await handle(request, channel: "otlp_logs") { bytes, encoding in
             let message: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest = try Self.decode(bytes, encoding)
             return try await OTLPIngest.logs(message, sink: sink)
         }
     }
 
     func metrics(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await handle(request) { bytes, encoding in
+        try await handle(request, channel: "otlp_metrics") { bytes, encoding in
             let message: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest = try Self.decode(bytes, encoding)
             return try await OTLPIngest.metrics(message, sink: sink)
         }
     }
 
     private func handle<Answer: SwiftProtobuf.Message>(
-        _ request: Request, _ body: ([UInt8], Encoding) async throws -> Answer
+        _ request: Request, channel: String, _ body: ([UInt8], Encoding) async throws -> Answer
     ) async throws -> Response {
         do {
             let mime = request.headers[.contentType]?.split(separator: ";").first?
@@ -58,13 +58,16 @@ struct OTLPHTTPController: Sendable {
                     .unsupportedContentType,
                     "unsupported content-type '\(mime ?? "")'; send application/x-protobuf or application/json")
             }
-            let answer = try await body(try await request.decodedBody(limits: limits), encoding)
+            let answer = try await request.withDecodedBody(limits: limits, memory: sink.memory) {
+                try await body($0, encoding)
+            }
             let bytes: [UInt8] =
                 encoding == .protobuf ? try answer.serializedBytes() : Array(try answer.jsonUTF8Data())
             return Response(
                 status: .ok, headers: [.contentType: encoding.contentType],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
         } catch {
+            sink.count(error, channel: channel)
             throw HTTPErrorMapping.httpError(error, logger: logger)
         }
     }
