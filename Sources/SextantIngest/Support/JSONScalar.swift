@@ -12,7 +12,7 @@ package enum JSONScalar: Decodable, Sendable, Hashable {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
-        } else if let s = try? container.decode(String.self) {
+        } else if let s = try Self.string(container) {
             self = .string(s)
         } else if let d = try? container.decode(Double.self) {
             self = .number(d)
@@ -20,6 +20,16 @@ package enum JSONScalar: Decodable, Sendable, Hashable {
             self = .bool(b)
         } else {
             self = .nested
+        }
+    }
+
+    /// The value as a string; nil when it is not a string. A string that is not valid UTF-8 fails
+    /// the record rather than being read as nothing.
+    private static func string(_ container: any SingleValueDecodingContainer) throws -> String? {
+        do {
+            return try container.decode(String.self)
+        } catch DecodingError.typeMismatch {
+            return nil
         }
     }
 

@@ -42,6 +42,8 @@ package struct ZipkinV2Decoder: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
+        // Foundation's JSON parser reports bad UTF-8 only through its own (internal) error's name.
+        if "\(error)".contains("UTF8") { return "invalid JSON: a string is not valid UTF-8" }
         switch error {
         case DecodingError.typeMismatch(let type, let context):
             return "\(path(context)) should be \(type)"
