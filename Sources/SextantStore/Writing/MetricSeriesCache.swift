@@ -22,6 +22,8 @@ final class MetricSeriesCache: Sendable {
     private struct State {
         var series: [Key: Series] = [:]
         var countByName: [String: Int] = [:]
+        /// Series of each name held in `series`.
+        var cachedByName: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -35,7 +37,20 @@ final class MetricSeriesCache: Sendable {
     }
 
     func store(_ key: Key, _ series: Series) {
-        state.withLock { $0.series[key] = series }
+        state.withLock { state in
+            if state.series.updateValue(series, forKey: key) == nil {
+                state.cachedByName[key.name, default: 0] += 1
+            }
+        }
+    }
+
+    /// Whether a name has `limit` series or more and every one of them is cached, so that a key
+    /// not cached is a new series past the limit, known without a look-up.
+    func isFullAndCached(name: String, limit: Int) -> Bool {
+        state.withLock { state in
+            guard let count = state.countByName[name] else { return false }
+            return count >= limit && state.cachedByName[name, default: 0] >= count
+        }
     }
 
     /// Series stored under a name, counted once from the database then kept up to date.

@@ -18,6 +18,10 @@ extension SextantDatabase {
         var series: MetricSeriesCache.Series
         if let cached = metricCache.cached(key) {
             series = cached
+        } else if metricCache.isFullAndCached(name: p.name, limit: maxSeriesPerMetric) {
+            // A flood of new label values costs no look-up once the metric is full.
+            summary.metricsDropped += 1
+            return false
         } else if let row = try Row.fetchOne(
             db.cachedStatement(
                 sql: """
