@@ -69,9 +69,24 @@ struct IngestSink: Sendable {
 
     /// `N of M rejected: first few messages`, for error answers and partial successes.
     static func summary(_ errors: [RecordError], total: Int, noun: String) -> String {
-        var text = "rejected \(errors.count) of \(total) \(noun): "
-            + errors.prefix(5).map(\.description).joined(separator: "; ")
-        if errors.count > 5 { text += "; and \(errors.count - 5) more" }
+        "rejected \(errors.count) of \(total) \(noun): " + firstReasons(errors)
+    }
+
+    /// The first five distinct messages, each with how often it occurs, then how many more.
+    static func firstReasons(_ errors: [RecordError]) -> String {
+        var order: [String] = []
+        var counts: [String: Int] = [:]
+        for error in errors {
+            let text = error.description
+            if counts[text] == nil {
+                if order.count == 5 { continue }
+                order.append(text)
+            }
+            counts[text, default: 0] += 1
+        }
+        var text = order.map { counts[$0]! > 1 ? "\($0) (\(counts[$0]!) times)" : $0 }.joined(separator: "; ")
+        let shown = order.reduce(0) { $0 + counts[$1]! }
+        if errors.count > shown { text += "; and \(errors.count - shown) more" }
         return text
     }
 }

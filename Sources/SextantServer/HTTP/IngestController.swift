@@ -124,9 +124,7 @@ struct IngestController: Sendable {
     }
 
     private static func summary(_ errors: [RecordError]) -> String {
-        var text = errors.prefix(5).map(\.description).joined(separator: "; ")
-        if errors.count > 5 { text += "; and \(errors.count - 5) more" }
-        return text
+        IngestSink.firstReasons(errors)
     }
 }
 
