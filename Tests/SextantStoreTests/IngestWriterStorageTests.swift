@@ -54,4 +54,28 @@ import Testing
             group.cancelAll()
         }
     }
+
+    /// Linux refuses to remount a file system read-only while a process writes to it, so the
+    /// writer's connection is made read-only instead (`PRAGMA query_only`): SQLite answers
+    /// `SQLITE_READONLY` as it does for a read-only file.
+    @Test func aReadOnlyDatabaseRefusesAsReadOnlyAndTakesDataOnceWritable() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let writer = IngestWriter(database: database, logger: Logger.quiet)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await writer.run() }
+                _ = try await writer.write(Self.spans(10, from: 0))
+                try await database.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = 1") }
+                await #expect {
+                    _ = try await writer.write(Self.spans(10, from: 10))
+                } throws: { ($0 as? StoreError)?.code == .readOnly }
+                let count = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM spans") }
+                #expect(count == 10)
+                try await database.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = 0") }
+                _ = try await writer.write(Self.spans(10, from: 20))
+                let after = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM spans") }
+                #expect(after == 20)
+                group.cancelAll()
+            }
+        }
+    }
 }
