@@ -85,9 +85,12 @@ class Sextant:
     instances: list["Sextant"] = []  # every instance ever started, for failure reports
 
     def __init__(self, name: str, workdir: Path, binary: Path | None = None, *,
-                 scrape_targets: tuple[str, ...] = (), scrape_interval_s: float | None = None) -> None:
-        """``scrape_targets``: URLs passed as ``--scrape``, every ``scrape_interval_s`` seconds."""
+                 scrape_targets: tuple[str, ...] = (), scrape_interval_s: float | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        """``scrape_targets``: URLs passed as ``--scrape``, every ``scrape_interval_s`` seconds;
+        ``extra_args``: further flags of ``sextant serve`` (limits, say)."""
         self.name = name
+        self.extra_args = tuple(extra_args)
         self.scrape_targets = tuple(scrape_targets)
         self.scrape_interval_s = scrape_interval_s
         self.workdir = Path(workdir)
@@ -159,6 +162,7 @@ class Sextant:
             argv += ["--scrape", target]
         if self.scrape_interval_s is not None:
             argv += ["--scrape-interval", f"{self.scrape_interval_s:g}"]
+        argv += self.extra_args
         self.process = spawn(argv, self.stdout_path, stderr_path=self.stderr_path)
         if self not in Sextant.instances:
             Sextant.instances.append(self)
