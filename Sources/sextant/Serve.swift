@@ -145,8 +145,8 @@ struct Serve: AsyncParsableCommand {
         guard Self.seconds(maxClockSkew) != nil else {
             throw ValidationError("--max-clock-skew '\(maxClockSkew)' must be a duration such as 10m")
         }
-        guard Self.bytes(memoryLimit) != nil else {
-            throw ValidationError("--memory-limit '\(memoryLimit)' must be a size such as 1G, 512M or 0")
+        guard let memory = Self.bytes(memoryLimit), memory == 0 || memory >= 32 << 20 else {
+            throw ValidationError("--memory-limit '\(memoryLimit)' must be 0 (none) or a size of at least 32M, such as 1G")
         }
         if let maxDbSize {
             guard let size = Self.bytes(maxDbSize), size >= 1 << 20 else {
