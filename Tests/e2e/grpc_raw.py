@@ -20,6 +20,7 @@ import grpc  # noqa: E402
 
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LOGS_EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+METRICS_EXPORT = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 ALS_STREAM = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
 
 # Never through a proxy, whatever the environment says.

@@ -30,15 +30,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
+from grpc_raw import METRICS_EXPORT, TRACE_EXPORT, unary
 from otlp_payloads import Call
 from remote_write import snappy_block, write_request
 from sextant import Sextant, SextantError, http_request, parse_exposition
 from test_crash import SIDECARS, Acked, Records, Sender, check_database
+
+import grpc  # noqa: E402  (grpc_raw set its environment first)
 
 MAX_RECORDS = 20_000
 MAX_STRING = 16 << 10  # the default --max-string-bytes
@@ -351,6 +355,32 @@ def test_long_strings_and_many_attributes_are_cut_not_refused(corpus):
     assert len(span["tags"]) == MAX_ATTRIBUTES
     assert span["tags"]["tag.000"] == "é" * (MAX_STRING // 2)
     assert (truncated.grew_by(), dropped.grew_by()) == (1, 72)
+
+
+def test_grpc_answers_in_its_own_way(corpus):
+    """OTLP over gRPC: a span an hour ahead in a partial success; too many points RESOURCE_EXHAUSTED."""
+    sextant, _, _ = corpus
+    request = Call(client="corpus-web", server="corpus-api", namespace="corpus").to_proto()
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.start_time_unix_nano += HOUR_US * 1000
+    span.end_time_unix_nano += HOUR_US * 1000
+    future = Counted(sextant, "sextant_ingest_rejected_records_total", channel="otlp_traces", reason="future_timestamp")
+    result = unary(sextant.grpc_target, TRACE_EXPORT, request.SerializeToString())
+    assert result.code == grpc.StatusCode.OK, result.describe()
+    answer = ExportTraceServiceResponse.FromString(result.response)
+    assert answer.partial_success.rejected_spans == 1 and "ahead" in answer.partial_success.error_message, answer
+
+    metrics = ExportMetricsServiceRequest()
+    gauge = metrics.resource_metrics.add().scope_metrics.add().metrics.add(name="corpus_grpc_points").gauge
+    now_ns = time.time_ns()
+    for i in range(MAX_RECORDS + 1):
+        gauge.data_points.add(time_unix_nano=now_ns, as_double=float(i))
+    too_many = Counted(sextant, "sextant_ingest_rejected_requests_total", channel="otlp_metrics",
+                       reason="too_many_records")
+    result = unary(sextant.grpc_target, METRICS_EXPORT, metrics.SerializeToString(), timeout_s=60)
+    assert result.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-records-per-request" in result.details, (
+        result.describe())
+    assert (future.grew_by(), too_many.grew_by()) == (1, 1)
 
 
 # -- the valid traffic beside it -----------------------------------------------
