@@ -61,6 +61,7 @@ let package = Package(
                 .copy("0004_create_call_rollups.sql"),
                 .copy("0005_index_spans_for_traces.sql"),
                 .copy("0006_create_metric_rollups.sql"),
+                .copy("0007_rollup_sketch_blobs_and_tiers.sql"),
             ]
         ),
         .target(

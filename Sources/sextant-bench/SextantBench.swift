@@ -6,8 +6,7 @@ import SextantModel
 import SextantStore
 
 /// Query benchmark for the rollup tiers: fills a database in a temporary folder with a mesh of
-/// 500 services and 2,000 edges — hourly rollups for 7 days, minute rollups for the last 2 hours,
-/// raw calls for the last 5 minutes — then times the graph and signals over 1 h and 7 d, and
+/// 500 services and 2,000 edges — rollup rows of every tier a 7-day window reads — then times the graph and signals over 1 h and 7 d, and
 /// measures bytes per stored record. Prints Markdown tables.
 @main
 struct SextantBench {
@@ -68,19 +67,31 @@ struct SextantBench {
                     arguments: [edge + 1, a + 1, b + 1, b + 1])
             }
         }
-        for (tier, count) in [(Int64(3600), Int64(7 * 24)), (Int64(60), Int64(120))] {
+        // Each tier where a 7-day window and the last day read it: days and 10-minute buckets for
+        // the whole week, hours for eight days, minutes for the last six hours and for six hours
+        // around the start of the week.
+        let week = Int64(7 * 86_400)
+        let fills: [(tier: Int64, ranges: [Range<Int64>])] = [
+            (86_400, [(now - week - 2 * 86_400)..<(now + 86_400)]),
+            (3600, [(now - week - 86_400)..<now]),
+            (600, [(now - week - 3600)..<now]),
+            (60, [(now - 6 * 3600)..<now, (now - week - 3 * 3600)..<(now - week + 3 * 3600)]),
+        ]
+        // Four latency buckets per series and bucket, as a few ms of spread gives.
+        let indexes = (0..<4).map { 440 + $0 * 7 }
+        for (tier, ranges) in fills {
             try await database.pool.write { db in
                 let rollup = try db.makeStatement(
-                    sql: "INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes, sources, d3) VALUES (?, ?, ?, ?, ?, 0, ?, 2, ?)")
-                let latency = try db.makeStatement(
-                    sql: "INSERT INTO call_rollup_latency (tier, bucket, series_id, latency_bucket, count) VALUES (?, ?, ?, ?, ?)")
-                for step in 1...count {
-                    let bucket = now - step * tier
-                    for series in 1...edges {
-                        let calls = tier == 3600 ? 600 : 10
-                        try rollup.execute(arguments: [tier, bucket, series, calls, calls * 8000, calls * 300, calls])
-                        // Four latency buckets per series and bucket, as a few ms of spread gives.
-                        for k in 0..<4 { try latency.execute(arguments: [tier, bucket, series, 440 + k * 7, calls / 4]) }
+                    sql: "INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes, sources, d3, latency) VALUES (?, ?, ?, ?, ?, 0, ?, 2, ?, ?)")
+                for range in ranges {
+                    var bucket = range.lowerBound - ((range.lowerBound % tier) + tier) % tier
+                    while bucket < range.upperBound {
+                        let calls = Int(tier / 6)
+                        let blob = Data(LatencySketch.encode(Dictionary(uniqueKeysWithValues: indexes.map { ($0, calls / 4) })))
+                        for series in 1...edges {
+                            try rollup.execute(arguments: [tier, bucket, series, calls, calls * 8000, calls * 300, calls, blob])
+                        }
+                        bucket += tier
                     }
                 }
             }

@@ -40,6 +40,7 @@ package final class SextantDatabase: Sendable {
         let synchronous = configuration.synchronousFull ? "FULL" : "NORMAL"
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            SQLFunctions.register(db)
         }
         pool = try DatabasePool(path: path, configuration: config)
         try migrate(logger: logger)
