@@ -52,6 +52,11 @@ package struct LatencySketch: Sendable, Hashable {
         self.sumMicros += sumMicros
     }
 
+    /// Adds to the sum only, for calls counted in buckets already (a rollup row keeps its sum apart).
+    package mutating func addSum(micros: Double) {
+        sumMicros += micros
+    }
+
     package mutating func merge(_ other: LatencySketch) {
         for (index, n) in other.counts { add(index: index, count: n, sumMicros: 0) }
         sumMicros += other.sumMicros

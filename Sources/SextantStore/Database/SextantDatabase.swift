@@ -18,6 +18,9 @@ package final class SextantDatabase: Sendable {
         /// (flag `--max-series-per-metric`).
         package var maxSeriesPerMetric: Int = 10_000
 
+        /// Bytes of the database file reads may map (SQLite `mmap_size`).
+        package var mmapBytes: Int = 1 << 30
+
         package init(directory: String) {
             self.directory = directory
         }
@@ -40,6 +43,9 @@ package final class SextantDatabase: Sendable {
         let synchronous = configuration.synchronousFull ? "FULL" : "NORMAL"
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            // Reads map the file instead of copying each page through read(2): queries over the
+            // rollups touch many pages, and mapped pages are shared by every connection.
+            try db.execute(sql: "PRAGMA mmap_size = \(configuration.mmapBytes)")
             SQLFunctions.register(db)
         }
         pool = try DatabasePool(path: path, configuration: config)

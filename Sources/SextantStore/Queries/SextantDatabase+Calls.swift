@@ -58,49 +58,73 @@ extension SextantDatabase {
 
     /// Aggregates from the rollup tiers, one per series over every (tier, bucket range) given,
     /// of TCP series or of request series.
+    ///
+    /// Series come first in the join (each series' buckets are one range of the rollup key), so a
+    /// series' rows arrive together and are summed here, sketches decoded in place.
     private static func rollupAggregates(
         _ db: Database, _ dictionaries: Dictionaries, _ ranges: [(Int64, Range<Int64>)], tcp: Bool
     ) throws -> [CallAggregate] {
         var bySeries: [Int64: CallAggregate] = [:]
         let statement = try db.cachedStatement(
             sql: """
-                SELECT s.id, s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
-                    s.response_flags, s.paired, sum(r.count), sum(r.duration_us), sum(r.request_bytes),
-                    sum(r.response_bytes), sextant_bit_or(r.sources), sextant_sketch_sum(r.latency)
-                FROM call_series s JOIN call_rollups r
+                SELECT s.id, r.count, r.duration_us, r.request_bytes, r.response_bytes, r.sources, r.latency,
+                    s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
+                    s.response_flags, s.paired
+                FROM call_series s CROSS JOIN call_rollups r
                     ON r.tier = ? AND r.series_id = s.id AND r.bucket >= ? AND r.bucket < ?
                 WHERE (s.protocol = \(RequestProtocol.tcp.rawValue)) = ?
-                GROUP BY s.id HAVING sum(r.count) > 0
                 """)
         for (tier, buckets) in ranges {
             let rows = try Row.fetchCursor(statement, arguments: [tier, buckets.lowerBound, buckets.upperBound, tcp])
+            var current: (id: Int64, aggregate: CallAggregate)?
+            func finish() {
+                guard let (id, a) = current, a.count > 0 else { return }
+                if var known = bySeries[id] {
+                    known.count += a.count
+                    known.durationMicrosSum += a.durationMicrosSum
+                    known.requestBytes += a.requestBytes
+                    known.responseBytes += a.responseBytes
+                    known.sources.formUnion(a.sources)
+                    known.latency.merge(a.latency)
+                    bySeries[id] = known
+                } else {
+                    bySeries[id] = a
+                }
+            }
             while let row = try rows.next() {
                 let seriesID: Int64 = row[0]
-                let duration: Int64 = row[11]
-                let blob: Data = row[15] ?? Data()
-                guard let sketch = LatencySketch(encodedCounts: blob, sumMicros: Double(duration)) else {
+                if current?.id != seriesID {
+                    finish()
+                    let peer: Int64 = row[9]
+                    let grpc: Int = row[13]
+                    current = (
+                        seriesID,
+                        CallAggregate(
+                            reporter: Reporter(rawValue: row[7]) ?? .source, proxy: dictionaries.workload(row[8]),
+                            peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row[10]),
+                            requestProtocol: RequestProtocol(rawValue: row[11]) ?? .http, responseCode: row[12],
+                            grpcStatus: grpc < 0 ? nil : grpc, responseFlags: row[14], paired: row[15],
+                            latency: LatencySketch(), sources: [], count: 0, durationMicrosSum: 0, requestBytes: 0,
+                            responseBytes: 0)
+                    )
+                }
+                let duration: Int64 = row[2]
+                current!.aggregate.count += row[1] as Int
+                current!.aggregate.durationMicrosSum += duration
+                current!.aggregate.requestBytes += row[3] as Int64
+                current!.aggregate.responseBytes += row[4] as Int64
+                current!.aggregate.sources.formUnion(Channel(rawValue: row[5]))
+                let wellFormed = try row.withUnsafeData(atIndex: 6) { data in
+                    LatencySketch.forEachEncodedCount(data ?? Data()) { index, n in
+                        current!.aggregate.latency.add(index: index, count: n, sumMicros: 0)
+                    }
+                }
+                guard wellFormed else {
                     throw StoreError(.failed, "latency sketch of rollup series \(seriesID) is malformed")
                 }
-                if var known = bySeries[seriesID] {
-                    known.count += row[10]
-                    known.durationMicrosSum += duration
-                    known.requestBytes += row[12]
-                    known.responseBytes += row[13]
-                    known.sources.formUnion(Channel(rawValue: row[14]))
-                    known.latency.merge(sketch)
-                    bySeries[seriesID] = known
-                    continue
-                }
-                let peer: Int64 = row[3]
-                let grpc: Int = row[7]
-                bySeries[seriesID] = CallAggregate(
-                    reporter: Reporter(rawValue: row[1]) ?? .source, proxy: dictionaries.workload(row[2]),
-                    peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row[4]),
-                    requestProtocol: RequestProtocol(rawValue: row[5]) ?? .http, responseCode: row[6],
-                    grpcStatus: grpc < 0 ? nil : grpc, responseFlags: row[8], paired: row[9], latency: sketch,
-                    sources: Channel(rawValue: row[14]), count: row[10], durationMicrosSum: duration,
-                    requestBytes: row[12], responseBytes: row[13])
+                current!.aggregate.latency.addSum(micros: Double(duration))
             }
+            finish()
         }
         return Array(bySeries.values)
     }
