@@ -86,7 +86,8 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "PEM CA certificate(s); every TCP client must then present a certificate signed by one (mTLS).",
+            "PEM CA certificate(s); every TCP client, /readyz probes too, must then present a certificate "
+                + "signed by one (mTLS).",
             valueName: "path"))
     var tlsClientCaFile: String?
 
