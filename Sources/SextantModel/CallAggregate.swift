@@ -14,8 +14,8 @@ package struct CallAggregate: Sendable, Hashable {
     /// Whether the other proxy's report of the same calls was found: such calls are counted from
     /// the source side only.
     package var paired: Bool
-    /// `LatencySketch` bucket index of the calls' durations.
-    package var latencyBucket: Int
+    /// The calls' durations (its sum is `durationMicrosSum`).
+    package var latency: LatencySketch
     package var sources: Channel
     package var count: Int
     package var durationMicrosSum: Int64
@@ -25,7 +25,7 @@ package struct CallAggregate: Sendable, Hashable {
     package init(
         reporter: Reporter, proxy: WorkloadIdentity, peer: WorkloadIdentity?, service: ServiceRef,
         requestProtocol: RequestProtocol, responseCode: Int, grpcStatus: Int?, responseFlags: String,
-        paired: Bool, latencyBucket: Int, sources: Channel, count: Int, durationMicrosSum: Int64,
+        paired: Bool, latency: LatencySketch, sources: Channel, count: Int, durationMicrosSum: Int64,
         requestBytes: Int64, responseBytes: Int64
     ) {
         self.reporter = reporter
@@ -37,7 +37,7 @@ package struct CallAggregate: Sendable, Hashable {
         self.grpcStatus = grpcStatus
         self.responseFlags = responseFlags
         self.paired = paired
-        self.latencyBucket = latencyBucket
+        self.latency = latency
         self.sources = sources
         self.count = count
         self.durationMicrosSum = durationMicrosSum

@@ -23,6 +23,11 @@ package struct LatencySketch: Sendable, Hashable {
 
     package init() {}
 
+    /// A sketch of `count` calls in one bucket.
+    package init(index: Int, count: Int, sumMicros: Double) {
+        add(index: index, count: count, sumMicros: sumMicros)
+    }
+
     /// The bucket index of a duration; durations of at most 1 µs share index 0.
     package static func index(micros: Int64) -> Int {
         guard micros > 1 else { return 0 }
@@ -39,15 +44,21 @@ package struct LatencySketch: Sendable, Hashable {
         add(index: Self.index(micros: micros), count: 1, sumMicros: Double(micros))
     }
 
+    /// Adds `count` calls at `index` (a negative count takes calls out, as a rollup delta does).
     package mutating func add(index: Int, count: Int, sumMicros: Double) {
-        counts[index, default: 0] += count
+        let n = counts[index, default: 0] + count
+        counts[index] = n == 0 ? nil : n
         self.count += count
         self.sumMicros += sumMicros
     }
 
+    /// Adds to the sum only, for calls counted in buckets already (a rollup row keeps its sum apart).
+    package mutating func addSum(micros: Double) {
+        sumMicros += micros
+    }
+
     package mutating func merge(_ other: LatencySketch) {
-        for (index, n) in other.counts { counts[index, default: 0] += n }
-        count += other.count
+        for (index, n) in other.counts { add(index: index, count: n, sumMicros: 0) }
         sumMicros += other.sumMicros
     }
 
@@ -61,6 +72,72 @@ package struct LatencySketch: Sendable, Hashable {
             if Double(seen) > rank { return Self.value(index: index) }
         }
         return Self.value(index: counts.keys.max()!)
+    }
+
+    /// The bucket counts in the compact form rollup rows store: for each non-empty bucket in index
+    /// order, its distance from the previous index and its count, each a zigzag LEB128 varint.
+    /// The sum is not part of it (rollup rows keep it in a column of its own).
+    package var encodedCounts: [UInt8] { Self.encode(counts) }
+
+    /// `encodedCounts` of counts per index.
+    package static func encode(_ counts: [Int: Int]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(counts.count * 3)
+        var previous = 0
+        for index in counts.keys.sorted() where counts[index] != 0 {
+            appendVarint(index - previous, to: &bytes)
+            appendVarint(counts[index]!, to: &bytes)
+            previous = index
+        }
+        return bytes
+    }
+
+    /// A sketch from `encodedCounts`; nil when the bytes are not that form.
+    package init?(encodedCounts bytes: some Collection<UInt8>, sumMicros: Double = 0) {
+        var sketch = LatencySketch()
+        guard Self.forEachEncodedCount(bytes, { index, n in sketch.add(index: index, count: n, sumMicros: 0) }) else {
+            return nil
+        }
+        sketch.sumMicros = sumMicros
+        self = sketch
+    }
+
+    /// Calls `body` with each (index, count) of `encodedCounts` bytes; false when they are malformed.
+    @discardableResult
+    package static func forEachEncodedCount<C: Collection<UInt8>>(_ bytes: C, _ body: (Int, Int) -> Void) -> Bool {
+        var position = bytes.startIndex
+        var index = 0
+        while position != bytes.endIndex {
+            guard let delta = readVarint(bytes, &position), let n = readVarint(bytes, &position) else { return false }
+            index &+= delta
+            body(index, n)
+        }
+        return true
+    }
+
+    private static func appendVarint(_ value: Int, to bytes: inout [UInt8]) {
+        var v = UInt64(bitPattern: Int64((value << 1) ^ (value >> 63)))
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    /// Reads one zigzag varint at `position`; nil when it is cut short or longer than 64 bits.
+    private static func readVarint<C: Collection<UInt8>>(_ bytes: C, _ position: inout C.Index) -> Int? {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while position != bytes.endIndex, shift < 64 {
+            let byte = bytes[position]
+            bytes.formIndex(after: &position)
+            v |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 {
+                return Int(Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1))
+            }
+            shift += 7
+        }
+        return nil
     }
 
     /// Mean duration in microseconds, or nil when empty.

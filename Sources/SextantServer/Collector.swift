@@ -1,6 +1,7 @@
 import Foundation
 package import GRPCCore
 package import Hummingbird
+import HummingbirdTLS
 package import Logging
 import NIOCore
 package import SextantStore
@@ -96,9 +97,13 @@ package struct Collector {
         api.get("/api/v1/series", use: series.series)
         api.get("/api/v1/query_range", use: series.queryRange)
 
-        func listener(_ router: Router<BasicRequestContext>, port: Int, name: String, what: String) -> some Service {
+        let tls = limits.tls
+        func listener(_ router: Router<BasicRequestContext>, port: Int, name: String, what: String) throws
+            -> some Service
+        {
             Application(
                 router: router,
+                server: try tls.map { try .tls(.http1(), tlsConfiguration: $0.httpConfiguration) } ?? .http1(),
                 configuration: .init(address: .hostname(limits.listen, port: port), serverName: "sextant"),
                 onServerRunning: { channel in
                     readiness.listening(name)
@@ -106,9 +111,9 @@ package struct Collector {
                 },
                 logger: logger)
         }
-        let apiApp = listener(api, port: limits.httpPort, name: "api", what: "HTTP API")
-        let zipkinApp = listener(zipkin, port: limits.zipkinPort, name: "zipkin", what: "Zipkin collector")
-        let otlpApp = listener(otlpRouter, port: limits.otlpHTTPPort, name: "otlp-http", what: "OTLP/HTTP receiver")
+        let apiApp = try listener(api, port: limits.httpPort, name: "api", what: "HTTP API")
+        let zipkinApp = try listener(zipkin, port: limits.zipkinPort, name: "zipkin", what: "Zipkin collector")
+        let otlpApp = try listener(otlpRouter, port: limits.otlpHTTPPort, name: "otlp-http", what: "OTLP/HTTP receiver")
         grpcServices = [
             AccessLogService(sink: sink, directory: directory, logger: logger),
             OTLPTraceService(sink: sink, logger: logger),
@@ -118,7 +123,7 @@ package struct Collector {
         ]
         grpcInterceptors = [BearerTokenInterceptor(tokens: tokens)]
         let grpc = GRPCListener(
-            host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes,
+            host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes, tls: tls,
             services: grpcServices, interceptors: grpcInterceptors,
             onListening: { address in
                 readiness.listening("grpc")

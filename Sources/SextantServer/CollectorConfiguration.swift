@@ -16,6 +16,10 @@ package struct CollectorConfiguration: Sendable {
         package var otlpHTTPPort = 4318
         /// statsd receiver, UDP (flag `--statsd-port`, default 9125).
         package var statsdPort = 9125
+        /// TLS, and with a client CA mTLS, on every TCP listener; nil serves plain HTTP and cleartext
+        /// HTTP/2 (flags `--tls-cert-file`, `--tls-key-file`, `--tls-client-ca-file`; default off).
+        /// statsd is UDP and stays plain.
+        package var tls: ServerTLS?
         /// Prometheus text targets to scrape, such as an Envoy's `/stats/prometheus` (flag `--scrape`).
         package var scrapeTargets: [String] = []
         /// Seconds between scrapes of each target (flag `--scrape-interval`, default 15).

@@ -6,14 +6,15 @@ import SextantModel
 import SextantStore
 
 /// Query benchmark for the rollup tiers: fills a database in a temporary folder with a mesh of
-/// 500 services and 2,000 edges — hourly rollups for 7 days, minute rollups for the last 2 hours,
-/// raw calls for the last 5 minutes — then times the graph and signals over 1 h and 7 d, and
+/// 500 services and 2,000 edges — rollup rows of every tier a 7-day window reads — then times the graph and signals over 1 h and 7 d, and
 /// measures bytes per stored record. Prints Markdown tables.
 @main
 struct SextantBench {
     static let services = 500
     static let edges = 2000
     static let now: Int64 = 1_795_701_600  // an hour boundary
+    /// Runs of each query (`SEXTANT_BENCH_REPEATS`, default 7, at least 7).
+    static let repeats = max(7, Int(ProcessInfo.processInfo.environment["SEXTANT_BENCH_REPEATS"] ?? "") ?? 7)
 
     static func main() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-bench-\(UUID().uuidString)").path
@@ -25,24 +26,33 @@ struct SextantBench {
         let database = try SextantDatabase(configuration: configuration, logger: logger)
         let fill = ContinuousClock.now
         try await fillMesh(database)
+        // As a running server's automatic checkpoints would leave it: the WAL folded into the file.
+        try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         print("filled in \(ContinuousClock.now - fill)\n")
-        print("| query (500 services, 2,000 edges) | window | median ms | p90 ms | target ms | nodes | edges |")
-        print("|---|---|---:|---:|---:|---:|---:|")
+        print("| query (500 services, 2,000 edges) | window | median ms | p90 ms | of which store ms | median CPU ms | target ms | nodes | edges |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for (label, seconds, target) in [("1h", Int64(3600), 50.0), ("7d", Int64(7 * 86_400), 200.0)] {
             var times: [Double] = []
+            var storeTimes: [Double] = []
+            var cpuTimes: [Double] = []
             var graph: ServiceGraph?
-            for _ in 0..<7 {
+            for _ in 0..<repeats {
                 let start = ContinuousClock.now
+                let cpuStart = processCPUMilliseconds()
                 let aggregates = try await database.callAggregates(
                     fromMicros: (now - seconds) * 1_000_000 + 30_000_000, toMicros: now * 1_000_000 - 20_000_000)
+                storeTimes.append(milliseconds(ContinuousClock.now - start))
                 graph = ServiceGraph(aggregates: aggregates, graphType: .workload, windowSeconds: Double(seconds), endUnixSeconds: Double(now))
                 _ = GoldenSignals(aggregates: aggregates, by: .service, windowSeconds: Double(seconds), endUnixSeconds: Double(now))
-                let elapsed = ContinuousClock.now - start
-                times.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+                times.append(milliseconds(ContinuousClock.now - start))
+                cpuTimes.append(processCPUMilliseconds() - cpuStart)
             }
+            cpuTimes.sort()
             times.sort()
-            print(String(format: "| graph + signals | %@ | %.1f | %.1f | %.0f | %d | %d |", label, times[3], times[6], target,
-                graph?.nodes.count ?? 0, graph?.edges.count ?? 0))
+            storeTimes.sort()
+            print(String(format: "| graph + signals | %@ | %.1f | %.1f | %.1f | %.1f | %.0f | %d | %d |", label,
+                times[times.count / 2], times[times.count * 9 / 10], storeTimes[storeTimes.count / 2],
+                cpuTimes[cpuTimes.count / 2], target, graph?.nodes.count ?? 0, graph?.edges.count ?? 0))
         }
         try await bytesPerRecord(logger: logger)
     }
@@ -68,19 +78,31 @@ struct SextantBench {
                     arguments: [edge + 1, a + 1, b + 1, b + 1])
             }
         }
-        for (tier, count) in [(Int64(3600), Int64(7 * 24)), (Int64(60), Int64(120))] {
+        // Each tier where a 7-day window and the last day read it: days and 10-minute buckets for
+        // the whole week, hours for eight days, minutes for the last six hours and for six hours
+        // around the start of the week.
+        let week = Int64(7 * 86_400)
+        let fills: [(tier: Int64, ranges: [Range<Int64>])] = [
+            (86_400, [(now - week - 2 * 86_400)..<(now + 86_400)]),
+            (3600, [(now - week - 86_400)..<now]),
+            (600, [(now - week - 3600)..<now]),
+            (60, [(now - 6 * 3600)..<now, (now - week - 3 * 3600)..<(now - week + 3 * 3600)]),
+        ]
+        // Four latency buckets per series and bucket, as a few ms of spread gives.
+        let indexes = (0..<4).map { 440 + $0 * 7 }
+        for (tier, ranges) in fills {
             try await database.pool.write { db in
                 let rollup = try db.makeStatement(
-                    sql: "INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes, sources, d3) VALUES (?, ?, ?, ?, ?, 0, ?, 2, ?)")
-                let latency = try db.makeStatement(
-                    sql: "INSERT INTO call_rollup_latency (tier, bucket, series_id, latency_bucket, count) VALUES (?, ?, ?, ?, ?)")
-                for step in 1...count {
-                    let bucket = now - step * tier
-                    for series in 1...edges {
-                        let calls = tier == 3600 ? 600 : 10
-                        try rollup.execute(arguments: [tier, bucket, series, calls, calls * 8000, calls * 300, calls])
-                        // Four latency buckets per series and bucket, as a few ms of spread gives.
-                        for k in 0..<4 { try latency.execute(arguments: [tier, bucket, series, 440 + k * 7, calls / 4]) }
+                    sql: "INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes, sources, d3, latency) VALUES (?, ?, ?, ?, ?, 0, ?, 2, ?, ?)")
+                for range in ranges {
+                    var bucket = range.lowerBound - ((range.lowerBound % tier) + tier) % tier
+                    while bucket < range.upperBound {
+                        let calls = Int(tier / 6)
+                        let blob = Data(LatencySketch.encode(Dictionary(uniqueKeysWithValues: indexes.map { ($0, calls / 4) })))
+                        for series in 1...edges {
+                            try rollup.execute(arguments: [tier, bucket, series, calls, calls * 8000, calls * 300, calls, blob])
+                        }
+                        bucket += tier
                     }
                 }
             }
@@ -135,6 +157,18 @@ struct SextantBench {
             let grown = try size(database) - before
             print("| \(kind) | \(rows) | \(grown / rows) |")
         }
+    }
+
+    /// CPU time of the whole process (the queries run on the store's reader threads), which a busy
+    /// machine inflates far less than wall time.
+    static func processCPUMilliseconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) * 1000 + Double(t.tv_nsec) / 1e6
+    }
+
+    static func milliseconds(_ d: Duration) -> Double {
+        Double(d.components.attoseconds) / 1e15 + Double(d.components.seconds) * 1000
     }
 
     static func size(_ database: SextantDatabase) throws -> Int {

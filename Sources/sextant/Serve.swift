@@ -14,6 +14,12 @@ struct Serve: AsyncParsableCommand {
             traces, logs and metrics, Envoy metrics service) on --grpc-port, OTLP/HTTP on --otlp-http-port \
             and statsd (UDP) on --statsd-port; Prometheus remote write is POST /api/v1/write on the HTTP \
             port. SIGTERM or SIGINT stops accepting, commits what is queued and exits.
+
+            TLS: --tls-cert-file and --tls-key-file (PEM) turn on TLS on every TCP listener (HTTP API, \
+            Zipkin, OTLP/HTTP, gRPC); --tls-client-ca-file also requires a client certificate signed by \
+            that CA (mTLS). statsd is UDP and cannot use TLS: it stays plain, so keep its port on a trusted \
+            network. The files are read once at start; a new certificate takes a restart. TLS and the \
+            bearer tokens work together.
             """
     )
 
@@ -36,7 +42,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Port of the OTLP/HTTP receiver (POST /v1/traces, /v1/logs).", valueName: "port"))
     var otlpHttpPort = 4318
 
-    @Option(help: ArgumentHelp("UDP port of the statsd receiver (Envoy's statsd sink).", valueName: "port"))
+    @Option(
+        help: ArgumentHelp("UDP port of the statsd receiver (Envoy's statsd sink); plain UDP, never TLS.", valueName: "port"))
     var statsdPort = 9125
 
     @Option(
@@ -66,6 +73,23 @@ struct Serve: AsyncParsableCommand {
             "File holding the bearer token readers must present (API, /metrics, /federate, Zipkin queries).",
             valueName: "path"))
     var queryTokenFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "PEM certificate chain (leaf first) for TLS on every TCP listener; needs --tls-key-file. "
+                + "statsd (UDP) stays plain.",
+            valueName: "path"))
+    var tlsCertFile: String?
+
+    @Option(help: ArgumentHelp("PEM private key of the --tls-cert-file certificate (unencrypted).", valueName: "path"))
+    var tlsKeyFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "PEM CA certificate(s); every TCP client, /readyz probes too, must then present a certificate "
+                + "signed by one (mTLS).",
+            valueName: "path"))
+    var tlsClientCaFile: String?
 
     @Option(help: ArgumentHelp("How long raw calls, spans, logs and metric samples are kept (e.g. 24h).", valueName: "duration"))
     var retentionRaw = "24h"
@@ -158,6 +182,12 @@ struct Serve: AsyncParsableCommand {
                 throw ValidationError("\(flag) '\(text)' must be a duration of at least 1m, such as 24h or 7d")
             }
         }
+        guard (tlsCertFile == nil) == (tlsKeyFile == nil) else {
+            throw ValidationError("--tls-cert-file and --tls-key-file go together")
+        }
+        guard tlsClientCaFile == nil || tlsCertFile != nil else {
+            throw ValidationError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+        }
         guard scrapeInterval >= 0.1 else { throw ValidationError("--scrape-interval must be at least 0.1 seconds") }
         for target in scrapeTargets {
             guard let url = URL(string: target), url.scheme == "http" || url.scheme == "https", url.host != nil else {
@@ -181,6 +211,7 @@ struct Serve: AsyncParsableCommand {
         configuration.retention.minuteSeconds = Self.seconds(retentionMinute)!
         configuration.retention.hourSeconds = Self.seconds(retentionHour)!
         configuration.tokens = AccessTokens(ingest: try Self.token(ingestTokenFile), query: try Self.token(queryTokenFile))
+        configuration.server.tls = try tls()
         configuration.server.scrapeTargets = scrapeTargets
         configuration.server.scrapeIntervalSeconds = scrapeInterval
         configuration.server.maxBodyBytes = maxBodyBytes
@@ -199,9 +230,12 @@ struct Serve: AsyncParsableCommand {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(2)
         }
+        let tlsMode = configuration.server.tls.map { $0.requiresClientCertificate ? "mtls" : "tls" } ?? "off"
         logger.info(
             "sextant starting",
-            metadata: ["store.path": "\(collector.database.path)", "server.listen": "\(listen)"])
+            metadata: [
+                "store.path": "\(collector.database.path)", "server.listen": "\(listen)", "server.tls": "\(tlsMode)",
+            ])
         let group = ServiceGroup(
             configuration: .init(
                 services: collector.services.map { .init(service: $0) },
@@ -236,6 +270,17 @@ struct Serve: AsyncParsableCommand {
         }
         guard let n = Int64(digits), n >= 0, n <= Int64.max / unit else { return nil }
         return n * unit
+    }
+
+    /// The TLS credentials of the `--tls-*` files, read once; nil without them.
+    func tls() throws -> ServerTLS? {
+        guard let tlsCertFile, let tlsKeyFile else { return nil }
+        do {
+            return try ServerTLS(
+                certificateFile: tlsCertFile, privateKeyFile: tlsKeyFile, clientCAFile: tlsClientCaFile)
+        } catch let error as TLSSetupError {
+            throw ValidationError(error.message)
+        }
     }
 
     /// `90s`, `15m`, `24h`, `7d`, `2w` in seconds.

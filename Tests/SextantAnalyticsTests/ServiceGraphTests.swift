@@ -14,7 +14,9 @@ func aggregate(
 ) -> CallAggregate {
     CallAggregate(
         reporter: reporter, proxy: proxy, peer: peer, service: service, requestProtocol: .http, responseCode: code,
-        grpcStatus: nil, responseFlags: "-", paired: paired, latencyBucket: LatencySketch.index(micros: millis * 1000),
+        grpcStatus: nil, responseFlags: "-", paired: paired,
+        latency: LatencySketch(
+            index: LatencySketch.index(micros: millis * 1000), count: count, sumMicros: Double(millis * 1000) * Double(count)),
         sources: sources, count: count, durationMicrosSum: millis * 1000 * Int64(count), requestBytes: 0,
         responseBytes: 100 * Int64(count))
 }

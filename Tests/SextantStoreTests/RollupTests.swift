@@ -54,6 +54,11 @@ private func classicQuantile(_ sorted: [Int64], _ q: Double) -> Double {
         #expect(both.rollups.map(\.1) == [3600..<7200, 3540..<3600, 7200..<7320])
         #expect(plan.raw == [3_590_500_000..<3_600_000_000, 7_320_000_000..<7_330_000_000])
         #expect(TierPlan(fromMicros: 10_000_000, toMicros: 50_000_000).raw == [10_000_000..<50_000_000])
+        // Days in the middle, then hours, 10 minutes and minutes towards the edges.
+        let long = TierPlan(fromMicros: 168_800_500_000, toMicros: 260_400_000_000)
+        #expect(long.rollups.map(\.0) == [86_400, 3600, 60, 600])
+        #expect(long.rollups.map(\.1) == [172_800..<259_200, 169_200..<172_800, 168_840..<169_200, 259_200..<260_400])
+        #expect(long.raw == [168_800_500_000..<168_840_000_000])
     }
 
     @Test(arguments: ["uniform", "lognormal", "bimodal"])
@@ -86,7 +91,7 @@ private func classicQuantile(_ sorted: [Int64], _ q: Double) -> Double {
                 let exact = durations.filter { $0.0 >= from && $0.0 < to }.map(\.1).sorted()
                 var sketch = LatencySketch()
                 for a in try await database.callAggregates(fromMicros: from, toMicros: to) {
-                    sketch.add(index: a.latencyBucket, count: a.count, sumMicros: Double(a.durationMicrosSum))
+                    sketch.merge(a.latency)
                 }
                 #expect(sketch.count == exact.count, "\(name)")
                 var report: [String] = []
@@ -136,6 +141,60 @@ private func classicQuantile(_ sorted: [Int64], _ q: Double) -> Double {
             let totals = try await database.seriesTotals(unresolvedBeforeMicros: .max)
             #expect(totals.filter { $0.reporter == .destination }.map(\.source.workload) .allSatisfy { $0 == "web-v1" })
             #expect(totals.reduce(0) { $0 + $1.count } == 100)
+        }
+    }
+
+    @Test func tcpConnectionsRollUpAndOutliveTheirRawRows() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let t: Int64 = 1_795_700_000_000_000
+            let mongo = ServiceRef(host: "mongodb.shop.svc.cluster.local", name: "mongodb", namespace: "shop")
+            // 120 connections over two hours; both proxies report each, the caller first.
+            var outbound: [TCPConnection] = []
+            var inbound: [TCPConnection] = []
+            for i in 0..<120 {
+                let start = t + Int64(i) * 61_000_000
+                let callerAddress = "10.0.0.1:\(40000 + i)"
+                outbound.append(
+                    TCPConnection(
+                        reporter: .source, proxy: caller, service: mongo, startMicros: start,
+                        durationMicros: 20_000 + Int64(i) * 1000, receivedBytes: 100, sentBytes: 2000,
+                        localAddress: callerAddress, remoteAddress: "10.0.0.2:27017", channel: .als))
+                inbound.append(
+                    TCPConnection(
+                        reporter: .destination, proxy: callee, service: mongo, startMicros: start + 300,
+                        durationMicros: 19_000 + Int64(i) * 1000, receivedBytes: 100, sentBytes: 2000,
+                        localAddress: "10.0.0.2:27017", remoteAddress: callerAddress, channel: .als))
+            }
+            _ = try await database.write([IngestBatch(connections: outbound)])
+            let summary = try await database.write([IngestBatch(connections: inbound)])
+            #expect(summary.connectionsPaired == 120)
+            func edges(_ a: [CallAggregate]) -> [String: [Int64]] {
+                var out: [String: [Int64]] = [:]
+                for x in a {
+                    let key = "\(x.reporter) \(x.sourceWorkload.workload)->\(x.destinationWorkload?.workload ?? "?")"
+                    let sums = out[key, default: [0, 0, 0, 0]]
+                    out[key] = [sums[0] + Int64(x.count), sums[1] + x.requestBytes, sums[2] + x.responseBytes,
+                        sums[3] + x.durationMicrosSum]
+                }
+                return out
+            }
+            // A window with raw edges, minutes, 10 minutes and an hour equals the raw rows.
+            let from = t + 30_500_000
+            let to = t + 7_000_000_000
+            let tiered = try await database.connectionAggregates(fromMicros: from, toMicros: to)
+            let raw = try await database.rawConnectionAggregates(fromMicros: from, toMicros: to)
+            #expect(edges(tiered) == edges(raw))
+            #expect(edges(tiered)["source web-v1->api-v1"]?[0] == 114)
+            var sketch = LatencySketch()
+            for a in tiered where a.reporter == .destination { sketch.merge(a.latency) }
+            #expect(sketch.count == 114)
+            // Once the raw rows are gone the rollups still answer whole minutes, and the totals hold.
+            try await database.pool.write { try $0.execute(sql: "DELETE FROM tcp_connections") }
+            let later = try await database.connectionAggregates(fromMicros: t - 80_000_000, toMicros: t + 7_300_000_000)
+            #expect(edges(later)["source web-v1->api-v1"] == [120, 12_000, 240_000, 120 * 20_000 + 1000 * 7140])
+            let totals = try await database.tcpSeriesTotals(unresolvedBeforeMicros: .max)
+            #expect(totals.map(\.connections).sorted() == [120, 120])
+            #expect(totals.allSatisfy { $0.source.workload == "web-v1" && $0.destination.workload == "api-v1" })
         }
     }
 

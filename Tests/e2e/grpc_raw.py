@@ -45,12 +45,19 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def unary(target: str, method: str, payload: bytes, timeout_s: float = 10.0) -> CallResult:
-    """One unary call carrying ``payload`` as the (already serialized) request message."""
-    with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+def unary(target: str, method: str, payload: bytes, timeout_s: float = 10.0,
+          credentials: grpc.ChannelCredentials | None = None,
+          metadata: tuple[tuple[str, str], ...] | None = None) -> CallResult:
+    """One unary call carrying ``payload`` as the (already serialized) request message.
+
+    With ``credentials`` (``grpc.ssl_channel_credentials``) the channel speaks TLS.
+    """
+    channel = (grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS) if credentials is not None
+               else grpc.insecure_channel(target, options=CHANNEL_OPTIONS))
+    with channel:
         call = channel.unary_unary(method, request_serializer=_identity, response_deserializer=_identity)
         try:
-            response = call(payload, timeout=timeout_s)
+            response = call(payload, timeout=timeout_s, metadata=metadata)
         except grpc.RpcError as err:
             return CallResult(method, err.code(), err.details() or "", None)
         return CallResult(method, grpc.StatusCode.OK, "", response)

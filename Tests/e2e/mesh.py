@@ -425,6 +425,10 @@ class Telemetry:
     Stats sinks: one sink per port, so each can go to a different collector.
     With any of them the sidecars flush their stats every
     ``stats_flush_interval_s`` seconds.
+
+    ``collector_tls``: an ``UpstreamTlsContext`` (without ``@type``) that the
+    Zipkin and gRPC collector clusters use, so the sidecars send over TLS or
+    mTLS; the gRPC clusters add ALPN ``h2`` to it. None: cleartext.
     """
 
     zipkin_port: int | None = None
@@ -437,6 +441,7 @@ class Telemetry:
     metrics_service_ports: tuple[int, ...] = ()
     otel_stats_ports: tuple[int, ...] = ()  # OTLP/gRPC MetricsService (envoy.stat_sinks.open_telemetry)
     stats_flush_interval_s: int = STATS_FLUSH_INTERVAL_S
+    collector_tls: dict | None = field(default=None, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.zipkin_port is not None and self.otel_trace_ports:
@@ -470,8 +475,8 @@ def grpc_cluster_name(port: int) -> str:
     return f"sextant-grpc-{port}"
 
 
-def _grpc_cluster(name: str, port: int) -> dict:
-    """A static cluster that speaks HTTP/2 (cleartext) to 127.0.0.1:port, as gRPC needs."""
+def _grpc_cluster(name: str, port: int, tls: dict | None = None) -> dict:
+    """A static cluster that speaks HTTP/2 to 127.0.0.1:port, as gRPC needs (cleartext, or ``tls``)."""
     cluster = _static_cluster(name, [{"endpoint": {"address": _socket_address(port)}}])
     cluster["typed_extension_protocol_options"] = {
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -479,7 +484,22 @@ def _grpc_cluster(name: str, port: int) -> dict:
             "explicit_http_config": {"http2_protocol_options": {}},
         },
     }
+    if tls is not None:
+        # A gRPC server over TLS expects HTTP/2 to be negotiated by ALPN.
+        common = dict(tls.get("common_tls_context") or {}, alpn_protocols=["h2"])
+        cluster["transport_socket"] = _upstream_tls_socket(dict(tls, common_tls_context=common))
     return cluster
+
+
+def _upstream_tls_socket(context: dict) -> dict:
+    """A cluster's ``transport_socket`` for TLS to the upstream with ``context`` (an UpstreamTlsContext)."""
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            **context,
+        },
+    }
 
 
 def _grpc_service(port: int) -> dict:
@@ -799,13 +819,16 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], telemetr
             "filter_chains": [{"filters": [_tcp_proxy(cluster_name, cluster_name, telemetry)]}],
         })
     if telemetry.zipkin_port is not None:
-        clusters.append(_static_cluster("zipkin", [{"endpoint": {"address": _socket_address(telemetry.zipkin_port)}}]))
+        zipkin = _static_cluster("zipkin", [{"endpoint": {"address": _socket_address(telemetry.zipkin_port)}}])
+        if telemetry.collector_tls is not None:
+            zipkin["transport_socket"] = _upstream_tls_socket(telemetry.collector_tls)
+        clusters.append(zipkin)
     grpc_ports = (list(telemetry.als_ports) + list(telemetry.otel_log_ports) + list(telemetry.metrics_service_ports)
                   + list(telemetry.otel_stats_ports))
     if trace_port is not None and telemetry.zipkin_port is None:
         grpc_ports.append(trace_port)
     for port in sorted(set(grpc_ports)):
-        clusters.append(_grpc_cluster(grpc_cluster_name(port), port))
+        clusters.append(_grpc_cluster(grpc_cluster_name(port), port, telemetry.collector_tls))
     bootstrap = {
         "node": {
             "id": workload.node_id,
@@ -940,16 +963,18 @@ class Mesh:
                  als_ports: tuple[int, ...] = (), otel_log_ports: tuple[int, ...] = (),
                  file_logs: bool = True, statsd_ports: tuple[int, ...] = (),
                  metrics_service_ports: tuple[int, ...] = (), otel_stats_ports: tuple[int, ...] = (),
-                 stats_flush_interval_s: int = STATS_FLUSH_INTERVAL_S) -> None:
+                 stats_flush_interval_s: int = STATS_FLUSH_INTERVAL_S, collector_tls: dict | None = None) -> None:
         """``zipkin_port`` / ``otel_trace_ports``, ``als_ports``, ``otel_log_ports``,
         ``file_logs`` and the stats sinks (``statsd_ports``, ``metrics_service_ports``,
-        ``otel_stats_ports``) choose the sidecars' telemetry channels (see ``Telemetry``)."""
+        ``otel_stats_ports``) choose the sidecars' telemetry channels (see ``Telemetry``);
+        ``collector_tls`` makes the Zipkin and gRPC ones use TLS."""
         self.telemetry = Telemetry(zipkin_port=zipkin_port, otel_trace_ports=tuple(otel_trace_ports),
                                    als_ports=tuple(als_ports), otel_log_ports=tuple(otel_log_ports),
                                    file_logs=file_logs, statsd_ports=tuple(statsd_ports),
                                    metrics_service_ports=tuple(metrics_service_ports),
                                    otel_stats_ports=tuple(otel_stats_ports),
-                                   stats_flush_interval_s=stats_flush_interval_s)
+                                   stats_flush_interval_s=stats_flush_interval_s,
+                                   collector_tls=collector_tls)
         self.zipkin_port = zipkin_port
         self.specs = specs
         self.tee_port = 0  # the OTLP tee's listener (only with several otel_trace_ports)

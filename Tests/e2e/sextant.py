@@ -4,7 +4,9 @@ The binary is ``$SEXTANT_BIN`` or, by default, ``<repo>/.build/debug/sextant``.
 Each instance gets its own data directory and free ports on 127.0.0.1 (HTTP
 API, Zipkin, gRPC, OTLP/HTTP, statsd); its stderr (and stdout) go to files
 that the tests print when something fails. An instance can also scrape
-Prometheus text targets (``scrape_targets``, ``--scrape``).
+Prometheus text targets (``scrape_targets``, ``--scrape``), and take further
+``serve`` flags (``extra_args``); with ``--tls-cert-file`` its TCP listeners
+speak TLS and the helpers go through ``ssl_context``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -68,9 +71,13 @@ class HttpResponse:
 
 
 def http_request(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
-                 timeout: float = 30.0) -> HttpResponse:
-    """One HTTP request without any proxy; HTTP errors are returned, not raised."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                 timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> HttpResponse:
+    """One HTTP request without any proxy; HTTP errors are returned, not raised.
+
+    An ``https`` URL is checked with ``ssl_context`` (default: the system's trust store).
+    """
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                         urllib.request.HTTPSHandler(context=ssl_context))
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -86,11 +93,16 @@ class Sextant:
 
     def __init__(self, name: str, workdir: Path, binary: Path | None = None, *,
                  scrape_targets: tuple[str, ...] = (), scrape_interval_s: float | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
-        """``scrape_targets``: URLs passed as ``--scrape``, every ``scrape_interval_s`` seconds;
-        ``extra_args``: further flags of ``sextant serve`` (limits, say)."""
+                 extra_args: tuple[str, ...] = (), ssl_context: ssl.SSLContext | None = None) -> None:
+        """``scrape_targets``: URLs passed as ``--scrape``, every ``scrape_interval_s`` seconds.
+
+        ``extra_args``: further ``serve`` flags; when they turn on TLS, ``ssl_context`` is the
+        client side the helpers (``/readyz`` included) use on the HTTP ports.
+        """
         self.name = name
         self.extra_args = tuple(extra_args)
+        self.ssl_context = ssl_context
+        self.scheme = "https" if "--tls-cert-file" in self.extra_args else "http"
         self.scrape_targets = tuple(scrape_targets)
         self.scrape_interval_s = scrape_interval_s
         self.workdir = Path(workdir)
@@ -116,11 +128,15 @@ class Sextant:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
+
+    @property
+    def zipkin_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.zipkin_port}"
 
     @property
     def otlp_http_url(self) -> str:
-        return f"http://127.0.0.1:{self.otlp_http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.otlp_http_port}"
 
     @property
     def grpc_target(self) -> str:
@@ -173,7 +189,7 @@ class Sextant:
                 raise _ExitedEarly(f"sextant {self.name} exited with {self.process.returncode} before "
                                    f"it was ready: {' '.join(argv)}\n{self.report()}")
             try:
-                response = http_request("GET", f"{self.base_url}/readyz", timeout=2)
+                response = http_request("GET", f"{self.base_url}/readyz", timeout=2, ssl_context=self.ssl_context)
                 if response.status == 200:
                     return
                 last = response.describe(300)
@@ -212,7 +228,7 @@ class Sextant:
 
     def get(self, path: str, params: dict | list | None = None, timeout: float = 30.0) -> HttpResponse:
         query = f"?{urllib.parse.urlencode(params, doseq=True)}" if params else ""
-        return http_request("GET", f"{self.base_url}{path}{query}", timeout=timeout)
+        return http_request("GET", f"{self.base_url}{path}{query}", timeout=timeout, ssl_context=self.ssl_context)
 
     def get_json(self, path: str, params: dict | list | None = None):
         response = self.get(path, params)

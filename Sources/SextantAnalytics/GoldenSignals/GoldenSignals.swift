@@ -87,10 +87,9 @@ extension GoldenSignals {
             }
             var t = totals[key, default: Totals()]
             if a.reporter == .destination {
-                t.destinationLatency.add(
-                    index: a.latencyBucket, count: a.count, sumMicros: Double(a.durationMicrosSum))
+                t.destinationLatency.merge(a.latency)
             } else {
-                t.sourceLatency.add(index: a.latencyBucket, count: a.count, sumMicros: Double(a.durationMicrosSum))
+                t.sourceLatency.merge(a.latency)
             }
             if a.isCounted {
                 t.requests += a.count

@@ -95,10 +95,9 @@ extension ServiceGraph {
             let key = EdgeKey(source: sourceNode, target: targetNode, proto: a.requestProtocol)
             var t = totals[key, default: EdgeTotals()]
             if a.reporter == .destination {
-                t.destinationLatency.add(
-                    index: a.latencyBucket, count: a.count, sumMicros: Double(a.durationMicrosSum))
+                t.destinationLatency.merge(a.latency)
             } else {
-                t.sourceLatency.add(index: a.latencyBucket, count: a.count, sumMicros: Double(a.durationMicrosSum))
+                t.sourceLatency.merge(a.latency)
             }
             t.sources.formUnion(a.sources)
             if a.isCounted {

@@ -3,7 +3,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 
-/// The gRPC listener (HTTP/2 cleartext) as a service: serves until graceful shutdown, then lets
+/// The gRPC listener (HTTP/2, cleartext or TLS) as a service: serves until graceful shutdown, then lets
 /// open streams finish.
 struct GRPCListener: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
@@ -11,12 +11,12 @@ struct GRPCListener: Service {
     let onListening: @Sendable (String) -> Void
 
     init(
-        host: String, port: Int, maxMessageBytes: Int, services: [any RegistrableRPCService],
+        host: String, port: Int, maxMessageBytes: Int, tls: ServerTLS?, services: [any RegistrableRPCService],
         interceptors: [any ServerInterceptor], onListening: @escaping @Sendable (String) -> Void
     ) {
         transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: host, port: port),
-            transportSecurity: .plaintext,
+            transportSecurity: tls?.grpcSecurity ?? .plaintext,
             config: .defaults { config in
                 config.rpc.maxRequestPayloadSize = maxMessageBytes
                 config.compression.enabledAlgorithms = .all

@@ -21,6 +21,9 @@ package final class SextantDatabase: Sendable {
         /// that needs more fails as a full disk would (flag `--max-db-size`, default nil: no cap).
         package var maxDatabaseBytes: Int64?
 
+        /// Bytes of the database file reads may map (SQLite `mmap_size`).
+        package var mmapBytes: Int = 1 << 30
+
         package init(directory: String) {
             self.directory = directory
         }
@@ -49,6 +52,10 @@ package final class SextantDatabase: Sendable {
                 // SQLite raises a cap below the current file size to that size: a full file stays full.
                 _ = try Int64.fetchOne(db, sql: "PRAGMA max_page_count = \(max(1, maxBytes / pageSize))")
             }
+            // Reads map the file instead of copying each page through read(2): queries over the
+            // rollups touch many pages, and mapped pages are shared by every connection.
+            try db.execute(sql: "PRAGMA mmap_size = \(configuration.mmapBytes)")
+            SQLFunctions.register(db)
         }
         pool = try DatabasePool(path: path, configuration: config)
         try migrate(logger: logger)

@@ -1,3 +1,4 @@
+internal import Foundation
 import GRDB
 package import SextantModel
 
@@ -13,9 +14,7 @@ extension SextantDatabase {
             for range in plan.raw {
                 result += try Self.rawCallAggregates(db, dictionaries, fromMicros: range.lowerBound, toMicros: range.upperBound)
             }
-            for (tier, range) in plan.rollups {
-                result += try Self.rollupCallAggregates(db, dictionaries, tier: tier, buckets: range)
-            }
+            result += try Self.rollupAggregates(db, dictionaries, plan.rollups, tcp: false)
             return result
         }
     }
@@ -50,65 +49,87 @@ extension SextantDatabase {
                     service: dictionaries.service(row[3]),
                     requestProtocol: RequestProtocol(rawValue: row[4]) ?? .http,
                     responseCode: row[5], grpcStatus: row[6], responseFlags: row[7], paired: row[8],
-                    latencyBucket: row[9], sources: Channel(rawValue: row[10]), count: row[11],
+                    latency: LatencySketch(index: row[9], count: row[11], sumMicros: Double(row[12] as Int64)),
+                    sources: Channel(rawValue: row[10]), count: row[11],
                     durationMicrosSum: row[12], requestBytes: row[13], responseBytes: row[14]))
         }
         return result
     }
 
-    /// Aggregates from one rollup tier over buckets `[lower, upper)` (Unix seconds). A series'
-    /// durations and bytes ride on its first latency bucket; every consumer only adds them up.
-    private static func rollupCallAggregates(
-        _ db: Database, _ dictionaries: Dictionaries, tier: Int64, buckets: Range<Int64>
+    /// Aggregates from the rollup tiers, one per series over every (tier, bucket range) given,
+    /// of TCP series or of request series.
+    ///
+    /// Series come first in the join (each series' buckets are one range of the rollup key), so a
+    /// series' rows arrive together and are summed here, sketches decoded in place.
+    private static func rollupAggregates(
+        _ db: Database, _ dictionaries: Dictionaries, _ ranges: [(Int64, Range<Int64>)], tcp: Bool
     ) throws -> [CallAggregate] {
-        struct SeriesTotals {
-            var duration: Int64
-            var requestBytes: Int64
-            var responseBytes: Int64
-            var sources: Channel
-        }
-        var totals: [Int64: SeriesTotals] = [:]
-        for row in try Row.fetchAll(
-            db,
+        var bySeries: [Int64: CallAggregate] = [:]
+        let statement = try db.cachedStatement(
             sql: """
-                SELECT series_id, sum(duration_us), sum(request_bytes), sum(response_bytes), group_concat(DISTINCT sources)
-                FROM call_rollups WHERE tier = ? AND bucket >= ? AND bucket < ? GROUP BY series_id HAVING sum(count) > 0
-                """, arguments: [tier, buckets.lowerBound, buckets.upperBound])
-        {
-            let bits = (row[4] as String? ?? "").split(separator: ",").compactMap { Int($0) }.reduce(0, |)
-            totals[row[0]] = SeriesTotals(
-                duration: row[1], requestBytes: row[2], responseBytes: row[3], sources: Channel(rawValue: bits))
+                SELECT s.id, r.count, r.duration_us, r.request_bytes, r.response_bytes, r.sources, r.latency,
+                    s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
+                    s.response_flags, s.paired
+                FROM call_series s CROSS JOIN call_rollups r
+                    ON r.tier = ? AND r.series_id = s.id AND r.bucket >= ? AND r.bucket < ?
+                WHERE (s.protocol = \(RequestProtocol.tcp.rawValue)) = ?
+                """)
+        for (tier, buckets) in ranges {
+            let rows = try Row.fetchCursor(statement, arguments: [tier, buckets.lowerBound, buckets.upperBound, tcp])
+            var current: (id: Int64, aggregate: CallAggregate)?
+            func finish() {
+                guard let (id, a) = current, a.count > 0 else { return }
+                if var known = bySeries[id] {
+                    known.count += a.count
+                    known.durationMicrosSum += a.durationMicrosSum
+                    known.requestBytes += a.requestBytes
+                    known.responseBytes += a.responseBytes
+                    known.sources.formUnion(a.sources)
+                    known.latency.merge(a.latency)
+                    bySeries[id] = known
+                } else {
+                    bySeries[id] = a
+                }
+            }
+            while let row = try rows.next() {
+                let seriesID: Int64 = row[0]
+                if current?.id != seriesID {
+                    finish()
+                    let peer: Int64 = row[9]
+                    let grpc: Int = row[13]
+                    current = (
+                        seriesID,
+                        CallAggregate(
+                            reporter: Reporter(rawValue: row[7]) ?? .source, proxy: dictionaries.workload(row[8]),
+                            peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row[10]),
+                            requestProtocol: RequestProtocol(rawValue: row[11]) ?? .http, responseCode: row[12],
+                            grpcStatus: grpc < 0 ? nil : grpc, responseFlags: row[14], paired: row[15],
+                            latency: LatencySketch(), sources: [], count: 0, durationMicrosSum: 0, requestBytes: 0,
+                            responseBytes: 0)
+                    )
+                }
+                let duration: Int64 = row[2]
+                current!.aggregate.count += row[1] as Int
+                current!.aggregate.durationMicrosSum += duration
+                current!.aggregate.requestBytes += row[3] as Int64
+                current!.aggregate.responseBytes += row[4] as Int64
+                current!.aggregate.sources.formUnion(Channel(rawValue: row[5]))
+                let wellFormed = try row.withUnsafeData(atIndex: 6) { data in
+                    LatencySketch.forEachEncodedCount(data ?? Data()) { index, n in
+                        current!.aggregate.latency.add(index: index, count: n, sumMicros: 0)
+                    }
+                }
+                guard wellFormed else {
+                    throw StoreError(.failed, "latency sketch of rollup series \(seriesID) is malformed")
+                }
+                current!.aggregate.latency.addSum(micros: Double(duration))
+            }
+            finish()
         }
-        let rows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT l.series_id, s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code,
-                    s.grpc_status, s.response_flags, s.paired, l.latency_bucket, sum(l.count)
-                FROM call_rollup_latency l JOIN call_series s ON s.id = l.series_id
-                WHERE l.tier = ? AND l.bucket >= ? AND l.bucket < ?
-                GROUP BY l.series_id, l.latency_bucket HAVING sum(l.count) > 0
-                """, arguments: [tier, buckets.lowerBound, buckets.upperBound])
-        var result: [CallAggregate] = []
-        var carried = Set<Int64>()
-        while let row = try rows.next() {
-            let seriesID: Int64 = row[0]
-            guard let t = totals[seriesID] else { continue }
-            let first = carried.insert(seriesID).inserted
-            let peer: Int64 = row[3]
-            let grpc: Int = row[7]
-            result.append(
-                CallAggregate(
-                    reporter: Reporter(rawValue: row[1]) ?? .source, proxy: dictionaries.workload(row[2]),
-                    peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row[4]),
-                    requestProtocol: RequestProtocol(rawValue: row[5]) ?? .http, responseCode: row[6],
-                    grpcStatus: grpc < 0 ? nil : grpc, responseFlags: row[8], paired: row[9], latencyBucket: row[10],
-                    sources: t.sources, count: row[11], durationMicrosSum: first ? t.duration : 0,
-                    requestBytes: first ? t.requestBytes : 0, responseBytes: first ? t.responseBytes : 0))
-        }
-        return result
+        return Array(bySeries.values)
     }
 
-    /// Totals of every Istio request series over all stored calls (from the hourly rollups), less
+    /// Totals of every Istio request series over all stored calls (from the daily rollups), less
     /// the calls younger than `unresolvedBeforeMicros` whose other side is still unknown: the other
     /// proxy's report may still arrive and name it, and counting them now would move them between
     /// series later.
@@ -119,7 +140,8 @@ extension SextantDatabase {
             SELECT s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
                 s.response_flags, s.security_policy, sum(r.count), sum(r.duration_us), sum(r.request_bytes),
                 sum(r.response_bytes), \(bucketSums)
-            FROM call_rollups r JOIN call_series s ON s.id = r.series_id WHERE r.tier = 3600
+            FROM call_rollups r JOIN call_series s ON s.id = r.series_id
+            WHERE r.tier = 86400 AND s.protocol != \(RequestProtocol.tcp.rawValue)
             GROUP BY s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
                 s.response_flags, s.security_policy
             HAVING sum(r.count) > 0
@@ -226,58 +248,98 @@ struct Dictionaries {
 extension SextantDatabase {
     /// TCP connections that started in `[from, to)` (µs), as aggregates with protocol `tcp`:
     /// `count` is connections, `requestBytes` bytes received from the client, `responseBytes` bytes
-    /// sent to it.
+    /// sent to it. Tiers as for `callAggregates`.
     package func connectionAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
-        try await pool.read { db in
+        let plan = TierPlan(fromMicros: fromMicros, toMicros: toMicros)
+        return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT reporter, proxy_id, peer_id, service_id, response_flags, paired, latency_bucket, sources,
-                        count(*), sum(duration_us), sum(received_bytes), sum(sent_bytes)
-                    FROM tcp_connections WHERE ts_us >= ? AND ts_us < ?
-                    GROUP BY reporter, proxy_id, peer_id, service_id, response_flags, paired, latency_bucket, sources
-                    """, arguments: [fromMicros, toMicros])
             var result: [CallAggregate] = []
-            while let row = try rows.next() {
-                result.append(
-                    CallAggregate(
-                        reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
-                        peer: (row[2] as Int64?).map(dictionaries.workload), service: dictionaries.service(row[3]),
-                        requestProtocol: .tcp, responseCode: 0, grpcStatus: nil, responseFlags: row[4],
-                        paired: row[5], latencyBucket: row[6], sources: Channel(rawValue: row[7]), count: row[8],
-                        durationMicrosSum: row[9], requestBytes: row[10], responseBytes: row[11]))
+            for range in plan.raw {
+                result += try Self.rawConnectionAggregates(db, dictionaries, fromMicros: range.lowerBound, toMicros: range.upperBound)
             }
+            result += try Self.rollupAggregates(db, dictionaries, plan.rollups, tcp: true)
             return result
         }
     }
 
-    /// Totals of every Istio TCP series, with the same hold-back of young unresolved connections
-    /// as `seriesTotals`.
-    package func tcpSeriesTotals(unresolvedBeforeMicros cutoff: Int64) async throws -> [TCPSeriesTotals] {
+    /// The raw-connections path of `connectionAggregates`, for any range (tests compare the tiers with it).
+    package func rawConnectionAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
         try await pool.read { db in
+            try Self.rawConnectionAggregates(db, try Dictionaries(db), fromMicros: fromMicros, toMicros: toMicros)
+        }
+    }
+
+    private static func rawConnectionAggregates(
+        _ db: Database, _ dictionaries: Dictionaries, fromMicros: Int64, toMicros: Int64
+    ) throws -> [CallAggregate] {
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT reporter, proxy_id, peer_id, service_id, response_flags, paired, latency_bucket, sources,
+                    count(*), sum(duration_us), sum(received_bytes), sum(sent_bytes)
+                FROM tcp_connections WHERE ts_us >= ? AND ts_us < ?
+                GROUP BY reporter, proxy_id, peer_id, service_id, response_flags, paired, latency_bucket, sources
+                """, arguments: [fromMicros, toMicros])
+        var result: [CallAggregate] = []
+        while let row = try rows.next() {
+            result.append(
+                CallAggregate(
+                    reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
+                    peer: (row[2] as Int64?).map(dictionaries.workload), service: dictionaries.service(row[3]),
+                    requestProtocol: .tcp, responseCode: 0, grpcStatus: nil, responseFlags: row[4], paired: row[5],
+                    latency: LatencySketch(index: row[6], count: row[8], sumMicros: Double(row[9] as Int64)),
+                    sources: Channel(rawValue: row[7]), count: row[8], durationMicrosSum: row[9],
+                    requestBytes: row[10], responseBytes: row[11]))
+        }
+        return result
+    }
+
+    /// Totals of every Istio TCP series (from the daily rollups), with the same hold-back of young
+    /// unresolved connections as `seriesTotals`.
+    package func tcpSeriesTotals(unresolvedBeforeMicros cutoff: Int64) async throws -> [TCPSeriesTotals] {
+        struct Key: Hashable {
+            var reporter: Int, proxy: Int64, peer: Int64, service: Int64, flags: String, policy: String
+        }
+        return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT reporter, proxy_id, peer_id, service_id, response_flags, security_policy, count(*),
-                        sum(received_bytes), sum(sent_bytes)
-                    FROM tcp_connections WHERE paired = 1 OR peer_id IS NOT NULL OR ts_us < ?
-                    GROUP BY reporter, proxy_id, peer_id, service_id, response_flags, security_policy
-                    """, arguments: [cutoff])
-            var result: [TCPSeriesTotals] = []
-            while let row = try rows.next() {
-                let reporter = Reporter(rawValue: row[0]) ?? .source
-                let proxy = dictionaries.workload(row[1])
-                let peer = (row[2] as Int64?).map(dictionaries.workload) ?? .unknown
-                result.append(
-                    TCPSeriesTotals(
-                        reporter: reporter, source: reporter == .source ? proxy : peer,
-                        destination: reporter == .source ? peer : proxy, service: dictionaries.service(row[3]),
-                        responseFlags: row[4], securityPolicy: row[5], connections: row[6], receivedBytes: row[7],
-                        sentBytes: row[8]))
+            var sums: [Key: (connections: Int, received: Int64, sent: Int64)] = [:]
+            func accumulate(_ sql: String, _ arguments: StatementArguments, sign: Int) throws {
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+                while let row = try rows.next() {
+                    let key = Key(reporter: row[0], proxy: row[1], peer: row[2], service: row[3], flags: row[4], policy: row[5])
+                    var s = sums[key, default: (0, 0, 0)]
+                    s.connections += sign * (row[6] as Int)
+                    s.received += Int64(sign) * (row[7] as Int64)
+                    s.sent += Int64(sign) * (row[8] as Int64)
+                    sums[key] = s
+                }
             }
-            return result
+            try accumulate(
+                """
+                SELECT s.reporter, s.proxy_id, s.peer_id, s.service_id, s.response_flags, s.security_policy, sum(r.count),
+                    sum(r.request_bytes), sum(r.response_bytes)
+                FROM call_rollups r JOIN call_series s ON s.id = r.series_id
+                WHERE r.tier = 86400 AND s.protocol = ?
+                GROUP BY s.reporter, s.proxy_id, s.peer_id, s.service_id, s.response_flags, s.security_policy
+                """, [RequestProtocol.tcp.rawValue], sign: 1)
+            try accumulate(
+                """
+                SELECT reporter, proxy_id, 0, service_id, response_flags, security_policy, count(*), sum(received_bytes),
+                    sum(sent_bytes)
+                FROM tcp_connections WHERE paired = 0 AND peer_id IS NULL AND ts_us >= ?
+                GROUP BY reporter, proxy_id, service_id, response_flags, security_policy
+                """, [cutoff], sign: -1)
+            return sums.compactMap { key, s in
+                guard s.connections > 0 else { return nil }
+                let reporter = Reporter(rawValue: key.reporter) ?? .source
+                let proxy = dictionaries.workload(key.proxy)
+                let peer = key.peer == 0 ? WorkloadIdentity.unknown : dictionaries.workload(key.peer)
+                return TCPSeriesTotals(
+                    reporter: reporter, source: reporter == .source ? proxy : peer,
+                    destination: reporter == .source ? peer : proxy, service: dictionaries.service(key.service),
+                    responseFlags: key.flags, securityPolicy: key.policy, connections: s.connections,
+                    receivedBytes: s.received, sentBytes: s.sent)
+            }
         }
     }
 

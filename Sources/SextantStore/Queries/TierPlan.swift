@@ -1,30 +1,39 @@
-/// How a time range splits across storage tiers: whole hours from the hourly rollups, whole
-/// minutes from the minute rollups, the partial minutes at the edges from raw calls.
+/// How a time range splits across storage tiers: the middle from the coarsest rollup tier that
+/// has whole buckets inside it, what is left at each side from the next finer tier, down to whole
+/// minutes, and only the partial minutes at the edges from raw records. A window of any length
+/// reads at most a few dozen buckets per series.
 struct TierPlan: Equatable {
     /// Raw ranges, µs.
     var raw: [Range<Int64>] = []
-    /// (tier seconds, bucket range in Unix seconds).
+    /// (tier seconds, bucket range in Unix seconds), coarsest first.
     var rollups: [(Int64, Range<Int64>)] = []
 
-    init(fromMicros: Int64, toMicros: Int64) {
+    init(fromMicros: Int64, toMicros: Int64, tiers: [Int64] = RollupDeltas.tiers) {
         guard fromMicros < toMicros else { return }
-        let minuteStart = Self.ceil(Self.ceilSeconds(fromMicros), 60)
-        let minuteEnd = Self.floor(toMicros / 1_000_000, 60)
-        guard minuteStart < minuteEnd else {
+        let finest = tiers.min() ?? 60
+        let start = Self.ceil(Self.ceilSeconds(fromMicros), finest)
+        let end = Self.floor(Self.floorSeconds(toMicros), finest)
+        guard start < end else {
             raw = [fromMicros..<toMicros]
             return
         }
-        let hourStart = Self.ceil(minuteStart, 3600)
-        let hourEnd = Self.floor(minuteEnd, 3600)
-        if hourStart < hourEnd {
-            rollups.append((3600, hourStart..<hourEnd))
-            if minuteStart < hourStart { rollups.append((60, minuteStart..<hourStart)) }
-            if hourEnd < minuteEnd { rollups.append((60, hourEnd..<minuteEnd)) }
-        } else {
-            rollups.append((60, minuteStart..<minuteEnd))
+        split(start..<end, tiers: tiers.sorted(by: >)[...])
+        if fromMicros < start * 1_000_000 { raw.append(fromMicros..<(start * 1_000_000)) }
+        if end * 1_000_000 < toMicros { raw.append((end * 1_000_000)..<toMicros) }
+    }
+
+    /// Covers `range` (a multiple of the finest tier at both ends) with `tiers`, coarsest first.
+    private mutating func split(_ range: Range<Int64>, tiers: ArraySlice<Int64>) {
+        for (offset, tier) in zip(tiers.indices, tiers) {
+            let lower = Self.ceil(range.lowerBound, tier)
+            let upper = Self.floor(range.upperBound, tier)
+            guard lower < upper else { continue }
+            rollups.append((tier, lower..<upper))
+            let finer = tiers[(offset + 1)...]
+            if range.lowerBound < lower { split(range.lowerBound..<lower, tiers: finer) }
+            if upper < range.upperBound { split(upper..<range.upperBound, tiers: finer) }
+            return
         }
-        if fromMicros < minuteStart * 1_000_000 { raw.append(fromMicros..<(minuteStart * 1_000_000)) }
-        if minuteEnd * 1_000_000 < toMicros { raw.append((minuteEnd * 1_000_000)..<toMicros) }
     }
 
     static func == (a: TierPlan, b: TierPlan) -> Bool {
@@ -33,6 +42,10 @@ struct TierPlan: Equatable {
 
     private static func ceilSeconds(_ micros: Int64) -> Int64 {
         micros % 1_000_000 == 0 ? micros / 1_000_000 : micros / 1_000_000 + 1
+    }
+
+    private static func floorSeconds(_ micros: Int64) -> Int64 {
+        micros >= 0 || micros % 1_000_000 == 0 ? micros / 1_000_000 : micros / 1_000_000 - 1
     }
 
     private static func ceil(_ seconds: Int64, _ step: Int64) -> Int64 {

@@ -2,8 +2,8 @@ import Foundation
 package import Logging
 package import ServiceLifecycle
 
-/// Deletes what is past each tier's horizon: raw records after `raw`, minute rollups after
-/// `minute`, hourly rollups after `hour`. Runs every `interval` on an injected clock.
+/// Deletes what is past each tier's horizon: raw records after `raw`, minute and 10-minute rollups
+/// after `minute`, hourly and daily rollups after `hour` (a rollup row once its whole bucket is). Runs every `interval` on an injected clock.
 ///
 /// Deleted pages go to SQLite's free list and are reused by new rows, so under constant load the
 /// file stops growing once the horizons are reached. Sextant never runs `VACUUM` itself: it
@@ -12,9 +12,9 @@ package final class RetentionService: Service, Sendable {
     package struct Configuration: Sendable {
         /// Raw calls, spans, connections, logs and metric samples (flag `--retention-raw`, default 24 h).
         package var rawSeconds: Int64 = 24 * 3600
-        /// Minute rollups (flag `--retention-minute`, default 7 d).
+        /// Minute and 10-minute rollups (flag `--retention-minute`, default 7 d).
         package var minuteSeconds: Int64 = 7 * 24 * 3600
-        /// Hourly rollups (flag `--retention-hour`, default 90 d).
+        /// Hourly and daily rollups (flag `--retention-hour`, default 90 d).
         package var hourSeconds: Int64 = 90 * 24 * 3600
         /// How often to enforce the horizons.
         package var interval: Duration = .seconds(60)
@@ -52,6 +52,16 @@ package final class RetentionService: Service, Sendable {
         }
     }
 
+    /// Deletes the call rollup rows of one tier whose bucket ended at or before `horizon`.
+    private static func rollupStep(tier: Int64, horizon: Int64) -> (String, Int64) {
+        (
+            """
+            DELETE FROM call_rollups WHERE (tier, series_id, bucket) IN
+                (SELECT tier, series_id, bucket FROM call_rollups WHERE tier = \(tier) AND bucket < ? LIMIT 10000)
+            """, horizon - tier + 1
+        )
+    }
+
     /// Deletes everything past its horizon now; returns the number of rows deleted.
     @discardableResult
     package func enforce() async throws -> Int {
@@ -70,10 +80,10 @@ package final class RetentionService: Service, Sendable {
                     (SELECT series_id, ts_ms FROM metric_samples WHERE ts_ms < ? LIMIT 10000)
                 """, raw * 1000
             ),
-            ("DELETE FROM call_rollups WHERE tier = 60 AND bucket < ?", minute),
-            ("DELETE FROM call_rollup_latency WHERE tier = 60 AND bucket < ?", minute),
-            ("DELETE FROM call_rollups WHERE tier = 3600 AND bucket < ?", hour),
-            ("DELETE FROM call_rollup_latency WHERE tier = 3600 AND bucket < ?", hour),
+            Self.rollupStep(tier: 60, horizon: minute),
+            Self.rollupStep(tier: 600, horizon: minute),
+            Self.rollupStep(tier: 3600, horizon: hour),
+            Self.rollupStep(tier: 86_400, horizon: hour),
             ("DELETE FROM metric_rollups WHERE tier = 60 AND bucket < ?", minute),
             ("DELETE FROM metric_rollups WHERE tier = 3600 AND bucket < ?", hour),
             ("DELETE FROM endpoints WHERE last_seen_us < ?", raw * 1_000_000),

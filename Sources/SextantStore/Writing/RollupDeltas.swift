@@ -1,3 +1,4 @@
+internal import Foundation
 import GRDB
 import SextantModel
 
@@ -44,28 +45,37 @@ struct CallSample: Equatable {
         sources = row[15]
     }
 
+    /// The same for a stored TCP connection: a series of protocol tcp whose request and response
+    /// bytes are the bytes received from and sent to the client.
+    static let connectionColumns = """
+        reporter, proxy_id, coalesce(peer_id, 0), service_id, \(RequestProtocol.tcp.rawValue), 0, -1,
+        response_flags, security_policy, paired, ts_us, duration_us, latency_bucket, received_bytes, sent_bytes, sources
+        """
+
     /// The stored call with this row id.
     static func fetch(id: Int64, _ db: Database) throws -> CallSample? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT \(columns) FROM requests WHERE id = ?"), arguments: [id])
             .map(CallSample.init(row:))
     }
+
+    /// The stored TCP connection with this row id.
+    static func fetch(connectionID id: Int64, _ db: Database) throws -> CallSample? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(connectionColumns) FROM tcp_connections WHERE id = ?"), arguments: [id]
+        ).map(CallSample.init(row:))
+    }
 }
 
 /// What one write transaction changes in the rollups, applied at its end in the same transaction.
 struct RollupDeltas {
-    /// Bucket widths in seconds: minutes and hours.
-    static let tiers: [Int64] = [60, 3600]
+    /// Bucket widths in seconds: 1 minute, 10 minutes, 1 hour, 1 day.
+    static let tiers: [Int64] = [60, 600, 3600, 86_400]
     static let boundCount = IstioHistogram.bounds.count
 
     struct Key: Hashable {
         var tier: Int64
         var bucket: Int64
         var facts: CallFacts
-    }
-
-    struct LatencyKey: Hashable {
-        var key: Key
-        var latencyBucket: Int
     }
 
     struct Totals {
@@ -77,19 +87,22 @@ struct RollupDeltas {
         var duration = [Int](repeating: 0, count: RollupDeltas.boundCount)
         var request = [Int](repeating: 0, count: RollupDeltas.boundCount)
         var response = [Int](repeating: 0, count: RollupDeltas.boundCount)
+        /// Calls per latency sketch index.
+        var latency: [Int: Int] = [:]
     }
 
     private(set) var totals: [Key: Totals] = [:]
-    private(set) var latency: [LatencyKey: Int] = [:]
 
     var isEmpty: Bool { totals.isEmpty }
 
     /// Counts a call in (`sign` 1) or out (`sign` -1) of its buckets.
     mutating func add(_ s: CallSample, sign: Int) {
         let seconds = s.startMicros >= 0 ? s.startMicros / 1_000_000 : (s.startMicros + 1) / 1_000_000 - 1
-        let durationBound = Self.boundIndex(Double(s.durationMicros) / 1000)
-        let requestBound = Self.boundIndex(Double(s.requestBytes))
-        let responseBound = Self.boundIndex(Double(s.responseBytes))
+        // Istio's histograms are of requests; TCP series keep counts, bytes and the sketch only.
+        let isTCP = s.facts.requestProtocol == RequestProtocol.tcp.rawValue
+        let durationBound = isTCP ? nil : Self.boundIndex(Double(s.durationMicros) / 1000)
+        let requestBound = isTCP ? nil : Self.boundIndex(Double(s.requestBytes))
+        let responseBound = isTCP ? nil : Self.boundIndex(Double(s.responseBytes))
         for tier in Self.tiers {
             let key = Key(tier: tier, bucket: seconds - ((seconds % tier) + tier) % tier, facts: s.facts)
             var t = totals[key, default: Totals()]
@@ -101,8 +114,8 @@ struct RollupDeltas {
             if let i = durationBound { t.duration[i] += sign }
             if let i = requestBound { t.request[i] += sign }
             if let i = responseBound { t.response[i] += sign }
+            t.latency[s.latencyBucket, default: 0] += sign
             totals[key] = t
-            latency[LatencyKey(key: key, latencyBucket: s.latencyBucket), default: 0] += sign
         }
     }
 
@@ -122,9 +135,10 @@ struct RollupDeltas {
         let names = ["d", "q", "r"].flatMap { p in (0..<boundCount).map { "\(p)\($0)" } }
         return """
             INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes, sources,
-                \(names.joined(separator: ", ")))
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, \(names.map { _ in "?" }.joined(separator: ", ")))
-            ON CONFLICT (tier, bucket, series_id) DO UPDATE SET
+                latency, \(names.joined(separator: ", ")))
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, \(names.map { _ in "?" }.joined(separator: ", ")))
+            ON CONFLICT (tier, series_id, bucket) DO UPDATE SET
+                latency = sextant_sketch_merge(latency, excluded.latency),
                 count = count + excluded.count, duration_us = duration_us + excluded.duration_us,
                 request_bytes = request_bytes + excluded.request_bytes,
                 response_bytes = response_bytes + excluded.response_bytes, sources = sources | excluded.sources,
@@ -139,18 +153,10 @@ struct RollupDeltas {
             let id = try series.id(for: key.facts, db)
             var arguments: [(any DatabaseValueConvertible)?] = [
                 key.tier, key.bucket, id, t.count, t.durationMicros, t.requestBytes, t.responseBytes, t.sources,
+                Data(LatencySketch.encode(t.latency)),
             ]
             arguments += (t.duration + t.request + t.response).map { $0 as (any DatabaseValueConvertible)? }
             try upsert.execute(arguments: StatementArguments(arguments))
-        }
-        let latencyUpsert = try db.cachedStatement(
-            sql: """
-                INSERT INTO call_rollup_latency (tier, bucket, series_id, latency_bucket, count) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (tier, bucket, series_id, latency_bucket) DO UPDATE SET count = count + excluded.count
-                """)
-        for (key, n) in latency where n != 0 {
-            let id = try series.id(for: key.key.facts, db)
-            try latencyUpsert.execute(arguments: [key.key.tier, key.key.bucket, id, key.latencyBucket, n])
         }
     }
 }

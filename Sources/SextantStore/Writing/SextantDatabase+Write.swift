@@ -64,7 +64,7 @@ extension SextantDatabase {
                         try self.upsert(request: request, db, summary: &summary, rollups: &rollups)
                     }
                     for connection in batch.connections {
-                        try self.upsert(connection: connection, db, summary: &summary)
+                        try self.upsert(connection: connection, db, summary: &summary, rollups: &rollups)
                     }
                     for log in batch.logs {
                         try Self.insert(log: log, db)

@@ -5,7 +5,9 @@ extension SextantDatabase {
     /// Stores a TCP connection report and pairs it with the other proxy's report of the same
     /// connection: the caller's `upstream_host`/`upstream_local_address` are the callee's
     /// `downstream_local_address`/`downstream_remote_address`.
-    func upsert(connection c: TCPConnection, _ db: Database, summary: inout WriteSummary) throws {
+    func upsert(
+        connection c: TCPConnection, _ db: Database, summary: inout WriteSummary, rollups: inout RollupDeltas
+    ) throws {
         let proxyID = try cache.workloadID(c.proxy, db)
         let serviceID = try cache.serviceID(c.service, db)
         var peerID = try c.peer.map { try cache.workloadID($0, db) }
@@ -20,11 +22,13 @@ extension SextantDatabase {
         hash.add(c.localAddress ?? "")
         hash.add(c.remoteAddress ?? "")
         let key = Int64(bitPattern: hash.value)
-        if try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT id FROM tcp_connections WHERE conn_key = ?"), arguments: [key]) != nil
+        if let known = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT id FROM tcp_connections WHERE conn_key = ?"), arguments: [key])
         {
-            try db.cachedStatement(sql: "UPDATE tcp_connections SET sources = sources | ? WHERE conn_key = ?")
-                .execute(arguments: [c.channel.rawValue, key])
+            try moving(connections: [known], db, rollups: &rollups) {
+                try db.cachedStatement(sql: "UPDATE tcp_connections SET sources = sources | ? WHERE id = ?")
+                    .execute(arguments: [c.channel.rawValue, known])
+            }
             return
         }
         try db.cachedStatement(
@@ -41,6 +45,7 @@ extension SextantDatabase {
         ])
         let rowID = db.lastInsertedRowID
         summary.connectionsStored += 1
+        if let stored = try CallSample.fetch(connectionID: rowID, db) { rollups.add(stored, sign: 1) }
         if c.reporter == .destination, let address = c.localAddress {
             try Self.learnEndpoint(address, workloadID: proxyID, atMicros: c.startMicros, db)
         }
@@ -54,10 +59,24 @@ extension SextantDatabase {
                 db.cachedStatement(sql: sql), arguments: [c.reporter == .source ? remote : local,
                     c.reporter == .source ? local : remote, rowID, c.startMicros])
         else { return }
-        let link = try db.cachedStatement(sql: "UPDATE tcp_connections SET paired = 1, peer_id = ? WHERE id = ?")
-        try link.execute(arguments: [match["proxy_id"] as Int64, rowID])
-        try link.execute(arguments: [proxyID, match["id"] as Int64])
+        let otherID: Int64 = match["id"]
+        try moving(connections: [rowID, otherID], db, rollups: &rollups) {
+            let link = try db.cachedStatement(sql: "UPDATE tcp_connections SET paired = 1, peer_id = ? WHERE id = ?")
+            try link.execute(arguments: [match["proxy_id"] as Int64, rowID])
+            try link.execute(arguments: [proxyID, otherID])
+        }
         summary.connectionsPaired += 1
+    }
+
+    /// Runs `change` on stored connections and moves them between rollup series accordingly.
+    private func moving(
+        connections ids: [Int64], _ db: Database, rollups: inout RollupDeltas, _ change: () throws -> Void
+    ) throws {
+        let before = try ids.map { try CallSample.fetch(connectionID: $0, db) }
+        try change()
+        for (id, old) in zip(ids, before) {
+            if let old, let new = try CallSample.fetch(connectionID: id, db) { rollups.move(from: old, to: new) }
+        }
     }
 
     static func insert(log: LogRecord, _ db: Database) throws {

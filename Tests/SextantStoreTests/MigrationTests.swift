@@ -1,0 +1,97 @@
+import Foundation
+import GRDB
+import Logging
+import SextantModel
+@testable import SextantStore
+import Testing
+
+@Suite struct MigrationTests {
+    /// A database written before migration 0007 (sketches as one row per bucket index, minute and
+    /// hour tiers only, TCP raw only) answers the same after it.
+    @Test func sketchBlobMigrationKeepsWhatOlderDatabasesHeld() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-migrate-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../migrations").standardized
+        let older = try FileManager.default.contentsOfDirectory(atPath: sources.path)
+            .filter { $0.hasSuffix(".sql") && $0 < "0007" }.sorted()
+        #expect(older.count == 6)
+
+        let hour: Int64 = 1_795_698_000  // an hour boundary
+        do {
+            let queue = try DatabaseQueue(path: (folder as NSString).appendingPathComponent("sextant.db"))
+            var migrator = DatabaseMigrator()
+            for file in older {
+                let sql = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+                migrator.registerMigration(String(file.dropLast(4))) { try $0.execute(sql: sql) }
+            }
+            try migrator.migrate(queue)
+            try await queue.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO workloads (id, namespace, workload, app, version, canonical_service, canonical_revision,
+                            principal, cluster)
+                        VALUES (1, 'shop', 'web-v1', 'web', 'v1', 'web', 'v1', 'unknown', 'Kubernetes'),
+                            (2, 'shop', 'api-v1', 'api', 'v1', 'api', 'v1', 'unknown', 'Kubernetes');
+                        INSERT INTO services (id, host, name, namespace) VALUES (1, 'api.shop.svc.cluster.local', 'api', 'shop');
+                        INSERT INTO call_series (id, reporter, proxy_id, peer_id, service_id, protocol, response_code,
+                            grpc_status, response_flags, security_policy, paired)
+                        VALUES (1, 0, 1, 2, 1, 0, 200, -1, '-', 'unknown', 1);
+                        """)
+                // Ten minutes of 10 calls each (6 at sketch index 400, 4 at 420), and their hour.
+                for minute in 0..<10 {
+                    let bucket = hour + Int64(minute) * 60
+                    try db.execute(
+                        sql: """
+                            INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes,
+                                sources, d4)
+                            VALUES (60, ?, 1, 10, 50000, 0, 1000, 2, 10)
+                            """, arguments: [bucket])
+                    try db.execute(
+                        sql: "INSERT INTO call_rollup_latency VALUES (60, ?, 1, 400, 6), (60, ?, 1, 420, 4)",
+                        arguments: [bucket, bucket])
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes,
+                            sources, d4)
+                        VALUES (3600, ?, 1, 100, 500000, 0, 10000, 2, 100);
+                        INSERT INTO call_rollup_latency VALUES (3600, ?, 1, 400, 60), (3600, ?, 1, 420, 40);
+                        """, arguments: [hour, hour, hour])
+                for i in 0..<3 {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO tcp_connections (conn_key, ts_us, reporter, proxy_id, peer_id, service_id, duration_us,
+                                latency_bucket, received_bytes, sent_bytes, response_flags, security_policy, sources, paired)
+                            VALUES (?, ?, 0, 1, 2, 1, 20000, 500, 10, 200, '-', 'unknown', 4, 1)
+                            """, arguments: [i, (hour + 60 * Int64(i)) * 1_000_000])
+                }
+            }
+        }
+
+        let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+        #expect(try database.appliedMigrations().last == "0007_rollup_sketch_blobs_and_tiers")
+        let tiers = try await database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT tier, count(*), sum(count) FROM call_rollups GROUP BY tier ORDER BY tier")
+                .map { [$0[0], $0[1], $0[2]] as [Int] }
+        }
+        // Requests: 10 minute rows, one of each coarser tier; TCP: 3 minutes, one 10-minute bucket, an hour, a day.
+        #expect(tiers == [[60, 13, 103], [600, 2, 103], [3600, 2, 103], [86_400, 2, 103]])
+
+        // Ten whole minutes read from the new 10-minute tier, with the sketch intact.
+        let calls = try await database.callAggregates(fromMicros: hour * 1_000_000, toMicros: (hour + 600) * 1_000_000)
+        #expect(calls.count == 1)
+        #expect(calls.first?.count == 100)
+        #expect(calls.first?.latency.counts == [400: 60, 420: 40])
+        #expect(calls.first?.durationMicrosSum == 500_000)
+        // TCP answers from its rollups once its raw rows are gone.
+        try await database.pool.write { try $0.execute(sql: "DELETE FROM tcp_connections") }
+        let connections = try await database.connectionAggregates(
+            fromMicros: hour * 1_000_000, toMicros: (hour + 600) * 1_000_000)
+        #expect(connections.map(\.count) == [3])
+        #expect(connections.first?.latency.counts == [500: 3])
+        #expect(try await database.seriesTotals(unresolvedBeforeMicros: .max).map(\.count) == [100])
+        #expect(try await database.tcpSeriesTotals(unresolvedBeforeMicros: .max).map(\.connections) == [3])
+    }
+}
