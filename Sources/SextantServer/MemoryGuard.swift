@@ -10,7 +10,9 @@ import Glibc
 /// UNAVAILABLE) while the resident size, plus what admitted requests may still allocate, would pass
 /// `sheddingFraction` of the limit.
 ///
-/// The resident size is read from `/proc/self/statm` every `sampleInterval`. Each admitted request
+/// The resident size is read from `/proc/self/statm` every `sampleInterval`, without the pages that
+/// map files: SQLite maps the database file for reads (`mmap_size`), and those pages are the
+/// kernel's cache, shared and reclaimable, not memory the process holds. Each admitted request
 /// reserves an estimate of what it will allocate (its body, then its decoded records) until it is
 /// answered, so a burst between two samples cannot overshoot. A request the estimate already
 /// covers is counted twice once the next sample sees it: shedding errs on the safe side.
@@ -108,7 +110,8 @@ final class MemoryGuard: Service, Sendable {
         }
     }
 
-    /// Reads the resident size from `/proc/self/statm` (its second field, in pages).
+    /// Reads the resident size not backed by files from `/proc/self/statm`: its second field (resident)
+    /// less its third (shared: file-backed and shared memory), in pages.
     @discardableResult
     private func sample() -> Int {
         guard let resident = Self.readResidentBytes() else { return 0 }
@@ -126,7 +129,7 @@ final class MemoryGuard: Service, Sendable {
         guard fgets(&line, Int32(line.count), file) != nil else { return nil }
         let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             .split(separator: " ")
-        guard fields.count >= 2, let pages = Int(fields[1]) else { return nil }
-        return pages * pageSize
+        guard fields.count >= 3, let resident = Int(fields[1]), let shared = Int(fields[2]) else { return nil }
+        return max(0, resident - shared) * pageSize
     }
 }

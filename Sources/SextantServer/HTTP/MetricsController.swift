@@ -96,7 +96,8 @@ struct MetricsController: Sendable {
                 name: "sextant_ingest_queue_records", help: "Records waiting for a commit.", type: .gauge,
                 samples: [MetricSample(name: "sextant_ingest_queue_records", value: Double(stats.queued))]),
             MetricFamily(
-                name: "sextant_resident_memory_bytes", help: "Resident memory of the process, as the memory limit sees it.",
+                name: "sextant_resident_memory_bytes",
+                help: "Resident memory not backed by files (mapped database pages excluded), as --memory-limit sees it.",
                 type: .gauge,
                 samples: [MetricSample(name: "sextant_resident_memory_bytes", value: Double(memory.residentBytes.now))]),
             MetricFamily(
