@@ -68,8 +68,9 @@ struct CallSample: Equatable {
 
 /// What one write transaction changes in the rollups, applied at its end in the same transaction.
 struct RollupDeltas {
-    /// Bucket widths in seconds: 1 minute, 10 minutes, 1 hour, 1 day.
-    static let tiers: [Int64] = [60, 600, 3600, 86_400]
+    /// Bucket widths in seconds: 1, 5 and 10 minutes, 1 hour, 1 day. An unaligned hour reads at
+    /// most 4 + 4 minute, 1 + 1 five-minute and 5 ten-minute buckets per series.
+    static let tiers: [Int64] = [60, 300, 600, 3600, 86_400]
     static let boundCount = IstioHistogram.bounds.count
 
     struct Key: Hashable {
