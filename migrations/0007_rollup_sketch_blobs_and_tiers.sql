@@ -4,13 +4,14 @@
 --   merged by Sextant's SQL functions sextant_sketch_merge / sextant_sketch_sum.
 -- * Rows are keyed series first, (tier, series_id, bucket), so one series' buckets in a window
 --   are one range of the key; an index on (tier, bucket) serves retention.
--- * Two more tiers: 10 minutes (600) and 1 day (86400), beside 1 minute (60) and 1 hour (3600).
+-- * Three more tiers: 5 minutes (300), 10 minutes (600) and 1 day (86400), beside 1 minute (60)
+--   and 1 hour (3600).
 -- TCP connections roll up here too, as series of protocol 2 (tcp): count is connections,
 -- request_bytes the bytes received from the client, response_bytes the bytes sent to it; their
 -- d/q/r histogram columns stay 0.
 
 CREATE TABLE call_rollups_v2 (
-    tier INTEGER NOT NULL,                  -- bucket width in seconds: 60, 600, 3600 or 86400
+    tier INTEGER NOT NULL,                  -- bucket width in seconds: 60, 300, 600, 3600 or 86400
     series_id INTEGER NOT NULL REFERENCES call_series (id),
     bucket INTEGER NOT NULL,                -- bucket start, Unix seconds
     count INTEGER NOT NULL DEFAULT 0,
@@ -18,6 +19,7 @@ CREATE TABLE call_rollups_v2 (
     request_bytes INTEGER NOT NULL DEFAULT 0,
     response_bytes INTEGER NOT NULL DEFAULT 0,
     sources INTEGER NOT NULL DEFAULT 0,
+    latency BLOB NOT NULL DEFAULT x'',      -- before the histogram columns: queries read it, not them
     d0 INTEGER NOT NULL DEFAULT 0,
     d1 INTEGER NOT NULL DEFAULT 0,
     d2 INTEGER NOT NULL DEFAULT 0,
@@ -75,7 +77,6 @@ CREATE TABLE call_rollups_v2 (
     r16 INTEGER NOT NULL DEFAULT 0,
     r17 INTEGER NOT NULL DEFAULT 0,
     r18 INTEGER NOT NULL DEFAULT 0,
-    latency BLOB NOT NULL DEFAULT x'',
     PRIMARY KEY (tier, series_id, bucket)
 ) WITHOUT ROWID;
 
@@ -94,7 +95,23 @@ SELECT r.tier, r.series_id, r.bucket, r.count, r.duration_us, r.request_bytes, r
         WHERE l.tier = r.tier AND l.bucket = r.bucket AND l.series_id = r.series_id), x'')
 FROM call_rollups r;
 
--- 10-minute rows from the minute rows, day rows from the hour rows.
+-- 5- and 10-minute rows from the minute rows, day rows from the hour rows.
+INSERT INTO call_rollups_v2 (tier, series_id, bucket, count, duration_us, request_bytes, response_bytes, sources,
+    d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15, d16, d17, d18, q0, q1, q2,
+    q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18, r0, r1, r2, r3, r4, r5,
+    r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17, r18,
+    latency)
+SELECT 300, series_id, bucket - bucket % 300, sum(count), sum(duration_us), sum(request_bytes), sum(response_bytes),
+    sextant_bit_or(sources),
+    sum(d0), sum(d1), sum(d2), sum(d3), sum(d4), sum(d5), sum(d6), sum(d7), sum(d8), sum(d9),
+    sum(d10), sum(d11), sum(d12), sum(d13), sum(d14), sum(d15), sum(d16), sum(d17), sum(d18),
+    sum(q0), sum(q1), sum(q2), sum(q3), sum(q4), sum(q5), sum(q6), sum(q7), sum(q8), sum(q9),
+    sum(q10), sum(q11), sum(q12), sum(q13), sum(q14), sum(q15), sum(q16), sum(q17), sum(q18),
+    sum(r0), sum(r1), sum(r2), sum(r3), sum(r4), sum(r5), sum(r6), sum(r7), sum(r8), sum(r9),
+    sum(r10), sum(r11), sum(r12), sum(r13), sum(r14), sum(r15), sum(r16), sum(r17), sum(r18),
+    sextant_sketch_sum(latency)
+FROM call_rollups_v2 WHERE tier = 60 GROUP BY series_id, bucket - bucket % 300;
+
 INSERT INTO call_rollups_v2 (tier, series_id, bucket, count, duration_us, request_bytes, response_bytes, sources,
     d0, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15, d16, d17, d18, q0, q1, q2,
     q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18, r0, r1, r2, r3, r4, r5,
@@ -133,7 +150,7 @@ INSERT OR IGNORE INTO call_series (reporter, proxy_id, peer_id, service_id, prot
 SELECT DISTINCT reporter, proxy_id, coalesce(peer_id, 0), service_id, 2, 0, -1, response_flags, security_policy, paired
 FROM tcp_connections;
 
-WITH tiers (tier) AS (VALUES (60), (600), (3600), (86400)),
+WITH tiers (tier) AS (VALUES (60), (300), (600), (3600), (86400)),
 per_index AS (
     SELECT t.tier, s.id AS series_id, c.ts_us / 1000000 - (c.ts_us / 1000000) % t.tier AS bucket, c.latency_bucket,
         count(*) AS n, sum(c.duration_us) AS d, sum(c.received_bytes) AS q, sum(c.sent_bytes) AS r,

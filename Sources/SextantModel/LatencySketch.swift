@@ -23,6 +23,13 @@ package struct LatencySketch: Sendable, Hashable {
 
     package init() {}
 
+    /// A sketch of the given calls per bucket index.
+    package init(counts: [Int: Int], sumMicros: Double) {
+        self.counts = counts.filter { $0.value != 0 }
+        count = self.counts.values.reduce(0, +)
+        self.sumMicros = sumMicros
+    }
+
     /// A sketch of `count` calls in one bucket.
     package init(index: Int, count: Int, sumMicros: Double) {
         add(index: index, count: count, sumMicros: sumMicros)
@@ -58,6 +65,12 @@ package struct LatencySketch: Sendable, Hashable {
     }
 
     package mutating func merge(_ other: LatencySketch) {
+        if counts.isEmpty {
+            let sum = sumMicros
+            self = other
+            sumMicros += sum
+            return
+        }
         for (index, n) in other.counts { add(index: index, count: n, sumMicros: 0) }
         sumMicros += other.sumMicros
     }
@@ -104,15 +117,21 @@ package struct LatencySketch: Sendable, Hashable {
 
     /// Calls `body` with each (index, count) of `encodedCounts` bytes; false when they are malformed.
     @discardableResult
-    package static func forEachEncodedCount<C: Collection<UInt8>>(_ bytes: C, _ body: (Int, Int) -> Void) -> Bool {
-        var position = bytes.startIndex
+    package static func forEachEncodedCount(_ bytes: UnsafeRawBufferPointer, _ body: (Int, Int) -> Void) -> Bool {
+        var position = 0
         var index = 0
-        while position != bytes.endIndex {
+        while position < bytes.count {
             guard let delta = readVarint(bytes, &position), let n = readVarint(bytes, &position) else { return false }
             index &+= delta
             body(index, n)
         }
         return true
+    }
+
+    /// The same for bytes in any collection.
+    @discardableResult
+    package static func forEachEncodedCount(_ bytes: some Collection<UInt8>, _ body: (Int, Int) -> Void) -> Bool {
+        Array(bytes).withUnsafeBytes { forEachEncodedCount($0, body) }
     }
 
     private static func appendVarint(_ value: Int, to bytes: inout [UInt8]) {
@@ -125,12 +144,12 @@ package struct LatencySketch: Sendable, Hashable {
     }
 
     /// Reads one zigzag varint at `position`; nil when it is cut short or longer than 64 bits.
-    private static func readVarint<C: Collection<UInt8>>(_ bytes: C, _ position: inout C.Index) -> Int? {
+    private static func readVarint(_ bytes: UnsafeRawBufferPointer, _ position: inout Int) -> Int? {
         var v: UInt64 = 0
         var shift: UInt64 = 0
-        while position != bytes.endIndex, shift < 64 {
+        while position < bytes.count, shift < 64 {
             let byte = bytes[position]
-            bytes.formIndex(after: &position)
+            position += 1
             v |= UInt64(byte & 0x7F) << shift
             if byte < 0x80 {
                 return Int(Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1))

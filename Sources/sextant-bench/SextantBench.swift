@@ -17,18 +17,25 @@ struct SextantBench {
     static let repeats = max(7, Int(ProcessInfo.processInfo.environment["SEXTANT_BENCH_REPEATS"] ?? "") ?? 7)
 
     static func main() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-bench-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // SEXTANT_BENCH_KEEP=1 leaves the filled database behind for a closer look; SEXTANT_BENCH_DB=<folder>
+        // queries such a database again without filling it.
+        let environment = ProcessInfo.processInfo.environment
+        let reuse = environment["SEXTANT_BENCH_DB"]
+        let folder = reuse ?? FileManager.default.temporaryDirectory.appendingPathComponent("sextant-bench-\(UUID().uuidString)").path
+        let keep = reuse != nil || environment["SEXTANT_BENCH_KEEP"] == "1"
+        defer { if keep { print("\nkept \(folder)") } else { try? FileManager.default.removeItem(atPath: folder) } }
         var logger = Logger(label: "bench")
         logger.logLevel = .warning
         var configuration = SextantDatabase.Configuration(directory: folder)
         configuration.synchronousFull = false
         let database = try SextantDatabase(configuration: configuration, logger: logger)
-        let fill = ContinuousClock.now
-        try await fillMesh(database)
-        // As a running server's automatic checkpoints would leave it: the WAL folded into the file.
-        try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
-        print("filled in \(ContinuousClock.now - fill)\n")
+        if reuse == nil {
+            let fill = ContinuousClock.now
+            try await fillMesh(database)
+            // As a running server's automatic checkpoints would leave it: the WAL folded into the file.
+            try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            print("filled in \(ContinuousClock.now - fill)\n")
+        }
         print("| query (500 services, 2,000 edges) | window | median ms | p90 ms | of which store ms | median CPU ms | target ms | nodes | edges |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for (label, seconds, target) in [("1h", Int64(3600), 50.0), ("7d", Int64(7 * 86_400), 200.0)] {
@@ -54,7 +61,7 @@ struct SextantBench {
                 times[times.count / 2], times[times.count * 9 / 10], storeTimes[storeTimes.count / 2],
                 cpuTimes[cpuTimes.count / 2], target, graph?.nodes.count ?? 0, graph?.edges.count ?? 0))
         }
-        try await bytesPerRecord(logger: logger)
+        if reuse == nil { try await bytesPerRecord(logger: logger) }
     }
 
     /// Identities, then rollup rows straight into the tiers (what seven days of calls would leave).
@@ -78,7 +85,7 @@ struct SextantBench {
                     arguments: [edge + 1, a + 1, b + 1, b + 1])
             }
         }
-        // Each tier where a 7-day window and the last day read it: days and 10-minute buckets for
+        // Each tier where a 7-day window and the last day read it: days, 5- and 10-minute buckets for
         // the whole week, hours for eight days, minutes for the last six hours and for six hours
         // around the start of the week.
         let week = Int64(7 * 86_400)
@@ -86,6 +93,7 @@ struct SextantBench {
             (86_400, [(now - week - 2 * 86_400)..<(now + 86_400)]),
             (3600, [(now - week - 86_400)..<now]),
             (600, [(now - week - 3600)..<now]),
+            (300, [(now - week - 3600)..<now]),
             (60, [(now - 6 * 3600)..<now, (now - week - 3 * 3600)..<(now - week + 3 * 3600)]),
         ]
         // Four latency buckets per series and bucket, as a few ms of spread gives.

@@ -76,8 +76,8 @@ import Testing
             try Row.fetchAll(db, sql: "SELECT tier, count(*), sum(count) FROM call_rollups GROUP BY tier ORDER BY tier")
                 .map { [$0[0], $0[1], $0[2]] as [Int] }
         }
-        // Requests: 10 minute rows, one of each coarser tier; TCP: 3 minutes, one 10-minute bucket, an hour, a day.
-        #expect(tiers == [[60, 13, 103], [600, 2, 103], [3600, 2, 103], [86_400, 2, 103]])
+        // Requests: 10 minute rows, 2 five-minute rows, one of each coarser tier; TCP: 3 minutes, one bucket of each coarser tier.
+        #expect(tiers == [[60, 13, 103], [300, 3, 103], [600, 2, 103], [3600, 2, 103], [86_400, 2, 103]])
 
         // Ten whole minutes read from the new 10-minute tier, with the sketch intact.
         let calls = try await database.callAggregates(fromMicros: hour * 1_000_000, toMicros: (hour + 600) * 1_000_000)

@@ -56,8 +56,11 @@ private func classicQuantile(_ sorted: [Int64], _ q: Double) -> Double {
         #expect(TierPlan(fromMicros: 10_000_000, toMicros: 50_000_000).raw == [10_000_000..<50_000_000])
         // Days in the middle, then hours, 10 minutes and minutes towards the edges.
         let long = TierPlan(fromMicros: 168_800_500_000, toMicros: 260_400_000_000)
-        #expect(long.rollups.map(\.0) == [86_400, 3600, 60, 600])
-        #expect(long.rollups.map(\.1) == [172_800..<259_200, 169_200..<172_800, 168_840..<169_200, 259_200..<260_400])
+        #expect(long.rollups.map(\.0) == [86_400, 3600, 300, 60, 600])
+        #expect(
+            long.rollups.map(\.1) == [
+                172_800..<259_200, 169_200..<172_800, 168_900..<169_200, 168_840..<168_900, 259_200..<260_400,
+            ])
         #expect(long.raw == [168_800_500_000..<168_840_000_000])
     }
 

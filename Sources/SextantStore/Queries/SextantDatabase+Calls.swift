@@ -1,5 +1,6 @@
 internal import Foundation
 import GRDB
+import GRDBSQLite
 package import SextantModel
 
 extension SextantDatabase {
@@ -60,7 +61,8 @@ extension SextantDatabase {
     /// of TCP series or of request series.
     ///
     /// Series come first in the join (each series' buckets are one range of the rollup key), so a
-    /// series' rows arrive together and are summed here, sketches decoded in place.
+    /// series' rows arrive together; they are summed here with columns read straight from the
+    /// statement, since this loop sees every rollup row of the window.
     private static func rollupAggregates(
         _ db: Database, _ dictionaries: Dictionaries, _ ranges: [(Int64, Range<Int64>)], tcp: Bool
     ) throws -> [CallAggregate] {
@@ -74,11 +76,25 @@ extension SextantDatabase {
                     ON r.tier = ? AND r.series_id = s.id AND r.bucket >= ? AND r.bucket < ?
                 WHERE (s.protocol = \(RequestProtocol.tcp.rawValue)) = ?
                 """)
+        let sqlite = statement.sqliteStatement
+        var sketch = SketchAccumulator()
         for (tier, buckets) in ranges {
             let rows = try Row.fetchCursor(statement, arguments: [tier, buckets.lowerBound, buckets.upperBound, tcp])
-            var current: (id: Int64, aggregate: CallAggregate)?
+            var series: (id: Int64, row: CallAggregate)?
+            var count = 0
+            var duration: Int64 = 0
+            var requestBytes: Int64 = 0
+            var responseBytes: Int64 = 0
+            var sources = 0
             func finish() {
-                guard let (id, a) = current, a.count > 0 else { return }
+                guard var (id, a) = series else { return }
+                a.latency = sketch.take()
+                guard count > 0 else { return }
+                a.count = count
+                a.durationMicrosSum = duration
+                a.requestBytes = requestBytes
+                a.responseBytes = responseBytes
+                a.sources = Channel(rawValue: sources)
                 if var known = bySeries[id] {
                     known.count += a.count
                     known.durationMicrosSum += a.durationMicrosSum
@@ -86,18 +102,17 @@ extension SextantDatabase {
                     known.responseBytes += a.responseBytes
                     known.sources.formUnion(a.sources)
                     known.latency.merge(a.latency)
-                    bySeries[id] = known
-                } else {
-                    bySeries[id] = a
+                    a = known
                 }
+                bySeries[id] = a
             }
             while let row = try rows.next() {
-                let seriesID: Int64 = row[0]
-                if current?.id != seriesID {
+                let seriesID = sqlite3_column_int64(sqlite, 0)
+                if series?.id != seriesID {
                     finish()
                     let peer: Int64 = row[9]
                     let grpc: Int = row[13]
-                    current = (
+                    series = (
                         seriesID,
                         CallAggregate(
                             reporter: Reporter(rawValue: row[7]) ?? .source, proxy: dictionaries.workload(row[8]),
@@ -107,22 +122,19 @@ extension SextantDatabase {
                             latency: LatencySketch(), sources: [], count: 0, durationMicrosSum: 0, requestBytes: 0,
                             responseBytes: 0)
                     )
+                    (count, duration, requestBytes, responseBytes, sources) = (0, 0, 0, 0, 0)
                 }
-                let duration: Int64 = row[2]
-                current!.aggregate.count += row[1] as Int
-                current!.aggregate.durationMicrosSum += duration
-                current!.aggregate.requestBytes += row[3] as Int64
-                current!.aggregate.responseBytes += row[4] as Int64
-                current!.aggregate.sources.formUnion(Channel(rawValue: row[5]))
-                let wellFormed = try row.withUnsafeData(atIndex: 6) { data in
-                    LatencySketch.forEachEncodedCount(data ?? Data()) { index, n in
-                        current!.aggregate.latency.add(index: index, count: n, sumMicros: 0)
-                    }
-                }
-                guard wellFormed else {
+                let rowDuration = sqlite3_column_int64(sqlite, 2)
+                count += Int(sqlite3_column_int64(sqlite, 1))
+                duration += rowDuration
+                requestBytes += sqlite3_column_int64(sqlite, 3)
+                responseBytes += sqlite3_column_int64(sqlite, 4)
+                sources |= Int(sqlite3_column_int64(sqlite, 5))
+                let blob = UnsafeRawBufferPointer(
+                    start: sqlite3_column_blob(sqlite, 6), count: Int(sqlite3_column_bytes(sqlite, 6)))
+                guard sketch.add(encoded: blob, sumMicros: Double(rowDuration)) else {
                     throw StoreError(.failed, "latency sketch of rollup series \(seriesID) is malformed")
                 }
-                current!.aggregate.latency.addSum(micros: Double(duration))
             }
             finish()
         }

@@ -2,7 +2,7 @@ import Foundation
 package import Logging
 package import ServiceLifecycle
 
-/// Deletes what is past each tier's horizon: raw records after `raw`, minute and 10-minute rollups
+/// Deletes what is past each tier's horizon: raw records after `raw`, 1-, 5- and 10-minute rollups
 /// after `minute`, hourly and daily rollups after `hour` (a rollup row once its whole bucket is). Runs every `interval` on an injected clock.
 ///
 /// Deleted pages go to SQLite's free list and are reused by new rows, so under constant load the
@@ -12,7 +12,7 @@ package final class RetentionService: Service, Sendable {
     package struct Configuration: Sendable {
         /// Raw calls, spans, connections, logs and metric samples (flag `--retention-raw`, default 24 h).
         package var rawSeconds: Int64 = 24 * 3600
-        /// Minute and 10-minute rollups (flag `--retention-minute`, default 7 d).
+        /// 1-, 5- and 10-minute rollups (flag `--retention-minute`, default 7 d).
         package var minuteSeconds: Int64 = 7 * 24 * 3600
         /// Hourly and daily rollups (flag `--retention-hour`, default 90 d).
         package var hourSeconds: Int64 = 90 * 24 * 3600
@@ -81,6 +81,7 @@ package final class RetentionService: Service, Sendable {
                 """, raw * 1000
             ),
             Self.rollupStep(tier: 60, horizon: minute),
+            Self.rollupStep(tier: 300, horizon: minute),
             Self.rollupStep(tier: 600, horizon: minute),
             Self.rollupStep(tier: 3600, horizon: hour),
             Self.rollupStep(tier: 86_400, horizon: hour),
