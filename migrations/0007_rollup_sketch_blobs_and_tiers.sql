@@ -2,8 +2,8 @@
 -- * A row's latency sketch is one blob in the row (LatencySketch.encodedCounts: per non-empty
 --   sketch bucket, the index's distance from the previous one and the count, zigzag varints),
 --   merged by Sextant's SQL functions sextant_sketch_merge / sextant_sketch_sum.
--- * Rows are keyed series first, (tier, series_id, bucket), so one series' buckets in a window
---   are one range of the key; an index on (tier, bucket) serves retention.
+-- * Keyed (tier, bucket, series_id) as before: the rows of one tier over a range of buckets are one
+--   range of the key, read in one pass without a seek per series; retention deletes by its prefix.
 -- * Three more tiers: 5 minutes (300), 10 minutes (600) and 1 day (86400), beside 1 minute (60)
 --   and 1 hour (3600).
 -- TCP connections roll up here too, as series of protocol 2 (tcp): count is connections,
@@ -12,8 +12,8 @@
 
 CREATE TABLE call_rollups_v2 (
     tier INTEGER NOT NULL,                  -- bucket width in seconds: 60, 300, 600, 3600 or 86400
-    series_id INTEGER NOT NULL REFERENCES call_series (id),
     bucket INTEGER NOT NULL,                -- bucket start, Unix seconds
+    series_id INTEGER NOT NULL REFERENCES call_series (id),
     count INTEGER NOT NULL DEFAULT 0,
     duration_us INTEGER NOT NULL DEFAULT 0,
     request_bytes INTEGER NOT NULL DEFAULT 0,
@@ -77,7 +77,7 @@ CREATE TABLE call_rollups_v2 (
     r16 INTEGER NOT NULL DEFAULT 0,
     r17 INTEGER NOT NULL DEFAULT 0,
     r18 INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (tier, series_id, bucket)
+    PRIMARY KEY (tier, bucket, series_id)
 ) WITHOUT ROWID;
 
 -- The minute and hour rows as they were, each with its sketch gathered into the blob.
@@ -168,4 +168,3 @@ FROM per_index GROUP BY tier, series_id, bucket;
 DROP TABLE call_rollup_latency;
 DROP TABLE call_rollups;
 ALTER TABLE call_rollups_v2 RENAME TO call_rollups;
-CREATE INDEX call_rollups_by_bucket ON call_rollups (tier, bucket);

@@ -60,85 +60,61 @@ extension SextantDatabase {
     /// Aggregates from the rollup tiers, one per series over every (tier, bucket range) given,
     /// of TCP series or of request series.
     ///
-    /// Series come first in the join (each series' buckets are one range of the rollup key), so a
-    /// series' rows arrive together; they are summed here with columns read straight from the
-    /// statement, since this loop sees every rollup row of the window.
+    /// Each range is one range of the rollup key, read in one pass; rows are summed per series
+    /// here, with columns read straight from the statement since this loop sees every rollup row
+    /// of the window. The series' labels are looked up once each at the end.
     private static func rollupAggregates(
         _ db: Database, _ dictionaries: Dictionaries, _ ranges: [(Int64, Range<Int64>)], tcp: Bool
     ) throws -> [CallAggregate] {
-        var bySeries: [Int64: CallAggregate] = [:]
+        var sums: [Int64: RollupSums] = [:]
         let statement = try db.cachedStatement(
             sql: """
-                SELECT s.id, r.count, r.duration_us, r.request_bytes, r.response_bytes, r.sources, r.latency,
-                    s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
-                    s.response_flags, s.paired
-                FROM call_series s CROSS JOIN call_rollups r
-                    ON r.tier = ? AND r.series_id = s.id AND r.bucket >= ? AND r.bucket < ?
-                WHERE (s.protocol = \(RequestProtocol.tcp.rawValue)) = ?
+                SELECT series_id, count, duration_us, request_bytes, response_bytes, sources, latency
+                FROM call_rollups WHERE tier = ? AND bucket >= ? AND bucket < ?
                 """)
         let sqlite = statement.sqliteStatement
-        var sketch = SketchAccumulator()
         for (tier, buckets) in ranges {
-            let rows = try Row.fetchCursor(statement, arguments: [tier, buckets.lowerBound, buckets.upperBound, tcp])
-            var series: (id: Int64, row: CallAggregate)?
-            var count = 0
-            var duration: Int64 = 0
-            var requestBytes: Int64 = 0
-            var responseBytes: Int64 = 0
-            var sources = 0
-            func finish() {
-                guard var (id, a) = series else { return }
-                a.latency = sketch.take()
-                guard count > 0 else { return }
-                a.count = count
-                a.durationMicrosSum = duration
-                a.requestBytes = requestBytes
-                a.responseBytes = responseBytes
-                a.sources = Channel(rawValue: sources)
-                if var known = bySeries[id] {
-                    known.count += a.count
-                    known.durationMicrosSum += a.durationMicrosSum
-                    known.requestBytes += a.requestBytes
-                    known.responseBytes += a.responseBytes
-                    known.sources.formUnion(a.sources)
-                    known.latency.merge(a.latency)
-                    a = known
-                }
-                bySeries[id] = a
-            }
-            while let row = try rows.next() {
+            let rows = try Row.fetchCursor(statement, arguments: [tier, buckets.lowerBound, buckets.upperBound])
+            while try rows.next() != nil {
                 let seriesID = sqlite3_column_int64(sqlite, 0)
-                if series?.id != seriesID {
-                    finish()
-                    let peer: Int64 = row[9]
-                    let grpc: Int = row[13]
-                    series = (
-                        seriesID,
-                        CallAggregate(
-                            reporter: Reporter(rawValue: row[7]) ?? .source, proxy: dictionaries.workload(row[8]),
-                            peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row[10]),
-                            requestProtocol: RequestProtocol(rawValue: row[11]) ?? .http, responseCode: row[12],
-                            grpcStatus: grpc < 0 ? nil : grpc, responseFlags: row[14], paired: row[15],
-                            latency: LatencySketch(), sources: [], count: 0, durationMicrosSum: 0, requestBytes: 0,
-                            responseBytes: 0)
-                    )
-                    (count, duration, requestBytes, responseBytes, sources) = (0, 0, 0, 0, 0)
-                }
-                let rowDuration = sqlite3_column_int64(sqlite, 2)
-                count += Int(sqlite3_column_int64(sqlite, 1))
-                duration += rowDuration
-                requestBytes += sqlite3_column_int64(sqlite, 3)
-                responseBytes += sqlite3_column_int64(sqlite, 4)
-                sources |= Int(sqlite3_column_int64(sqlite, 5))
                 let blob = UnsafeRawBufferPointer(
                     start: sqlite3_column_blob(sqlite, 6), count: Int(sqlite3_column_bytes(sqlite, 6)))
-                guard sketch.add(encoded: blob, sumMicros: Double(rowDuration)) else {
+                let wellFormed = sums[seriesID, default: RollupSums()].add(
+                    count: Int(sqlite3_column_int64(sqlite, 1)), durationMicros: sqlite3_column_int64(sqlite, 2),
+                    requestBytes: sqlite3_column_int64(sqlite, 3), responseBytes: sqlite3_column_int64(sqlite, 4),
+                    sources: Int(sqlite3_column_int64(sqlite, 5)), latency: blob)
+                guard wellFormed else {
                     throw StoreError(.failed, "latency sketch of rollup series \(seriesID) is malformed")
                 }
             }
-            finish()
         }
-        return Array(bySeries.values)
+        let labels = try db.cachedStatement(
+            sql: """
+                SELECT reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status, response_flags,
+                    paired
+                FROM call_series WHERE id = ?
+                """)
+        var result: [CallAggregate] = []
+        for (seriesID, s) in sums where s.count > 0 {
+            // The row reads from the statement: the cursor stays alive while it is used.
+            let cursor = try Row.fetchCursor(labels, arguments: [seriesID])
+            guard let row = try cursor.next() else { continue }
+            let requestProtocol = RequestProtocol(rawValue: row[4]) ?? .http
+            guard (requestProtocol == .tcp) == tcp else { continue }
+            let peer: Int64 = row[2]
+            let grpc: Int = row[6]
+            result.append(
+                CallAggregate(
+                    reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
+                    peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row[3]),
+                    requestProtocol: requestProtocol, responseCode: row[5], grpcStatus: grpc < 0 ? nil : grpc,
+                    responseFlags: row[7], paired: row[8],
+                    latency: s.latency,
+                    sources: Channel(rawValue: s.sources), count: s.count, durationMicrosSum: s.durationMicros,
+                    requestBytes: s.requestBytes, responseBytes: s.responseBytes))
+            withExtendedLifetime(cursor) {}
+        }
+        return result
     }
 
     /// Totals of every Istio request series over all stored calls (from the daily rollups), less
@@ -228,6 +204,51 @@ extension SextantDatabase {
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM spans") ?? 0
             )
         }
+    }
+}
+
+/// One series' rollup rows summed over a window.
+struct RollupSums {
+    var count = 0
+    var durationMicros: Int64 = 0
+    var requestBytes: Int64 = 0
+    var responseBytes: Int64 = 0
+    var sources = 0
+    /// Calls per latency sketch index, as parallel arrays while there are few: a series' rows
+    /// usually share a handful of indexes, which a linear search finds faster than a hash; past
+    /// `linearLimit` distinct indexes they move to `byIndex`.
+    private var indexes: [Int] = []
+    private var counts: [Int] = []
+    private var byIndex: [Int: Int] = [:]
+    private static let linearLimit = 24
+
+    /// Adds one row; false when its sketch bytes are malformed.
+    mutating func add(
+        count: Int, durationMicros: Int64, requestBytes: Int64, responseBytes: Int64, sources: Int,
+        latency bytes: UnsafeRawBufferPointer
+    ) -> Bool {
+        self.count += count
+        self.durationMicros += durationMicros
+        self.requestBytes += requestBytes
+        self.responseBytes += responseBytes
+        self.sources |= sources
+        return LatencySketch.forEachEncodedCount(bytes) { index, n in
+            if let i = indexes.firstIndex(of: index) {
+                counts[i] += n
+            } else if indexes.count < Self.linearLimit {
+                indexes.append(index)
+                counts.append(n)
+            } else {
+                byIndex[index, default: 0] += n
+            }
+        }
+    }
+
+    var latency: LatencySketch {
+        var all = byIndex
+        all.reserveCapacity(byIndex.count + indexes.count)
+        for (index, n) in zip(indexes, counts) { all[index, default: 0] += n }
+        return LatencySketch(counts: all, sumMicros: Double(durationMicros))
     }
 }
 

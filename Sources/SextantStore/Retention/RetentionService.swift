@@ -56,8 +56,8 @@ package final class RetentionService: Service, Sendable {
     private static func rollupStep(tier: Int64, horizon: Int64) -> (String, Int64) {
         (
             """
-            DELETE FROM call_rollups WHERE (tier, series_id, bucket) IN
-                (SELECT tier, series_id, bucket FROM call_rollups WHERE tier = \(tier) AND bucket < ? LIMIT 10000)
+            DELETE FROM call_rollups WHERE (tier, bucket, series_id) IN
+                (SELECT tier, bucket, series_id FROM call_rollups WHERE tier = \(tier) AND bucket < ? LIMIT 10000)
             """, horizon - tier + 1
         )
     }

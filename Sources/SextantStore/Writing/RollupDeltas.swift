@@ -142,7 +142,7 @@ struct RollupDeltas {
             INSERT INTO call_rollups (tier, bucket, series_id, count, duration_us, request_bytes, response_bytes, sources,
                 latency, \(names.joined(separator: ", ")))
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, \(names.map { _ in "?" }.joined(separator: ", ")))
-            ON CONFLICT (tier, series_id, bucket) DO UPDATE SET
+            ON CONFLICT (tier, bucket, series_id) DO UPDATE SET
                 latency = sextant_sketch_merge(latency, excluded.latency),
                 count = count + excluded.count, duration_us = duration_us + excluded.duration_us,
                 request_bytes = request_bytes + excluded.request_bytes,
