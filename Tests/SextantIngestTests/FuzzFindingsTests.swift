@@ -1,0 +1,46 @@
+import SextantIngest
+import SextantModel
+import SextantWire
+import Testing
+
+// Inputs that crashed or hung a decoder under scripts/fuzz.sh (the raw files are kept in
+// Tests/Fuzz/regressions/ and replayed by SextantFuzzTests). Each now ends as a rejected record or
+// a decoded value.
+
+@Suite struct FuzzFindingsTests {
+    private let proxy = NodeIdentity.workload(pod: "reviews-v2-7d8f9c6b4d-x2k9p", namespace: "default")
+
+    private func alsMessage(_ edit: (inout Envoy_Data_Accesslog_V3_AccessLogCommon) -> Void)
+        -> Envoy_Service_Accesslog_V3_StreamAccessLogsMessage
+    {
+        var entry = Envoy_Data_Accesslog_V3_HTTPAccessLogEntry()
+        entry.commonProperties.startTime.seconds = 1_795_706_850
+        edit(&entry.commonProperties)
+        var message = Envoy_Service_Accesslog_V3_StreamAccessLogsMessage()
+        message.httpLogs.logEntry = [entry]
+        return message
+    }
+
+    @Test func alsRejectsAStartTimeWhoseMicrosecondsOverflow() {
+        let message = alsMessage { $0.startTime.seconds = 9_223_372_036_854_775 }
+        let batch = EnvoyALSDecoder().decode(message, proxy: proxy)
+        #expect(batch.requests.isEmpty)
+        #expect(batch.rejected.map(\.message) == ["start_time is outside years 1 to 9999"])
+    }
+
+    @Test func alsRejectsADurationWhoseMicrosecondsOverflow() {
+        for seconds: Int64 in [Int64.max, -1] {
+            let batch = EnvoyALSDecoder().decode(alsMessage { $0.duration.seconds = seconds }, proxy: proxy)
+            #expect(batch.requests.isEmpty)
+            #expect(batch.rejected.map(\.message) == ["duration is negative or longer than 10,000 years"])
+        }
+    }
+
+    @Test func alsSkipsATCPEntryWithAnImpossibleStartTime() {
+        var entry = Envoy_Data_Accesslog_V3_TCPAccessLogEntry()
+        entry.commonProperties.startTime.seconds = Int64.min
+        var message = Envoy_Service_Accesslog_V3_StreamAccessLogsMessage()
+        message.tcpLogs.logEntry = [entry]
+        #expect(EnvoyALSDecoder().decode(message, proxy: proxy).connections.isEmpty)
+    }
+}
