@@ -3,9 +3,9 @@ import SextantModel
 import SextantWire
 import Testing
 
-// Inputs that crashed or hung a decoder under scripts/fuzz.sh (the raw files are kept in
-// Tests/Fuzz/regressions/ and replayed by SextantFuzzTests). Each now ends as a rejected record or
-// a decoded value.
+// Inputs that crashed or hung a decoder, found by scripts/fuzz.sh or while writing its targets
+// (the raw files are kept in Tests/Fuzz/regressions/ and replayed by SextantFuzzTests). Each now
+// ends as a rejected record or a decoded value.
 
 @Suite struct FuzzFindingsTests {
     private let proxy = NodeIdentity.workload(pod: "reviews-v2-7d8f9c6b4d-x2k9p", namespace: "default")
@@ -42,5 +42,14 @@ import Testing
         var message = Envoy_Service_Accesslog_V3_StreamAccessLogsMessage()
         message.tcpLogs.logEntry = [entry]
         #expect(EnvoyALSDecoder().decode(message, proxy: proxy).connections.isEmpty)
+    }
+
+    @Test func accessLogRejectsADurationWhoseMicrosecondsOverflow() throws {
+        let line = #"{"start_time":"2026-11-26T15:27:30Z","method":"GET","duration":9000000000000000000}"#
+        let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: Array(line.utf8))
+        #expect(result.batch.requests.isEmpty)
+        let error = try #require(result.batch.rejected.first)
+        #expect(error.location == "line 1")
+        #expect(error.message.contains("is too long"))
     }
 }
