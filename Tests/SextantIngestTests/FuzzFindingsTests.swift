@@ -52,4 +52,20 @@ import Testing
         #expect(error.location == "line 1")
         #expect(error.message.contains("is too long"))
     }
+
+    @Test func otlpAddsNegativeBucketCountsWithoutOverflow() throws {
+        var point = Opentelemetry_Proto_Metrics_V1_ExponentialHistogramDataPoint()
+        point.count = 2
+        point.negative.bucketCounts = [UInt64.max, 1]
+        var metric = Opentelemetry_Proto_Metrics_V1_Metric()
+        metric.name = "size"
+        metric.exponentialHistogram.aggregationTemporality = .delta
+        metric.exponentialHistogram.dataPoints = [point]
+        var request = Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest()
+        request.resourceMetrics = [.with { $0.scopeMetrics = [.with { $0.metrics = [metric] }] }]
+        let batch = OTLPMetricsDecoder().decode(request, nowMs: 1)
+        #expect(batch.rejected.isEmpty)
+        let zeroBucket = try #require(batch.metrics.first { $0.name == "size_bucket" })
+        #expect(zeroBucket.value == Double(UInt64.max) + 1)
+    }
 }
