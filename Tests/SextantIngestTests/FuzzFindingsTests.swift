@@ -68,4 +68,28 @@ import Testing
         let zeroBucket = try #require(batch.metrics.first { $0.name == "size_bucket" })
         #expect(zeroBucket.value == Double(UInt64.max) + 1)
     }
+
+    @Test func otlpSpellsAnInfiniteQuantileAsPrometheusDoes() {
+        var summary = Opentelemetry_Proto_Metrics_V1_SummaryDataPoint()
+        summary.quantileValues = [.infinity, -.infinity, .nan].map { q in .with { $0.quantile = q; $0.value = 1 } }
+        var metric = Opentelemetry_Proto_Metrics_V1_Metric()
+        metric.name = "rpc.duration"
+        metric.summary.dataPoints = [summary]
+        var request = Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest()
+        request.resourceMetrics = [.with { $0.scopeMetrics = [.with { $0.metrics = [metric] }] }]
+        let batch = OTLPMetricsDecoder().decode(request, nowMs: 1)
+        let quantiles = batch.metrics.compactMap { $0.labels.first { $0.name == "quantile" }?.value }
+        #expect(quantiles == ["+Inf", "-Inf", "NaN"])
+    }
+
+    @Test func metricsServiceSpellsAnInfiniteQuantileAsPrometheusDoes() {
+        var family = Io_Prometheus_Client_MetricFamily()
+        family.name = "http.inbound_0.0.0.0_9080.rq_time"
+        family.type = .summary
+        family.metric = [.with { $0.summary.quantile = [.with { $0.quantile = .infinity; $0.value = 3 }] }]
+        var message = Envoy_Service_Metrics_V3_StreamMetricsMessage()
+        message.envoyMetrics = [family]
+        let batch = EnvoyMetricsServiceDecoder().decode(message, proxyLabels: [], nowMs: 1)
+        #expect(batch.metrics.map { $0.labels.first { $0.name == "quantile" }?.value } == ["+Inf"])
+    }
 }
