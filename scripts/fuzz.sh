@@ -67,9 +67,14 @@ for target in "${targets[@]}"; do
     [[ -v "seeds[$target]" ]] || { echo "fuzz.sh: unknown target '$target'" >&2; exit 2; }
 done
 
+# Each sanitizer set gets its own scratch folder, so switching does not rebuild the other.
 sanitize=(--sanitize=fuzzer)
-[[ -n "${FUZZ_SANITIZE:-}" ]] && sanitize+=("--sanitize=$FUZZ_SANITIZE")
-build=(swift build --product sextant-fuzz --scratch-path .build-fuzz "${sanitize[@]}" -Xswiftc -DFUZZING)
+scratch=.build-fuzz
+if [[ -n "${FUZZ_SANITIZE:-}" ]]; then
+    sanitize+=("--sanitize=$FUZZ_SANITIZE")
+    scratch+="-$FUZZ_SANITIZE"
+fi
+build=(swift build --product sextant-fuzz --scratch-path "$scratch" "${sanitize[@]}" -Xswiftc -DFUZZING)
 if [[ "${FUZZ_SKIP_BUILD:-}" != 1 ]]; then
     echo "fuzz.sh: ${build[*]}"
     started=$SECONDS
@@ -102,10 +107,11 @@ fuzz_one() {
 summary() {
     local target="$1" status="$2" log="$work/$target.log"
     local runs execs cov ft
+    # A target that died early has no statistics; print what there is.
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
     execs="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
-    cov="$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)"
-    ft="$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)"
+    cov="$( (grep -oE 'cov: [0-9]+' "$log" || true) | tail -1 | cut -d' ' -f2)"
+    ft="$( (grep -oE 'ft: [0-9]+' "$log" || true) | tail -1 | cut -d' ' -f2)"
     printf '%-22s %-8s %10s runs %7s exec/s  cov %5s  ft %6s  corpus %s\n' "$target" "$status" "${runs:-?}" \
         "${execs:-?}" "${cov:-?}" "${ft:-?}" "$(find "$work/corpus/$target" -type f | wc -l)"
 }
