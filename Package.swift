@@ -116,6 +116,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Fuzz targets, one per decoder (README, "Fuzzing"): scripts/fuzz.sh builds sextant-fuzz with libFuzzer.
+        .target(
+            name: "SextantFuzz",
+            dependencies: [
+                "SextantIngest", "SextantModel", "SextantWire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "sextant-fuzz", dependencies: ["SextantFuzz"], swiftSettings: swiftSettings),
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"]),
         .testTarget(
             name: "SextantIngestTests",
@@ -131,6 +142,7 @@ let package = Package(
                 "SextantStore", "SextantModel", "SextantIngest", "SextantFixtures",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
+        .testTarget(name: "SextantFuzzTests", dependencies: ["SextantFuzz"]),
         .testTarget(name: "SextantAnalyticsTests", dependencies: ["SextantAnalytics", "SextantModel"]),
         .testTarget(
             name: "SextantServerTests",

@@ -43,6 +43,12 @@ package struct EnvoyALSDecoder: Sendable {
         guard !common.intermediateLogEntry, common.accessLogType == .notSet || common.accessLogType == .downstreamEnd
         else { return nil }
         guard common.hasStartTime else { throw RecordError(location: location, message: "missing start_time") }
+        guard let start = common.startTime.micros else {
+            throw RecordError(location: location, message: "start_time is outside years 1 to 9999")
+        }
+        guard let duration = common.hasDuration ? common.duration.micros : 0, duration >= 0 else {
+            throw RecordError(location: location, message: "duration is negative or longer than 10,000 years")
+        }
         let route = Route(
             cluster: common.upstreamCluster, authority: entry.request.authority.isEmpty ? nil : entry.request.authority,
             proxy: proxy)
@@ -60,8 +66,8 @@ package struct EnvoyALSDecoder: Sendable {
             peer: nil,
             service: route.service,
             requestProtocol: grpcStatus != nil ? .grpc : .http,
-            startMicros: common.startTime.micros,
-            durationMicros: common.hasDuration ? common.duration.micros : 0,
+            startMicros: start,
+            durationMicros: duration,
             responseCode: entry.response.hasResponseCode ? Int(entry.response.responseCode.value) : 0,
             grpcStatus: grpcStatus,
             responseFlags: common.hasResponseFlags ? common.responseFlags.shortCodes : "-",
@@ -84,7 +90,8 @@ package struct EnvoyALSDecoder: Sendable {
         let common = entry.commonProperties
         guard !common.intermediateLogEntry,
             common.accessLogType == .notSet || common.accessLogType == .tcpConnectionEnd,
-            common.hasStartTime
+            common.hasStartTime, let start = common.startTime.micros,
+            let duration = common.hasDuration ? common.duration.micros : 0, duration >= 0
         else { return nil }
         let route = Route(cluster: common.upstreamCluster, authority: nil, proxy: proxy)
         let tls = TLSView(common)
@@ -92,8 +99,8 @@ package struct EnvoyALSDecoder: Sendable {
             reporter: route.reporter,
             proxy: proxy,
             service: route.service,
-            startMicros: common.startTime.micros,
-            durationMicros: common.hasDuration ? common.duration.micros : 0,
+            startMicros: start,
+            durationMicros: duration,
             receivedBytes: Int64(clamping: entry.connectionProperties.receivedBytes),
             sentBytes: Int64(clamping: entry.connectionProperties.sentBytes),
             responseFlags: common.hasResponseFlags ? common.responseFlags.shortCodes : "-",
@@ -190,9 +197,18 @@ extension Envoy_Data_Accesslog_V3_ResponseFlags {
 }
 
 extension Google_Protobuf_Timestamp {
-    var micros: Int64 { seconds * 1_000_000 + Int64(nanos / 1000) }
+    /// Microseconds since the epoch; nil outside the range protobuf allows (years 1 to 9999),
+    /// beyond which the product no longer fits an `Int64`.
+    var micros: Int64? {
+        guard (-62_135_596_800...253_402_300_799).contains(seconds) else { return nil }
+        return seconds * 1_000_000 + Int64(nanos / 1000)
+    }
 }
 
 extension Google_Protobuf_Duration {
-    var micros: Int64 { seconds * 1_000_000 + Int64(nanos / 1000) }
+    /// Microseconds; nil outside the range protobuf allows (about ±10,000 years).
+    var micros: Int64? {
+        guard (-315_576_000_000...315_576_000_000).contains(seconds) else { return nil }
+        return seconds * 1_000_000 + Int64(nanos / 1000)
+    }
 }

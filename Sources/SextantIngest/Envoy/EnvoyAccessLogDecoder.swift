@@ -182,6 +182,8 @@ struct AccessLogLineJSON: Decodable {
         guard durationMillis >= 0 else {
             throw RecordError(location: location, message: "'duration' must not be negative", reason: .negativeDuration)
         }
+        let (durationMicros, overflow) = durationMillis.multipliedReportingOverflow(by: 1000)
+        guard !overflow else { throw fail("'duration' \(durationMillis) ms is too long") }
         let code = response_code?.integer ?? 0
         guard (0...999).contains(code) else { throw fail("'response_code' \(code) is not an HTTP status") }
         let cluster = upstream_cluster?.text.flatMap(EnvoyCluster.init)
@@ -205,7 +207,7 @@ struct AccessLogLineJSON: Decodable {
             service: service,
             requestProtocol: grpcStatus != nil ? .grpc : .http,
             startMicros: start,
-            durationMicros: durationMillis * 1000,
+            durationMicros: durationMicros,
             responseCode: Int(code),
             grpcStatus: grpcStatus,
             responseFlags: response_flags?.text ?? "-",

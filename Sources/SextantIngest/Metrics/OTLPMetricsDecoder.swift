@@ -110,7 +110,8 @@ package struct OTLPMetricsDecoder: Sendable {
                     throw RecordError(location: location, message: "scale \(p.scale) is outside -10...20")
                 }
                 let base = pow(2.0, pow(2.0, -Double(p.scale)))
-                var running = Double(p.zeroCount) + Double(p.negative.bucketCounts.reduce(0, +))
+                // Added up as doubles: counts near UInt64.max would overflow as integers.
+                var running = p.negative.bucketCounts.reduce(Double(p.zeroCount)) { $0 + Double($1) }
                 var buckets: [(Double, Double)] = [(p.zeroThreshold, running)]
                 for (k, n) in p.positive.bucketCounts.enumerated() {
                     running += Double(n)

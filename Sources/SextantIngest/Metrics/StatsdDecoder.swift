@@ -92,8 +92,10 @@ package struct StatsdDecoder: Sendable {
         }
     }
 
-    /// Bucket bounds as Prometheus prints them (`0.5`, `1`, `3.6e+06`).
+    /// Bucket bounds as Prometheus prints them (`0.5`, `1`, `3.6e+06`, `+Inf`).
     static func format(_ bound: Double) -> String {
+        // Quantiles and bounds from OTLP and the metrics service can be anything a double holds.
+        guard bound.isFinite else { return bound.isNaN ? "NaN" : bound > 0 ? "+Inf" : "-Inf" }
         if bound == bound.rounded(), abs(bound) < 1e6 { return String(Int64(bound)) }
         if bound == bound.rounded() {
             var exponent = 0
