@@ -1589,6 +1589,32 @@ def proc_peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def proc_rss_anon_mb(pid: int) -> float | None:
+    """Resident memory not backed by files: the heap, without the database pages SQLite maps."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class AnonPeakSampler(threading.Thread):
+    """Samples a process's RssAnon five times a second and keeps the highest."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            self.peak = max(self.peak, proc_rss_anon_mb(self.pid) or 0.0)
+
+
 def other_port_flags(binary: Path, user_args: list[str]) -> list[str]:
     """`serve` port options besides --http-port/--zipkin-port that the user did not set.
 
@@ -1930,6 +1956,7 @@ def main(argv: list[str]) -> int:
     sextant = None
     info: dict = {}
     server_pid = None
+    anon_sampler = None
     grpc_port = None
     if args.target_http is None and args.target_zipkin is None and args.target_grpc is None:
         binary = args.sextant_bin or default_binary()
@@ -1982,6 +2009,9 @@ def main(argv: list[str]) -> int:
     exit_code = 0
     view = None
     try:
+        if server_pid:
+            anon_sampler = AnonPeakSampler(server_pid)
+            anon_sampler.start()
         for ch, label, _ in channels:
             port = {"zipkin": zipkin_port, "accesslog": http_port}.get(ch, grpc_port)
             spec = PhaseSpec(ch, port, templates[ch], args.duration, args.timeout,
@@ -2004,6 +2034,9 @@ def main(argv: list[str]) -> int:
         if sextant:
             if server_pid:
                 info["server_peak_rss_mb"] = proc_peak_rss_mb(server_pid)
+                if anon_sampler:
+                    anon_sampler.done.set()
+                    info["server_peak_anon_mb"] = anon_sampler.peak
             alive = sextant.proc.poll() is None
             code = sextant.stop()
             info["sextant_stop"] = (f"stopped with SIGTERM, exit code {code}" if alive
@@ -2095,7 +2128,8 @@ def main(argv: list[str]) -> int:
         if key in info:
             print(f"sextant: {info[key]}")
     if info.get("server_peak_rss_mb"):
-        print(f"sextant peak RSS: {info['server_peak_rss_mb']:.0f} MB")
+        print(f"sextant peak RSS: {info['server_peak_rss_mb']:.0f} MB (with the database pages it maps for reads); "
+              f"peak anonymous RSS: {info.get('server_peak_anon_mb', 0):.0f} MB")
     if info.get("sextant_log_tail"):
         print("sextant log (error lines, or its tail):\n" + info["sextant_log_tail"])
     if info.get("interrupted"):
