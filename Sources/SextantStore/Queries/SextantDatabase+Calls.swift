@@ -4,31 +4,51 @@ import GRDBSQLite
 package import SextantModel
 
 extension SextantDatabase {
+    /// Reads one kind of raw record over `[from, to)` (µs) as aggregates.
+    typealias RawAggregates = @Sendable (Database, Dictionaries, Int64, Int64) throws -> [CallAggregate]
+
     /// Calls that started in `[from, to)` (µs), grouped by every dimension the graph and the
-    /// signals need. Whole hours come from the hourly rollups, whole minutes from the minute
-    /// rollups, and only the partial minutes at the edges from the raw calls.
+    /// signals need: the middle from the coarsest rollup tiers that fit (see `TierPlan`), only the
+    /// partial minutes at the edges from the raw calls.
     package func callAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
+        try await tieredAggregates(fromMicros: fromMicros, toMicros: toMicros, tcp: false, raw: Self.rawCallAggregates)
+    }
+
+    /// The raw-calls path of `callAggregates`, for any range (tests compare the tiers with it).
+    package func rawCallAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
+        try await pool.read { db in try Self.rawCallAggregates(db, try Dictionaries(db), fromMicros, toMicros) }
+    }
+
+    /// TCP connections that started in `[from, to)` (µs), as aggregates with protocol `tcp`:
+    /// `count` is connections, `requestBytes` bytes received from the client, `responseBytes` bytes
+    /// sent to it. Tiers as for `callAggregates`.
+    package func connectionAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
+        try await tieredAggregates(
+            fromMicros: fromMicros, toMicros: toMicros, tcp: true, raw: Self.rawConnectionAggregates)
+    }
+
+    /// The raw-connections path of `connectionAggregates`, for any range (tests compare the tiers with it).
+    package func rawConnectionAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
+        try await pool.read { db in try Self.rawConnectionAggregates(db, try Dictionaries(db), fromMicros, toMicros) }
+    }
+
+    private func tieredAggregates(
+        fromMicros: Int64, toMicros: Int64, tcp: Bool, raw: @escaping RawAggregates
+    ) async throws -> [CallAggregate] {
         let plan = TierPlan(fromMicros: fromMicros, toMicros: toMicros)
         return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
             var result: [CallAggregate] = []
             for range in plan.raw {
-                result += try Self.rawCallAggregates(db, dictionaries, fromMicros: range.lowerBound, toMicros: range.upperBound)
+                result += try raw(db, dictionaries, range.lowerBound, range.upperBound)
             }
-            result += try Self.rollupAggregates(db, dictionaries, plan.rollups, tcp: false)
+            result += try Self.rollupAggregates(db, dictionaries, plan.rollups, tcp: tcp)
             return result
         }
     }
 
-    /// The raw-calls path of `callAggregates`, for any range (tests compare the tiers with it).
-    package func rawCallAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
-        try await pool.read { db in
-            try Self.rawCallAggregates(db, try Dictionaries(db), fromMicros: fromMicros, toMicros: toMicros)
-        }
-    }
-
     private static func rawCallAggregates(
-        _ db: Database, _ dictionaries: Dictionaries, fromMicros: Int64, toMicros: Int64
+        _ db: Database, _ dictionaries: Dictionaries, _ fromMicros: Int64, _ toMicros: Int64
     ) throws -> [CallAggregate] {
         let rows = try Row.fetchCursor(
             db,
@@ -279,31 +299,8 @@ struct Dictionaries {
 }
 
 extension SextantDatabase {
-    /// TCP connections that started in `[from, to)` (µs), as aggregates with protocol `tcp`:
-    /// `count` is connections, `requestBytes` bytes received from the client, `responseBytes` bytes
-    /// sent to it. Tiers as for `callAggregates`.
-    package func connectionAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
-        let plan = TierPlan(fromMicros: fromMicros, toMicros: toMicros)
-        return try await pool.read { db in
-            let dictionaries = try Dictionaries(db)
-            var result: [CallAggregate] = []
-            for range in plan.raw {
-                result += try Self.rawConnectionAggregates(db, dictionaries, fromMicros: range.lowerBound, toMicros: range.upperBound)
-            }
-            result += try Self.rollupAggregates(db, dictionaries, plan.rollups, tcp: true)
-            return result
-        }
-    }
-
-    /// The raw-connections path of `connectionAggregates`, for any range (tests compare the tiers with it).
-    package func rawConnectionAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
-        try await pool.read { db in
-            try Self.rawConnectionAggregates(db, try Dictionaries(db), fromMicros: fromMicros, toMicros: toMicros)
-        }
-    }
-
     private static func rawConnectionAggregates(
-        _ db: Database, _ dictionaries: Dictionaries, fromMicros: Int64, toMicros: Int64
+        _ db: Database, _ dictionaries: Dictionaries, _ fromMicros: Int64, _ toMicros: Int64
     ) throws -> [CallAggregate] {
         let rows = try Row.fetchCursor(
             db,
