@@ -146,10 +146,18 @@ package struct IngestLimits: Sendable, Hashable {
         var spanID: String
     }
 
+    /// The longest duration a span, call or connection may have: a year, in µs.
+    static let maxDurationMicros: Int64 = 366 * 86_400 * 1_000_000
+
     private func timing(start: Int64, duration: Int64, latest: Int64, location: String) -> RecordError? {
         if duration < 0 {
             return RecordError(
                 location: location, message: "duration \(duration) µs is negative", reason: .negativeDuration)
+        }
+        // Sums of durations over windows and tiers stay far inside 64 bits with this bound.
+        if duration > Self.maxDurationMicros {
+            return RecordError(
+                location: location, message: "duration \(duration) µs is longer than a year", reason: .invalid)
         }
         if start > latest {
             return future(start, now: latest - maxFutureMicros, location: location)

@@ -33,6 +33,17 @@ import Testing
         #expect(batch.rejected[0].description.contains("span 2222222222222222"))
     }
 
+    @Test func rejectsDurationsLongerThanAYearSoSumsCannotOverflow() {
+        var batch = IngestBatch(
+            spans: [Self.span("1111111111111111", duration: .max), Self.span("2222222222222222")],
+            requests: [Self.call(spanID: nil, duration: 367 * 86_400 * 1_000_000), Self.call(spanID: nil)])
+        _ = IngestLimits().apply(to: &batch, nowMicros: Self.now)
+        #expect(batch.spans.map(\.spanID) == ["2222222222222222"])
+        #expect(batch.requests.map(\.durationMicros) == [1000])
+        #expect(batch.rejected.map(\.reason) == [.invalid, .invalid])
+        #expect(batch.rejected.allSatisfy { $0.description.contains("longer than a year") })
+    }
+
     @Test func rejectsRecordsTooFarInTheFuture() {
         let tooLate = Self.now + 11 * 60 * 1_000_000
         let fine = Self.now + 9 * 60 * 1_000_000
