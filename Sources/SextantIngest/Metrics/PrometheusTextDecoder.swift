@@ -10,7 +10,8 @@ package struct PrometheusTextDecoder: Sendable {
     package func decode(_ text: String, extraLabels: [MetricLabelPair], nowMs: Int64) -> IngestBatch {
         var batch = IngestBatch()
         var types: [String: MetricPoint.Kind] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: split on every newline Character, not on "\n" alone.
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = rawLine.trimmingCharacters(in: " \t\r")
             if line.isEmpty { continue }
             if line.hasPrefix("#") {

@@ -215,4 +215,13 @@ private func total(_ points: [MetricPoint], _ name: String, _ labels: [String: S
         #expect(batch.metrics[0].kind == .gauge && batch.metrics[1].kind == .untyped)
         #expect(batch.rejected.first?.description.hasPrefix("line 4: label value must be quoted") == true)
     }
+
+    @Test func readsLinesEndingInCRLF() {
+        let text = "# TYPE a_total counter\r\na_total{x=\"1\"} 3\r\nb 4\r\n"
+        let batch = PrometheusTextDecoder().decode(text, extraLabels: [], nowMs: 5)
+        #expect(batch.rejected.isEmpty, "\(batch.rejected)")
+        #expect(batch.metrics.map(\.name) == ["a_total", "b"])
+        #expect(batch.metrics.map(\.value) == [3, 4])
+        #expect(batch.metrics.first?.kind == .counter)
+    }
 }
