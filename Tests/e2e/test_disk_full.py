@@ -152,13 +152,12 @@ def test_full_disk_refuses_then_recovers_when_space_returns(tmp_path):
         feeder = Feeder(sextant)
         for _ in range(5):
             assert feeder.post().status == 202
-        # Take what is left of the disk.
+        # Take what is left of the disk. Unbuffered: nothing is left to flush (and fail) at close.
         filler = disk / "filler"
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:
             try:
-                while True:
-                    f.write(b"\0" * (64 << 10))
-                    f.flush()
+                while f.write(b"\0" * (64 << 10)):
+                    pass
             except OSError:
                 pass
         response = feeder.until_refused()
