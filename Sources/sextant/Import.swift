@@ -41,6 +41,8 @@ struct Import: AsyncParsableCommand {
         var configuration = SextantDatabase.Configuration(directory: store.dataDirectory)
         configuration.synchronousFull = store.sync == .full
         let database = try SextantDatabase(configuration: configuration, logger: logger)
+        var limits = IngestLimits()
+        limits.maxRecordsPerRequest = .max
         let decoder = EnvoyAccessLogDecoder(defaultProxy: node.flatMap(NodeIdentity.init(nodeID:))?.workload)
         let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
         var failed = false
@@ -64,10 +66,14 @@ struct Import: AsyncParsableCommand {
                     end += 1
                 }
                 let result = decoder.decode(lines: Array(bytes[start..<end]), firstLine: line)
-                _ = try await database.write([result.batch])
-                accepted += result.batch.requests.count
+                // The same record rules as `serve` applies to an upload (negative or year-long
+                // durations, clock skew, string lengths).
+                var batch = result.batch
+                _ = limits.apply(to: &batch, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+                _ = try await database.write([batch])
+                accepted += batch.requests.count
                 skipped += result.skippedTCP
-                rejected += result.batch.rejected
+                rejected += batch.rejected
                 line += lines
                 start = end
                 progress.show("\(file): \(end * 100 / bytes.count)% (\(accepted) calls)")
