@@ -1578,27 +1578,25 @@ def proc_cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def proc_peak_rss_mb(pid: int) -> float | None:
+def proc_status_mb(pid: int, field: str) -> float | None:
+    """A kB field of /proc/<pid>/status (``VmHWM``, ``RssAnon``...) in MB."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def proc_peak_rss_mb(pid: int) -> float | None:
+    return proc_status_mb(pid, "VmHWM")
 
 
 def proc_rss_anon_mb(pid: int) -> float | None:
     """Resident memory not backed by files: the heap, without the database pages SQLite maps."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return proc_status_mb(pid, "RssAnon")
 
 
 class AnonPeakSampler(threading.Thread):
