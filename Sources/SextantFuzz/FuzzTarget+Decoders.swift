@@ -30,7 +30,7 @@ extension FuzzTarget {
             return Outcome(EnvoyALSDecoder().decode(message, proxy: proxy))
         },
         FuzzTarget("envoy-access-log", "Envoy JSON access-log lines, POST /api/v1/accesslogs") { input in
-            Outcome(EnvoyAccessLogDecoder(defaultProxy: streamProxy).decode(lines: input).batch)
+            Outcome(EnvoyAccessLogDecoder(defaultProxy: streamProxy).decode(lines: input))
         },
         FuzzTarget("otlp-traces", "OTLP ExportTraceServiceRequest protobuf, gRPC and POST /v1/traces", protobuf: true) {
             input throws(DecodeError) in
@@ -125,10 +125,10 @@ extension FuzzTarget {
         }
     }
 
-    private static func otlpJSON<M: SwiftProtobuf.Message>(_ json: Data) throws -> M {
+    private static func otlpJSON<M: SwiftProtobuf.Message>(_ json: [UInt8]) throws -> M {
         var options = JSONDecodingOptions()
         options.ignoreUnknownFields = true
-        return try M(jsonUTF8Data: json, options: options)
+        return try M(jsonUTF8Bytes: json, options: options)
     }
 }
 

@@ -26,9 +26,9 @@ package struct Request: Sendable, Hashable {
     package var securityPolicy: String
     /// `x-request-id`, shared by both proxies of one call.
     package var requestID: String?
-    package var traceID: String?
-    package var spanID: String?
-    package var parentSpanID: String?
+    package var traceID: TraceID?
+    package var spanID: SpanID?
+    package var parentSpanID: SpanID?
     /// The reporting side's address of the connection: inbound `downstream_local_address`,
     /// outbound `upstream_local_address`.
     package var localAddress: String?
@@ -51,9 +51,9 @@ package struct Request: Sendable, Hashable {
         responseBytes: Int64 = 0,
         securityPolicy: String? = nil,
         requestID: String? = nil,
-        traceID: String? = nil,
-        spanID: String? = nil,
-        parentSpanID: String? = nil,
+        traceID: TraceID? = nil,
+        spanID: SpanID? = nil,
+        parentSpanID: SpanID? = nil,
         localAddress: String? = nil,
         remoteAddress: String? = nil,
         channel: Channel

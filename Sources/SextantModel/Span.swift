@@ -34,11 +34,9 @@ package struct Span: Sendable, Hashable {
         }
     }
 
-    /// 32 lowercase hex digits (64-bit ids are left-padded).
-    package var traceID: String
-    /// 16 lowercase hex digits.
-    package var spanID: String
-    package var parentID: String?
+    package var traceID: TraceID
+    package var spanID: SpanID
+    package var parentID: SpanID?
     package var kind: Kind
     package var name: String
     package var startMicros: Int64
@@ -46,15 +44,15 @@ package struct Span: Sendable, Hashable {
     package var localEndpoint: Endpoint?
     package var remoteEndpoint: Endpoint?
     package var annotations: [Annotation]
-    package var tags: [String: String]
+    package var tags: Attributes
     package var isError: Bool
     package var shared: Bool
     package var debug: Bool
 
     package init(
-        traceID: String,
-        spanID: String,
-        parentID: String? = nil,
+        traceID: TraceID,
+        spanID: SpanID,
+        parentID: SpanID? = nil,
         kind: Kind = .unspecified,
         name: String = "",
         startMicros: Int64,
@@ -62,7 +60,7 @@ package struct Span: Sendable, Hashable {
         localEndpoint: Endpoint? = nil,
         remoteEndpoint: Endpoint? = nil,
         annotations: [Annotation] = [],
-        tags: [String: String] = [:],
+        tags: Attributes = [:],
         isError: Bool? = nil,
         shared: Bool = false,
         debug: Bool = false

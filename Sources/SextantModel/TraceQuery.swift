@@ -38,7 +38,7 @@ package struct TraceQuery: Sendable, Hashable {
     }
 
     /// Whether a span's tags and annotations satisfy every annotation-query term.
-    package func matchesAnnotationTerms(tags: [String: String], annotations: [Span.Annotation]) -> Bool {
+    package func matchesAnnotationTerms(tags: Attributes, annotations: [Span.Annotation]) -> Bool {
         annotationTerms.allSatisfy { key, value in
             if value.isEmpty {
                 return tags[key] != nil || annotations.contains { $0.value == key }

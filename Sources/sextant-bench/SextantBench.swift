@@ -140,16 +140,17 @@ struct SextantBench {
             var batch = IngestBatch()
             for i in 0..<rows {
                 let start = now * 1_000_000 + Int64(i) * (kind.hasPrefix("edge") ? 60_000_000 : 1000)
-                let id = String(format: "%016llx", UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+                let id = UInt64(i) &* 0x9E37_79B9_7F4A_7C15
                 let call = Request(
                     reporter: .source, proxy: proxy, service: service, startMicros: start, durationMicros: 4000 + Int64(i % 300),
                     responseCode: 200, requestBytes: 0, responseBytes: 40, requestID: UUID().uuidString,
-                    traceID: kind.hasPrefix("raw span") ? id + id : nil, spanID: kind.hasPrefix("raw span") ? id : nil,
+                    traceID: kind.hasPrefix("raw span") ? TraceID(high: id, low: id) : nil,
+                    spanID: kind.hasPrefix("raw span") ? SpanID(id) : nil,
                     localAddress: "10.0.0.7:5\(i % 10000)", remoteAddress: "10.0.1.9:9080", channel: .accessLog)
                 batch.requests.append(call)
                 if kind.hasPrefix("raw span") {
                     batch.spans.append(
-                        Span(traceID: id + id, spanID: id, kind: .client, name: "reviews.default.svc.cluster.local:9080/*",
+                        Span(traceID: TraceID(high: id, low: id), spanID: SpanID(id), kind: .client, name: "reviews.default.svc.cluster.local:9080/*",
                             startMicros: start, durationMicros: call.durationMicros,
                             localEndpoint: .init(serviceName: "productpage.default", ipv4: "10.0.0.7"),
                             tags: ["node_id": "sidecar~10.0.0.7~productpage-v1-abc-xyz.default~default.svc.cluster.local",

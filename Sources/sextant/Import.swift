@@ -55,7 +55,7 @@ struct Import: AsyncParsableCommand {
             let bytes = [UInt8](data)
             var accepted = 0
             var rejected: [RecordError] = []
-            var skipped = 0
+            var connections = 0
             var line = 1
             var start = 0
             while start < bytes.count {
@@ -65,21 +65,21 @@ struct Import: AsyncParsableCommand {
                     if bytes[end] == 0x0A { lines += 1 }
                     end += 1
                 }
-                let result = decoder.decode(lines: Array(bytes[start..<end]), firstLine: line)
+                var batch = decoder.decode(lines: Array(bytes[start..<end]), firstLine: line)
                 // The same record rules as `serve` applies to an upload (negative or year-long
                 // durations, clock skew, string lengths).
-                var batch = result.batch
                 _ = limits.apply(to: &batch, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
                 _ = try await database.write([batch])
                 accepted += batch.requests.count
-                skipped += result.skippedTCP
+                connections += batch.connections.count
                 rejected += batch.rejected
                 line += lines
                 start = end
                 progress.show("\(file): \(end * 100 / bytes.count)% (\(accepted) calls)")
             }
             progress.finish()
-            print("\(file): \(accepted) calls stored, \(rejected.count) lines rejected, \(skipped) TCP lines skipped")
+            print(
+                "\(file): \(accepted) calls and \(connections) TCP connections stored, \(rejected.count) lines rejected")
             for error in rejected.prefix(20) { print("  \(error)") }
             if !rejected.isEmpty { failed = true }
         }

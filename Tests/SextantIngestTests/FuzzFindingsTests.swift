@@ -47,8 +47,8 @@ import Testing
     @Test func accessLogRejectsADurationWhoseMicrosecondsOverflow() throws {
         let line = #"{"start_time":"2026-11-26T15:27:30Z","method":"GET","duration":9000000000000000000}"#
         let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: Array(line.utf8))
-        #expect(result.batch.requests.isEmpty)
-        let error = try #require(result.batch.rejected.first)
+        #expect(result.requests.isEmpty)
+        let error = try #require(result.rejected.first)
         #expect(error.location == "line 1")
         #expect(error.message.contains("is too long"))
     }

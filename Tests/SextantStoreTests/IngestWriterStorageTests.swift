@@ -9,7 +9,7 @@ import Testing
     static func spans(_ n: Int, from first: Int) -> IngestBatch {
         IngestBatch(spans: (first..<(first + n)).map { i in
             Span(
-                traceID: String(format: "%032x", i + 1), spanID: String(format: "%016x", i + 1), kind: .server,
+                traceID: TraceID(high: 0, low: UInt64(i + 1)), spanID: SpanID(UInt64(i + 1)), kind: .server,
                 name: "GET /items/\(i)", startMicros: 1_795_706_850_000_000 + Int64(i), durationMicros: 1000,
                 localEndpoint: Span.Endpoint(serviceName: "api"),
                 tags: ["http.url": "http://api/items/\(i)?" + String(repeating: "q", count: 200)])

@@ -22,7 +22,7 @@ func accessLogFixtureBatches() throws -> [IngestBatch] {
     try Fixtures.workloads.map { workload in
         let proxy = NodeIdentity(nodeID: try Fixtures.nodeID(workload: workload))!.workload
         return EnvoyAccessLogDecoder(defaultProxy: proxy)
-            .decode(lines: try Fixtures.bytes("envoy/access-log/\(workload).jsonl")).batch
+            .decode(lines: try Fixtures.bytes("envoy/access-log/\(workload).jsonl"))
     }
 }
 

@@ -435,7 +435,7 @@ class Telemetry:
     otel_trace_ports: tuple[int, ...] = ()  # OTLP/gRPC TraceService (envoy.tracers.opentelemetry)
     als_ports: tuple[int, ...] = ()  # AccessLogService (http_grpc, and tcp_grpc on tcp_proxy listeners)
     otel_log_ports: tuple[int, ...] = ()  # OTLP/gRPC LogsService (envoy.access_loggers.open_telemetry)
-    file_logs: bool = True  # JSON access log file per sidecar (HTTP listeners)
+    file_logs: bool = True  # JSON access log file per sidecar (HTTP and tcp_proxy listeners)
     statsd_ports: tuple[int, ...] = ()  # UDP statsd (envoy.stat_sinks.statsd)
     # Envoy MetricsService/StreamMetrics (envoy.stat_sinks.metrics_service, tags as labels, cumulative counters)
     metrics_service_ports: tuple[int, ...] = ()
@@ -570,17 +570,22 @@ def _grpc_common_config(log_name: str, port: int) -> dict:
     }
 
 
+def _file_access_log(workload: Workload) -> dict:
+    """Istio's JSON access log to the sidecar's file (HTTP and TCP entries share the file and format)."""
+    return {
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": str(workload.access_log),
+            "log_format": {"json_format": ACCESS_LOG_FORMAT},
+        },
+    }
+
+
 def _http_access_logs(workload: Workload, telemetry: Telemetry) -> list[dict]:
     loggers = []
     if telemetry.file_logs:
-        loggers.append({
-            "name": "envoy.access_loggers.file",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                "path": str(workload.access_log),
-                "log_format": {"json_format": ACCESS_LOG_FORMAT},
-            },
-        })
+        loggers.append(_file_access_log(workload))
     for port in telemetry.als_ports:
         loggers.append({
             "name": "envoy.access_loggers.http_grpc",
@@ -609,8 +614,9 @@ def _http_access_logs(workload: Workload, telemetry: Telemetry) -> list[dict]:
     return loggers
 
 
-def _tcp_access_logs(telemetry: Telemetry) -> list[dict]:
-    return [
+def _tcp_access_logs(workload: Workload, telemetry: Telemetry) -> list[dict]:
+    loggers = [_file_access_log(workload)] if telemetry.file_logs else []
+    return loggers + [
         {
             "name": "envoy.access_loggers.tcp_grpc",
             "typed_config": {
@@ -622,13 +628,13 @@ def _tcp_access_logs(telemetry: Telemetry) -> list[dict]:
     ]
 
 
-def _tcp_proxy(stat_prefix: str, cluster: str, telemetry: Telemetry) -> dict:
+def _tcp_proxy(stat_prefix: str, cluster: str, workload: Workload, telemetry: Telemetry) -> dict:
     config = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
         "stat_prefix": stat_prefix,
         "cluster": cluster,
     }
-    loggers = _tcp_access_logs(telemetry)
+    loggers = _tcp_access_logs(workload, telemetry)
     if loggers:
         config["access_log"] = loggers
     return {"name": "envoy.filters.network.tcp_proxy", "typed_config": config}
@@ -738,7 +744,7 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], telemetr
             "address": _socket_address(workload.inbound_port),
             "filter_chains": [{
                 "name": f"0.0.0.0_{TCP_SERVICE_PORT}",
-                "filters": [_tcp_proxy(inbound_cluster, inbound_cluster, telemetry)],
+                "filters": [_tcp_proxy(inbound_cluster, inbound_cluster, workload, telemetry)],
             }],
         }
         clusters.append(_static_cluster(inbound_cluster,
@@ -816,7 +822,7 @@ def envoy_bootstrap(workload: Workload, mesh_workloads: list[Workload], telemetr
             "name": f"0.0.0.0_{TCP_SERVICE_PORT}",
             "traffic_direction": "OUTBOUND",
             "address": _socket_address(workload.tcp_outbound_port),
-            "filter_chains": [{"filters": [_tcp_proxy(cluster_name, cluster_name, telemetry)]}],
+            "filter_chains": [{"filters": [_tcp_proxy(cluster_name, cluster_name, workload, telemetry)]}],
         })
     if telemetry.zipkin_port is not None:
         zipkin = _static_cluster("zipkin", [{"endpoint": {"address": _socket_address(telemetry.zipkin_port)}}])
@@ -1380,10 +1386,17 @@ class Mesh:
             snapshot = self.counts()
 
     def expected_access_log_lines(self, counts: dict[str, dict] | None = None) -> dict[str, int]:
-        """Lines each sidecar's access log must end up with: one per inbound and per outbound request."""
+        """Lines each sidecar's access log must end up with: one per inbound and per outbound
+        request, and one per TCP connection it proxied either way."""
         counts = counts if counts is not None else self.counts()
+
+        def tcp_lines(c: dict) -> int:
+            tcp = c.get("tcp") or {}
+            served = (tcp.get("served") or {}).get("connections", 0)
+            return served + sum(int(call["connections"]) for call in tcp.get("calls", []))
+
         return {
-            name: c["received"] + sum(int(call["count"]) for call in c["calls"])
+            name: c["received"] + sum(int(call["count"]) for call in c["calls"]) + tcp_lines(c)
             for name, c in counts.items()
         }
 

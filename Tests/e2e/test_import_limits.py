@@ -27,7 +27,7 @@ def test_import_rejects_what_serve_would(tmp_path):
     result = sextant.import_files(node_id, [path])
     out = result.stdout.decode()
     assert result.returncode == 1, out + result.stderr.decode()
-    assert f"{len(lines) - 2} calls stored, 2 lines rejected" in out, out
+    assert f"{len(lines) - 2} calls and 0 TCP connections stored, 2 lines rejected" in out, out
     assert "line 1" in out and "negative" in out, out
     assert "longer than a year" in out, out
 

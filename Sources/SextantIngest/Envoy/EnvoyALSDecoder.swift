@@ -54,7 +54,7 @@ package struct EnvoyALSDecoder: Sendable {
             proxy: proxy)
         let tls = TLSView(common)
         let headers = entry.request.requestHeaders
-        let traceID = headers["x-b3-traceid"].flatMap { HexID.normalize($0, widths: [16, 32]) }
+        let traceID = headers["x-b3-traceid"].flatMap { TraceID(hex: $0) }
             ?? headers["traceparent"].flatMap(Self.traceparentTraceID)
         let requestID = entry.request.requestID.isEmpty ? (common.streamID.isEmpty ? nil : common.streamID)
             : entry.request.requestID
@@ -114,10 +114,10 @@ package struct EnvoyALSDecoder: Sendable {
     }
 
     /// `00-<trace id>-<span id>-<flags>` → the trace id.
-    static func traceparentTraceID(_ header: String) -> String? {
+    static func traceparentTraceID(_ header: String) -> TraceID? {
         let parts = header.split(separator: "-")
         guard parts.count >= 4, parts[1].count == 32 else { return nil }
-        return HexID.normalize(String(parts[1]), widths: [32])
+        return TraceID(hex: parts[1])
     }
 }
 

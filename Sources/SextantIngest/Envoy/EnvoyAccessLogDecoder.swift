@@ -1,4 +1,3 @@
-internal import Foundation
 package import SextantModel
 
 /// Decodes Envoy JSON access-log lines in Istio's JSON format (newline-delimited objects).
@@ -6,7 +5,8 @@ package import SextantModel
 /// A file line carries no proxy identity, so the uploader names the proxy (`defaultProxy`, from
 /// `?node=` or `--node`); a line may instead name it with a `node_id` key, or with the Kubernetes
 /// keys a log shipper adds (`kubernetes.pod_name`/`namespace_name`/`labels`, or `k8s.pod.name`,
-/// `k8s.namespace.name`, `k8s.deployment.name`). Bad lines are reported and the rest kept.
+/// `k8s.namespace.name`, `k8s.deployment.name`). An HTTP line becomes a call, a TCP proxy line
+/// (no method, no protocol) a TCP connection. Bad lines are reported and the rest kept.
 /// Format: https://istio.io/latest/docs/tasks/observability/logs/access-log/
 package struct EnvoyAccessLogDecoder: Sendable {
     package var defaultProxy: WorkloadIdentity?
@@ -15,209 +15,222 @@ package struct EnvoyAccessLogDecoder: Sendable {
         self.defaultProxy = defaultProxy
     }
 
-    /// The outcome of one upload.
-    package struct Result: Sendable {
-        package var batch = IngestBatch()
-        /// Lines that were valid but describe no L7 call (TCP proxy entries).
-        package var skippedTCP = 0
-    }
-
     /// Decodes every line of `body`; `firstLine` numbers the lines for error messages.
-    package func decode(lines body: [UInt8], firstLine: Int = 1) -> Result {
-        var result = Result()
-        let decoder = JSONDecoder()
-        body.withUnsafeBytes { raw in
-            let bytes = raw.bindMemory(to: UInt8.self)
-            var lineNumber = firstLine
-            var start = 0
-            while start < bytes.count {
-                var end = start
-                while end < bytes.count, bytes[end] != 0x0A { end += 1 }
-                var trimmedEnd = end
-                while trimmedEnd > start, bytes[trimmedEnd - 1] == 0x0D || bytes[trimmedEnd - 1] == 0x20 {
-                    trimmedEnd -= 1
-                }
-                if trimmedEnd > start {
-                    let line = Data(bytes: raw.baseAddress! + start, count: trimmedEnd - start)
-                    decodeLine(line, number: lineNumber, decoder: decoder, into: &result)
-                }
-                lineNumber += 1
-                start = end + 1
-            }
-        }
-        return result
+    package func decode(lines body: [UInt8], firstLine: Int = 1) -> IngestBatch {
+        body.withUnsafeBytes { decode(lines: $0, firstLine: firstLine) }
     }
 
-    private func decodeLine(_ line: Data, number: Int, decoder: JSONDecoder, into result: inout Result) {
-        let location = "line \(number)"
-        let entry: AccessLogLineJSON
-        do {
-            entry = try decoder.decode(AccessLogLineJSON.self, from: line)
+    /// Decodes every line of a body the caller holds in memory.
+    package func decode(lines bytes: UnsafeRawBufferPointer, firstLine: Int = 1) -> IngestBatch {
+        var batch = IngestBatch()
+        let context = DecodeContext()
+        var lineNumber = firstLine
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+            var trimmedEnd = end
+            while trimmedEnd > start, bytes[trimmedEnd - 1] == 0x0D || bytes[trimmedEnd - 1] == 0x20 {
+                trimmedEnd -= 1
+            }
+            if trimmedEnd > start {
+                let line = UnsafeRawBufferPointer(rebasing: bytes[start..<trimmedEnd])
+                decodeLine(line, number: lineNumber, context: context, into: &batch)
+            }
+            lineNumber += 1
+            start = end + 1
+        }
+        return batch
+    }
+
+    private func decodeLine(
+        _ bytes: UnsafeRawBufferPointer, number: Int, context: DecodeContext, into batch: inout IngestBatch
+    ) {
+        // Made only for a line that is rejected.
+        var location: String { "line \(number)" }
+        var line = AccessLogLine()
+        var reader = JSONReader(bytes)
+        do throws(JSONReader.SyntaxError) {
+            try line.read(&reader, context: context)
+            try reader.finish()
         } catch {
-            result.batch.rejected.append(
-                RecordError(location: location, message: ZipkinV2Decoder.describe(error)))
+            batch.rejected.append(RecordError(location: location, message: "invalid JSON: \(error)"))
+            return
+        }
+        if let problem = line.problem {
+            batch.rejected.append(RecordError(location: location, message: problem))
             return
         }
         do throws(RecordError) {
-            if let request = try entry.request(defaultProxy: defaultProxy, location: location) {
-                result.batch.requests.append(request)
-            } else {
-                result.skippedTCP += 1
+            switch try line.record(defaultProxy: defaultProxy, location: location, context: context) {
+            case .call(let call): batch.requests.append(call)
+            case .connection(let connection): batch.connections.append(connection)
             }
         } catch {
-            result.batch.rejected.append(error)
+            batch.rejected.append(error)
         }
     }
 }
 
-/// One JSON access-log line; keys are Istio's JSON format (reference: istio-telemetry §2.2).
-struct AccessLogLineJSON: Decodable {
-    struct Kubernetes: Decodable {
-        var pod_name: String?
-        var namespace_name: String?
-        var labels: [String: String]?
-    }
-
-    var start_time: JSONScalar?
-    var method: JSONScalar?
-    var path: JSONScalar?
-    var `protocol`: JSONScalar?
-    var response_code: JSONScalar?
-    var response_flags: JSONScalar?
-    var bytes_received: JSONScalar?
-    var bytes_sent: JSONScalar?
-    var duration: JSONScalar?
-    var request_id: JSONScalar?
-    var authority: JSONScalar?
-    var upstream_host: JSONScalar?
-    var upstream_cluster: JSONScalar?
-    var upstream_local_address: JSONScalar?
-    var downstream_local_address: JSONScalar?
-    var downstream_remote_address: JSONScalar?
-    var trace_id: JSONScalar?
-    var grpc_status: JSONScalar?
-    var node_id: String?
-    var kubernetes: Kubernetes?
-    var podName: String?
-    var namespaceName: String?
-    var deploymentName: String?
-
-    enum CodingKeys: String, CodingKey {
-        case start_time, method, path, `protocol`, response_code, response_flags, bytes_received, bytes_sent
-        case duration, request_id, authority, upstream_host, upstream_cluster, upstream_local_address
-        case downstream_local_address, downstream_remote_address, trace_id, grpc_status, node_id, kubernetes
-        case podName = "k8s.pod.name"
-        case namespaceName = "k8s.namespace.name"
-        case deploymentName = "k8s.deployment.name"
-    }
-
-    /// A line from string attributes (Envoy's OpenTelemetry access logger writes the same keys).
-    init(attributes: [String: String]) {
-        func scalar(_ key: String) -> JSONScalar? { attributes[key].map(JSONScalar.string) }
-        start_time = scalar("start_time")
-        method = scalar("method")
-        path = scalar("path")
-        `protocol` = scalar("protocol")
-        response_code = scalar("response_code")
-        response_flags = scalar("response_flags")
-        bytes_received = scalar("bytes_received")
-        bytes_sent = scalar("bytes_sent")
-        duration = scalar("duration")
-        request_id = scalar("request_id")
-        authority = scalar("authority")
-        upstream_host = scalar("upstream_host")
-        upstream_cluster = scalar("upstream_cluster")
-        upstream_local_address = scalar("upstream_local_address")
-        downstream_local_address = scalar("downstream_local_address")
-        downstream_remote_address = scalar("downstream_remote_address")
-        trace_id = scalar("trace_id")
-        grpc_status = scalar("grpc_status")
-        node_id = attributes["node_id"]
-    }
-
-    func proxy(defaultProxy: WorkloadIdentity?) -> WorkloadIdentity? {
-        if let nodeID = node_id, let node = NodeIdentity(nodeID: nodeID) { return node.workload }
-        if let k8s = kubernetes, let pod = k8s.pod_name {
-            var identity = NodeIdentity.workload(pod: pod, namespace: k8s.namespace_name ?? "unknown")
-            let labels = k8s.labels ?? [:]
-            if let app = labels["service.istio.io/canonical-name"] ?? labels["app"] {
-                identity.app = labels["app"] ?? app
-                identity.canonicalService = app
+extension AccessLogLine {
+    /// Reads one line's object: the keys the model uses, each as the scalar it holds.
+    fileprivate mutating func read(_ r: inout JSONReader, context: DecodeContext) throws(JSONReader.SyntaxError) {
+        guard try r.peekKind() == .object else {
+            problem = "a line must be a JSON object"
+            try r.skipValue()
+            return
+        }
+        var more = try r.openObject()
+        while more {
+            let key = try r.key()
+            if let field = Field(r.slice(key)), !key.escaped {
+                // The two values every line has that need no string: read straight from their bytes.
+                if field == .startTime || field == .traceID, try r.peekKind() == .string {
+                    let raw = try r.rawString()
+                    let bytes = r.slice(raw)
+                    if !raw.escaped, field == .startTime, let micros = Timestamp.micros(rfc3339: bytes) {
+                        startTime = nil
+                        parsedStart = micros
+                    } else if !raw.escaped, field == .traceID, let id = TraceID(hexBytes: bytes) {
+                        traceID = nil
+                        parsedTrace = id
+                    } else if let text = r.text(raw) {
+                        self[field] = .string(text)
+                    } else {
+                        note("invalid JSON: a string is not valid UTF-8")
+                    }
+                } else {
+                    self[field] = try scalar(&r, context: context)
+                }
+            } else if r.equals(key, "node_id") {
+                if let value = try scalar(&r, context: context) {
+                    if case .string(let s) = value { nodeID = s } else if value != .null { note("'node_id' should be a string") }
+                }
+            } else if r.equals(key, "kubernetes") {
+                try readKubernetes(&r, context: context)
+            } else if r.equals(key, "k8s.pod.name") {
+                podName = try string(&r, "k8s.pod.name", context: context)
+            } else if r.equals(key, "k8s.namespace.name") {
+                namespaceName = try string(&r, "k8s.namespace.name", context: context)
+            } else if r.equals(key, "k8s.deployment.name") {
+                deploymentName = try string(&r, "k8s.deployment.name", context: context)
+            } else {
+                try r.skipValue()
             }
-            if let version = labels["service.istio.io/canonical-revision"] ?? labels["version"] {
-                identity.version = labels["version"] ?? version
-                identity.canonicalRevision = version
-            }
-            return identity
+            more = try r.nextMember()
         }
-        if let pod = podName {
-            var identity = NodeIdentity.workload(pod: pod, namespace: namespaceName ?? "unknown")
-            if let deployment = deploymentName {
-                identity.workload = deployment
-                let (app, version) = NodeIdentity.appAndVersion(workload: deployment)
-                identity.app = app
-                identity.canonicalService = app
-                identity.version = version ?? "unknown"
-                identity.canonicalRevision = version ?? "latest"
-            }
-            return identity
-        }
-        return defaultProxy
     }
 
-    /// The call this line records; nil for a TCP proxy entry (no method, no protocol).
-    func request(defaultProxy: WorkloadIdentity?, location: String) throws(RecordError) -> Request? {
-        func fail(_ message: String) -> RecordError { RecordError(location: location, message: message) }
-        guard let proxy = proxy(defaultProxy: defaultProxy) else {
-            throw fail("no proxy identity: upload with ?node=<Envoy node id> or add a 'node_id' key")
+    private mutating func note(_ message: String) {
+        if problem == nil { problem = message }
+    }
+
+    /// The next value as a scalar; an object or array is `.nested`.
+    private mutating func scalar(_ r: inout JSONReader, context: DecodeContext) throws(JSONReader.SyntaxError)
+        -> JSONScalar?
+    {
+        switch try r.peekKind() {
+        case .string:
+            let raw = try r.rawString()
+            if !raw.escaped, raw.ascii { return .string(context.strings.string(r.slice(raw))) }
+            guard let text = r.text(raw) else {
+                note("invalid JSON: a string is not valid UTF-8")
+                return nil
+            }
+            return .string(text)
+        case .number:
+            return .number(r.double(try r.rawNumber()))
+        case .bool:
+            return .bool(try r.bool())
+        case .null:
+            try r.null()
+            return .null
+        case .object, .array:
+            try r.skipValue()
+            return .nested
         }
-        guard let startText = start_time?.text else { throw fail("missing 'start_time'") }
-        guard let start = Timestamp.micros(rfc3339: startText) else {
-            throw fail("'start_time' is not an RFC 3339 timestamp: '\(startText.prefix(40))'")
-        }
-        if method?.text == nil, self.protocol?.text == nil {
+    }
+
+    private mutating func string(_ r: inout JSONReader, _ key: String, context: DecodeContext)
+        throws(JSONReader.SyntaxError) -> String?
+    {
+        switch try scalar(&r, context: context) {
+        case .string(let s)?: return s
+        case .null?, nil: return nil
+        default:
+            note("'\(key)' should be a string")
             return nil
         }
-        let durationMillis = duration?.integer ?? 0
-        guard durationMillis >= 0 else {
-            throw RecordError(location: location, message: "'duration' must not be negative", reason: .negativeDuration)
+    }
+
+    private mutating func readKubernetes(_ r: inout JSONReader, context: DecodeContext) throws(JSONReader.SyntaxError) {
+        switch try r.peekKind() {
+        case .object: break
+        case .null: return try r.null()
+        default:
+            note("'kubernetes' should be an object")
+            return try r.skipValue()
         }
-        let (durationMicros, overflow) = durationMillis.multipliedReportingOverflow(by: 1000)
-        guard !overflow else { throw fail("'duration' \(durationMillis) ms is too long") }
-        let code = response_code?.integer ?? 0
-        guard (0...999).contains(code) else { throw fail("'response_code' \(code) is not an HTTP status") }
-        let cluster = upstream_cluster?.text.flatMap(EnvoyCluster.init)
-        let inbound = cluster?.direction == .inbound
-        let authority = self.authority?.text
-        let service: ServiceRef
-        if inbound {
-            service = ServiceHost.service(
-                host: authority ?? "\(proxy.canonicalService).\(proxy.namespace)", defaultNamespace: proxy.namespace)
-        } else if let s = cluster?.service {
-            service = s
-        } else if let authority {
-            service = ServiceRef(host: authority, name: authority, namespace: "unknown")
-        } else {
-            service = .unknown
+        var kubernetes = Kubernetes()
+        var more = try r.openObject()
+        while more {
+            let key = try r.key()
+            if r.equals(key, "pod_name") {
+                kubernetes.podName = try string(&r, "kubernetes.pod_name", context: context)
+            } else if r.equals(key, "namespace_name") {
+                kubernetes.namespaceName = try string(&r, "kubernetes.namespace_name", context: context)
+            } else if r.equals(key, "labels") {
+                if try r.peekKind() == .object {
+                    var labels: [String: String] = [:]
+                    var members = try r.openObject()
+                    while members {
+                        let name = try r.key()
+                        let value = try string(&r, "kubernetes.labels", context: context)
+                        if let value, let label = r.text(name) { labels[label] = value }
+                        members = try r.nextMember()
+                    }
+                    kubernetes.labels = labels
+                } else if try r.peekKind() == .null {
+                    try r.null()
+                } else {
+                    note("'kubernetes.labels' should be an object")
+                    try r.skipValue()
+                }
+            } else {
+                try r.skipValue()
+            }
+            more = try r.nextMember()
         }
-        let grpcStatus = grpc_status?.integer.map { Int($0) }
-        return Request(
-            reporter: inbound ? .destination : .source,
-            proxy: proxy,
-            service: service,
-            requestProtocol: grpcStatus != nil ? .grpc : .http,
-            startMicros: start,
-            durationMicros: durationMicros,
-            responseCode: Int(code),
-            grpcStatus: grpcStatus,
-            responseFlags: response_flags?.text ?? "-",
-            requestBytes: bytes_received?.integer ?? 0,
-            responseBytes: bytes_sent?.integer ?? 0,
-            requestID: request_id?.text,
-            traceID: trace_id?.text.flatMap { HexID.normalize($0, widths: [16, 32]) },
-            localAddress: inbound ? downstream_local_address?.text : upstream_local_address?.text,
-            remoteAddress: inbound ? downstream_remote_address?.text : upstream_host?.text,
-            channel: .accessLog
-        )
+        self.kubernetes = kubernetes
+    }
+}
+
+extension AccessLogLine.Field {
+    /// The field a key names, from its bytes.
+    fileprivate init?(_ key: UnsafeRawBufferPointer) {
+        func equals(_ literal: StaticString) -> Bool {
+            key.count == literal.utf8CodeUnitCount && JSONReader.same(key.baseAddress!, literal.utf8Start, key.count)
+        }
+        switch key.count {
+        case 4 where equals("path"): self = .path
+        case 6 where equals("method"): self = .method
+        case 8 where equals("protocol"): self = .protocol
+        case 8 where equals("duration"): self = .duration
+        case 8 where equals("trace_id"): self = .traceID
+        case 9 where equals("authority"): self = .authority
+        case 10 where equals("start_time"): self = .startTime
+        case 10 where equals("bytes_sent"): self = .bytesSent
+        case 10 where equals("request_id"): self = .requestID
+        case 11 where equals("grpc_status"): self = .grpcStatus
+        case 13 where equals("response_code"): self = .responseCode
+        case 13 where equals("upstream_host"): self = .upstreamHost
+        case 14 where equals("response_flags"): self = .responseFlags
+        case 14 where equals("bytes_received"): self = .bytesReceived
+        case 16 where equals("upstream_cluster"): self = .upstreamCluster
+        case 22 where equals("upstream_local_address"): self = .upstreamLocalAddress
+        case 24 where equals("downstream_local_address"): self = .downstreamLocalAddress
+        case 25 where equals("downstream_remote_address"): self = .downstreamRemoteAddress
+        default: return nil
+        }
     }
 }

@@ -9,30 +9,43 @@ package enum EnvoySpanMapper {
     /// - Parameter nodeID: the proxy's node id when the span itself lacks the `node_id` tag (the
     ///   OpenTelemetry tracer puts it in the resource's `service.instance.id`).
     package static func request(from span: Span, nodeID fallback: String? = nil) -> Request? {
-        let tags = span.tags
-        guard tags["upstream_cluster"] != nil || tags["node_id"] != nil,
-            let nodeID = tags["node_id"] ?? fallback, let node = NodeIdentity(nodeID: nodeID)
+        request(from: span, envoy: EnvoySpanTags(span.tags), nodeID: fallback, context: nil)
+    }
+
+    /// The call of a span whose Envoy tags a decoder has already picked out while reading it.
+    static func request(
+        from span: Span, envoy tags: EnvoySpanTags, nodeID fallback: String? = nil, context: DecodeContext?
+    ) -> Request? {
+        guard tags.upstreamCluster != nil || tags.nodeID != nil, let nodeID = tags.nodeID ?? fallback,
+            let node = context.map({ $0.node(nodeID) }) ?? NodeIdentity(nodeID: nodeID)
         else { return nil }
         guard span.kind == .client || span.kind == .server else { return nil }
         let proxy = identity(node: node, tags: tags)
-        let cluster = tags["upstream_cluster"].flatMap(EnvoyCluster.init)
+        let cluster: EnvoyCluster? = tags.upstreamCluster.flatMap { name in
+            if let context { return context.cluster(name) }
+            return EnvoyCluster(name)
+        }
         let inbound: Bool
         switch cluster?.direction {
         case .inbound?: inbound = true
         case .outbound?, .special?: inbound = false
         case nil: inbound = span.kind == .server
         }
-        let authority = tags["http.url"].flatMap(authority(ofURL:))
+        let authority: String? = tags.httpURL.flatMap { url in
+            if let context { return context.authority(ofURL: url) }
+            return Self.authority(ofURL: url)
+        }
         let service: ServiceRef
         if inbound {
-            service = ServiceHost.service(
-                host: authority ?? "\(proxy.canonicalService).\(proxy.namespace)", defaultNamespace: proxy.namespace)
+            let host = authority ?? "\(proxy.canonicalService).\(proxy.namespace)"
+            service = context?.service(host: host, defaultNamespace: proxy.namespace)
+                ?? ServiceHost.service(host: host, defaultNamespace: proxy.namespace)
         } else if let s = cluster?.service {
             service = s
         } else {
             service = authority.map { ServiceRef(host: $0, name: $0, namespace: "unknown") } ?? .unknown
         }
-        let grpcStatus = tags["grpc.status_code"].flatMap { Int($0) }
+        let grpcStatus = tags.grpcStatusCode.flatMap { Int($0) }
         return Request(
             reporter: inbound ? .destination : .source,
             proxy: proxy,
@@ -40,12 +53,12 @@ package enum EnvoySpanMapper {
             requestProtocol: grpcStatus != nil ? .grpc : .http,
             startMicros: span.startMicros,
             durationMicros: span.durationMicros,
-            responseCode: tags["http.status_code"].flatMap { Int($0) } ?? 0,
+            responseCode: tags.httpStatusCode.flatMap { Int($0) } ?? 0,
             grpcStatus: grpcStatus,
-            responseFlags: tags["response_flags"].flatMap { $0.isEmpty ? nil : $0 } ?? "-",
-            requestBytes: tags["request_size"].flatMap { Int64($0) } ?? 0,
-            responseBytes: tags["response_size"].flatMap { Int64($0) } ?? 0,
-            requestID: tags["guid:x-request-id"],
+            responseFlags: tags.responseFlags.flatMap { $0.isEmpty ? nil : $0 } ?? "-",
+            requestBytes: tags.requestSize.flatMap { Int64($0) } ?? 0,
+            responseBytes: tags.responseSize.flatMap { Int64($0) } ?? 0,
+            requestID: tags.requestID,
             traceID: span.traceID,
             spanID: span.spanID,
             parentSpanID: span.parentID,
@@ -54,18 +67,18 @@ package enum EnvoySpanMapper {
     }
 
     /// The proxy's identity from its node id, refined by the Istio tags on the span.
-    static func identity(node: NodeIdentity, tags: [String: String]) -> WorkloadIdentity {
+    static func identity(node: NodeIdentity, tags: EnvoySpanTags) -> WorkloadIdentity {
         var identity = node.workload
-        if let ns = tags["istio.namespace"], !ns.isEmpty { identity.namespace = ns }
-        if let app = tags["istio.canonical_service"], !app.isEmpty {
+        if let ns = tags.istioNamespace, !ns.isEmpty { identity.namespace = ns }
+        if let app = tags.canonicalService, !app.isEmpty {
             identity.canonicalService = app
             identity.app = app
         }
-        if let rev = tags["istio.canonical_revision"], !rev.isEmpty {
+        if let rev = tags.canonicalRevision, !rev.isEmpty {
             identity.canonicalRevision = rev
             identity.version = rev
         }
-        if let cluster = tags["istio.cluster_id"], !cluster.isEmpty { identity.cluster = cluster }
+        if let cluster = tags.clusterID, !cluster.isEmpty { identity.cluster = cluster }
         return identity
     }
 
@@ -76,5 +89,57 @@ package enum EnvoySpanMapper {
         let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
         let authority = rest[..<end]
         return authority.isEmpty ? nil : String(authority)
+    }
+}
+
+/// The span tags that say which call an Envoy proxy's span observed.
+struct EnvoySpanTags {
+    var nodeID: String?
+    var upstreamCluster: String?
+    var httpURL: String?
+    var httpStatusCode: String?
+    var grpcStatusCode: String?
+    var responseFlags: String?
+    var requestSize: String?
+    var responseSize: String?
+    var requestID: String?
+    var istioNamespace: String?
+    var canonicalService: String?
+    var canonicalRevision: String?
+    var clusterID: String?
+
+    init() {}
+
+    /// Picks the tags out of a span's attributes.
+    init(_ tags: Attributes) {
+        for (key, value) in tags {
+            Array(key.utf8).withUnsafeBytes { _ = take(key: $0, value: value) }
+        }
+    }
+
+    /// Keeps `value` if `key` (raw UTF-8) is one of the tags above; returns whether it was.
+    @inline(__always)
+    mutating func take(key: UnsafeRawBufferPointer, value: String) -> Bool {
+        func equals(_ literal: StaticString) -> Bool {
+            guard key.count == literal.utf8CodeUnitCount else { return false }
+            return JSONReader.same(key.baseAddress!, literal.utf8Start, key.count)
+        }
+        switch key.count {
+        case 7 where equals("node_id"): nodeID = value
+        case 8 where equals("http.url"): httpURL = value
+        case 12 where equals("request_size"): requestSize = value
+        case 13 where equals("response_size"): responseSize = value
+        case 14 where equals("response_flags"): responseFlags = value
+        case 15 where equals("istio.namespace"): istioNamespace = value
+        case 16 where equals("upstream_cluster"): upstreamCluster = value
+        case 16 where equals("http.status_code"): httpStatusCode = value
+        case 16 where equals("grpc.status_code"): grpcStatusCode = value
+        case 16 where equals("istio.cluster_id"): clusterID = value
+        case 17 where equals("guid:x-request-id"): requestID = value
+        case 23 where equals("istio.canonical_service"): canonicalService = value
+        case 24 where equals("istio.canonical_revision"): canonicalRevision = value
+        default: return false
+        }
+        return true
     }
 }

@@ -1,73 +1,110 @@
-package import Foundation
 package import SextantModel
 
 /// OTLP/JSON differs from protobuf's canonical JSON mapping in one way that matters: trace and
-/// span ids are hex strings, not base64. This rewrites them so SwiftProtobuf's JSON decoder can
-/// read the rest (lowerCamelCase keys, enums as numbers, int64 as strings are all standard).
+/// span ids are hex strings, not base64. This rewrites them, reading the body byte by byte, so
+/// SwiftProtobuf's JSON decoder can read the rest (lowerCamelCase keys, enums as numbers, int64
+/// as strings are all standard).
 /// Spec: https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding
 package enum OTLPJSON {
-    private static let idKeys: Set<String> = ["traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"]
-
-    package static func protobufJSON(from body: [UInt8]) throws(DecodeError) -> Data {
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])
-        } catch {
-            throw DecodeError(.malformed, "body is not valid JSON")
-        }
-        guard object is [String: Any] else { throw DecodeError(.malformed, "body must be a JSON object") }
-        let rewritten = try rewrite(object)
-        do {
-            return try JSONSerialization.data(withJSONObject: rewritten)
-        } catch {
-            throw DecodeError(.malformed, "body cannot be re-encoded")
-        }
-    }
-
-    private static func rewrite(_ value: Any) throws(DecodeError) -> Any {
-        if let dict = value as? [String: Any] {
-            var out: [String: Any] = [:]
-            for (key, v) in dict {
-                if idKeys.contains(key), let hex = v as? String {
-                    guard let bytes = bytes(hex: hex) else {
-                        throw DecodeError(.malformed, "'\(key)' must be a hex string, got '\(hex.prefix(40))'")
-                    }
-                    out[key] = Data(bytes).base64EncodedString()
-                } else {
-                    out[key] = try rewrite(v)
+    package static func protobufJSON(from body: [UInt8]) throws(DecodeError) -> [UInt8] {
+        let outcome = body.withUnsafeBytes { bytes -> Result<[UInt8], DecodeError> in
+            var reader = JSONReader(bytes)
+            var splices: [(range: Range<Int>, base64: [UInt8])] = []
+            do throws(JSONReader.SyntaxError) {
+                guard try reader.peekKind() == .object else {
+                    return .failure(DecodeError(.malformed, "body must be a JSON object"))
                 }
+                if let problem = try walk(&reader, depth: 0, splices: &splices) { return .failure(problem) }
+                try reader.finish()
+            } catch {
+                return .failure(DecodeError(.malformed, "body is not valid JSON: \(error)"))
             }
-            return out
+            if splices.isEmpty { return .success(body) }
+            var out: [UInt8] = []
+            out.reserveCapacity(body.count)
+            var copied = 0
+            for splice in splices {
+                out.append(contentsOf: bytes[copied..<splice.range.lowerBound])
+                out.append(contentsOf: splice.base64)
+                copied = splice.range.upperBound
+            }
+            out.append(contentsOf: bytes[copied...])
+            return .success(out)
         }
-        if let array = value as? [Any] {
-            var out: [Any] = []
-            out.reserveCapacity(array.count)
-            for v in array { out.append(try rewrite(v)) }
-            return out
-        }
-        return value
+        return try outcome.get()
     }
 
-    private static func bytes(hex: String) -> [UInt8]? {
-        let utf8 = Array(hex.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
+    /// Walks one value, noting where each id's hex text stands and its base64 form.
+    private static func walk(
+        _ r: inout JSONReader, depth: Int, splices: inout [(range: Range<Int>, base64: [UInt8])]
+    ) throws(JSONReader.SyntaxError) -> DecodeError? {
+        guard depth < JSONReader.maxDepth else { throw r.fail("nested more than \(JSONReader.maxDepth) levels deep") }
+        switch try r.peekKind() {
+        case .object:
+            var more = try r.openObject()
+            while more {
+                let key = try r.key()
+                if isIDKey(r, key), try r.peekKind() == .string {
+                    let value = try r.rawString()
+                    guard !value.escaped, let bytes = binary(hex: r.slice(value)) else {
+                        let shown = r.text(value).map { String($0.prefix(40)) } ?? "?"
+                        let name = r.text(key) ?? "?"
+                        return DecodeError(.malformed, "'\(name)' must be a hex string, got '\(shown)'")
+                    }
+                    splices.append((value.start..<value.end, base64(bytes)))
+                } else if let problem = try walk(&r, depth: depth + 1, splices: &splices) {
+                    return problem
+                }
+                more = try r.nextMember()
+            }
+        case .array:
+            var more = try r.openArray()
+            while more {
+                if let problem = try walk(&r, depth: depth + 1, splices: &splices) { return problem }
+                more = try r.nextElement()
+            }
+        default:
+            try r.skipValue()
+        }
+        return nil
+    }
+
+    private static func isIDKey(_ r: JSONReader, _ key: JSONReader.RawString) -> Bool {
+        r.equals(key, "traceId") || r.equals(key, "spanId") || r.equals(key, "parentSpanId")
+            || r.equals(key, "trace_id") || r.equals(key, "span_id") || r.equals(key, "parent_span_id")
+    }
+
+    private static func binary(hex: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard hex.count % 2 == 0 else { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(utf8.count / 2)
+        out.reserveCapacity(hex.count / 2)
         var i = 0
-        while i < utf8.count {
-            guard let hi = nibble(utf8[i]), let lo = nibble(utf8[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
+        while i < hex.count {
+            guard let byte = HexDigits.value(UnsafeRawBufferPointer(rebasing: hex[i..<(i + 2)])) else { return nil }
+            out.append(UInt8(byte))
             i += 2
         }
         return out
     }
 
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: c - 48
-        case 97...102: c - 87
-        case 65...70: c - 55
-        default: nil
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Standard base64 with padding (RFC 4648 §4), as protobuf's JSON mapping writes bytes.
+    static func base64(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i < bytes.count {
+            let b0 = UInt32(bytes[i])
+            let b1 = i + 1 < bytes.count ? UInt32(bytes[i + 1]) : 0
+            let b2 = i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0
+            let word = b0 << 16 | b1 << 8 | b2
+            out.append(alphabet[Int(word >> 18 & 63)])
+            out.append(alphabet[Int(word >> 12 & 63)])
+            out.append(i + 1 < bytes.count ? alphabet[Int(word >> 6 & 63)] : UInt8(ascii: "="))
+            out.append(i + 2 < bytes.count ? alphabet[Int(word & 63)] : UInt8(ascii: "="))
+            i += 3
         }
+        return out
     }
 }

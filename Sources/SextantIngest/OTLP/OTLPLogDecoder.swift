@@ -17,18 +17,20 @@ package struct OTLPLogDecoder: Sendable {
             for (s, scope) in resourceLogs.scopeLogs.enumerated() {
                 for (i, record) in scope.logRecords.enumerated() {
                     let location = "resource_logs[\(r)].scope_logs[\(s)].log_records[\(i)]"
-                    var attributes = record.attributes.textMap
+                    var attributes = Attributes(record.attributes.textMap)
                     let traceID = record.traceID.count == 16 ? HexBytes.string(record.traceID) : nil
                     if attributes["start_time"] != nil,
                         attributes["upstream_cluster"] != nil || attributes["response_code"] != nil
                     {
                         if attributes["trace_id"] == nil, let traceID { attributes["trace_id"] = traceID }
                         do throws(RecordError) {
-                            if var call = try AccessLogLineJSON(attributes: attributes)
-                                .request(defaultProxy: proxy, location: location)
-                            {
+                            switch try AccessLogLine(attributes: attributes).record(defaultProxy: proxy, location: location) {
+                            case .call(var call):
                                 call.channel = .otlpLogs
                                 batch.requests.append(call)
+                            case .connection(var connection):
+                                connection.channel = .otlpLogs
+                                batch.connections.append(connection)
                             }
                         } catch {
                             batch.rejected.append(error)
@@ -47,7 +49,7 @@ package struct OTLPLogDecoder: Sendable {
                             severityNumber: record.severityNumber.rawValue, severityText: record.severityText,
                             body: record.body.text, traceID: traceID,
                             spanID: record.spanID.count == 8 ? HexBytes.string(record.spanID) : nil,
-                            attributes: attributes))
+                            attributes: attributes.dictionary))
                 }
             }
         }

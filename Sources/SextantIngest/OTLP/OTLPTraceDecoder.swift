@@ -60,15 +60,15 @@ package struct OTLPTraceDecoder: Sendable {
         case .consumer: kind = .consumer
         default: kind = .unspecified
         }
-        var tags = s.attributes.textMap
+        var tags = Attributes(s.attributes.textMap)
         if s.status.code == .error {
             tags["otel.status_code"] = "ERROR"
             if !s.status.message.isEmpty { tags["otel.status_description"] = s.status.message }
         }
         return Span(
-            traceID: HexBytes.string(s.traceID),
-            spanID: HexBytes.string(s.spanID),
-            parentID: s.parentSpanID.isEmpty ? nil : HexBytes.string(s.parentSpanID),
+            traceID: TraceID(bytes: s.traceID)!,
+            spanID: SpanID(bytes: s.spanID)!,
+            parentID: SpanID(bytes: s.parentSpanID),
             kind: kind,
             name: s.name,
             startMicros: Int64(s.startTimeUnixNano / 1000),

@@ -43,7 +43,7 @@ package enum SDKSpanMapper {
 
     /// The peer a client span names: `peer.service`, else the database (`db.namespace`/`db.name`,
     /// then `db.system`), else `server.address` (`net.peer.name`).
-    package static func peer(of tags: [String: String]) -> String? {
+    package static func peer(of tags: Attributes) -> String? {
         for key in ["peer.service", "db.namespace", "db.name", "db.system.name", "db.system", "server.address", "net.peer.name"] {
             if let value = tags[key], !value.isEmpty { return value }
         }

@@ -124,7 +124,7 @@ package struct IngestLimits: Sendable, Hashable {
                 log.severityText = short
                 report.truncatedStrings += 1
             }
-            log.attributes = trim(log.attributes, report: &report)
+            log.attributes = trim(Attributes(log.attributes), report: &report).dictionary
             logs.append(log)
         }
         batch.logs = logs
@@ -142,8 +142,8 @@ package struct IngestLimits: Sendable, Hashable {
     // MARK: - Rules
 
     private struct SpanKey: Hashable {
-        var traceID: String
-        var spanID: String
+        var traceID: TraceID
+        var spanID: SpanID
     }
 
     /// The longest duration a span, call or connection may have: a year, in µs.
@@ -225,17 +225,16 @@ package struct IngestLimits: Sendable, Hashable {
 
     /// Keeps the first `maxAttributesPerRecord` attributes by name (a stable choice), each name
     /// and value at most `maxStringBytes`.
-    private func trim(_ attributes: [String: String], report: inout Report) -> [String: String] {
+    private func trim(_ attributes: Attributes, report: inout Report) -> Attributes {
         let long = attributes.contains { $0.key.utf8.count > maxStringBytes || $0.value.utf8.count > maxStringBytes }
         guard attributes.count > maxAttributesPerRecord || long else { return attributes }
-        var keys = Array(attributes.keys)
+        var keys = attributes.map(\.key)
         if keys.count > maxAttributesPerRecord {
             keys.sort()
             report.droppedAttributes += keys.count - maxAttributesPerRecord
             keys.removeLast(keys.count - maxAttributesPerRecord)
         }
-        var kept: [String: String] = [:]
-        kept.reserveCapacity(keys.count)
+        var kept = Attributes(minimumCapacity: keys.count)
         for key in keys {
             var value = attributes[key]!
             if let short = truncated(value) {

@@ -2,7 +2,13 @@
 package enum Timestamp {
     /// Microseconds since the Unix epoch, or nil when the text is not an RFC 3339 date-time.
     package static func micros(rfc3339 text: String) -> Int64? {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { micros(rfc3339: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Microseconds since the Unix epoch from the text's UTF-8 bytes, or nil when it is not an
+    /// RFC 3339 date-time.
+    package static func micros(rfc3339 b: UnsafeRawBufferPointer) -> Int64? {
         guard b.count >= 19 else { return nil }
         func digits(_ from: Int, _ count: Int) -> Int? {
             var v = 0

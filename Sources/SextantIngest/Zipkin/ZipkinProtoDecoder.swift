@@ -38,9 +38,9 @@ package struct ZipkinProtoDecoder: Sendable {
             default: kind = .unspecified
             }
             let span = Span(
-                traceID: HexBytes.string(s.traceID),
-                spanID: HexBytes.string(s.id),
-                parentID: s.parentID.count == 8 ? HexBytes.string(s.parentID) : nil,
+                traceID: TraceID(bytes: s.traceID)!,
+                spanID: SpanID(bytes: s.id)!,
+                parentID: SpanID(bytes: s.parentID),
                 kind: kind,
                 name: s.name.lowercased(),
                 startMicros: Int64(clamping: s.timestamp),
@@ -48,7 +48,7 @@ package struct ZipkinProtoDecoder: Sendable {
                 localEndpoint: s.hasLocalEndpoint ? Self.endpoint(s.localEndpoint) : nil,
                 remoteEndpoint: s.hasRemoteEndpoint ? Self.endpoint(s.remoteEndpoint) : nil,
                 annotations: s.annotations.map { Span.Annotation(timestampMicros: Int64(clamping: $0.timestamp), value: $0.value) },
-                tags: s.tags,
+                tags: Attributes(s.tags),
                 shared: s.shared,
                 debug: s.debug
             )

@@ -1,180 +1,438 @@
-internal import Foundation
 package import SextantModel
 
 /// Decodes Zipkin v2 JSON (`POST /api/v2/spans`): a JSON array of spans.
 ///
-/// Each span is checked on its own: a bad span is reported in `rejected` and the others are kept.
-/// Envoy proxy spans also become `Request`s (see `EnvoySpanMapper`).
+/// Each span is checked on its own: a bad span is reported in `rejected` and the others are kept;
+/// a body that is not JSON, or not an array, is refused whole. Envoy proxy spans also become
+/// `Request`s (see `EnvoySpanMapper`).
 /// Model: https://zipkin.io/zipkin-api/#/default/post_spans
 package struct ZipkinV2Decoder: Sendable {
     package init() {}
 
     package func decode(json: [UInt8]) throws(DecodeError) -> IngestBatch {
-        let data = Data(json)
-        if data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
-            return IngestBatch()
-        }
-        let elements: [Failable<ZipkinSpanJSON>]
-        do {
-            elements = try JSONDecoder().decode([Failable<ZipkinSpanJSON>].self, from: data)
-        } catch {
-            throw DecodeError(.malformed, "body is not a JSON array of Zipkin v2 spans: \(Self.describe(error))")
-        }
+        let outcome = json.withUnsafeBytes { decode(bytes: $0) }
+        return try outcome.get()
+    }
+
+    /// Decodes a body that the caller holds in memory.
+    package func decode(bytes: UnsafeRawBufferPointer) -> Result<IngestBatch, DecodeError> {
+        var reader = JSONReader(bytes)
+        reader.skipSpace()
+        if reader.isAtEnd { return .success(IngestBatch()) }
+        let context = DecodeContext()
         var batch = IngestBatch()
-        for (index, element) in elements.enumerated() {
-            let location = "span[\(index)]"
-            switch element.result {
-            case .failure(let error):
-                batch.rejected.append(RecordError(location: location, message: Self.describe(error)))
-            case .success(let json):
-                do throws(RecordError) {
-                    let span = try json.span(location: location)
-                    batch.spans.append(span)
-                    if let request = EnvoySpanMapper.request(from: span) {
-                        batch.requests.append(request)
-                    }
-                } catch {
-                    batch.rejected.append(error)
-                }
+        do throws(JSONReader.SyntaxError) {
+            guard try reader.peekKind() == .array else {
+                return .failure(DecodeError(.malformed, "body is not a JSON array of Zipkin v2 spans"))
             }
+            var more = try reader.openArray()
+            var index = 0
+            while more {
+                var span = SpanReader(context: context)
+                try span.read(&reader)
+                if let problem = span.problem {
+                    batch.rejected.append(RecordError(location: "span[\(index)]", message: problem))
+                } else {
+                    do throws(RecordError) {
+                        let decoded = try span.span(index: index)
+                        batch.spans.append(decoded)
+                        if let request = EnvoySpanMapper.request(from: decoded, envoy: span.envoy, context: context) {
+                            batch.requests.append(request)
+                        }
+                    } catch {
+                        batch.rejected.append(error)
+                    }
+                }
+                index += 1
+                more = try reader.nextElement()
+            }
+            try reader.finish()
+        } catch {
+            return .failure(
+                DecodeError(.malformed, "body is not a JSON array of Zipkin v2 spans: invalid JSON: \(error)"))
         }
-        return batch
-    }
-
-    static func describe(_ error: any Error) -> String {
-        // Foundation's JSON parser reports bad UTF-8 only through its own (internal) error's name.
-        if "\(error)".contains("UTF8") { return "invalid JSON: a string is not valid UTF-8" }
-        switch error {
-        case DecodingError.typeMismatch(let type, let context):
-            return "\(path(context)) should be \(type)"
-        case DecodingError.valueNotFound(let type, let context):
-            return "\(path(context)) should be \(type), found null"
-        case DecodingError.keyNotFound(let key, let context):
-            return "missing \(path(context, key))"
-        case DecodingError.dataCorrupted(let context):
-            let underlying = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            let detail = underlying ?? context.debugDescription
-            return detail.isEmpty ? "invalid JSON" : "invalid JSON: \(detail)"
-        default:
-            return "\(error)"
-        }
-    }
-
-    private static func path(_ context: DecodingError.Context, _ key: (any CodingKey)? = nil) -> String {
-        let keys = (context.codingPath + (key.map { [$0] } ?? [])).filter { $0.intValue == nil }
-        return keys.isEmpty ? "value" : "'" + keys.map(\.stringValue).joined(separator: ".") + "'"
+        return .success(batch)
     }
 }
 
-/// A Zipkin v2 span as JSON; every field optional so that validation can say what is wrong.
-struct ZipkinSpanJSON: Decodable {
-    struct Endpoint: Decodable {
-        var serviceName: String?
-        var ipv4: String?
-        var ipv6: String?
-        var port: Int?
-    }
+/// Reads one element of the array, keeping each field's bytes and the first thing wrong with it.
+private struct SpanReader {
+    let context: DecodeContext
+    var problem: String?
 
-    struct Annotation: Decodable {
-        var timestamp: Int64?
-        var value: String?
-    }
-
-    var traceId: String?
-    var id: String?
-    var parentId: String?
-    var kind: String?
-    var name: String?
+    var traceID = IDField<TraceID>.absent
+    var spanID = IDField<SpanID>.absent
+    var parentID = IDField<SpanID>.absent
+    var kindText: String?
+    var name = ""
     var timestamp: Int64?
     var duration: Int64?
-    var localEndpoint: Endpoint?
-    var remoteEndpoint: Endpoint?
-    var annotations: [Annotation]?
-    var tags: [String: JSONScalar]?
-    var debug: Bool?
-    var shared: Bool?
+    var localEndpoint: Span.Endpoint?
+    var remoteEndpoint: Span.Endpoint?
+    var annotations: [Span.Annotation] = []
+    var annotationProblem = false
+    var tags = Attributes()
+    var envoy = EnvoySpanTags()
+    var debug = false
+    var shared = false
 
-    func span(location: String) throws(RecordError) -> Span {
-        func fail(_ message: String) -> RecordError { RecordError(location: location, message: message) }
-        guard let rawTrace = traceId else { throw fail("missing 'traceId'") }
-        guard let trace = HexID.normalize(rawTrace, widths: [16, 32]) else {
-            throw fail("'traceId' must be 16 or 32 hex characters, got '\(rawTrace.prefix(64))'")
+    init(context: DecodeContext) {
+        self.context = context
+    }
+
+    mutating func note(_ message: String) {
+        if problem == nil { problem = message }
+    }
+
+    mutating func read(_ r: inout JSONReader) throws(JSONReader.SyntaxError) {
+        guard try r.peekKind() == .object else {
+            note("a span must be a JSON object")
+            try r.skipValue()
+            return
         }
-        guard let rawID = id else { throw fail("missing 'id'") }
-        guard let spanID = HexID.normalize(rawID, widths: [16]) else {
-            throw fail("'id' must be 16 hex characters, got '\(rawID.prefix(64))'")
-        }
-        var parent: String?
-        if let rawParent = parentId, !rawParent.isEmpty {
-            guard let p = HexID.normalize(rawParent, widths: [16]) else {
-                throw fail("'parentId' must be 16 hex characters, got '\(rawParent.prefix(64))'")
+        var more = try r.openObject()
+        while more {
+            let key = try r.key()
+            if r.equals(key, "traceId") {
+                traceID = try id(&r, "traceId") { TraceID(hexBytes: $0) }
+            } else if r.equals(key, "id") {
+                spanID = try id(&r, "id") { SpanID(hexBytes: $0) }
+            } else if r.equals(key, "parentId") {
+                parentID = try id(&r, "parentId") { SpanID(hexBytes: $0) }
+            } else if r.equals(key, "kind") {
+                kindText = try string(&r, "kind")
+            } else if r.equals(key, "name") {
+                if let raw = try rawString(&r, "name") {
+                    if let lower = context.lowercasedASCII(r.slice(raw)), !raw.escaped {
+                        name = lower
+                    } else if let text = text(r, raw) {
+                        name = text.lowercased()
+                    }
+                }
+            } else if r.equals(key, "timestamp") {
+                timestamp = try integer(&r, "timestamp")
+            } else if r.equals(key, "duration") {
+                duration = try integer(&r, "duration")
+            } else if r.equals(key, "localEndpoint") {
+                localEndpoint = try endpoint(&r, "localEndpoint")
+            } else if r.equals(key, "remoteEndpoint") {
+                remoteEndpoint = try endpoint(&r, "remoteEndpoint")
+            } else if r.equals(key, "annotations") {
+                try readAnnotations(&r)
+            } else if r.equals(key, "tags") {
+                try readTags(&r)
+            } else if r.equals(key, "debug") {
+                debug = try bool(&r, "debug") ?? false
+            } else if r.equals(key, "shared") {
+                shared = try bool(&r, "shared") ?? false
+            } else {
+                try r.skipValue()
             }
-            parent = p
+            more = try r.nextMember()
         }
-        let spanKind: Span.Kind
-        switch kind?.uppercased() {
-        case nil: spanKind = .unspecified
-        case "CLIENT": spanKind = .client
-        case "SERVER": spanKind = .server
-        case "PRODUCER": spanKind = .producer
-        case "CONSUMER": spanKind = .consumer
-        case let other?: throw fail("'kind' must be CLIENT, SERVER, PRODUCER or CONSUMER, got '\(other.prefix(32))'")
+    }
+
+    // MARK: - Fields
+
+    /// A string field, or nil for null; a value of another kind is noted and skipped.
+    private mutating func rawString(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError)
+        -> JSONReader.RawString?
+    {
+        switch try r.peekKind() {
+        case .string: return try r.rawString()
+        case .null:
+            try r.null()
+            return nil
+        default:
+            note("'\(field)' should be a string")
+            try r.skipValue()
+            return nil
         }
-        let annotationList = try (annotations ?? []).map { (a) throws(RecordError) -> Span.Annotation in
-            guard let ts = a.timestamp, let value = a.value else {
-                throw fail("each annotation needs 'timestamp' and 'value'")
+    }
+
+    private mutating func text(_ r: JSONReader, _ raw: JSONReader.RawString) -> String? {
+        guard let text = r.text(raw) else {
+            note("invalid JSON: a string is not valid UTF-8")
+            return nil
+        }
+        return text
+    }
+
+    private mutating func string(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError) -> String? {
+        guard let raw = try rawString(&r, field) else { return nil }
+        if !raw.escaped, raw.ascii { return context.strings.string(r.slice(raw)) }
+        return text(r, raw)
+    }
+
+    /// An id field, parsed straight from its bytes; its text is made only when it is not an id.
+    private mutating func id<ID>(
+        _ r: inout JSONReader, _ field: String, parse: (UnsafeRawBufferPointer) -> ID?
+    ) throws(JSONReader.SyntaxError) -> IDField<ID> {
+        guard let raw = try rawString(&r, field) else { return .absent }
+        if !raw.escaped, let id = parse(r.slice(raw)) { return .valid(id) }
+        guard let value = text(r, raw) else { return .absent }
+        if let id = Array(value.utf8).withUnsafeBytes({ parse($0) }) { return .valid(id) }
+        return .invalid(value)
+    }
+
+    private mutating func integer(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError) -> Int64? {
+        switch try r.peekKind() {
+        case .number:
+            let number = try r.rawNumber()
+            if let value = r.integer(number) { return value }
+            let double = r.double(number)
+            if double.rounded() == double, let value = Int64(exactly: double) { return value }
+            note("'\(field)' should be an integer, got \(r.numberText(number).prefix(40))")
+            return nil
+        case .null:
+            try r.null()
+            return nil
+        default:
+            note("'\(field)' should be an integer number of microseconds")
+            try r.skipValue()
+            return nil
+        }
+    }
+
+    private mutating func bool(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError) -> Bool? {
+        switch try r.peekKind() {
+        case .bool: return try r.bool()
+        case .null:
+            try r.null()
+            return nil
+        default:
+            note("'\(field)' should be true or false")
+            try r.skipValue()
+            return nil
+        }
+    }
+
+    private mutating func endpoint(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError)
+        -> Span.Endpoint?
+    {
+        switch try r.peekKind() {
+        case .object: break
+        case .null:
+            try r.null()
+            return nil
+        default:
+            note("'\(field)' should be an object")
+            try r.skipValue()
+            return nil
+        }
+        var endpoint = Span.Endpoint()
+        var more = try r.openObject()
+        while more {
+            let key = try r.key()
+            if r.equals(key, "serviceName") {
+                if let raw = try rawString(&r, "\(field).serviceName"), raw.count > 0 {
+                    if !raw.escaped, let lower = context.lowercasedASCII(r.slice(raw)) {
+                        endpoint.serviceName = lower
+                    } else {
+                        endpoint.serviceName = text(r, raw)?.lowercased()
+                    }
+                }
+            } else if r.equals(key, "ipv4") {
+                endpoint.ipv4 = try string(&r, "\(field).ipv4")
+            } else if r.equals(key, "ipv6") {
+                endpoint.ipv6 = try string(&r, "\(field).ipv6")
+            } else if r.equals(key, "port") {
+                if let port = try integer(&r, "\(field).port") {
+                    guard let fits = Int(exactly: port) else {
+                        note("'\(field).port' is out of range")
+                        continue
+                    }
+                    endpoint.port = fits == 0 ? nil : fits
+                }
+            } else {
+                try r.skipValue()
             }
-            return Span.Annotation(timestampMicros: ts, value: value)
+            more = try r.nextMember()
         }
-        guard let start = timestamp ?? annotationList.map(\.timestampMicros).min() else {
+        return endpoint
+    }
+
+    private mutating func readAnnotations(_ r: inout JSONReader) throws(JSONReader.SyntaxError) {
+        switch try r.peekKind() {
+        case .array: break
+        case .null: return try r.null()
+        default:
+            note("'annotations' should be an array")
+            return try r.skipValue()
+        }
+        var more = try r.openArray()
+        while more {
+            if try r.peekKind() == .object {
+                var timestamp: Int64?
+                var value: String?
+                var members = try r.openObject()
+                while members {
+                    let key = try r.key()
+                    if r.equals(key, "timestamp") {
+                        timestamp = try integer(&r, "annotations.timestamp")
+                    } else if r.equals(key, "value") {
+                        value = try string(&r, "annotations.value")
+                    } else {
+                        try r.skipValue()
+                    }
+                    members = try r.nextMember()
+                }
+                if let timestamp, let value {
+                    annotations.append(Span.Annotation(timestampMicros: timestamp, value: value))
+                } else {
+                    annotationProblem = true
+                }
+            } else {
+                note("each annotation should be an object")
+                try r.skipValue()
+            }
+            more = try r.nextElement()
+        }
+    }
+
+    private mutating func readTags(_ r: inout JSONReader) throws(JSONReader.SyntaxError) {
+        switch try r.peekKind() {
+        case .object: break
+        case .null: return try r.null()
+        default:
+            note("'tags' should be an object")
+            return try r.skipValue()
+        }
+        tags = Attributes(minimumCapacity: 24)
+        context.keys.removeAll()
+        var more = try r.openObject()
+        while more {
+            let rawKey = try r.key()
+            let value: String?
+            switch try r.peekKind() {
+            case .string:
+                let raw = try r.rawString()
+                value = !raw.escaped && raw.ascii ? context.strings.string(r.slice(raw)) : text(r, raw)
+            case .number:
+                let number = try r.rawNumber()
+                value = Self.numberText(r, number)
+            case .bool:
+                value = try r.bool() ? "true" : "false"
+            case .null, .object, .array:
+                try r.skipValue()
+                let shown = r.text(rawKey).map { String($0.prefix(64)) } ?? "?"
+                note("tag '\(shown)' must be a string")
+                value = nil
+            }
+            if let value {
+                if rawKey.escaped || !rawKey.ascii {
+                    if let key = text(r, rawKey) {
+                        tags[key] = value
+                        Array(key.utf8).withUnsafeBytes { _ = envoy.take(key: $0, value: value) }
+                    }
+                } else {
+                    let keyBytes = r.slice(rawKey)
+                    let key = context.strings.string(keyBytes)
+                    if context.keys.insert(keyBytes) {
+                        tags.appendNew(key: key, value: value)
+                    } else {
+                        tags[key] = value
+                    }
+                    _ = envoy.take(key: keyBytes, value: value)
+                }
+            }
+            more = try r.nextMember()
+        }
+    }
+
+    /// A number as tag text, the way Zipkin's own JSON readers print it.
+    private static func numberText(_ r: JSONReader, _ number: Range<Int>) -> String {
+        if let exact = r.integer(number), exact.magnitude < 1_000_000_000_000_000 { return String(exact) }
+        let d = r.double(number)
+        if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+        return String(d)
+    }
+
+    // MARK: - The span
+
+    func span(index: Int) throws(RecordError) -> Span {
+        func fail(_ message: String, _ reason: RecordError.Reason = .invalid) -> RecordError {
+            RecordError(location: "span[\(index)]", message: message, reason: reason)
+        }
+        let trace: TraceID
+        switch traceID {
+        case .absent: throw fail("missing 'traceId'")
+        case .invalid(let text): throw fail("'traceId' must be 16 or 32 hex characters, got '\(text.prefix(64))'")
+        case .valid(let value): trace = value
+        }
+        let id: SpanID
+        switch spanID {
+        case .absent: throw fail("missing 'id'")
+        case .invalid(let text): throw fail("'id' must be 16 hex characters, got '\(text.prefix(64))'")
+        case .valid(let value): id = value
+        }
+        var parent: SpanID?
+        switch parentID {
+        case .absent, .invalid(""): parent = nil
+        case .invalid(let text): throw fail("'parentId' must be 16 hex characters, got '\(text.prefix(64))'")
+        case .valid(let value): parent = value
+        }
+        let spanKind = try resolvedKind { fail($0) }
+        if annotationProblem { throw fail("each annotation needs 'timestamp' and 'value'") }
+        guard let start = timestamp ?? annotations.map(\.timestampMicros).min() else {
             throw fail("missing 'timestamp'")
         }
         guard start > 0 else { throw fail("'timestamp' must be positive epoch microseconds") }
         let dur = duration ?? 0
         guard dur >= 0 else {
-            throw RecordError(location: location, message: "'duration' must not be negative", reason: .negativeDuration)
-        }
-        var tagMap: [String: String] = [:]
-        for (key, value) in tags ?? [:] {
-            switch value {
-            case .string(let s): tagMap[key] = s
-            case .number, .bool: tagMap[key] = value.text ?? ""
-            case .null, .nested: throw fail("tag '\(key.prefix(64))' must be a string")
-            }
+            throw fail("'duration' must not be negative", .negativeDuration)
         }
         return Span(
             traceID: trace,
-            spanID: spanID,
-            parentID: parent == spanID ? nil : parent,
+            spanID: id,
+            parentID: parent == id ? nil : parent,
             kind: spanKind,
-            name: (name ?? "").lowercased(),
+            name: name,
             startMicros: start,
             durationMicros: dur,
-            localEndpoint: localEndpoint.map(Self.endpoint),
-            remoteEndpoint: remoteEndpoint.map(Self.endpoint),
-            annotations: annotationList,
-            tags: tagMap,
-            shared: shared ?? false,
-            debug: debug ?? false
+            localEndpoint: localEndpoint,
+            remoteEndpoint: remoteEndpoint,
+            annotations: annotations,
+            tags: tags,
+            shared: shared,
+            debug: debug
         )
     }
 
-    private static func endpoint(_ e: Endpoint) -> Span.Endpoint {
-        Span.Endpoint(
-            serviceName: e.serviceName.flatMap { $0.isEmpty ? nil : $0.lowercased() },
-            ipv4: e.ipv4, ipv6: e.ipv6, port: e.port.flatMap { $0 == 0 ? nil : $0 })
+    private func resolvedKind(_ fail: (String) -> RecordError) throws(RecordError) -> Span.Kind {
+        guard let kindText else { return .unspecified }
+        switch kindText.uppercased() {
+        case "CLIENT": return .client
+        case "SERVER": return .server
+        case "PRODUCER": return .producer
+        case "CONSUMER": return .consumer
+        case let other: throw fail("'kind' must be CLIENT, SERVER, PRODUCER or CONSUMER, got '\(other.prefix(32))'")
+        }
     }
 }
 
-/// Hex trace and span ids, normalised the way Zipkin stores them.
-package enum HexID {
-    /// Lowercases and left-pads `raw` to the smallest allowed width that fits; nil if it is not hex
-    /// or longer than the widest.
-    package static func normalize(_ raw: String, widths: [Int]) -> String? {
-        let lower = raw.lowercased()
-        guard !lower.isEmpty, lower.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }),
-            let width = widths.first(where: { lower.utf8.count <= $0 })
-        else { return nil }
-        return String(repeating: "0", count: width - lower.utf8.count) + lower
+/// A span's id field as read: absent (or null), an id, or text that is not one.
+private enum IDField<ID> {
+    case absent
+    case valid(ID)
+    case invalid(String)
+}
+
+/// Which keys an object has had, by their bytes, without making strings: a repeated key
+/// replaces the earlier value, as in a JSON object read into a dictionary.
+struct KeySet {
+    private var hashes: [UInt64] = []
+
+    mutating func removeAll() {
+        hashes.removeAll(keepingCapacity: true)
+    }
+
+    /// Adds the key; false when it was there (or collides with one that was).
+    mutating func insert(_ key: UnsafeRawBufferPointer) -> Bool {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        if hashes.contains(h) { return false }
+        hashes.append(h)
+        return true
     }
 }

@@ -68,13 +68,13 @@ struct IngestController: Sendable {
                 if let c = query["cluster"] { p.cluster = String(c) }
                 proxy = p
             }
-            let (batch, skipped) = try await request.withDecodedBody(limits: limits, memory: sink.memory) { body in
-                let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body)
-                return (try await sink.store(result.batch, channel: "accesslog"), result.skippedTCP)
+            let batch = try await request.withDecodedBody(limits: limits, memory: sink.memory) { body in
+                try await sink.store(EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body), channel: "accesslog")
             }
             let answer = AccessLogAnswer(
-                accepted: batch.requests.count, rejected: batch.rejected.count,
-                skipped: skipped, errors: batch.rejected.prefix(20).map(\.description))
+                accepted: batch.requests.count + batch.connections.count, calls: batch.requests.count,
+                connections: batch.connections.count, rejected: batch.rejected.count,
+                errors: batch.rejected.prefix(20).map(\.description))
             let status: HTTPResponse.Status = batch.rejected.isEmpty ? .ok : .badRequest
             return try JSONResponse.make(answer, status: status)
         } catch {
@@ -108,9 +108,11 @@ struct IngestController: Sendable {
     }
 
     private struct AccessLogAnswer: Encodable {
+        /// Lines stored: calls and TCP connections.
         var accepted: Int
+        var calls: Int
+        var connections: Int
         var rejected: Int
-        var skipped: Int
         var errors: [String]
     }
 

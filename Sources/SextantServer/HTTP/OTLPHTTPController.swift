@@ -85,7 +85,7 @@ struct OTLPHTTPController: Sendable {
             var options = JSONDecodingOptions()
             options.ignoreUnknownFields = true
             do {
-                return try M(jsonUTF8Data: json, options: options)
+                return try M(jsonUTF8Bytes: json, options: options)
             } catch {
                 throw DecodeError(.malformed, "body is not OTLP/JSON \(M.protoMessageName): \(error)")
             }

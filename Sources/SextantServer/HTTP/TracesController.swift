@@ -95,7 +95,7 @@ struct TracesController: Sendable {
             let root =
                 spans.first { $0.parentID == nil }
                 ?? spans.first { $0.parentID.map { !ids.contains($0) } ?? true } ?? spans[0]
-            traceId = spans[0].traceID
+            traceId = spans[0].traceID.hex
             startUnixMicros = start
             durationMicros = end - start
             rootService = root.serviceName
@@ -177,8 +177,8 @@ struct TracesController: Sendable {
         var edge: Edge?
 
         init(_ span: Span, call: SpanCall?) {
-            spanId = span.spanID
-            parentId = span.parentID
+            spanId = span.spanID.hex
+            parentId = span.parentID?.hex
             kind =
                 switch span.kind {
                 case .unspecified: "internal"
@@ -194,7 +194,7 @@ struct TracesController: Sendable {
             durationMicros = span.durationMicros
             error = span.isError
             shared = span.shared
-            tags = span.tags
+            tags = span.tags.dictionary
             annotations = span.annotations.map { .init(timestamp: $0.timestampMicros, value: $0.value) }
             if let call {
                 reporter = Identity(role: call.reporter, call.proxy)

@@ -269,9 +269,9 @@ struct ZipkinQueryController: Sendable {
 
         init(_ span: Span) {
             // 64-bit ids are stored left-padded; Zipkin writes them as 16 digits.
-            traceId = span.traceID.hasPrefix("0000000000000000") ? String(span.traceID.dropFirst(16)) : span.traceID
-            id = span.spanID
-            parentId = span.parentID
+            traceId = span.traceID.high == 0 ? HexDigits.text(span.traceID.low) : span.traceID.hex
+            id = span.spanID.hex
+            parentId = span.parentID?.hex
             switch span.kind {
             case .unspecified: kind = nil
             case .client: kind = "CLIENT"
@@ -287,7 +287,7 @@ struct ZipkinQueryController: Sendable {
             annotations =
                 span.annotations.isEmpty
                 ? nil : span.annotations.map { Annotation(timestamp: $0.timestampMicros, value: $0.value) }
-            var tags = span.tags
+            var tags = span.tags.dictionary
             // Spans marked failed by their protocol (an OTLP error status) keep that mark in Zipkin's terms.
             if span.isError, tags["error"] == nil { tags["error"] = "true" }
             self.tags = tags.isEmpty ? nil : tags

@@ -393,7 +393,7 @@ extension SextantDatabase {
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
                 LogRecord(
                     timeMicros: row[0], service: row[1], severityNumber: row[2], severityText: row[3], body: row[4],
-                    traceID: row[5], spanID: row[6], attributes: SpanJSON.decodeObject(row[7]))
+                    traceID: row[5], spanID: row[6], attributes: SpanJSON.decodeObject(row[7]).dictionary)
             }
         }
     }

@@ -189,9 +189,9 @@ struct StoredCall {
     var serviceID: Int64
     var startMicros: Int64
     var requestID: String?
-    var traceID: String?
-    var spanID: String?
-    var parentSpanID: String?
+    var traceID: TraceID?
+    var spanID: SpanID?
+    var parentSpanID: SpanID?
     var localAddress: String?
     var remoteAddress: String?
 }
@@ -272,8 +272,8 @@ enum CallKey {
             hash.add(serviceID)
             hash.add(r.startMicros / 1000)
         } else if let trace = r.traceID, let span = r.spanID {
-            hash.add(trace)
-            hash.add(span)
+            hash.add(trace.hex)
+            hash.add(span.hex)
         } else {
             hash.add(serviceID)
             hash.add(r.startMicros)

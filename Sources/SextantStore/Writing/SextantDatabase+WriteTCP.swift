@@ -18,7 +18,8 @@ extension SextantDatabase {
         var hash = FNV1a()
         hash.add(c.reporter.rawValue)
         hash.add(proxyID)
-        hash.add(c.startMicros)
+        // ALS carries µs, JSON access logs ms: both start at the same millisecond.
+        hash.add(c.startMicros / 1000)
         hash.add(c.localAddress ?? "")
         hash.add(c.remoteAddress ?? "")
         let key = Int64(bitPattern: hash.value)

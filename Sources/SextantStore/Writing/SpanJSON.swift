@@ -3,15 +3,19 @@ import SextantModel
 
 /// Compact JSON for the span columns that hold structure (tags, endpoints, annotations).
 enum SpanJSON {
-    static func encode(_ tags: [String: String]) -> String {
+    static func encode(_ tags: Attributes) -> String {
         var out = "{"
-        for (i, key) in tags.keys.sorted().enumerated() {
+        for (i, pair) in tags.sortedByKey.enumerated() {
             if i > 0 { out += "," }
-            appendString(key, to: &out)
+            appendString(pair.key, to: &out)
             out += ":"
-            appendString(tags[key]!, to: &out)
+            appendString(pair.value, to: &out)
         }
         return out + "}"
+    }
+
+    static func encode(_ object: [String: String]) -> String {
+        encode(Attributes(object))
     }
 
     static func encode(_ endpoint: Span.Endpoint) -> String {
@@ -56,8 +60,8 @@ enum SpanJSON {
 extension SpanJSON {
     /// Reads back an object written by `encode(_: [String: String])` (a flat object of strings);
     /// anything else yields what could be read.
-    static func decodeObject(_ text: String) -> [String: String] {
-        var out: [String: String] = [:]
+    static func decodeObject(_ text: String) -> Attributes {
+        var out = Attributes()
         var scalars = text.unicodeScalars[...]
         func skipSpaces() {
             while let c = scalars.first, c == " " || c == "\n" || c == "\t" || c == "\r" { scalars.removeFirst() }

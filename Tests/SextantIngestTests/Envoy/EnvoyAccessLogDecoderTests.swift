@@ -9,9 +9,9 @@ import Testing
         let node = try #require(NodeIdentity(nodeID: Fixtures.nodeID(workload: workload)))
         let result = EnvoyAccessLogDecoder(defaultProxy: node.workload)
             .decode(lines: try Fixtures.bytes("envoy/access-log/\(workload).jsonl"))
-        #expect(result.batch.rejected.isEmpty, "\(result.batch.rejected)")
-        #expect(!result.batch.requests.isEmpty)
-        #expect(result.batch.requests.allSatisfy { $0.proxy.workload == workload && $0.channel == .accessLog })
+        #expect(result.rejected.isEmpty, "\(result.rejected)")
+        #expect(!result.requests.isEmpty)
+        #expect(result.requests.allSatisfy { $0.proxy.workload == workload && $0.channel == .accessLog })
     }
 
     @Test func readsAnOutboundLineAsTheCallersReport() throws {
@@ -20,7 +20,7 @@ import Testing
             """
         let proxy = NodeIdentity.workload(pod: "productpage-v1-c2wpfmb65q-zcbrz", namespace: "default")
         let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: Array(line.utf8))
-        let call = try #require(result.batch.requests.first)
+        let call = try #require(result.requests.first)
         #expect(call.reporter == .source)
         #expect(call.service.host == "details.default.svc.cluster.local")
         #expect(call.startMicros == 1_795_706_850_714_000)
@@ -37,7 +37,7 @@ import Testing
             {"k8s.pod.name":"web-7d8f9c6b4d-x2k9p","k8s.namespace.name":"shop","k8s.deployment.name":"web-v3","start_time":"2026-11-26T15:27:31Z","method":"GET","protocol":"HTTP/2","response_code":200,"upstream_cluster":"outbound|80||api.shop.svc.cluster.local"}
             {"node_id":"sidecar~10.0.0.9~cart-v2-5d8f7c9b6d-q2w3e.shop~shop.svc.cluster.local","start_time":"2026-11-26T15:27:31Z","method":"GET","protocol":"HTTP/1.1","response_code":0,"response_flags":"UH","authority":"api:80"}
             """
-        let requests = EnvoyAccessLogDecoder().decode(lines: Array(lines.utf8)).batch.requests
+        let requests = EnvoyAccessLogDecoder().decode(lines: Array(lines.utf8)).requests
         #expect(requests.count == 3)
         #expect(requests[0].proxy.workload == "ratings-v1")
         #expect(requests[0].proxy.namespace == "shop")
@@ -62,8 +62,8 @@ import Testing
             """
         let proxy = NodeIdentity.workload(pod: "web-0", namespace: "default")
         let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: Array(lines.utf8))
-        #expect(result.batch.requests.count == 1)
-        let messages = result.batch.rejected.map(\.description)
+        #expect(result.requests.count == 1)
+        let messages = result.rejected.map(\.description)
         #expect(messages.count == 4)
         #expect(messages[0].hasPrefix("line 2: invalid JSON"))
         #expect(messages[1] == "line 4: 'start_time' is not an RFC 3339 timestamp: 'yesterday'")
@@ -74,15 +74,36 @@ import Testing
     @Test func asksForAProxyIdentityWhenNoneIsGiven() {
         let line = #"{"start_time":"2026-11-26T15:27:30.714Z","method":"GET","response_code":200}"#
         let result = EnvoyAccessLogDecoder().decode(lines: Array(line.utf8))
-        #expect(result.batch.rejected.first?.message.contains("?node=") == true)
+        #expect(result.rejected.first?.message.contains("?node=") == true)
     }
 
-    @Test func skipsTCPProxyEntries() {
-        let line = #"{"start_time":"2026-11-26T15:27:30.714Z","method":null,"protocol":null,"response_code":0}"#
-        let proxy = NodeIdentity.workload(pod: "db-0", namespace: "default")
-        let result = EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: Array(line.utf8))
-        #expect(result.skippedTCP == 1)
-        #expect(result.batch.recordCount == 0)
-        #expect(result.batch.rejected.isEmpty)
+    @Test func readsATCPProxyLineAsAConnection() throws {
+        // Istio's JSON access log for a tcp_proxy listener: no method, no protocol, response code 0.
+        let lines = """
+            {"start_time":"2026-11-26T15:27:30.714Z","method":null,"path":null,"protocol":null,"response_code":0,"response_flags":"-","bytes_received":38,"bytes_sent":38,"duration":12,"upstream_cluster":"outbound|27017||mongodb.default.svc.cluster.local","upstream_host":"127.0.0.1:27018","upstream_local_address":"127.0.0.1:40112","downstream_local_address":"127.0.0.1:27017","downstream_remote_address":"127.0.0.1:52210","authority":null,"request_id":null}
+            {"start_time":"2026-11-26T15:27:30.715Z","method":null,"protocol":null,"response_code":0,"bytes_received":38,"bytes_sent":38,"duration":11,"upstream_cluster":"inbound|27017||","upstream_host":"127.0.0.1:27019","downstream_local_address":"127.0.0.1:27018","downstream_remote_address":"127.0.0.1:40112"}
+            """
+        let ratings = NodeIdentity.workload(pod: "ratings-v1-x9jx2vb7t8-8qhjl", namespace: "default")
+        let outbound = try #require(
+            EnvoyAccessLogDecoder(defaultProxy: ratings).decode(lines: Array(lines.utf8).split(separator: 0x0A)[0].map { $0 })
+                .connections.first)
+        #expect(outbound.reporter == .source)
+        #expect(outbound.proxy.workload == "ratings-v1")
+        #expect(outbound.service.host == "mongodb.default.svc.cluster.local")
+        #expect(outbound.receivedBytes == 38 && outbound.sentBytes == 38)
+        #expect(outbound.durationMicros == 12_000)
+        #expect(outbound.localAddress == "127.0.0.1:40112")
+        #expect(outbound.remoteAddress == "127.0.0.1:27018")
+        #expect(outbound.channel == .accessLog)
+
+        let mongodb = NodeIdentity.workload(pod: "mongodb-v1-5d8f7c9b6d-q2w3e", namespace: "default")
+        let batch = EnvoyAccessLogDecoder(defaultProxy: mongodb).decode(lines: Array(lines.utf8))
+        #expect(batch.rejected.isEmpty)
+        #expect(batch.requests.isEmpty)
+        let inbound = try #require(batch.connections.last)
+        #expect(inbound.reporter == .destination)
+        #expect(inbound.service.host == "mongodb.default.svc.cluster.local")
+        #expect(inbound.localAddress == "127.0.0.1:27018")
+        #expect(inbound.remoteAddress == "127.0.0.1:40112")
     }
 }

@@ -5,17 +5,17 @@ import Testing
 @Suite struct IngestLimitsTests {
     static let now: Int64 = 1_795_706_850_000_000
 
-    static func span(_ id: String, start: Int64 = now, duration: Int64 = 1000, tags: [String: String] = [:]) -> Span {
+    static func span(_ id: SpanID, start: Int64 = now, duration: Int64 = 1000, tags: Attributes = [:]) -> Span {
         Span(
-            traceID: String(repeating: "a", count: 32), spanID: id, kind: .server, name: "GET /", startMicros: start,
+            traceID: TraceID(hex: String(repeating: "a", count: 32))!, spanID: id, kind: .server, name: "GET /", startMicros: start,
             durationMicros: duration, localEndpoint: Span.Endpoint(serviceName: "api"), tags: tags)
     }
 
-    static func call(spanID: String?, start: Int64 = now, duration: Int64 = 1000) -> Request {
+    static func call(spanID: SpanID?, start: Int64 = now, duration: Int64 = 1000) -> Request {
         Request(
             reporter: .destination, proxy: WorkloadIdentity(namespace: "default", workload: "api-v1"),
             service: .unknown, startMicros: start, durationMicros: duration, responseCode: 200,
-            traceID: spanID.map { _ in String(repeating: "a", count: 32) }, spanID: spanID, channel: .spans)
+            traceID: spanID.map { _ in TraceID(hex: String(repeating: "a", count: 32))! }, spanID: spanID, channel: .spans)
     }
 
     static func point(_ name: String, labels: [MetricLabelPair] = [], at ms: Int64 = now / 1000) -> MetricPoint {
@@ -64,7 +64,7 @@ import Testing
         var limits = IngestLimits()
         limits.maxAttributesPerRecord = 3
         limits.maxStringBytes = 8
-        let tags = ["a": "1", "b": "2", "c": "é long value", "d": "4", "e": "5"]
+        let tags: Attributes = ["a": "1", "b": "2", "c": "é long value", "d": "4", "e": "5"]
         var batch = IngestBatch(spans: [Self.span("1111111111111111", tags: tags)])
         let report = limits.apply(to: &batch, nowMicros: Self.now)
         #expect(batch.rejected.isEmpty)
