@@ -116,6 +116,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Open-loop ingest load generator and its anchors (README, "Ingest (sextant-loadgen)"):
+        // scripts/bench-ingest.sh. The pure parts (schedule, templates, /proc readings) are a library
+        // so they have unit tests.
+        .target(name: "SextantLoadgen", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "sextant-loadgen",
+            dependencies: [
+                "SextantLoadgen", "SextantIngest", "SextantStore", "SextantModel", "SextantWire", "CSnappy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Fuzz targets, one per decoder (README, "Fuzzing"): scripts/fuzz.sh builds sextant-fuzz with libFuzzer.
         .target(
             name: "SextantFuzz",
@@ -128,6 +148,7 @@ let package = Package(
         ),
         .executableTarget(name: "sextant-fuzz", dependencies: ["SextantFuzz"], swiftSettings: swiftSettings),
         .testTarget(name: "SextantModelTests", dependencies: ["SextantModel"]),
+        .testTarget(name: "SextantLoadgenTests", dependencies: ["SextantLoadgen"]),
         .testTarget(
             name: "SextantIngestTests",
             dependencies: [

@@ -1,0 +1,284 @@
+/// A request body built once, with the places that make each copy unique: ids and times.
+///
+/// Ids end in a part that is XORed with a per-round nonce (8 hex digits of a text id, the last 4
+/// bytes of a binary one), so every round's ids are new while the two halves of a call, sent by
+/// different sidecars in the same round, still share theirs. Times are written relative to a base
+/// chosen per send. A copy costs one memcpy and a few writes per record.
+package struct BodyTemplate: Sendable {
+    package enum Patch: Sendable, Hashable {
+        /// 8 lowercase hex digits XORed with the nonce.
+        case hexNonce(offset: Int)
+        /// 4 bytes XORed with the nonce (big-endian).
+        case binaryNonce(offset: Int)
+        /// A 16-digit decimal count of microseconds since the epoch: base + relative.
+        case decimalMicros(offset: Int, relative: Int64)
+        /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (24 bytes): base + relative microseconds.
+        case isoMillis(offset: Int, relative: Int64)
+        /// A little-endian fixed64 of nanoseconds since the epoch: base + relative.
+        case fixed64Nanos(offset: Int, relative: Int64)
+        /// A 5-byte varint of seconds since the epoch: base + relative seconds.
+        case varintSeconds(offset: Int, relative: Int64)
+    }
+
+    package var body: [UInt8]
+    package var patches: [Patch]
+    /// Records in the body.
+    package var records: Int
+    /// The path and query of an HTTP request (or the sidecar's node id for a gRPC one).
+    package var target: String
+
+    package init(body: [UInt8], patches: [Patch], records: Int, target: String) {
+        self.body = body
+        self.patches = patches
+        self.records = records
+        self.target = target
+    }
+
+    /// The body with ids XORed with `nonce` and times moved to `baseMicros` (+ their relative offsets).
+    package func render(nonce: UInt32, baseMicros: Int64) -> [UInt8] {
+        var out = body
+        out.withUnsafeMutableBufferPointer { buffer in
+            for patch in patches {
+                switch patch {
+                case .hexNonce(let offset):
+                    for i in 0..<8 {
+                        let nibble = UInt8(truncatingIfNeeded: nonce >> (28 - 4 * UInt32(i))) & 0xF
+                        let digit = Self.hexValue(buffer[offset + i]) ^ nibble
+                        buffer[offset + i] = Self.hexDigits[Int(digit)]
+                    }
+                case .binaryNonce(let offset):
+                    for i in 0..<4 {
+                        buffer[offset + i] ^= UInt8(truncatingIfNeeded: nonce >> (24 - 8 * UInt32(i)))
+                    }
+                case .decimalMicros(let offset, let relative):
+                    var value = baseMicros + relative
+                    for i in stride(from: 15, through: 0, by: -1) {
+                        buffer[offset + i] = UInt8(ascii: "0") + UInt8(value % 10)
+                        value /= 10
+                    }
+                case .isoMillis(let offset, let relative):
+                    Self.writeISO(micros: baseMicros + relative, into: buffer, at: offset)
+                case .fixed64Nanos(let offset, let relative):
+                    let value = UInt64(baseMicros * 1000 + relative)
+                    for i in 0..<8 { buffer[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
+                case .varintSeconds(let offset, let relative):
+                    var value = UInt64(baseMicros / 1_000_000 + relative)
+                    for i in 0..<5 {
+                        buffer[offset + i] = UInt8(truncatingIfNeeded: value & 0x7F) | (i < 4 ? 0x80 : 0)
+                        value >>= 7
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: - Finding the places in a built body
+
+    /// The base time every template is built with: 1e15 µs since the epoch (2001-09-09T01:46:40Z);
+    /// template times are this plus less than `maxRelativeMicros`.
+    package static let templateBaseMicros: Int64 = 1_000_000_000_000_000
+    package static let maxRelativeMicros: Int64 = 100_000_000
+
+    /// Every place in `body` holding one of the ids (text ids: their last 8 hex digits; binary ids:
+    /// their last 4 bytes) and, for the given time encodings, every template time.
+    /// - Throws: `TemplateError` when an id is missing or places overlap.
+    package static func findPatches(
+        in body: [UInt8], textIDs: [String], binaryIDs: [[UInt8]], times: Set<TimeEncoding>
+    ) throws(TemplateError) -> [Patch] {
+        var patches: [(Int, Int, Patch)] = []  // (start, length, patch)
+        for id in textIDs {
+            let bytes = Array(id.utf8)
+            let hits = occurrences(of: bytes, in: body)
+            guard !hits.isEmpty else { throw TemplateError("id \(id) not found in the body") }
+            for start in hits { patches.append((start + bytes.count - 8, 8, .hexNonce(offset: start + bytes.count - 8))) }
+        }
+        for id in binaryIDs {
+            let hits = occurrences(of: id, in: body)
+            guard !hits.isEmpty else { throw TemplateError("a binary id was not found in the body") }
+            for start in hits { patches.append((start + id.count - 4, 4, .binaryNonce(offset: start + id.count - 4))) }
+        }
+        for encoding in times { patches += timePlaces(encoding, in: body) }
+        patches.sort { $0.0 < $1.0 }
+        for (a, b) in zip(patches, patches.dropFirst()) where a.0 + a.1 > b.0 {
+            throw TemplateError("places at \(a.0) and \(b.0) overlap")
+        }
+        return patches.map(\.2)
+    }
+
+    package enum TimeEncoding: Sendable, Hashable {
+        case decimalMicros, isoMillis, fixed64Nanos, varintSeconds
+    }
+
+    private static func timePlaces(_ encoding: TimeEncoding, in body: [UInt8]) -> [(Int, Int, Patch)] {
+        var out: [(Int, Int, Patch)] = []
+        let base = templateBaseMicros
+        switch encoding {
+        case .decimalMicros:
+            // 16 digits "10000000dddddddd" not inside a longer run of digits.
+            let prefix = Array("10000000".utf8)
+            for start in occurrences(of: prefix, in: body) where start + 16 <= body.count {
+                if start > 0, isDigit(body[start - 1]) { continue }
+                if start + 16 < body.count, isDigit(body[start + 16]) { continue }
+                var value: Int64 = 0
+                var digits = true
+                for i in 0..<16 {
+                    guard isDigit(body[start + i]) else { digits = false; break }
+                    value = value * 10 + Int64(body[start + i] - UInt8(ascii: "0"))
+                }
+                if digits { out.append((start, 16, .decimalMicros(offset: start, relative: value - base))) }
+            }
+        case .isoMillis:
+            for start in occurrences(of: Array("2001-09-09T01:4".utf8), in: body) where start + 24 <= body.count {
+                if let micros = parseISO(Array(body[start..<start + 24])) {
+                    out.append((start, 24, .isoMillis(offset: start, relative: micros - base)))
+                }
+            }
+        case .fixed64Nanos:
+            let low = UInt64(base) * 1000
+            let high = low + UInt64(maxRelativeMicros) * 1000
+            var i = 1
+            while i + 8 <= body.count {
+                // field 7 or 8 (start/end time of an OTLP span), wire type 1
+                if body[i - 1] == 0x39 || body[i - 1] == 0x41 {
+                    var value: UInt64 = 0
+                    for k in 0..<8 { value |= UInt64(body[i + k]) << (8 * UInt64(k)) }
+                    if value >= low, value < high {
+                        out.append((i, 8, .fixed64Nanos(offset: i, relative: Int64(value - low))))
+                        i += 8
+                        continue
+                    }
+                }
+                i += 1
+            }
+        case .varintSeconds:
+            let low = UInt64(base / 1_000_000)
+            var i = 1
+            while i + 5 <= body.count {
+                // field 1 (google.protobuf.Timestamp.seconds), a 5-byte varint
+                if body[i - 1] == 0x08, body[i..<i + 4].allSatisfy({ $0 & 0x80 != 0 }), body[i + 4] & 0x80 == 0 {
+                    var value: UInt64 = 0
+                    for k in 0..<5 { value |= UInt64(body[i + k] & 0x7F) << (7 * UInt64(k)) }
+                    if value >= low, value < low + UInt64(maxRelativeMicros / 1_000_000) {
+                        out.append((i, 5, .varintSeconds(offset: i, relative: Int64(value - low))))
+                        i += 5
+                        continue
+                    }
+                }
+                i += 1
+            }
+        }
+        return out
+    }
+
+    // MARK: - Helpers
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    private static func hexValue(_ c: UInt8) -> UInt8 {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: 0
+        }
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+
+    /// Start offsets of every occurrence of `needle` in `haystack`.
+    package static func occurrences(of needle: [UInt8], in haystack: [UInt8]) -> [Int] {
+        guard !needle.isEmpty, needle.count <= haystack.count else { return [] }
+        var hits: [Int] = []
+        let first = needle[0]
+        var i = 0
+        let last = haystack.count - needle.count
+        while i <= last {
+            if haystack[i] == first, haystack[i..<i + needle.count].elementsEqual(needle) {
+                hits.append(i)
+                i += needle.count
+            } else {
+                i += 1
+            }
+        }
+        return hits
+    }
+
+    /// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) for a count of microseconds since the epoch.
+    package static func writeISO(micros: Int64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        let seconds = micros / 1_000_000
+        let millis = Int((micros % 1_000_000) / 1000)
+        let (days, secondOfDay) = seconds.quotientAndRemainder(dividingBy: 86_400)
+        let (year, month, day) = civil(fromDays: Int(days))
+        let fields = [
+            (year, 4), (month, 2), (day, 2), (Int(secondOfDay / 3600), 2), (Int(secondOfDay % 3600 / 60), 2),
+            (Int(secondOfDay % 60), 2), (millis, 3),
+        ]
+        let separators: [UInt8] = Array("--T::.Z".utf8)
+        var at = offset
+        for (index, (value, width)) in fields.enumerated() {
+            var v = value
+            for k in stride(from: width - 1, through: 0, by: -1) {
+                buffer[at + k] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            }
+            at += width
+            buffer[at] = separators[index]
+            at += 1
+        }
+    }
+
+    /// The ISO text of a count of microseconds (millisecond precision).
+    package static func iso(micros: Int64) -> String {
+        var bytes = [UInt8](repeating: 0, count: 24)
+        bytes.withUnsafeMutableBufferPointer { writeISO(micros: micros, into: $0, at: 0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS.mmmZ`, or nil.
+    package static func parseISO(_ text: [UInt8]) -> Int64? {
+        guard text.count == 24 else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var v = 0
+            for i in range {
+                guard isDigit(text[i]) else { return nil }
+                v = v * 10 + Int(text[i] - UInt8(ascii: "0"))
+            }
+            return v
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+            let millis = number(20..<23)
+        else { return nil }
+        let days = Int64(days(fromCivil: year, month, day))
+        return ((days * 86_400 + Int64(hour * 3600 + minute * 60 + second)) * 1000 + Int64(millis)) * 1000
+    }
+
+    // Howard Hinnant's civil-date algorithms (days since 1970-01-01, proleptic Gregorian).
+    private static func civil(fromDays z0: Int) -> (Int, Int, Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    private static func days(fromCivil y0: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}
+
+/// A template that cannot be built as asked.
+package struct TemplateError: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
+}

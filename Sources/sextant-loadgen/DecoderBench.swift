@@ -1,0 +1,70 @@
+import Foundation
+import SextantLoadgen
+import SextantModel
+
+/// Each decoder alone, in this process, on the bodies the channels send.
+struct DecoderReport {
+    var channel: LoadChannel
+    var records: Int
+    var seconds: Double
+    var recordsPerSecond: Double { Double(records) / seconds }
+    var microsPerRecord: Double { seconds * 1e6 / Double(records) }
+    var allocationsPerRecord: Double?
+}
+
+func benchDecoders(_ channels: [ChannelPayloads], seconds: Double, log: (String) -> Void) throws -> [DecoderReport] {
+    var reports: [DecoderReport] = []
+    let now = Int64(Date().timeIntervalSince1970 * 1_000_000) - 5_000_000
+    for payloads in channels {
+        // Distinct bodies, rendered before the clock starts.
+        let requests = (0..<min(200, payloads.perRound * payloads.rounds.count * 8)).map { index -> (parts: [[UInt8]], target: String, records: Int) in
+            let (request, nonce) = payloads.request(index)
+            return (request.parts.map { $0.render(nonce: nonce, baseMicros: now) }, request.parts[0].target, request.records)
+        }
+        // Warm up, and check every record decodes.
+        for request in requests.prefix(10) {
+            let batch = try DecoderCalls.decode(payloads.channel, parts: request.parts, target: request.target)
+            guard batch.rejected.isEmpty, batch.recordCount >= request.records else {
+                throw LoadError("\(payloads.channel.rawValue): decoded \(batch.recordCount) of \(request.records) records, rejected \(batch.rejected.prefix(2))")
+            }
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var records = 0
+        var index = 0
+        while clock.now - start < .seconds(seconds) {
+            let request = requests[index % requests.count]
+            let batch = try DecoderCalls.decode(payloads.channel, parts: request.parts, target: request.target)
+            records += request.records
+            precondition(batch.recordCount > 0)
+            index += 1
+        }
+        let elapsed = Double((clock.now - start) / .microseconds(1)) / 1e6
+        let allocations = MallocCounter.count {
+            for request in requests.prefix(20) {
+                _ = try? DecoderCalls.decode(payloads.channel, parts: request.parts, target: request.target)
+            }
+        }.map { Double($0) / Double(requests.prefix(20).reduce(0) { $0 + $1.records }) }
+        let report = DecoderReport(channel: payloads.channel, records: records, seconds: elapsed, allocationsPerRecord: allocations)
+        log("  decoder \(payloads.channel.rawValue): \(Int(report.recordsPerSecond)) records/s, \(fmt(report.microsPerRecord, 2)) µs/record, allocations/record \(fmt(allocations))")
+        reports.append(report)
+    }
+    return reports
+}
+
+/// Counts calls to malloc while a closure runs, when the process runs with a counting allocator
+/// (`LD_PRELOAD` of libmalloc-count from scripts/bench-ingest.sh); nil otherwise.
+enum MallocCounter {
+    private typealias Counter = @convention(c) () -> UInt64
+    private static let counter: Counter? = {
+        guard let symbol = dlsym(nil, "sextant_malloc_count") else { return nil }  // nil: RTLD_DEFAULT
+        return unsafeBitCast(symbol, to: Counter.self)
+    }()
+
+    static func count(_ body: () -> Void) -> Int? {
+        guard let counter else { return nil }
+        let before = counter()
+        body()
+        return Int(counter() &- before)
+    }
+}

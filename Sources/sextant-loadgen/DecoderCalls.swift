@@ -1,0 +1,42 @@
+import Foundation
+import SextantIngest
+import SextantLoadgen
+import SextantModel
+import SextantWire
+import SwiftProtobuf
+
+/// Every call into the decoders, in one place (their internals are being rewritten; these entry
+/// points, bytes in and `IngestBatch` out, are what the server calls: IngestController,
+/// OTLPHTTPController, GRPC/*.swift).
+enum DecoderCalls {
+    /// Decodes one request of `channel` as the server would; ALS requests are whole streams.
+    static func decode(_ channel: LoadChannel, parts: [[UInt8]], target: String) throws -> IngestBatch {
+        switch channel {
+        case .zipkin:
+            return try ZipkinV2Decoder().decode(json: parts[0])
+        case .accesslog:
+            return EnvoyAccessLogDecoder(defaultProxy: proxy(target)).decode(lines: parts[0]).batch
+        case .otlpGRPC, .otlpHTTP:
+            let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: parts[0])
+            return OTLPTraceDecoder().decode(request)
+        case .als:
+            let decoder = EnvoyALSDecoder()
+            var identity: WorkloadIdentity?
+            var batch = IngestBatch()
+            for part in parts {
+                let message = try Envoy_Service_Accesslog_V3_StreamAccessLogsMessage(serializedBytes: part)
+                if message.hasIdentifier { identity = message.identifier.node.workloadIdentity }
+                guard let identity else { throw LoadError("ALS stream without identifier") }
+                batch.append(contentsOf: decoder.decode(message, proxy: identity))
+            }
+            return batch
+        }
+    }
+
+    /// The proxy named by `?node=` of an access-log upload path.
+    private static func proxy(_ target: String) -> WorkloadIdentity? {
+        guard let range = target.range(of: "node=") else { return nil }
+        let node = String(target[range.upperBound...]).removingPercentEncoding ?? ""
+        return NodeIdentity(nodeID: node)?.workload
+    }
+}

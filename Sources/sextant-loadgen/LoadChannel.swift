@@ -1,0 +1,192 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SextantLoadgen
+import SextantWire
+import SwiftProtobuf
+
+/// The ports of the Sextant under load.
+struct TargetPorts: Sendable {
+    var http: Int
+    var zipkin: Int
+    var grpc: Int
+    var otlpHTTP: Int
+}
+
+/// An ingest channel and its pre-built bodies.
+enum LoadChannel: String, CaseIterable, Sendable {
+    case zipkin
+    case accesslog
+    case otlpGRPC = "otlp-grpc"
+    case otlpHTTP = "otlp-http"
+    case als
+
+    var label: String {
+        switch self {
+        case .zipkin: "Zipkin JSON spans (POST /api/v2/spans)"
+        case .accesslog: "Istio JSON access-log lines (POST /api/v1/accesslogs)"
+        case .otlpGRPC: "OTLP gRPC spans (TraceService/Export)"
+        case .otlpHTTP: "OTLP/HTTP protobuf spans (POST /v1/traces)"
+        case .als: "Envoy ALS entries (gRPC stream)"
+        }
+    }
+}
+
+/// One request's worth of bodies: one body, or the messages of one ALS stream.
+struct LoadRequest: Sendable {
+    var parts: [BodyTemplate]
+    var records: Int { parts.reduce(0) { $0 + $1.records } }
+}
+
+/// Rounds of pre-built requests of a channel; request `i` of a run is request `i % perRound` of
+/// round `(i / perRound) % rounds.count`, with a nonce unique to `i / perRound`.
+struct ChannelPayloads: Sendable {
+    var channel: LoadChannel
+    var rounds: [[LoadRequest]]
+
+    var perRound: Int { rounds[0].count }
+    var recordsPerRequest: [Int] { rounds[0].map(\.records) }
+
+    init(channel: LoadChannel, driverRequestsPerRound: Int, batch: Int, variants: Int = 4, seed: UInt64) throws {
+        self.channel = channel
+        var rounds: [[LoadRequest]] = []
+        for variant in 0..<variants {
+            let round = BookinfoRound(driverRequests: driverRequestsPerRound, seed: seed &+ UInt64(variant) &* 7919)
+            let requests: [LoadRequest]
+            switch channel {
+            case .zipkin: requests = try JSONPayloads.zipkin(round, maxPerBody: batch).map { LoadRequest(parts: [$0]) }
+            case .accesslog: requests = try JSONPayloads.accessLog(round, maxPerBody: batch).map { LoadRequest(parts: [$0]) }
+            case .otlpGRPC, .otlpHTTP:
+                requests = try ProtobufPayloads.otlp(round, maxPerBody: batch, path: "/v1/traces").map {
+                    LoadRequest(parts: [$0])
+                }
+            case .als: requests = try ProtobufPayloads.als(round, maxPerMessage: batch).map { LoadRequest(parts: $0) }
+            }
+            rounds.append(requests)
+        }
+        // The schedule assumes every round has the same shape: keep the first's.
+        let shape = rounds[0].map(\.records)
+        self.rounds = rounds.filter { $0.map(\.records) == shape }
+    }
+
+    func request(_ index: Int) -> (LoadRequest, nonce: UInt32) {
+        let (round, position) = index.quotientAndRemainder(dividingBy: perRound)
+        return (rounds[round % rounds.count][position], UInt32(truncatingIfNeeded: round) &+ ChannelPayloads.nonceBase)
+    }
+
+    /// Different in every run of the generator, so a rerun on the same database sends new ids.
+    static let nonceBase = UInt32.random(in: 0...UInt32.max)
+}
+
+/// What one request came to.
+enum Outcome: Sendable {
+    case acked(Int)
+    case refused(String)
+    case failed(String, acked: Int)
+}
+
+/// A connection of some channel that sends requests one at a time.
+enum LoadConnection {
+    /// Opens a connection for `channel` and runs `body` with a function that sends one request.
+    static func with(
+        channel: LoadChannel, ports: TargetPorts, group: MultiThreadedEventLoopGroup,
+        _ body: (_ send: (LoadRequest, UInt32, Int64) async -> Outcome) async throws -> Void
+    ) async throws {
+        switch channel {
+        case .zipkin, .accesslog, .otlpHTTP:
+            let port = channel == .zipkin ? ports.zipkin : channel == .accesslog ? ports.http : ports.otlpHTTP
+            try await HTTPLoadConnection.with(port: port, group: group) { session in
+                var broken: String?
+                try await body { request, nonce, base in
+                    if let broken { return .failed(broken, acked: 0) }
+                    let part = request.parts[0]
+                    let bytes = part.render(nonce: nonce, baseMicros: base)
+                    do {
+                        let type = channel == .otlpHTTP ? "application/x-protobuf" : channel == .zipkin ? "application/json" : "application/x-ndjson"
+                        let answer = try await session.send(method: .POST, path: part.target, contentType: type, body: bytes)
+                        return classify(channel: channel, answer: answer, records: part.records)
+                    } catch {
+                        broken = "connection: \(error)"
+                        return .failed(broken!, acked: 0)
+                    }
+                }
+            }
+        case .otlpGRPC, .als:
+            try await withGRPCConnection(port: ports.grpc) { client in
+                try await body { request, nonce, base in
+                    await sendGRPC(client: client, channel: channel, request: request, nonce: nonce, base: base)
+                }
+            }
+        }
+    }
+
+    static func classify(channel: LoadChannel, answer: HTTPLoadConnection.Answer, records: Int) -> Outcome {
+        switch answer.status {
+        case 200..<300:
+            switch channel {
+            case .accesslog:
+                let text = String(buffer: answer.body)
+                let accepted = number(after: "\"accepted\":", in: text) ?? 0
+                let rejected = number(after: "\"rejected\":", in: text) ?? 0
+                return rejected > 0 ? .failed("\(rejected) lines rejected", acked: accepted) : .acked(accepted)
+            case .otlpHTTP:
+                let response = try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(
+                    serializedBytes: Array(buffer: answer.body))
+                let rejected = Int(response?.partialSuccess.rejectedSpans ?? 0)
+                return rejected > 0
+                    ? .failed("\(rejected) spans rejected: \(response?.partialSuccess.errorMessage ?? "")", acked: records - rejected)
+                    : .acked(records)
+            default:
+                return .acked(records)
+            }
+        case 429, 503:
+            return .refused("HTTP \(answer.status)")
+        default:
+            return .failed("HTTP \(answer.status): \(String(buffer: answer.body).prefix(160))", acked: 0)
+        }
+    }
+
+    private static func number(after key: String, in text: String) -> Int? {
+        guard let range = text.range(of: key) else { return nil }
+        return Int(text[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    static func sendGRPC(
+        client: GRPCClient<HTTP2ClientTransport.Posix>, channel: LoadChannel, request: LoadRequest, nonce: UInt32,
+        base: Int64
+    ) async -> Outcome {
+        let records = request.records
+        do {
+            if channel == .otlpGRPC {
+                let bytes = request.parts[0].render(nonce: nonce, baseMicros: base)
+                let answer = try await client.unary(
+                    request: ClientRequest(message: bytes), descriptor: GRPCMethods.otlpExport,
+                    serializer: RawBytesSerializer(), deserializer: RawBytesDeserializer(), options: .defaults
+                ) { try $0.message }
+                let response = try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(serializedBytes: answer)
+                let rejected = Int(response?.partialSuccess.rejectedSpans ?? 0)
+                return rejected > 0 ? .failed("\(rejected) spans rejected", acked: records - rejected) : .acked(records)
+            } else {
+                let parts = request.parts
+                _ = try await client.clientStreaming(
+                    request: StreamingClientRequest(of: [UInt8].self) { writer in
+                        for part in parts { try await writer.write(part.render(nonce: nonce, baseMicros: base)) }
+                    },
+                    descriptor: GRPCMethods.alsStream, serializer: RawBytesSerializer(),
+                    deserializer: RawBytesDeserializer(), options: .defaults
+                ) { try $0.message }
+                return .acked(records)
+            }
+        } catch let error as RPCError {
+            switch error.code {
+            case .resourceExhausted, .unavailable: return .refused("gRPC \(error.code)")
+            default: return .failed("gRPC \(error.code): \(error.message.prefix(160))", acked: 0)
+            }
+        } catch {
+            return .failed("gRPC: \(error)", acked: 0)
+        }
+    }
+}

@@ -1,0 +1,264 @@
+import ArgumentParser
+import Foundation
+import NIOPosix
+import SextantLoadgen
+
+/// `sextant-loadgen`: Sextant's ingest benchmark of record (README, "Ingest (sextant-loadgen)").
+@main
+struct LoadgenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sextant-loadgen",
+        abstract: "Open-loop ingest load generator for Sextant, with decoder, store and anchor benchmarks.",
+        discussion: """
+            Starts its own `sextant serve` (--sextant-bin) on free loopback ports with a temporary data \
+            dir, pre-fills an hour of data, then steps each channel's rate up (x --factor) to its knee: \
+            the highest rate whose p99 stays under 1 s with nothing refused or failed and the rate \
+            delivered. Prints Markdown tables. All traffic goes to 127.0.0.1.
+            """)
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable {
+        case load, decoders, store, sqlite, prometheus
+    }
+
+    @Option(help: "Parts to run, comma-separated: load, decoders, store, sqlite, prometheus.")
+    var modes = "load,decoders,store,sqlite,prometheus"
+
+    @Option(help: "Channels, comma-separated: zipkin, accesslog, otlp-grpc, otlp-http, als.")
+    var channels = "zipkin,accesslog,otlp-grpc,otlp-http,als"
+
+    @Option(help: "The sextant binary to start.")
+    var sextantBin = ".build/release/sextant"
+
+    @Option(help: "Target a running sextant instead: its HTTP, Zipkin, gRPC and OTLP/HTTP ports, e.g. 9876,9411,4317,4318.")
+    var targetPorts: String?
+
+    @Option(help: "With --target-ports: the running server's pid, for its /proc readings.")
+    var serverPid: Int32?
+
+    @Option(help: "Connections (HTTP/1.1 or HTTP/2) per channel.")
+    var connections = 32
+
+    @Option(help: "Records per request (spans, lines, or ALS entries per message).")
+    var batch = 50
+
+    @Option(help: "First target rate, records/s.")
+    var startRate: Double = 2000
+
+    @Option(help: "Each step's rate is the previous one times this.")
+    var factor: Double = 1.5
+
+    @Option(help: "Most steps per channel.")
+    var maxSteps = 10
+
+    @Option(help: "Seconds per step.")
+    var stepSeconds: Double = 8
+
+    @Option(help: "Records pre-filled (spread over the past hour) before the load, half spans, half access-log lines.")
+    var prefillRecords = 200_000
+
+    @Option(help: "Records per channel in the store-alone benchmark.")
+    var storeRecords = 100_000
+
+    @Option(help: "Rows of the raw SQLite anchor.")
+    var sqliteRows = 300_000
+
+    @Option(help: "The Prometheus binary of the anchor.")
+    var prometheusBin = "/usr/bin/prometheus"
+
+    @Option(help: "Remote-write rounds of the 10k series (samples per series).")
+    var remoteWriteRounds = 20
+
+    @Option(help: "Seconds each decoder runs alone.")
+    var decoderSeconds: Double = 3
+
+    @Flag(help: "A short run for tests: two short steps per channel, small pre-fill, load mode only unless --modes is given.")
+    var quick = false
+
+    mutating func validate() throws {
+        guard (1...1024).contains(connections) else { throw ValidationError("--connections must be 1...1024") }
+        guard batch > 0, startRate > 0, factor > 1, maxSteps > 0, stepSeconds > 0 else {
+            throw ValidationError("--batch, --start-rate, --max-steps and --step-seconds must be positive, --factor above 1")
+        }
+        for mode in modes.split(separator: ",") where Mode(rawValue: String(mode)) == nil {
+            throw ValidationError("unknown mode '\(mode)'")
+        }
+        for channel in channels.split(separator: ",") where LoadChannel(rawValue: String(channel)) == nil {
+            throw ValidationError("unknown channel '\(channel)'")
+        }
+    }
+
+    func run() async throws {
+        var modes = Set(self.modes.split(separator: ",").compactMap { Mode(rawValue: String($0)) })
+        var stepSeconds = self.stepSeconds
+        var maxSteps = self.maxSteps
+        var prefillRecords = self.prefillRecords
+        if quick {
+            if self.modes == "load,decoders,store,sqlite,prometheus" { modes = [.load] }
+            stepSeconds = min(stepSeconds, 1.5)
+            maxSteps = min(maxSteps, 2)
+            prefillRecords = min(prefillRecords, 2000)
+        }
+        let channels = self.channels.split(separator: ",").compactMap { LoadChannel(rawValue: String($0)) }
+        func log(_ line: String) {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        let root = FileManager.default.currentDirectoryPath
+        ProtobufPayloads.loadFixtureIdentifier(repositoryRoot: root)
+        let driverRequests = max(2, batch * 2 / 7)  // productpage's batch is about `batch` records
+        let payloads = try channels.map {
+            try ChannelPayloads(channel: $0, driverRequestsPerRound: driverRequests, batch: batch, seed: 0x5EC7A17)
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        var output: [String] = []
+        output.append(
+            "sextant-loadgen: \(ProcessInfo.processInfo.activeProcessorCount) CPUs, \(connections) connections, "
+                + "\(batch) records per request, steps of \(fmt(stepSeconds)) s from \(Int(startRate))/s x\(factor)")
+
+        if modes.contains(.load) {
+            let server: ServerProcess
+            if let targetPorts {
+                let p = targetPorts.split(separator: ",").compactMap { Int($0) }
+                guard p.count == 4 else { throw ValidationError("--target-ports needs four ports") }
+                server = ServerProcess(
+                    ports: TargetPorts(http: p[0], zipkin: p[1], grpc: p[2], otlpHTTP: p[3]), pid: serverPid,
+                    dataDirectory: nil)
+            } else {
+                log("starting \(sextantBin)")
+                server = try await ServerProcess(binary: sextantBin, extraArguments: [], group: group)
+            }
+            do {
+                let rates = OpenLoopSchedule.steps(from: startRate, factor: factor, count: maxSteps)
+                // An hour of spans and calls before any measurement.
+                let fill = try [LoadChannel.zipkin, .accesslog].map {
+                    try ChannelPayloads(channel: $0, driverRequestsPerRound: driverRequests, batch: batch, seed: 0xF111)
+                }
+                let fillStart = Date()
+                var filled = 0
+                for fillPayloads in fill {
+                    let runner = OpenLoopRunner(payloads: fillPayloads, ports: server.ports, connections: connections, group: group)
+                    let (acked, errors) = await runner.prefill(records: prefillRecords / 2, spanSeconds: 3600)
+                    filled += acked
+                    if !errors.isEmpty { log("  pre-fill \(fillPayloads.channel.rawValue) errors: \(errors)") }
+                }
+                log("pre-filled \(filled) records over the past hour in \(fmt(Date().timeIntervalSince(fillStart))) s")
+                var reports: [ChannelReport] = []
+                for channelPayloads in payloads {
+                    log("channel \(channelPayloads.channel.rawValue)")
+                    reports.append(
+                        await benchChannel(
+                            channelPayloads, server: server, connections: connections, rates: rates,
+                            stepSeconds: stepSeconds, group: group, log: log))
+                }
+                output.append("")
+                output.append("Pre-filled: \(grouped(Double(filled))) records (Zipkin spans and access-log lines) over the past hour.")
+                output.append("")
+                output += loadTable(reports)
+                if quick {
+                    let acked = reports.reduce(0) { $0 + $1.steps.reduce(0) { $0 + $1.recordsAcked } }
+                    let errors = reports.reduce(0) { $0 + $1.steps.reduce(0) { $0 + $1.errors } }
+                    output.append("")
+                    output.append("quick: acked \(acked) records, \(errors) errors")
+                }
+            } catch {
+                server.stop()
+                throw error
+            }
+            server.stop()
+        }
+
+        if modes.contains(.decoders) {
+            log("decoders alone")
+            let reports = try benchDecoders(payloads, seconds: quick ? 0.3 : decoderSeconds, log: log)
+            output.append("")
+            output.append("| decoder alone (same bodies) | records/s | µs/record | allocations/record |")
+            output.append("|---|---:|---:|---:|")
+            for r in reports {
+                output.append(
+                    "| \(r.channel.label) | \(grouped(r.recordsPerSecond)) | \(fmt(r.microsPerRecord, 2)) | \(fmt(r.allocationsPerRecord)) |")
+            }
+        }
+
+        if modes.contains(.store) {
+            log("store alone")
+            let storeChannels = payloads.filter { [.zipkin, .accesslog, .als].contains($0.channel) }
+            let reports = try await benchStore(
+                storeChannels, prefillRecords: quick ? 2000 : prefillRecords, records: quick ? 2000 : storeRecords,
+                concurrency: connections, log: log)
+            output.append("")
+            output.append("| store alone (IngestWriter, pre-decoded, sync full, after an hour) | records | records/s | disk B/record |")
+            output.append("|---|---:|---:|---:|")
+            for r in reports {
+                output.append("| \(r.channel.label) | \(grouped(Double(r.records))) | \(grouped(r.recordsPerSecond)) | \(grouped(r.diskBytesPerRecord)) |")
+            }
+        }
+
+        if modes.contains(.sqlite) {
+            log("raw SQLite anchor")
+            let round = BookinfoRound(driverRequests: 50, seed: 7)
+            let report = try rawSQLiteAnchor(round: round, rows: quick ? 5000 : sqliteRows)
+            output.append("")
+            output.append("| anchor: raw SQLite (C API, PK (trace_id, span_id) + (service, start) index, WAL, sync FULL, 1,000 rows/txn) | rows | rows/s | bytes/row |")
+            output.append("|---|---:|---:|---:|")
+            output.append("| same span rows (20 tags as JSON text) | \(grouped(Double(report.rows))) | \(grouped(report.rowsPerSecond)) | \(grouped(report.bytesPerRow)) |")
+        }
+
+        if modes.contains(.prometheus) {
+            if FileManager.default.isExecutableFile(atPath: prometheusBin) {
+                log("Prometheus anchor")
+                let r = try await prometheusAnchor(
+                    prometheusBinary: prometheusBin, sextantBinary: sextantBin, series: 10_000,
+                    rounds: quick ? 2 : remoteWriteRounds, group: group, log: log)
+                output.append("")
+                output.append("| anchor: 10k Istio series | Sextant | Prometheus 2.42 | ratio | goal |")
+                output.append("|---|---:|---:|---:|---|")
+                output.append(
+                    "| remote write (\(grouped(Double(r.samples))) samples, 10 senders), samples/s | \(grouped(r.sextantSamplesPerSecond)) | "
+                        + "\(grouped(r.prometheusSamplesPerSecond)) | \(fmt(r.sextantSamplesPerSecond / r.prometheusSamplesPerSecond, 2))× | ≥ 2× |")
+                output.append(
+                    "| remote write, cores used | \(fmt(r.sextantCores, 2)) | \(fmt(r.prometheusCores, 2)) | | |")
+                output.append(
+                    "| `/federate?match[]=istio_requests_total`, median ms | \(fmt(r.sextantFederateMs)) (\(grouped(Double(r.sextantFederateBytes))) B) | "
+                        + "\(fmt(r.prometheusFederateMs)) (\(grouped(Double(r.prometheusFederateBytes))) B) | \(fmt(r.sextantFederateMs / r.prometheusFederateMs, 2))× | ≤ 0.5× |")
+                if !r.sextantErrors.isEmpty || !r.prometheusErrors.isEmpty {
+                    output.append("")
+                    output.append("remote-write errors: sextant \(r.sextantErrors), prometheus \(r.prometheusErrors)")
+                }
+            } else {
+                output.append("")
+                output.append("Prometheus anchor skipped: \(prometheusBin) not found (apt-get install prometheus).")
+            }
+        }
+        print(output.joined(separator: "\n"))
+    }
+
+    func loadTable(_ reports: [ChannelReport]) -> [String] {
+        var lines = [
+            "| channel (open loop, knee: p99 < 1 s, nothing refused) | knee target/s | acked records/s | p50 ms | p99 ms | server CPU µs/record | written B/record | disk B/record | peak RssAnon MB | writer busy | generator cores |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in reports {
+            guard let knee = r.knee else {
+                let first = r.steps.first
+                lines.append(
+                    "| \(r.channel.label) | none (first step: \(first?.failure() ?? "not run")) | — | — | — | — | — | \(grouped(r.diskBytesPerRecord)) | — | — | — |")
+                continue
+            }
+            lines.append(
+                "| \(r.channel.label) | \(grouped(knee.targetRecordsPerSecond)) | \(grouped(knee.ackedPerSecond)) | "
+                    + "\(fmt(knee.p50Milliseconds)) | \(fmt(knee.p99Milliseconds)) | \(fmt(r.serverCPUMicrosPerRecord)) | "
+                    + "\(grouped(r.writeBytesPerRecord)) | \(grouped(r.diskBytesPerRecord)) | "
+                    + "\(fmt(r.peakRssAnonBytes.map { Double($0) / 1_048_576 })) | "
+                    + "\(r.writerBusy.map { "\(Int($0 * 100)) %" } ?? "n/a") | \(fmt(r.clientCores, 2)) |")
+        }
+        let failures = reports.compactMap { r -> String? in
+            guard let failed = r.steps.last, failed.failure() != nil else { return nil }
+            return "\(r.channel.rawValue) at \(grouped(failed.targetRecordsPerSecond))/s: \(failed.failure()!)"
+        }
+        if !failures.isEmpty {
+            lines.append("")
+            lines.append("Step past the knee: " + failures.joined(separator: "; ") + ".")
+        }
+        return lines
+    }
+}

@@ -1,0 +1,239 @@
+import CSnappy
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SextantLoadgen
+import SextantWire
+import Synchronization
+
+/// Prometheus (Debian's 2.42) beside Sextant on the same series: remote-write ingest of 10k Istio
+/// series and `/federate` of them.
+struct PrometheusAnchorReport {
+    var series: Int
+    var samples: Int
+    var sextantSamplesPerSecond: Double
+    var prometheusSamplesPerSecond: Double
+    var sextantFederateMs: Double
+    var prometheusFederateMs: Double
+    var sextantFederateBytes: Int
+    var prometheusFederateBytes: Int
+    var sextantCores: Double?
+    var prometheusCores: Double?
+    var sextantErrors: [String]
+    var prometheusErrors: [String]
+}
+
+/// A started Prometheus, stopped by `stop()`.
+final class PrometheusProcess: @unchecked Sendable {  // set once in init
+    let port: Int
+    let pid: Int32
+    private let process: Process
+    private let folder: String
+
+    init(binary: String, group: MultiThreadedEventLoopGroup) async throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-loadgen-prom-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: folder + "/data", withIntermediateDirectories: true)
+        try "global:\n  scrape_interval: 1h\n".write(toFile: folder + "/prometheus.yml", atomically: true, encoding: .utf8)
+        port = try ServerProcess.freePorts(1)[0]
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
+            "--config.file=\(folder)/prometheus.yml", "--storage.tsdb.path=\(folder)/data",
+            "--web.listen-address=127.0.0.1:\(port)", "--web.enable-remote-write-receiver",
+        ]
+        FileManager.default.createFile(atPath: folder + "/prometheus.log", contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/prometheus.log"))
+        process.standardOutput = log
+        process.standardError = log
+        // The generator may run with a malloc counter preloaded (scripts/bench-ingest.sh); not the servers.
+        process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" }
+        try process.run()
+        pid = process.processIdentifier
+        for _ in 0..<300 {
+            if let (status, _) = try? await ServerProcess.get(port: port, path: "/-/ready", group: group), status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        stop()
+        throw LoadError("prometheus not ready after 30 s")
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(20)
+            while process.isRunning, Date() < deadline { usleep(50_000) }
+            if process.isRunning { kill(pid, SIGKILL) }
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}
+
+enum RemoteWritePayloads {
+    /// 10k `istio_requests_total` series with Istio's labels, `rounds` samples each (10 s apart,
+    /// the last a few seconds ago), as snappy-compressed WriteRequests of `seriesPerRequest` series;
+    /// `[chunk][round]`, so one sender can keep a chunk's samples in time order.
+    static func build(series: Int, rounds: Int, seriesPerRequest: Int) throws -> [[[UInt8]]] {
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000) - 5000
+        var labelSets: [[Prometheus_Label]] = []
+        var index = 0
+        outer: for source in 0..<100 {
+            for destination in 0..<25 {
+                for reporter in ["source", "destination"] {
+                    for code in ["200", "503"] {
+                        if index == series { break outer }
+                        index += 1
+                        let sourceWorkload = "svc-\(source)-v1"
+                        let destinationService = "svc-\(destination + 100)"
+                        let pairs: [(String, String)] = [
+                            ("__name__", "istio_requests_total"), ("connection_security_policy", reporter == "destination" ? "mutual_tls" : "unknown"),
+                            ("destination_app", destinationService), ("destination_canonical_revision", "v1"),
+                            ("destination_canonical_service", destinationService), ("destination_cluster", "Kubernetes"),
+                            ("destination_principal", "spiffe://cluster.local/ns/default/sa/\(destinationService)"),
+                            ("destination_service", "\(destinationService).default.svc.cluster.local"),
+                            ("destination_service_name", destinationService), ("destination_service_namespace", "default"),
+                            ("destination_version", "v1"), ("destination_workload", "\(destinationService)-v1"),
+                            ("destination_workload_namespace", "default"), ("grpc_response_status", ""),
+                            ("instance", "10.0.\(source / 250).\(source % 250):15020"), ("job", "kubernetes-pods"),
+                            ("reporter", reporter), ("request_protocol", "http"), ("response_code", code),
+                            ("response_flags", "-"), ("source_app", "svc-\(source)"), ("source_canonical_revision", "v1"),
+                            ("source_canonical_service", "svc-\(source)"), ("source_cluster", "Kubernetes"),
+                            ("source_principal", "spiffe://cluster.local/ns/default/sa/svc-\(source)"),
+                            ("source_version", "v1"), ("source_workload", sourceWorkload),
+                            ("source_workload_namespace", "default"),
+                        ]
+                        labelSets.append(pairs.filter { !$0.1.isEmpty }.map { Prometheus_Label.with { l in l.name = $0.0; l.value = $0.1 } })
+                    }
+                }
+            }
+        }
+        var chunks: [[[UInt8]]] = []
+        for start in stride(from: 0, to: labelSets.count, by: seriesPerRequest) {
+            var bodies: [[UInt8]] = []
+            for round in 0..<rounds {
+                var request = Prometheus_WriteRequest()
+                for (offset, labels) in labelSets[start..<min(start + seriesPerRequest, labelSets.count)].enumerated() {
+                    var timeseries = Prometheus_TimeSeries()
+                    timeseries.labels = labels
+                    timeseries.samples = [
+                        Prometheus_Sample.with {
+                            $0.value = Double(round * 7 + offset % 13)
+                            $0.timestamp = nowMs - Int64(rounds - 1 - round) * 10_000
+                        }
+                    ]
+                    request.timeseries.append(timeseries)
+                }
+                bodies.append(snappy(try request.serializedBytes()))
+            }
+            chunks.append(bodies)
+        }
+        return chunks
+    }
+
+    static func snappy(_ input: [UInt8]) -> [UInt8] {
+        var length = snappy_max_compressed_length(input.count)
+        var out = [UInt8](repeating: 0, count: length)
+        let status = input.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBufferPointer { target in
+                source.withMemoryRebound(to: CChar.self) { s in
+                    target.withMemoryRebound(to: CChar.self) { t in
+                        snappy_compress(s.baseAddress, s.count, t.baseAddress, &length)
+                    }
+                }
+            }
+        }
+        precondition(status == SNAPPY_OK)
+        return Array(out[..<length])
+    }
+}
+
+/// Sends every chunk's bodies in round order (one sender per chunk), as fast as they are accepted.
+func remoteWrite(
+    chunks: [[[UInt8]]], port: Int, path: String, headers: [(String, String)], group: MultiThreadedEventLoopGroup
+) async -> (seconds: Double, errors: [String]) {
+    let errors = Mutex<[String]>([])
+    let clock = ContinuousClock()
+    let start = clock.now
+    await withTaskGroup(of: Void.self) { tasks in
+        for chunk in chunks {
+            tasks.addTask {
+                do {
+                    try await HTTPLoadConnection.with(port: port, group: group) { session in
+                        for body in chunk {
+                            let answer = try await session.send(
+                                method: .POST, path: path, contentType: "application/x-protobuf", body: body,
+                                extraHeaders: headers)
+                            if !(200..<300).contains(answer.status) {
+                                errors.withLock { if $0.count < 4 { $0.append("HTTP \(answer.status): \(String(buffer: answer.body).prefix(160))") } }
+                            }
+                        }
+                    }
+                } catch {
+                    errors.withLock { if $0.count < 4 { $0.append("\(error)") } }
+                }
+            }
+        }
+    }
+    return (Double((clock.now - start) / .microseconds(1)) / 1e6, errors.withLock { $0 })
+}
+
+/// Median time of `GET path` over `runs` runs, and the answer's size.
+func timeGet(port: Int, path: String, runs: Int, group: MultiThreadedEventLoopGroup) async throws -> (Double, Int) {
+    var times: [Double] = []
+    var size = 0
+    try await HTTPLoadConnection.with(port: port, group: group) { session in
+        for _ in 0..<runs {
+            let clock = ContinuousClock()
+            let start = clock.now
+            let answer = try await session.send(method: .GET, path: path, contentType: nil, body: nil)
+            times.append(Double((clock.now - start) / .microseconds(1)) / 1000)
+            guard answer.status == 200 else { throw LoadError("GET \(path): HTTP \(answer.status)") }
+            size = answer.body.readableBytes
+        }
+    }
+    return (Percentile.of(times.sorted(), 0.5) ?? 0, size)
+}
+
+func prometheusAnchor(
+    prometheusBinary: String, sextantBinary: String, series: Int, rounds: Int, group: MultiThreadedEventLoopGroup,
+    log: (String) -> Void
+) async throws -> PrometheusAnchorReport {
+    let chunks = try RemoteWritePayloads.build(series: series, rounds: rounds, seriesPerRequest: 1000)
+    let samples = chunks.reduce(0) { $0 + $1.count } * 1000
+    let sextant = try await ServerProcess(binary: sextantBinary, extraArguments: [], group: group)
+    defer { sextant.stop() }
+    let prometheus = try await PrometheusProcess(binary: prometheusBinary, group: group)
+    defer { prometheus.stop() }
+    func cpu(_ pid: Int32?) -> Int? { pid.flatMap { ProcStats.read(pid: $0)?.cpuTicks } }
+
+    let sBefore = cpu(sextant.pid)
+    let s = await remoteWrite(
+        chunks: chunks, port: sextant.ports.http, path: "/api/v1/write",
+        headers: [("content-encoding", "snappy"), ("x-prometheus-remote-write-version", "0.1.0")], group: group)
+    let sCores = zip(sBefore, cpu(sextant.pid)).map { Double($1 - $0) / ProcStats.ticksPerSecond / s.seconds }
+    log("  remote write to sextant: \(Int(Double(samples) / s.seconds)) samples/s \(s.errors)")
+    let pBefore = cpu(prometheus.pid)
+    let p = await remoteWrite(
+        chunks: chunks, port: prometheus.port, path: "/api/v1/write",
+        headers: [("content-encoding", "snappy"), ("x-prometheus-remote-write-version", "0.1.0")], group: group)
+    let pCores = zip(pBefore, cpu(prometheus.pid)).map { Double($1 - $0) / ProcStats.ticksPerSecond / p.seconds }
+    log("  remote write to prometheus: \(Int(Double(samples) / p.seconds)) samples/s \(p.errors)")
+
+    let query = "/federate?match%5B%5D=istio_requests_total"
+    _ = try await timeGet(port: sextant.ports.http, path: query, runs: 2, group: group)
+    _ = try await timeGet(port: prometheus.port, path: query, runs: 2, group: group)
+    let (sMs, sBytes) = try await timeGet(port: sextant.ports.http, path: query, runs: 7, group: group)
+    let (pMs, pBytes) = try await timeGet(port: prometheus.port, path: query, runs: 7, group: group)
+    log("  /federate: sextant \(fmt(sMs)) ms (\(sBytes) B), prometheus \(fmt(pMs)) ms (\(pBytes) B)")
+    return PrometheusAnchorReport(
+        series: series, samples: samples, sextantSamplesPerSecond: Double(samples) / s.seconds,
+        prometheusSamplesPerSecond: Double(samples) / p.seconds, sextantFederateMs: sMs, prometheusFederateMs: pMs,
+        sextantFederateBytes: sBytes, prometheusFederateBytes: pBytes, sextantCores: sCores,
+        prometheusCores: pCores, sextantErrors: s.errors, prometheusErrors: p.errors)
+}
+
+private func zip(_ a: Int?, _ b: Int?) -> (Int, Int)? {
+    guard let a, let b else { return nil }
+    return (a, b)
+}

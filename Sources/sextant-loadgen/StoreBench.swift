@@ -1,0 +1,96 @@
+import Synchronization
+import Foundation
+import Logging
+import SextantLoadgen
+import SextantModel
+import SextantStore
+
+/// Today's write path alone: payloads decoded first, then written through `IngestWriter` (group
+/// commit, `synchronous=FULL`) by `concurrency` senders, on a database pre-filled with an hour.
+/// This is the rate the storage alone allows.
+struct StoreReport {
+    var channel: LoadChannel
+    var records: Int
+    var seconds: Double
+    var diskBytesPerRecord: Double
+    var recordsPerSecond: Double { Double(records) / seconds }
+}
+
+func benchStore(
+    _ channels: [ChannelPayloads], prefillRecords: Int, records: Int, concurrency: Int, log: (String) -> Void
+) async throws -> [StoreReport] {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-loadgen-store-\(UUID().uuidString.prefix(8))").path
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var configuration = SextantDatabase.Configuration(directory: folder)
+    configuration.synchronousFull = true
+    let logger = Logger(label: "sextant-loadgen.store")
+    let database = try SextantDatabase(configuration: configuration, logger: logger)
+    let writer = IngestWriter(database: database, logger: logger)
+    let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+
+    /// Decoded batches of `count` records of a channel, times spread from `firstMicros` by `stepMicros`.
+    func batches(_ payloads: ChannelPayloads, count: Int, firstMicros: Int64, lastMicros: Int64) throws -> [IngestBatch] {
+        var out: [IngestBatch] = []
+        var total = 0
+        var index = 0
+        let perRound = payloads.recordsPerRequest.reduce(0, +)
+        let requests = max(1, count / perRound * payloads.perRound)
+        while total < count {
+            let (request, nonce) = payloads.request(index)
+            let base = firstMicros + (lastMicros - firstMicros) * Int64(index) / Int64(requests)
+            let parts = request.parts.map { $0.render(nonce: nonce, baseMicros: base) }
+            let batch = try DecoderCalls.decode(payloads.channel, parts: parts, target: request.parts[0].target)
+            total += batch.recordCount
+            out.append(batch)
+            index += 1
+        }
+        return out
+    }
+
+    func write(_ batches: [IngestBatch]) async throws -> Double {
+        let next = Atomic<Int>(0)
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    while true {
+                        let index = next.add(1, ordering: .relaxed).oldValue
+                        if index >= batches.count { return }
+                        _ = try await writer.write(batches[index])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return Double((clock.now - start) / .microseconds(1)) / 1e6
+    }
+
+    func fileBytes() -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + $1)[.size] as? Int) ?? 0) }
+    }
+
+    var reports: [StoreReport] = []
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await writer.run() }
+        let share = max(1, prefillRecords / max(1, channels.count))
+        for payloads in channels {
+            _ = try await write(try batches(payloads, count: share, firstMicros: nowMicros - 3_600_000_000, lastMicros: nowMicros - 120_000_000))
+        }
+        log("  store: pre-filled \(prefillRecords) records over the past hour")
+        for payloads in channels {
+            let prepared = try batches(payloads, count: records, firstMicros: nowMicros - 60_000_000, lastMicros: nowMicros - 5_000_000)
+            let sizeBefore = fileBytes()
+            let seconds = try await write(prepared)
+            let written = prepared.reduce(0) { $0 + $1.recordCount }
+            let report = StoreReport(
+                channel: payloads.channel, records: written, seconds: seconds,
+                diskBytesPerRecord: Double(fileBytes() - sizeBefore) / Double(written))
+            log("  store \(payloads.channel.rawValue): \(Int(report.recordsPerSecond)) records/s (\(written) records)")
+            reports.append(report)
+        }
+        group.cancelAll()
+    }
+    return reports
+}
