@@ -15,7 +15,7 @@ enum DecoderCalls {
         case .zipkin:
             return try ZipkinV2Decoder().decode(json: parts[0])
         case .accesslog:
-            return EnvoyAccessLogDecoder(defaultProxy: proxy(target)).decode(lines: parts[0]).batch
+            return EnvoyAccessLogDecoder(defaultProxy: proxy(target)).decode(lines: parts[0])
         case .otlpGRPC, .otlpHTTP:
             let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: parts[0])
             return OTLPTraceDecoder().decode(request)

@@ -93,7 +93,7 @@ enum LoadConnection {
     /// Opens a connection for `channel` and runs `body` with a function that sends one request.
     static func with(
         channel: LoadChannel, ports: TargetPorts, group: MultiThreadedEventLoopGroup,
-        _ body: (_ send: (LoadRequest, UInt32, Int64) async -> Outcome) async throws -> Void
+        _ body: @Sendable (_ send: (LoadRequest, UInt32, Int64) async -> Outcome) async throws -> Void
     ) async throws {
         switch channel {
         case .zipkin, .accesslog, .otlpHTTP:

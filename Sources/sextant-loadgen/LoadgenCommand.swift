@@ -109,7 +109,7 @@ struct LoadgenCommand: AsyncParsableCommand {
             try ChannelPayloads(channel: $0, driverRequestsPerRound: driverRequests, batch: batch, seed: 0x5EC7A17)
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
+        defer { Task { try? await group.shutdownGracefully() } }
         var output: [String] = []
         output.append(
             "sextant-loadgen: \(ProcessInfo.processInfo.activeProcessorCount) CPUs, \(connections) connections, "

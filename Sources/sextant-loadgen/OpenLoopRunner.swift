@@ -49,7 +49,7 @@ struct OpenLoopRunner {
         let schedule = OpenLoopSchedule(recordsPerRequest: payloads.recordsPerRequest, recordsPerSecond: rate)
         let total = schedule.requests(within: seconds)
         let tally = Tally(StepResult(targetRecordsPerSecond: rate, seconds: 0, scheduledSeconds: seconds))
-        let next = Atomic<Int>(0)
+        let next = SharedCounter()
         let clock = ContinuousClock()
         let start = clock.now + .milliseconds(50)
         let deadline = start + .seconds(seconds + grace)
@@ -62,7 +62,7 @@ struct OpenLoopRunner {
                     do {
                         try await LoadConnection.with(channel: channel, ports: ports, group: self.group) { send in
                             while true {
-                                let index = next.add(1, ordering: .relaxed).oldValue
+                                let index = next.add()
                                 if index >= total { return }
                                 let dueOffset = schedule.due(index)
                                 let due = start + .seconds(dueOffset)
@@ -101,9 +101,9 @@ struct OpenLoopRunner {
         let perRequest = payloads.recordsPerRequest
         let perRound = perRequest.reduce(0, +)
         let requests = max(1, (records + perRound - 1) / perRound) * perRequest.count
-        let next = Atomic<Int>(0)
-        let acked = Atomic<Int>(0)
-        let errors = Mutex<[String]>([])
+        let next = SharedCounter()
+        let acked = SharedCounter()
+        let errors = ErrorSamples()
         let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let firstMicros = nowMicros - Int64(spanSeconds * 1_000_000)
         let payloads = self.payloads
@@ -113,20 +113,20 @@ struct OpenLoopRunner {
                 group.addTask { [ports, self] in
                     try? await LoadConnection.with(channel: payloads.channel, ports: ports, group: self.group) { send in
                         while true {
-                            let index = next.add(1, ordering: .relaxed).oldValue
+                            let index = next.add()
                             if index >= requests { return }
                             let (request, nonce) = payloads.request(index)
                             let base = firstMicros + Int64(Double(index) * step)
                             attempts: for attempt in 0..<50 {
                                 switch await send(request, nonce, base) {
                                 case .acked(let n):
-                                    acked.add(n, ordering: .relaxed)
+                                    acked.add(n)
                                 case .refused:
                                     try? await Task.sleep(for: .milliseconds(100 * min(attempt + 1, 10)))
                                     continue
                                 case .failed(let why, let n):
-                                    acked.add(n, ordering: .relaxed)
-                                    errors.withLock { if $0.count < 4 { $0.append(why) } }
+                                    acked.add(n)
+                                    errors.note(why)
                                 }
                                 break attempts
                             }
@@ -135,6 +135,6 @@ struct OpenLoopRunner {
                 }
             }
         }
-        return (acked.load(ordering: .relaxed), errors.withLock { $0 })
+        return (acked.current, errors.all)
     }
 }

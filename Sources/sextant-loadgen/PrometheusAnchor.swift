@@ -103,7 +103,7 @@ enum RemoteWritePayloads {
                             ("source_version", "v1"), ("source_workload", sourceWorkload),
                             ("source_workload_namespace", "default"),
                         ]
-                        labelSets.append(pairs.filter { !$0.1.isEmpty }.map { Prometheus_Label.with { l in l.name = $0.0; l.value = $0.1 } })
+                        labelSets.append(pairs.filter { !$0.1.isEmpty }.map { pair in Prometheus_Label.with { l in l.name = pair.0; l.value = pair.1 } })
                     }
                 }
             }
@@ -152,7 +152,7 @@ enum RemoteWritePayloads {
 func remoteWrite(
     chunks: [[[UInt8]]], port: Int, path: String, headers: [(String, String)], group: MultiThreadedEventLoopGroup
 ) async -> (seconds: Double, errors: [String]) {
-    let errors = Mutex<[String]>([])
+    let errors = ErrorSamples()
     let clock = ContinuousClock()
     let start = clock.now
     await withTaskGroup(of: Void.self) { tasks in
@@ -165,17 +165,17 @@ func remoteWrite(
                                 method: .POST, path: path, contentType: "application/x-protobuf", body: body,
                                 extraHeaders: headers)
                             if !(200..<300).contains(answer.status) {
-                                errors.withLock { if $0.count < 4 { $0.append("HTTP \(answer.status): \(String(buffer: answer.body).prefix(160))") } }
+                                errors.note("HTTP \(answer.status): \(String(buffer: answer.body).prefix(160))")
                             }
                         }
                     }
                 } catch {
-                    errors.withLock { if $0.count < 4 { $0.append("\(error)") } }
+                    errors.note("\(error)")
                 }
             }
         }
     }
-    return (Double((clock.now - start) / .microseconds(1)) / 1e6, errors.withLock { $0 })
+    return (Double((clock.now - start) / .microseconds(1)) / 1e6, errors.all)
 }
 
 /// Median time of `GET path` over `runs` runs, and the answer's size.

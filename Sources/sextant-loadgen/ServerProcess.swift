@@ -121,7 +121,7 @@ final class ServerProcess: @unchecked Sendable {  // set up once, then only read
 /// CPU seconds this process used (user + system).
 func ownCPUSeconds() -> Double {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
         + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
 }

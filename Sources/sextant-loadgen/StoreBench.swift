@@ -48,14 +48,14 @@ func benchStore(
     }
 
     func write(_ batches: [IngestBatch]) async throws -> Double {
-        let next = Atomic<Int>(0)
+        let next = SharedCounter()
         let clock = ContinuousClock()
         let start = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
                     while true {
-                        let index = next.add(1, ordering: .relaxed).oldValue
+                        let index = next.add()
                         if index >= batches.count { return }
                         _ = try await writer.write(batches[index])
                     }
