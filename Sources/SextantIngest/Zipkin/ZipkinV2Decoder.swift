@@ -135,7 +135,7 @@ private struct SpanReader {
     // MARK: - Fields
 
     /// A string field, or nil for null; a value of another kind is noted and skipped.
-    private mutating func rawString(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError)
+    private mutating func rawString(_ r: inout JSONReader, _ field: @autoclosure () -> String) throws(JSONReader.SyntaxError)
         -> JSONReader.RawString?
     {
         switch try r.peekKind() {
@@ -144,7 +144,7 @@ private struct SpanReader {
             try r.null()
             return nil
         default:
-            note("'\(field)' should be a string")
+            note("'\(field())' should be a string")
             try r.skipValue()
             return nil
         }
@@ -158,56 +158,56 @@ private struct SpanReader {
         return text
     }
 
-    private mutating func string(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError) -> String? {
-        guard let raw = try rawString(&r, field) else { return nil }
+    private mutating func string(_ r: inout JSONReader, _ field: @autoclosure () -> String) throws(JSONReader.SyntaxError) -> String? {
+        guard let raw = try rawString(&r, field()) else { return nil }
         if !raw.escaped, raw.ascii { return context.strings.string(r.slice(raw)) }
         return text(r, raw)
     }
 
     /// An id field, parsed straight from its bytes; its text is made only when it is not an id.
     private mutating func id<ID>(
-        _ r: inout JSONReader, _ field: String, parse: (UnsafeRawBufferPointer) -> ID?
+        _ r: inout JSONReader, _ field: @autoclosure () -> String, parse: (UnsafeRawBufferPointer) -> ID?
     ) throws(JSONReader.SyntaxError) -> IDField<ID> {
-        guard let raw = try rawString(&r, field) else { return .absent }
+        guard let raw = try rawString(&r, field()) else { return .absent }
         if !raw.escaped, let id = parse(r.slice(raw)) { return .valid(id) }
         guard let value = text(r, raw) else { return .absent }
         if let id = Array(value.utf8).withUnsafeBytes({ parse($0) }) { return .valid(id) }
         return .invalid(value)
     }
 
-    private mutating func integer(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError) -> Int64? {
+    private mutating func integer(_ r: inout JSONReader, _ field: @autoclosure () -> String) throws(JSONReader.SyntaxError) -> Int64? {
         switch try r.peekKind() {
         case .number:
             let number = try r.rawNumber()
             if let value = r.integer(number) { return value }
             let double = r.double(number)
             if double.rounded() == double, let value = Int64(exactly: double) { return value }
-            note("'\(field)' should be an integer, got \(r.numberText(number).prefix(40))")
+            note("'\(field())' should be an integer, got \(r.numberText(number).prefix(40))")
             return nil
         case .null:
             try r.null()
             return nil
         default:
-            note("'\(field)' should be an integer number of microseconds")
+            note("'\(field())' should be an integer number of microseconds")
             try r.skipValue()
             return nil
         }
     }
 
-    private mutating func bool(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError) -> Bool? {
+    private mutating func bool(_ r: inout JSONReader, _ field: @autoclosure () -> String) throws(JSONReader.SyntaxError) -> Bool? {
         switch try r.peekKind() {
         case .bool: return try r.bool()
         case .null:
             try r.null()
             return nil
         default:
-            note("'\(field)' should be true or false")
+            note("'\(field())' should be true or false")
             try r.skipValue()
             return nil
         }
     }
 
-    private mutating func endpoint(_ r: inout JSONReader, _ field: String) throws(JSONReader.SyntaxError)
+    private mutating func endpoint(_ r: inout JSONReader, _ field: @autoclosure () -> String) throws(JSONReader.SyntaxError)
         -> Span.Endpoint?
     {
         switch try r.peekKind() {
@@ -216,7 +216,7 @@ private struct SpanReader {
             try r.null()
             return nil
         default:
-            note("'\(field)' should be an object")
+            note("'\(field())' should be an object")
             try r.skipValue()
             return nil
         }
@@ -225,7 +225,7 @@ private struct SpanReader {
         while more {
             let key = try r.key()
             if r.equals(key, "serviceName") {
-                if let raw = try rawString(&r, "\(field).serviceName"), raw.count > 0 {
+                if let raw = try rawString(&r, "\(field()).serviceName"), raw.count > 0 {
                     if !raw.escaped, let lower = context.lowercasedASCII(r.slice(raw)) {
                         endpoint.serviceName = lower
                     } else {
@@ -233,13 +233,13 @@ private struct SpanReader {
                     }
                 }
             } else if r.equals(key, "ipv4") {
-                endpoint.ipv4 = try string(&r, "\(field).ipv4")
+                endpoint.ipv4 = try string(&r, "\(field()).ipv4")
             } else if r.equals(key, "ipv6") {
-                endpoint.ipv6 = try string(&r, "\(field).ipv6")
+                endpoint.ipv6 = try string(&r, "\(field()).ipv6")
             } else if r.equals(key, "port") {
-                if let port = try integer(&r, "\(field).port") {
+                if let port = try integer(&r, "\(field()).port") {
                     guard let fits = Int(exactly: port) else {
-                        note("'\(field).port' is out of range")
+                        note("'\(field()).port' is out of range")
                         continue
                     }
                     endpoint.port = fits == 0 ? nil : fits
@@ -431,7 +431,11 @@ struct KeySet {
     mutating func insert(_ key: UnsafeRawBufferPointer) -> Bool {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        if hashes.contains(h) { return false }
+        var i = 0
+        while i < hashes.count {
+            if hashes[i] == h { return false }
+            i += 1
+        }
         hashes.append(h)
         return true
     }
