@@ -88,6 +88,17 @@ struct LoadgenCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await measure(group: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+
+    private func measure(group: MultiThreadedEventLoopGroup) async throws {
         var modes = Set(self.modes.split(separator: ",").compactMap { Mode(rawValue: String($0)) })
         var stepSeconds = self.stepSeconds
         var maxSteps = self.maxSteps
@@ -108,8 +119,6 @@ struct LoadgenCommand: AsyncParsableCommand {
         let payloads = try channels.map {
             try ChannelPayloads(channel: $0, driverRequestsPerRound: driverRequests, batch: batch, seed: 0x5EC7A17)
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
         var output: [String] = []
         output.append(
             "sextant-loadgen: \(ProcessInfo.processInfo.activeProcessorCount) CPUs, \(connections) connections, "
