@@ -19,22 +19,22 @@ extension FuzzTarget {
         },
         FuzzTarget("envoy-als", "Envoy ALS v3 StreamAccessLogsMessage, gRPC StreamAccessLogs", protobuf: true) {
             input throws(DecodeError) in
-            let message: Envoy_Service_Accesslog_V3_StreamAccessLogsMessage = try protobuf(input)
+            let decoder = EnvoyALSDecoder()
             var proxy = streamProxy
-            if message.hasIdentifier {
-                guard let identity = message.identifier.node.workloadIdentity else {
+            if let identifier = try decoder.identifier(protobuf: input) {
+                guard let identity = identifier.node.workloadIdentity else {
                     throw DecodeError(.malformed, "identifier.node names no proxy")
                 }
                 proxy = identity
             }
-            return Outcome(EnvoyALSDecoder().decode(message, proxy: proxy))
+            return Outcome(try decoder.decode(protobuf: input, proxy: proxy))
         },
         FuzzTarget("envoy-access-log", "Envoy JSON access-log lines, POST /api/v1/accesslogs") { input in
             Outcome(EnvoyAccessLogDecoder(defaultProxy: streamProxy).decode(lines: input))
         },
         FuzzTarget("otlp-traces", "OTLP ExportTraceServiceRequest protobuf, gRPC and POST /v1/traces", protobuf: true) {
             input throws(DecodeError) in
-            Outcome(OTLPTraceDecoder().decode(try protobuf(input)))
+            Outcome(try OTLPTraceDecoder().decode(protobuf: input))
         },
         FuzzTarget("otlp-logs", "OTLP ExportLogsServiceRequest protobuf, gRPC and POST /v1/logs", protobuf: true) {
             input throws(DecodeError) in
@@ -52,7 +52,10 @@ extension FuzzTarget {
             let json = try OTLPJSON.protobufJSON(from: input)
             var batch = IngestBatch()
             if let traces: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest = try? otlpJSON(json) {
-                batch.append(contentsOf: OTLPTraceDecoder().decode(traces))
+                // As the HTTP route does: the message's protobuf bytes through the wire decoder.
+                if let bytes: [UInt8] = try? traces.serializedBytes() {
+                    batch.append(contentsOf: try OTLPTraceDecoder().decode(protobuf: bytes))
+                }
             }
             if let logs: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest = try? otlpJSON(json) {
                 batch.append(contentsOf: OTLPLogDecoder().decode(logs))

@@ -33,9 +33,20 @@ struct ResourceIdentity {
     var attributes: [String: String]
 
     init(_ resource: Opentelemetry_Proto_Resource_V1_Resource) {
-        attributes = resource.attributes.textMap
+        self.init(attributes: resource.attributes.textMap)
+    }
+
+    /// - Parameter attributes: the resource's attributes as text, or at least those named in `keys`.
+    init(attributes: [String: String]) {
+        self.attributes = attributes
         service = attributes["service.name"].flatMap { $0.isEmpty ? nil : $0 } ?? "unknown"
     }
+
+    /// The resource attributes that the trace decoder reads (`service`, `workload`, the proxy's node id).
+    static let keys: Set<String> = [
+        "service.name", "service.instance.id", "service.namespace", "service.version", "k8s.namespace.name",
+        "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name", "k8s.cluster.name",
+    ]
 
     /// An SDK service as a workload: `k8s.deployment.name` (or the like) else `service.name`, in
     /// `service.namespace` / `k8s.namespace.name`.

@@ -1,4 +1,5 @@
 import GRPCCore
+import GRPCProtobuf
 import Logging
 import SextantIngest
 import SextantModel
@@ -6,33 +7,50 @@ import SextantWire
 
 /// `envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs`: Envoy's gRPC access log
 /// service. The proxy names itself in the first message of each stream only.
-struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServiceProtocol {
+///
+/// Registered by hand rather than through the generated `SimpleServiceProtocol` so that the
+/// handler gets each message's bytes, whose entries `EnvoyALSDecoder` reads without building
+/// SwiftProtobuf messages; the response is the generated message.
+struct AccessLogService: RegistrableRPCService {
+    typealias Method = Envoy_Service_Accesslog_V3_AccessLogService.Method.StreamAccessLogs
+
     let sink: IngestSink
     let directory: ProxyDirectory
     let logger: Logger
 
-    func streamAccessLogs(
-        request: RPCAsyncSequence<Envoy_Service_Accesslog_V3_StreamAccessLogsMessage, any Error>,
-        context: ServerContext
-    ) async throws -> Envoy_Service_Accesslog_V3_StreamAccessLogsResponse {
+    func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+        router.registerHandler(
+            forMethod: Method.descriptor,
+            deserializer: RawMessageDeserializer(),
+            serializer: ProtobufSerializer<Method.Output>(),
+            handler: { request, context in
+                let response = try await streamAccessLogs(request: request.messages, context: context)
+                return StreamingServerResponse(single: ServerResponse(message: response, metadata: [:]))
+            }
+        )
+    }
+
+    func streamAccessLogs(request: RPCAsyncSequence<[UInt8], any Error>, context: ServerContext) async throws
+        -> Method.Output
+    {
         let decoder = EnvoyALSDecoder()
         var proxy: WorkloadIdentity?
         do {
             for try await message in request {
-                if message.hasIdentifier {
-                    guard let identity = message.identifier.node.workloadIdentity else {
+                if let identifier = try decoder.identifier(protobuf: message) {
+                    guard let identity = identifier.node.workloadIdentity else {
                         throw RPCError(
                             code: .invalidArgument,
-                            message: "identifier.node names no proxy (node id '\(message.identifier.node.id.prefix(120))')")
+                            message: "identifier.node names no proxy (node id '\(identifier.node.id.prefix(120))')")
                     }
                     proxy = identity
-                    directory.learn(nodeID: message.identifier.node.id, identity: identity)
+                    directory.learn(nodeID: identifier.node.id, identity: identity)
                 }
                 guard let proxy else {
                     throw RPCError(
                         code: .invalidArgument, message: "the first message of a stream must carry identifier.node")
                 }
-                let batch = try await sink.store(decoder.decode(message, proxy: proxy), channel: "als")
+                let batch = try await sink.store(decoder.decode(protobuf: message, proxy: proxy), channel: "als")
                 if !batch.rejected.isEmpty {
                     logger.debug(
                         "ALS entries rejected",
@@ -43,6 +61,6 @@ struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServi
             sink.count(error, channel: "als")
             throw GRPCErrorMapping.rpcError(error, logger: logger)
         }
-        return Envoy_Service_Accesslog_V3_StreamAccessLogsResponse()
+        return Method.Output()
     }
 }

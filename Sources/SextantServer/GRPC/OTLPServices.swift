@@ -1,4 +1,5 @@
 import GRPCCore
+import GRPCProtobuf
 import Logging
 import SextantIngest
 import SextantModel
@@ -6,15 +7,32 @@ import SextantWire
 
 /// `opentelemetry.proto.collector.trace.v1.TraceService/Export` (Envoy's OpenTelemetry tracer,
 /// any OpenTelemetry SDK). Rejected spans are reported in `partial_success`.
-struct OTLPTraceService: Opentelemetry_Proto_Collector_Trace_V1_TraceService.SimpleServiceProtocol {
+///
+/// Registered by hand rather than through the generated `SimpleServiceProtocol` so that the
+/// handler gets the request's bytes, which `OTLPTraceDecoder` reads without building the
+/// SwiftProtobuf request message; the response is the generated message.
+struct OTLPTraceService: RegistrableRPCService {
+    typealias Method = Opentelemetry_Proto_Collector_Trace_V1_TraceService.Method.Export
+
     let sink: IngestSink
     let logger: Logger
 
-    func export(
-        request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest, context: ServerContext
-    ) async throws -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse {
+    func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+        router.registerHandler(
+            forMethod: Method.descriptor,
+            deserializer: RawMessageDeserializer(),
+            serializer: ProtobufSerializer<Method.Output>(),
+            handler: { request, context in
+                let single = try await ServerRequest(stream: request)
+                let response = try await export(request: single.message, context: context)
+                return StreamingServerResponse(single: ServerResponse(message: response, metadata: [:]))
+            }
+        )
+    }
+
+    func export(request: [UInt8], context: ServerContext) async throws -> Method.Output {
         do {
-            return try await OTLPIngest.traces(request, sink: sink)
+            return try await OTLPIngest.traces(protobuf: request, sink: sink)
         } catch {
             sink.count(error, channel: "otlp_traces")
             throw GRPCErrorMapping.rpcError(error, logger: logger)
@@ -42,10 +60,11 @@ struct OTLPLogsService: Opentelemetry_Proto_Collector_Logs_V1_LogsService.Simple
 
 /// OTLP ingestion shared by the gRPC and HTTP receivers.
 enum OTLPIngest {
-    static func traces(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest, sink: IngestSink)
+    /// - Parameter request: an `ExportTraceServiceRequest` in the protobuf binary format.
+    static func traces(protobuf request: [UInt8], sink: IngestSink)
         async throws -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse
     {
-        let batch = try await sink.store(OTLPTraceDecoder().decode(request), channel: "otlp_traces")
+        let batch = try await sink.store(OTLPTraceDecoder().decode(protobuf: request), channel: "otlp_traces")
         var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
         if !batch.rejected.isEmpty {
             response.partialSuccess.rejectedSpans = Int64(batch.rejected.count)

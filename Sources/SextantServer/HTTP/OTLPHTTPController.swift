@@ -24,8 +24,10 @@ struct OTLPHTTPController: Sendable {
 
     func traces(_ request: Request, _ context: some RequestContext) async throws -> Response {
         try await handle(request, channel: "otlp_traces") { bytes, encoding in
+            guard encoding == .json else { return try await OTLPIngest.traces(protobuf: bytes, sink: sink) }
+            // OTLP/JSON goes through the generated message, then through the same decoder as protobuf.
             let message: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest = try Self.decode(bytes, encoding)
-            return try await OTLPIngest.traces(message, sink: sink)
+            return try await OTLPIngest.traces(protobuf: try message.serializedBytes(), sink: sink)
         }
     }
 

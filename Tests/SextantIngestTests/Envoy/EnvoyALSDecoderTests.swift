@@ -11,9 +11,9 @@ func decodeALSStream(_ workload: String) throws -> (proxy: WorkloadIdentity, bat
     var proxy: WorkloadIdentity?
     var batch = IngestBatch()
     for file in try Fixtures.files(in: "envoy/als/\(workload)", suffix: ".pb") {
-        let message = try Envoy_Service_Accesslog_V3_StreamAccessLogsMessage(serializedBytes: Fixtures.bytes(file))
-        if message.hasIdentifier { proxy = message.identifier.node.workloadIdentity }
-        batch.append(contentsOf: EnvoyALSDecoder().decode(message, proxy: try #require(proxy)))
+        let bytes = try Fixtures.bytes(file)
+        if let identifier = try EnvoyALSDecoder().identifier(protobuf: bytes) { proxy = identifier.node.workloadIdentity }
+        batch.append(contentsOf: try EnvoyALSDecoder().decode(protobuf: bytes, proxy: try #require(proxy)))
     }
     return (try #require(proxy), batch)
 }
@@ -52,7 +52,7 @@ func decodeALSStream(_ workload: String) throws -> (proxy: WorkloadIdentity, bat
         #expect(call.responseFlags == "-")
     }
 
-    @Test func spellsResponseFlagsAsEnvoyDoes() {
+    @Test func spellsResponseFlagsAsEnvoyDoes() throws {
         var flags = Envoy_Data_Accesslog_V3_ResponseFlags()
         flags.noHealthyUpstream = true
         flags.upstreamRetryLimitExceeded = true
@@ -63,12 +63,12 @@ func decodeALSStream(_ workload: String) throws -> (proxy: WorkloadIdentity, bat
         entry.response.responseCode = .init(503)
         var message = Envoy_Service_Accesslog_V3_StreamAccessLogsMessage()
         message.httpLogs.logEntry = [entry]
-        let batch = EnvoyALSDecoder().decode(message, proxy: .unknown)
+        let batch = try EnvoyALSDecoder().decode(protobuf: message.serializedBytes(), proxy: .unknown)
         #expect(batch.requests.first?.responseFlags == "UH,URX")
         #expect(batch.requests.first?.responseCode == 503)
     }
 
-    @Test func turnsTCPEntriesIntoConnections() {
+    @Test func turnsTCPEntriesIntoConnections() throws {
         var entry = Envoy_Data_Accesslog_V3_TCPAccessLogEntry()
         entry.commonProperties.startTime = .init(seconds: 1_795_706_850, nanos: 0)
         entry.commonProperties.duration = .init(seconds: 2, nanos: 0)
@@ -80,7 +80,7 @@ func decodeALSStream(_ workload: String) throws -> (proxy: WorkloadIdentity, bat
         var message = Envoy_Service_Accesslog_V3_StreamAccessLogsMessage()
         message.tcpLogs.logEntry = [entry, periodic]
         let proxy = WorkloadIdentity(namespace: "default", workload: "mongodb-v1")
-        let batch = EnvoyALSDecoder().decode(message, proxy: proxy)
+        let batch = try EnvoyALSDecoder().decode(protobuf: message.serializedBytes(), proxy: proxy)
         #expect(batch.connections.count == 1)
         #expect(batch.connections.first?.reporter == .destination)
         #expect(batch.connections.first?.receivedBytes == 120)

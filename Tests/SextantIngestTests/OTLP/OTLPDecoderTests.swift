@@ -47,7 +47,7 @@ private func resourceSpans(service: String, namespace: String, _ spans: [Opentel
         for file in try Fixtures.files(in: "envoy/otlp/traces", suffix: ".pb") {
             let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(
                 serializedBytes: Fixtures.bytes(file))
-            let batch = OTLPTraceDecoder().decode(request)
+            let batch = try OTLPTraceDecoder().decode(protobuf: request.serializedBytes())
             #expect(batch.rejected.isEmpty)
             spans += batch.spans.count
             calls += batch.requests
@@ -73,7 +73,7 @@ private func resourceSpans(service: String, namespace: String, _ spans: [Opentel
                 otlpSpan(trace: 1, id: 5, parent: 3, kind: .internal),
             ]),
         ]
-        let batch = OTLPTraceDecoder().decode(request)
+        let batch = try OTLPTraceDecoder().decode(protobuf: request.serializedBytes())
         #expect(batch.spans.count == 5)
         #expect(batch.requests.count == 4)
         let checkoutServer = try #require(batch.requests.first { $0.spanID?.hex == String(repeating: "03", count: 8) })
@@ -89,14 +89,14 @@ private func resourceSpans(service: String, namespace: String, _ spans: [Opentel
             == "orders")
     }
 
-    @Test func rejectsSpansWithBadIdsAndKeepsTheRest() {
+    @Test func rejectsSpansWithBadIdsAndKeepsTheRest() throws {
         var bad = otlpSpan(trace: 1, id: 9, parent: nil, kind: .server)
         bad.traceID = Data([1, 2, 3])
         var request = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest()
         request.resourceSpans = [
             resourceSpans(service: "a", namespace: "x", [bad, otlpSpan(trace: 2, id: 1, parent: nil, kind: .server)])
         ]
-        let batch = OTLPTraceDecoder().decode(request)
+        let batch = try OTLPTraceDecoder().decode(protobuf: request.serializedBytes())
         #expect(batch.spans.count == 1)
         #expect(batch.rejected.map(\.description) == [
             "resource_spans[0].scope_spans[0].spans[0]: trace_id must be 16 bytes, not all zero (got 3)"
@@ -111,7 +111,7 @@ private func resourceSpans(service: String, namespace: String, _ spans: [Opentel
             """
         let data = try OTLPJSON.protobufJSON(from: Array(json.utf8))
         let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(jsonUTF8Bytes: data)
-        let batch = OTLPTraceDecoder().decode(request)
+        let batch = try OTLPTraceDecoder().decode(protobuf: request.serializedBytes())
         #expect(batch.spans.first?.traceID == "5b8efff798038103d269b633813fc60c")
         #expect(batch.spans.first?.spanID == "eee19b7ec3c1b174")
         #expect(batch.spans.first?.durationMicros == 1_000_000)
