@@ -100,6 +100,12 @@ package struct BodyTemplate: Sendable {
         }
         for encoding in times { patches += timePlaces(encoding, in: body) }
         patches.sort { $0.0 < $1.0 }
+        // An id listed twice (a root span's id is its trace id's low half) is one place.
+        var distinct: [(Int, Int, Patch)] = []
+        for patch in patches where distinct.last.map({ $0.0 != patch.0 || $0.1 != patch.1 }) ?? true {
+            distinct.append(patch)
+        }
+        patches = distinct
         for (a, b) in zip(patches, patches.dropFirst()) where a.0 + a.1 > b.0 {
             throw TemplateError("places at \(a.0) and \(b.0) overlap")
         }

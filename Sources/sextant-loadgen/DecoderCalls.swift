@@ -3,7 +3,6 @@ import SextantIngest
 import SextantLoadgen
 import SextantModel
 import SextantWire
-import SwiftProtobuf
 
 /// Every call into the decoders, in one place (their internals are being rewritten; these entry
 /// points, bytes in and `IngestBatch` out, are what the server calls: IngestController,
@@ -17,17 +16,17 @@ enum DecoderCalls {
         case .accesslog:
             return EnvoyAccessLogDecoder(defaultProxy: proxy(target)).decode(lines: parts[0])
         case .otlpGRPC, .otlpHTTP:
-            let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: parts[0])
-            return OTLPTraceDecoder().decode(request)
+            return try OTLPTraceDecoder().decode(protobuf: parts[0])
         case .als:
             let decoder = EnvoyALSDecoder()
             var identity: WorkloadIdentity?
             var batch = IngestBatch()
             for part in parts {
-                let message = try Envoy_Service_Accesslog_V3_StreamAccessLogsMessage(serializedBytes: part)
-                if message.hasIdentifier { identity = message.identifier.node.workloadIdentity }
+                if let identifier = try decoder.identifier(protobuf: part) {
+                    identity = identifier.node.workloadIdentity
+                }
                 guard let identity else { throw LoadError("ALS stream without identifier") }
-                batch.append(contentsOf: decoder.decode(message, proxy: identity))
+                batch.append(contentsOf: try decoder.decode(protobuf: part, proxy: identity))
             }
             return batch
         }

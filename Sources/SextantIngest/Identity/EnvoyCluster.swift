@@ -29,6 +29,7 @@ package struct EnvoyCluster: Sendable, Hashable {
             port = nil
             subset = ""
             host = raw
+            service = Self.service(direction: direction, host: host)
             return
         }
         let parts: [Substring]
@@ -46,10 +47,13 @@ package struct EnvoyCluster: Sendable, Hashable {
         port = Int(parts[1])
         subset = parts[2] == "_" ? "" : String(parts[2])
         host = String(parts[3])
+        service = Self.service(direction: direction, host: host)
     }
 
-    /// The destination service an outbound (or special) cluster names.
-    package var service: ServiceRef? {
+    /// The destination service an outbound (or special) cluster names; resolved once, when parsed.
+    package private(set) var service: ServiceRef?
+
+    private static func service(direction: Direction, host: String) -> ServiceRef? {
         switch direction {
         case .inbound: return nil
         case .special: return ServiceRef(host: host, name: host, namespace: "unknown")

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
+
 /// Strings that repeat across the records of one payload (tag keys, service names, clusters, node
 /// ids), made once and shared.
 ///
@@ -52,7 +58,7 @@ final class InternTable {
     private static func equal(_ string: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
         var string = string
         return string.withUTF8 { utf8 in
-            utf8.count == bytes.count && (utf8.isEmpty || utf8.elementsEqual(bytes))
+            utf8.count == bytes.count && (utf8.isEmpty || memcmp(utf8.baseAddress!, bytes.baseAddress!, utf8.count) == 0)
         }
     }
 

@@ -167,6 +167,20 @@ struct JSONReader {
         var i = start
         var escaped = false
         var high: UInt8 = 0
+        // Eight bytes at a time while none is a quote, a backslash, a control character or
+        // non-ASCII (SWAR: a byte's high bit marks a match).
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while i + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let quote = word ^ (ones &* 0x22)
+            let slash = word ^ (ones &* 0x5C)
+            let hasQuote = (quote &- ones) & ~quote & highs
+            let hasSlash = (slash &- ones) & ~slash & highs
+            let hasControl = (word &- ones &* 0x20) & ~word & highs
+            if (hasQuote | hasSlash | hasControl | (word & highs)) != 0 { break }
+            i += 8
+        }
         while true {
             guard i < bytes.count else { throw fail("unterminated string", at: start - 1) }
             let byte = bytes[i]
