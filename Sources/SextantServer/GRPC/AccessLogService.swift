@@ -9,6 +9,8 @@ import SextantWire
 struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServiceProtocol {
     let sink: IngestSink
     let directory: ProxyDirectory
+    /// How many messages of one stream may wait for their commit while it reads on.
+    var window = StreamWindow()
     let logger: Logger
 
     func streamAccessLogs(
@@ -17,8 +19,9 @@ struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServi
     ) async throws -> Envoy_Service_Accesslog_V3_StreamAccessLogsResponse {
         let decoder = EnvoyALSDecoder()
         var proxy: WorkloadIdentity?
+        let logger = logger
         do {
-            for try await message in request {
+            try await window.store(request, sink: sink, channel: "als") { message in
                 if message.hasIdentifier {
                     guard let identity = message.identifier.node.workloadIdentity else {
                         throw RPCError(
@@ -32,7 +35,8 @@ struct AccessLogService: Envoy_Service_Accesslog_V3_AccessLogService.SimpleServi
                     throw RPCError(
                         code: .invalidArgument, message: "the first message of a stream must carry identifier.node")
                 }
-                let batch = try await sink.store(decoder.decode(message, proxy: proxy), channel: "als")
+                return decoder.decode(message, proxy: proxy)
+            } stored: { batch in
                 if !batch.rejected.isEmpty {
                     logger.debug(
                         "ALS entries rejected",
