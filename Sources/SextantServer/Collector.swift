@@ -115,10 +115,10 @@ package struct Collector {
         let zipkinApp = try listener(zipkin, port: limits.zipkinPort, name: "zipkin", what: "Zipkin collector")
         let otlpApp = try listener(otlpRouter, port: limits.otlpHTTPPort, name: "otlp-http", what: "OTLP/HTTP receiver")
         grpcServices = [
-            AccessLogService(sink: sink, directory: directory, logger: logger),
+            AccessLogService(sink: sink, directory: directory, window: limits.streamWindow, logger: logger),
             OTLPTraceService(sink: sink, logger: logger),
             OTLPLogsService(sink: sink, logger: logger),
-            EnvoyMetricsService(sink: sink, directory: directory, logger: logger),
+            EnvoyMetricsService(sink: sink, directory: directory, window: limits.streamWindow, logger: logger),
             OTLPMetricsService(sink: sink, logger: logger),
         ]
         grpcInterceptors = [BearerTokenInterceptor(tokens: tokens)]

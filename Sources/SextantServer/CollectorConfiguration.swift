@@ -34,6 +34,9 @@ package struct CollectorConfiguration: Sendable {
         /// Resident memory past which ingest sheds, in bytes; 0 for no limit (flag `--memory-limit`,
         /// default 1 GiB). Ingest is refused from `MemoryGuard.sheddingFraction` of it.
         package var memoryLimitBytes = 1 << 30
+        /// Messages and records of one Envoy ALS or metrics service stream that may wait for their
+        /// commit while the stream reads on (default 8 messages, 20,000 records).
+        package var streamWindow = StreamWindow()
 
         package init() {}
     }

@@ -16,6 +16,8 @@ struct AccessLogService: RegistrableRPCService {
 
     let sink: IngestSink
     let directory: ProxyDirectory
+    /// How many messages of one stream may wait for their commit while it reads on.
+    var window = StreamWindow()
     let logger: Logger
 
     func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
@@ -35,8 +37,9 @@ struct AccessLogService: RegistrableRPCService {
     {
         let decoder = EnvoyALSDecoder()
         var proxy: WorkloadIdentity?
+        let logger = logger
         do {
-            for try await message in request {
+            try await window.store(request, sink: sink, channel: "als") { message in
                 if let identifier = try decoder.identifier(protobuf: message) {
                     guard let identity = identifier.node.workloadIdentity else {
                         throw RPCError(
@@ -50,7 +53,8 @@ struct AccessLogService: RegistrableRPCService {
                     throw RPCError(
                         code: .invalidArgument, message: "the first message of a stream must carry identifier.node")
                 }
-                let batch = try await sink.store(decoder.decode(protobuf: message, proxy: proxy), channel: "als")
+                return try decoder.decode(protobuf: message, proxy: proxy)
+            } stored: { batch in
                 if !batch.rejected.isEmpty {
                     logger.debug(
                         "ALS entries rejected",

@@ -12,19 +12,45 @@ struct IngestSink: Sendable {
     let limits: IngestLimits
     let memory: MemoryGuard
 
+    /// A batch handed to the writer and not yet known to be committed.
+    struct Submission: Sendable {
+        /// The batch as limited, before series-limited points are known.
+        var batch: IngestBatch
+        var channel: String
+        var receipt: IngestWriter.Receipt
+    }
+
     /// Applies the limits to a batch and returns once what is left of it is committed.
     /// - Returns: the batch as stored, with every rejected record in `rejected`: the decoder's, the
     ///   limits', and points of series past `--max-series-per-metric`.
     /// - Throws: `DecodeError` `.tooManyRecords`, `MemoryGuard.Refusal`, `StoreError`.
     @discardableResult
     func store(_ batch: IngestBatch, channel: String) async throws -> IngestBatch {
+        try await committed(submit(batch, channel: channel))
+    }
+
+    /// Applies the limits to a batch, prepares its rows on the caller's task and queues it for the
+    /// writer behind everything queued before, without waiting for its commit.
+    /// - Throws: `DecodeError` `.tooManyRecords`, `MemoryGuard.Refusal`, `StoreError` (queue full,
+    ///   shutting down).
+    func submit(_ batch: IngestBatch, channel: String) throws -> Submission {
         var batch = batch
         try limits.checkCount(batch)
         let report = limits.apply(to: &batch, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
         metrics.add("sextant_ingest_truncated_strings_total", [("channel", channel)], Double(report.truncatedStrings))
         metrics.add("sextant_ingest_dropped_attributes_total", [("channel", channel)], Double(report.droppedAttributes))
         try memory.check()
-        let summary = try await writer.write(batch)
+        let receipt = try writer.submit(PreparedBatch(batch))
+        return Submission(batch: batch, channel: channel, receipt: receipt)
+    }
+
+    /// Returns once a submitted batch is committed, and counts what happened to it.
+    /// - Returns: as `store`.
+    /// - Throws: `StoreError` when its commit failed.
+    func committed(_ submission: Submission) async throws -> IngestBatch {
+        var batch = submission.batch
+        let channel = submission.channel
+        let summary = try await submission.receipt.committed()
         if !summary.seriesLimitedPoints.isEmpty {
             let limited = Set(summary.seriesLimitedPoints)
             for index in summary.seriesLimitedPoints where index < batch.metrics.count {

@@ -10,6 +10,8 @@ import SextantWire
 struct EnvoyMetricsService: Envoy_Service_Metrics_V3_MetricsService.SimpleServiceProtocol {
     let sink: IngestSink
     let directory: ProxyDirectory
+    /// How many messages of one stream may wait for their commit while it reads on.
+    var window = StreamWindow()
     let logger: Logger
 
     func streamMetrics(
@@ -18,7 +20,8 @@ struct EnvoyMetricsService: Envoy_Service_Metrics_V3_MetricsService.SimpleServic
         let decoder = EnvoyMetricsServiceDecoder()
         var labels: [MetricLabelPair]?
         do {
-            for try await message in request {
+            // Rejected points are counted; failing the stream would only make Envoy resend them.
+            try await window.store(request, sink: sink, channel: "metrics_service") { message in
                 if message.hasIdentifier {
                     let node = message.identifier.node
                     guard let identity = node.workloadIdentity else {
@@ -31,9 +34,7 @@ struct EnvoyMetricsService: Envoy_Service_Metrics_V3_MetricsService.SimpleServic
                 guard let labels else {
                     throw RPCError(code: .invalidArgument, message: "the first message of a stream must carry identifier.node")
                 }
-                let batch = decoder.decode(message, proxyLabels: labels, nowMs: Clock.nowMs)
-                // Rejected points are counted; failing the stream would only make Envoy resend them.
-                try await sink.store(batch, channel: "metrics_service")
+                return decoder.decode(message, proxyLabels: labels, nowMs: Clock.nowMs)
             }
         } catch {
             sink.count(error, channel: "metrics_service")

@@ -28,7 +28,12 @@ struct MetricsController: Sendable {
         "sextant_stored_calls_total": "Calls committed as new rows.",
         "sextant_merged_calls_total": "Call reports merged into a call already stored for the same proxy.",
         "sextant_paired_calls_total": "Calls matched with the other proxy's report of them.",
-        "sextant_commits_total": "Write transactions committed.",
+        "sextant_ingest_commits_total": "Write transactions committed by the ingest writer.",
+        "sextant_ingest_writer_busy_seconds_total":
+            "Seconds the ingest writer spent inside write transactions, commit included (failed ones too).",
+        "sextant_ingest_commit_records": "Records per committed write transaction of the ingest writer.",
+        "sextant_ingest_queue_records": "Records waiting for a commit.",
+        "sextant_ingest_queue_bytes": "Estimated bytes of prepared records waiting for a commit.",
     ]
 
     func metrics(_ request: Request, _ context: some RequestContext) async throws -> Response {
@@ -89,12 +94,9 @@ struct MetricsController: Sendable {
                 help: "Metric points refused because their metric already has --max-series-per-metric series, or not a number.",
                 type: .counter,
                 samples: [MetricSample(name: "sextant_metric_points_dropped_total", value: Double(stats.totals.metricsDropped))]),
-            MetricFamily(
-                name: "sextant_commits_total", help: Self.help["sextant_commits_total"], type: .counter,
-                samples: [MetricSample(name: "sextant_commits_total", value: Double(stats.commits))]),
-            MetricFamily(
-                name: "sextant_ingest_queue_records", help: "Records waiting for a commit.", type: .gauge,
-                samples: [MetricSample(name: "sextant_ingest_queue_records", value: Double(stats.queued))]),
+        ])
+        own.append(contentsOf: Self.writerFamilies(stats))
+        own.append(contentsOf: [
             MetricFamily(
                 name: "sextant_resident_memory_bytes",
                 help: "Resident memory not backed by files (mapped database pages excluded), as --memory-limit sees it.",
@@ -108,6 +110,48 @@ struct MetricsController: Sendable {
                 type: .gauge, samples: [MetricSample(name: "sextant_database_bytes", value: Double(databaseBytes()))]),
         ])
         return own + istio + ingested
+    }
+
+    /// The ingest writer's own figures: commits, time inside transactions, records per commit, queue.
+    static func writerFamilies(_ stats: IngestWriter.Statistics) -> [MetricFamily] {
+        var histogram: [MetricSample] = []
+        var cumulative = 0
+        for (bound, count) in zip(IngestWriter.commitRecordBounds, stats.commitsByRecords) {
+            cumulative += count
+            histogram.append(
+                MetricSample(
+                    name: "sextant_ingest_commit_records_bucket",
+                    labels: [MetricLabel("le", ExpositionEncoder.formatFloat(Double(bound)))], value: Double(cumulative)))
+        }
+        histogram.append(
+            MetricSample(
+                name: "sextant_ingest_commit_records_bucket", labels: [MetricLabel("le", "+Inf")],
+                value: Double(stats.commits)))
+        histogram.append(MetricSample(name: "sextant_ingest_commit_records_sum", value: Double(stats.committedRecords)))
+        histogram.append(MetricSample(name: "sextant_ingest_commit_records_count", value: Double(stats.commits)))
+        let busy = stats.busy.components
+        return [
+            MetricFamily(
+                name: "sextant_ingest_commits_total", help: help["sextant_ingest_commits_total"], type: .counter,
+                samples: [MetricSample(name: "sextant_ingest_commits_total", value: Double(stats.commits))]),
+            MetricFamily(
+                name: "sextant_ingest_writer_busy_seconds_total", help: help["sextant_ingest_writer_busy_seconds_total"],
+                type: .counter,
+                samples: [
+                    MetricSample(
+                        name: "sextant_ingest_writer_busy_seconds_total",
+                        value: Double(busy.seconds) + Double(busy.attoseconds) / 1e18)
+                ]),
+            MetricFamily(
+                name: "sextant_ingest_commit_records", help: help["sextant_ingest_commit_records"], type: .histogram,
+                samples: histogram),
+            MetricFamily(
+                name: "sextant_ingest_queue_records", help: help["sextant_ingest_queue_records"], type: .gauge,
+                samples: [MetricSample(name: "sextant_ingest_queue_records", value: Double(stats.queuedRecords))]),
+            MetricFamily(
+                name: "sextant_ingest_queue_bytes", help: help["sextant_ingest_queue_bytes"], type: .gauge,
+                samples: [MetricSample(name: "sextant_ingest_queue_bytes", value: Double(stats.queuedBytes))]),
+        ]
     }
 
     /// Ingested series as families, each with its newest sample and that sample's time.

@@ -3,32 +3,62 @@ package import SextantModel
 package import ServiceLifecycle
 import Synchronization
 
-/// The single writer: queues batches from every receiver and commits them together (group commit),
-/// answering each sender only once its records are committed.
+/// The single writer: queues prepared batches from every receiver and commits them together (group
+/// commit), answering each sender only once its records are committed.
 ///
-/// The queue is bounded in records; when it is full, `write` fails at once with `.overloaded`
-/// so receivers can shed load instead of growing memory.
+/// Receivers prepare their batches (`PreparedBatch`) on their own tasks, so a transaction only runs
+/// statements; while one commit is being written to disk, new batches queue up and the next
+/// transaction takes all of them at once, up to `maxRecordsPerCommit` and `maxBytesPerCommit`.
+///
+/// The queue is bounded in records and bytes; when it is full, `submit` fails at once with
+/// `.overloaded` so receivers can shed load instead of growing memory.
 package final class IngestWriter: Service, Sendable {
     package struct Configuration: Sendable {
-        /// Records waiting for a commit before new batches are refused.
+        /// Records waiting for a commit before new batches are refused (default 200,000).
         package var maxQueuedRecords = 200_000
-        /// Records per transaction.
+        /// Bytes of prepared records (`PreparedBatch.estimatedBytes`) waiting for a commit before new
+        /// batches are refused (default 256 MiB).
+        package var maxQueuedBytes = 256 << 20
+        /// Records per transaction (default 20,000); a larger batch is committed alone.
         package var maxRecordsPerCommit = 20_000
+        /// Bytes of prepared records per transaction (default 32 MiB); a larger batch is committed alone.
+        package var maxBytesPerCommit = 32 << 20
 
         package init() {}
     }
 
+    /// Upper bounds of the records-per-commit histogram.
+    package static let commitRecordBounds = [1, 10, 100, 1000, 5000, 10_000, 20_000, 50_000]
+
+    /// What the writer has done since it started.
+    package struct Statistics: Sendable {
+        /// Records waiting for a commit now.
+        package var queuedRecords = 0
+        /// Bytes of prepared records waiting for a commit now.
+        package var queuedBytes = 0
+        /// Transactions committed.
+        package var commits = 0
+        /// Time spent inside write transactions, commit included, failed ones too.
+        package var busy = Duration.zero
+        /// Commits per upper bound of `commitRecordBounds` (not cumulative), then those above the last.
+        package var commitsByRecords = [Int](repeating: 0, count: IngestWriter.commitRecordBounds.count + 1)
+        /// Records in every commit, added up.
+        package var committedRecords = 0
+        /// What committed transactions did.
+        package var totals = WriteSummary()
+    }
+
     private struct Pending {
-        var batch: IngestBatch
-        var continuation: CheckedContinuation<WriteSummary, any Error>
+        var batch: PreparedBatch
+        var receipt: Receipt
     }
 
     private struct State {
         var queue: [Pending] = []
-        var queuedRecords = 0
+        /// Where the queue starts: taken entries are dropped in bulk, not one at a time.
+        var head = 0
         var closed = false
-        var totals = WriteSummary()
-        var commits = 0
+        var statistics = Statistics()
     }
 
     private let database: SextantDatabase
@@ -45,33 +75,51 @@ package final class IngestWriter: Service, Sendable {
         (wakeups, wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Queues a batch and returns once it is committed.
+    /// Prepares a batch on the caller's task, queues it and returns once it is committed.
+    /// - Throws: as `write(_: PreparedBatch)`.
+    package func write(_ batch: IngestBatch) async throws -> WriteSummary {
+        try await write(PreparedBatch(batch))
+    }
+
+    /// Queues a prepared batch and returns once it is committed.
     /// - Throws: `StoreError` `.overloaded` when the queue is full, `.unavailable` after shutdown
     ///   began, `.storageFull` or `.readOnly` when the database cannot grow or be written, `.failed`
     ///   when the commit failed otherwise.
-    package func write(_ batch: IngestBatch) async throws -> WriteSummary {
-        if batch.recordCount == 0 { return WriteSummary() }
-        return try await withCheckedThrowingContinuation { continuation in
-            let refusal: StoreError? = state.withLock { state in
-                if state.closed { return StoreError(.unavailable, "shutting down") }
-                if state.queuedRecords > 0, state.queuedRecords + batch.recordCount > configuration.maxQueuedRecords {
-                    return StoreError(.overloaded, "ingest queue is full (\(state.queuedRecords) records waiting)")
-                }
-                state.queue.append(Pending(batch: batch, continuation: continuation))
-                state.queuedRecords += batch.recordCount
-                return nil
-            }
-            if let refusal {
-                continuation.resume(throwing: refusal)
-            } else {
-                wake.yield()
-            }
+    package func write(_ batch: PreparedBatch) async throws -> WriteSummary {
+        try await submit(batch).committed()
+    }
+
+    /// Queues a prepared batch at once, behind every batch queued before it, and returns what
+    /// tells when it is committed. Lets one sender have several batches in flight in order.
+    /// - Throws: `StoreError` `.overloaded` when the queue is full, `.unavailable` after shutdown began.
+    package func submit(_ batch: PreparedBatch) throws -> Receipt {
+        let receipt = Receipt()
+        if batch.recordCount == 0 {
+            receipt.resolve(.success(WriteSummary()))
+            return receipt
         }
+        try state.withLock { state in
+            if state.closed { throw StoreError(.unavailable, "shutting down") }
+            let queued = state.statistics
+            // One batch larger than the bounds is taken when nothing waits, and committed alone.
+            if queued.queuedRecords > 0, queued.queuedRecords + batch.recordCount > configuration.maxQueuedRecords {
+                throw StoreError(.overloaded, "ingest queue is full (\(queued.queuedRecords) records waiting)")
+            }
+            if queued.queuedRecords > 0, queued.queuedBytes + batch.estimatedBytes > configuration.maxQueuedBytes {
+                throw StoreError(
+                    .overloaded, "ingest queue is full (\(queued.queuedBytes >> 20) MiB of records waiting)")
+            }
+            state.queue.append(Pending(batch: batch, receipt: receipt))
+            state.statistics.queuedRecords += batch.recordCount
+            state.statistics.queuedBytes += batch.estimatedBytes
+        }
+        wake.yield()
+        return receipt
     }
 
     /// Records waiting now, and what has been committed since start.
-    package var statistics: (queued: Int, commits: Int, totals: WriteSummary) {
-        state.withLock { ($0.queuedRecords, $0.commits, $0.totals) }
+    package var statistics: Statistics {
+        state.withLock { $0.statistics }
     }
 
     package func run() async throws {
@@ -88,38 +136,117 @@ package final class IngestWriter: Service, Sendable {
         logger.info("ingest writer stopped", metadata: ["store.commits": "\(statistics.commits)"])
     }
 
-    /// Commits everything queued, a transaction at a time.
+    /// Commits everything queued, a transaction at a time; what arrives during a commit is taken by
+    /// the next.
     private func drain() async {
         while true {
-            let taken: [Pending] = state.withLock { state in
-                var count = 0
-                var end = 0
-                while end < state.queue.count, count == 0 || count + state.queue[end].batch.recordCount
-                    <= configuration.maxRecordsPerCommit
-                {
-                    count += state.queue[end].batch.recordCount
-                    end += 1
-                }
-                let taken = Array(state.queue[..<end])
-                state.queue.removeFirst(end)
-                state.queuedRecords -= count
-                return taken
-            }
+            let taken = takeGroup()
             if taken.isEmpty { return }
+            let records = taken.reduce(0) { $0 + $1.batch.recordCount }
             do {
-                let summaries = try await database.writeEach(taken.map(\.batch))
-                state.withLock {
-                    for summary in summaries { $0.totals.add(summary) }
-                    $0.commits += 1
+                let summaries = try await database.writeEach(taken.map(\.batch)) { busy in
+                    self.state.withLock { $0.statistics.busy += busy }
                 }
-                for (pending, summary) in zip(taken, summaries) { pending.continuation.resume(returning: summary) }
+                state.withLock { state in
+                    for summary in summaries { state.statistics.totals.add(summary) }
+                    state.statistics.commits += 1
+                    state.statistics.committedRecords += records
+                    let bucket = Self.commitRecordBounds.firstIndex { records <= $0 } ?? Self.commitRecordBounds.count
+                    state.statistics.commitsByRecords[bucket] += 1
+                }
+                for (pending, summary) in zip(taken, summaries) { pending.receipt.resolve(.success(summary)) }
             } catch {
                 let failure = StoreError(committing: error)
                 logger.error(
                     "commit failed",
-                    metadata: ["error.type": "\(type(of: error))", "error": "\(error)", "store.refusal": "\(failure.code.reason)"])
-                for pending in taken { pending.continuation.resume(throwing: failure) }
+                    metadata: [
+                        "error.type": "\(type(of: error))", "error": "\(error)", "store.refusal": "\(failure.code.reason)",
+                    ])
+                for pending in taken { pending.receipt.resolve(.failure(failure)) }
             }
+        }
+    }
+
+    /// Takes the oldest queued batches, as many as one transaction may hold (at least one).
+    private func takeGroup() -> [Pending] {
+        state.withLock { state in
+            var records = 0
+            var bytes = 0
+            var end = state.head
+            while end < state.queue.count {
+                let batch = state.queue[end].batch
+                if end > state.head,
+                    records + batch.recordCount > configuration.maxRecordsPerCommit
+                        || bytes + batch.estimatedBytes > configuration.maxBytesPerCommit
+                {
+                    break
+                }
+                records += batch.recordCount
+                bytes += batch.estimatedBytes
+                end += 1
+            }
+            let taken = Array(state.queue[state.head..<end])
+            state.head = end
+            if state.head == state.queue.count {
+                state.queue.removeAll(keepingCapacity: true)
+                state.head = 0
+            } else if state.head > 1024, state.head * 2 > state.queue.count {
+                state.queue.removeFirst(state.head)
+                state.head = 0
+            }
+            state.statistics.queuedRecords -= records
+            state.statistics.queuedBytes -= bytes
+            return taken
+        }
+    }
+}
+
+extension IngestWriter {
+    /// A queued batch's outcome: its summary once committed, or why it was not. Awaited once.
+    package final class Receipt: Sendable {
+        private enum State {
+            case pending
+            case waiting(CheckedContinuation<WriteSummary, any Error>)
+            case done(Result<WriteSummary, any Error>)
+        }
+
+        private let state = Mutex(State.pending)
+
+        init() {}
+
+        /// Returns once the batch is committed.
+        /// - Throws: `StoreError` when its commit failed.
+        package func committed() async throws -> WriteSummary {
+            try await withCheckedThrowingContinuation { continuation in
+                let outcome: Result<WriteSummary, any Error>? = state.withLock { state in
+                    switch state {
+                    case .pending:
+                        state = .waiting(continuation)
+                        return nil
+                    case .waiting:
+                        preconditionFailure("a receipt is awaited once")
+                    case .done(let outcome):
+                        return outcome
+                    }
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        }
+
+        func resolve(_ outcome: Result<WriteSummary, any Error>) {
+            let waiting: CheckedContinuation<WriteSummary, any Error>? = state.withLock { state in
+                switch state {
+                case .pending:
+                    state = .done(outcome)
+                    return nil
+                case .waiting(let continuation):
+                    state = .done(outcome)
+                    return continuation
+                case .done:
+                    return nil
+                }
+            }
+            waiting?.resume(with: outcome)
         }
     }
 }

@@ -33,6 +33,13 @@ struct CallSample: Equatable {
         response_flags, security_policy, paired, ts_us, duration_us, latency_bucket, request_bytes, response_bytes, sources
         """
 
+    /// What places the call in the rollups besides its labels.
+    var measures: RollupDeltas.Measures {
+        RollupDeltas.Measures(
+            startMicros: startMicros, durationMicros: durationMicros, requestBytes: requestBytes,
+            responseBytes: responseBytes, isTCP: facts.requestProtocol == RequestProtocol.tcp.rawValue)
+    }
+
     init(row: Row) {
         facts = CallFacts(
             reporter: row[0], proxyID: row[1], peerID: row[2], serviceID: row[3], requestProtocol: row[4],
@@ -108,27 +115,73 @@ struct RollupDeltas {
 
     var isEmpty: Bool { totals.isEmpty }
 
-    /// Counts a call in (`sign` 1) or out (`sign` -1) of its buckets.
-    mutating func add(_ s: CallSample, sign: Int) {
-        let seconds = s.startMicros >= 0 ? s.startMicros / 1_000_000 : (s.startMicros + 1) / 1_000_000 - 1
-        // Istio's histograms are of requests; TCP series keep counts, bytes and the sketch only.
-        let isTCP = s.facts.requestProtocol == RequestProtocol.tcp.rawValue
-        let durationBound = isTCP ? nil : Self.boundIndex(Double(s.durationMicros) / 1000)
-        let requestBound = isTCP ? nil : Self.boundIndex(Double(s.requestBytes))
-        let responseBound = isTCP ? nil : Self.boundIndex(Double(s.responseBytes))
+    /// What places a call in the rollups: its start and the values its histograms count.
+    struct Measures: Equatable, Sendable {
+        var startMicros: Int64
+        var durationMicros: Int64
+        var requestBytes: Int64
+        var responseBytes: Int64
+        var isTCP: Bool
+    }
+
+    /// The start second and histogram bounds of a call's measures, computed where the call is
+    /// prepared instead of in the write transaction.
+    struct Placement: Sendable {
+        var measures: Measures
+        /// The call's start in whole seconds.
+        var seconds: Int64
+        var durationBound: Int?
+        var requestBound: Int?
+        var responseBound: Int?
+
+        init(measures m: Measures) {
+            measures = m
+            seconds = RollupDeltas.floorSeconds(micros: m.startMicros)
+            // Istio's histograms are of requests; TCP series keep counts, bytes and the sketch only.
+            durationBound = m.isTCP ? nil : RollupDeltas.boundIndex(Double(m.durationMicros) / 1000)
+            requestBound = m.isTCP ? nil : RollupDeltas.boundIndex(Double(m.requestBytes))
+            responseBound = m.isTCP ? nil : RollupDeltas.boundIndex(Double(m.responseBytes))
+        }
+    }
+
+    /// Whole seconds since the epoch, rounded down (also before 1970).
+    static func floorSeconds(micros: Int64) -> Int64 {
+        micros >= 0 ? micros / 1_000_000 : (micros + 1) / 1_000_000 - 1
+    }
+
+    /// Whole seconds since the epoch, rounded down (also before 1970).
+    static func floorSeconds(milliseconds: Int64) -> Int64 {
+        milliseconds >= 0 ? milliseconds / 1000 : (milliseconds + 1) / 1000 - 1
+    }
+
+    /// The start of the `tier`-second bucket holding `seconds`.
+    static func bucket(seconds: Int64, tier: Int64) -> Int64 {
+        seconds - ((seconds % tier) + tier) % tier
+    }
+
+    /// Counts a call in (`sign` 1) or out (`sign` -1) of its buckets; `placement` is used when it
+    /// was computed for the sample's measures.
+    mutating func add(_ s: CallSample, sign: Int, placement: Placement? = nil) {
+        let measures = s.measures
+        let place: Placement
+        if let placement, placement.measures == measures {
+            place = placement
+        } else {
+            place = Placement(measures: measures)
+        }
         for tier in Self.tiers {
-            let key = Key(tier: tier, bucket: seconds - ((seconds % tier) + tier) % tier, facts: s.facts)
+            let key = Key(tier: tier, bucket: Self.bucket(seconds: place.seconds, tier: tier), facts: s.facts)
             // Changed in place: a copy taken out of the dictionary would copy its arrays on write.
             totals[key, default: Totals()].add(
-                s, sign: sign, bounds: (durationBound, requestBound, responseBound))
+                s, sign: sign, bounds: (place.durationBound, place.requestBound, place.responseBound))
         }
     }
 
     /// Moves a call whose stored row changed from `old` to `new`.
-    mutating func move(from old: CallSample, to new: CallSample) {
+    mutating func move(from old: CallSample, to new: CallSample, placement: Placement? = nil) {
         guard old != new else { return }
-        add(old, sign: -1)
-        add(new, sign: 1)
+        add(old, sign: -1, placement: placement)
+        add(new, sign: 1, placement: placement)
     }
 
     /// The first bound at or above `value`; nil past the last (the +Inf bucket).

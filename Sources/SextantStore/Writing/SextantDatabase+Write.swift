@@ -1,4 +1,4 @@
-package import GRDB
+import GRDB
 package import SextantModel
 
 /// What one committed write did.
@@ -41,43 +41,31 @@ extension SextantDatabase {
     /// Stores batches in one transaction; returns once it is committed.
     package func write(_ batches: [IngestBatch]) async throws -> WriteSummary {
         var total = WriteSummary()
-        for summary in try await writeEach(batches) { total.add(summary) }
+        for summary in try await writeEach(batches.map(PreparedBatch.init)) { total.add(summary) }
         return total
     }
 
     /// Stores batches in one transaction; returns what each batch did once it is committed.
     package func writeEach(_ batches: [IngestBatch]) async throws -> [WriteSummary] {
+        try await writeEach(batches.map(PreparedBatch.init))
+    }
+
+    /// Stores prepared batches in one transaction; returns what each batch did once it is committed.
+    /// - Parameter busy: told how long the transaction took, from its start to the end of its
+    ///   commit (or rollback), whether it succeeded or not.
+    package func writeEach(
+        _ batches: [PreparedBatch], busy: (@Sendable (Duration) -> Void)? = nil
+    ) async throws -> [WriteSummary] {
         do {
-            return try await pool.write { db in
+            return try await pool.writeWithoutTransaction { db in
+                let start = ContinuousClock.now
+                defer { busy?(start.duration(to: .now)) }
                 var summaries: [WriteSummary] = []
-                var rollups = RollupDeltas()
-                for batch in batches {
-                    var summary = WriteSummary()
-                    for span in batch.spans {
-                        if try Self.insert(span: span, db) {
-                            summary.spansStored += 1
-                        } else {
-                            summary.spansDuplicate += 1
-                        }
-                    }
-                    for request in batch.requests {
-                        try self.upsert(request: request, db, summary: &summary, rollups: &rollups)
-                    }
-                    for connection in batch.connections {
-                        try self.upsert(connection: connection, db, summary: &summary, rollups: &rollups)
-                    }
-                    for log in batch.logs {
-                        try Self.insert(log: log, db)
-                        summary.logsStored += 1
-                    }
-                    for (index, point) in batch.metrics.enumerated() {
-                        if try !self.insert(metric: point, db, summary: &summary) {
-                            summary.seriesLimitedPoints.append(index)
-                        }
-                    }
-                    summaries.append(summary)
+                // As `DatabaseWriter.write` does, with the commit inside the time measured.
+                try db.inTransaction {
+                    summaries = try self.store(batches, db)
+                    return .commit
                 }
-                try rollups.apply(db, series: self.callSeriesCache)
                 return summaries
             }
         } catch {
@@ -88,8 +76,43 @@ extension SextantDatabase {
         }
     }
 
+    /// The statements of one write transaction: nothing but look-ups and inserts of prepared values.
+    private func store(_ batches: [PreparedBatch], _ db: Database) throws -> [WriteSummary] {
+        var summaries: [WriteSummary] = []
+        summaries.reserveCapacity(batches.count)
+        var rollups = RollupDeltas()
+        for batch in batches {
+            var summary = WriteSummary()
+            for span in batch.spans {
+                if try Self.insert(span: span, db) {
+                    summary.spansStored += 1
+                } else {
+                    summary.spansDuplicate += 1
+                }
+            }
+            for request in batch.requests {
+                try upsert(request: request, db, summary: &summary, rollups: &rollups)
+            }
+            for connection in batch.connections {
+                try upsert(connection: connection, db, summary: &summary, rollups: &rollups)
+            }
+            for log in batch.logs {
+                try Self.insert(log: log, db)
+                summary.logsStored += 1
+            }
+            for (index, point) in batch.metrics.enumerated() {
+                if try !insert(metric: point, db, summary: &summary) {
+                    summary.seriesLimitedPoints.append(index)
+                }
+            }
+            summaries.append(summary)
+        }
+        try rollups.apply(db, series: callSeriesCache)
+        return summaries
+    }
+
     /// Inserts a span unless the same span (trace, id, kind, service) is stored already.
-    private static func insert(span: Span, _ db: Database) throws -> Bool {
+    private static func insert(span: PreparedSpan, _ db: Database) throws -> Bool {
         try db.cachedStatement(
             sql: """
                 INSERT OR IGNORE INTO spans (trace_id, span_id, parent_id, kind, name, service, remote_service,
@@ -97,16 +120,15 @@ extension SextantDatabase {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            span.traceID, span.spanID, span.parentID, span.kind.rawValue, span.name, span.serviceName,
-            span.remoteEndpoint?.serviceName, span.startMicros, span.durationMicros, span.isError, span.shared,
-            span.localEndpoint.map(SpanJSON.encode), span.remoteEndpoint.map(SpanJSON.encode),
-            span.annotations.isEmpty ? nil : SpanJSON.encode(span.annotations), SpanJSON.encode(span.tags),
+            span.traceID, span.spanID, span.parentID, span.kind, span.name, span.service, span.remoteService,
+            span.startMicros, span.durationMicros, span.isError, span.shared, span.localEndpoint,
+            span.remoteEndpoint, span.annotations, span.tags,
         ])
         return db.changesCount > 0
     }
 
     private func upsert(
-        request r: Request, _ db: Database, summary: inout WriteSummary, rollups: inout RollupDeltas
+        request r: PreparedRequest, _ db: Database, summary: inout WriteSummary, rollups: inout RollupDeltas
     ) throws {
         let proxyID = try cache.workloadID(r.proxy, db)
         let serviceID = try cache.serviceID(r.service, db)
@@ -139,17 +161,17 @@ extension SextantDatabase {
                     RETURNING id, paired, trace_id, span_id, parent_span_id, local_addr, remote_addr
                     """),
             arguments: [
-                key, r.startMicros, r.reporter.rawValue, proxyID, peerID, serviceID, r.requestProtocol.rawValue,
-                r.responseCode, r.grpcStatus, r.responseFlags, r.securityPolicy, r.durationMicros,
-                LatencySketch.index(micros: r.durationMicros), r.requestBytes, r.responseBytes, r.requestID,
-                r.traceID, r.spanID, r.parentSpanID, r.localAddress, r.remoteAddress, r.channel.rawValue,
+                key, r.startMicros, r.reporter.rawValue, proxyID, peerID, serviceID, r.requestProtocol,
+                r.responseCode, r.grpcStatus, r.responseFlags, r.securityPolicy, r.durationMicros, r.latencyBucket,
+                r.requestBytes, r.responseBytes, r.requestID, r.traceID, r.spanID, r.parentSpanID, r.localAddress,
+                r.remoteAddress, r.sources,
             ])!
         let rowID: Int64 = row["id"]
         let after = try CallSample.fetch(id: rowID, db)!
         if let before {
-            rollups.move(from: before, to: after)
+            rollups.move(from: before, to: after, placement: r.placement)
         } else {
-            rollups.add(after, sign: 1)
+            rollups.add(after, sign: 1, placement: r.placement)
         }
         if !known {
             summary.requestsStored += 1
@@ -262,7 +284,7 @@ extension SextantDatabase {
 
 /// The identity of one call as one proxy saw it, the same whichever channel reported it.
 enum CallKey {
-    static func make(request r: Request, proxyID: Int64, serviceID: Int64) -> Int64 {
+    static func make(request r: PreparedRequest, proxyID: Int64, serviceID: Int64) -> Int64 {
         var hash = FNV1a()
         hash.add(r.reporter.rawValue)
         hash.add(proxyID)
@@ -272,8 +294,8 @@ enum CallKey {
             hash.add(serviceID)
             hash.add(r.startMicros / 1000)
         } else if let trace = r.traceID, let span = r.spanID {
-            hash.add(trace.hex)
-            hash.add(span.hex)
+            hash.add(trace)
+            hash.add(span)
         } else {
             hash.add(serviceID)
             hash.add(r.startMicros)

@@ -7,14 +7,15 @@ extension SextantDatabase {
     /// the series' newest sample.
     /// - Returns: false when the point was refused because its metric has `maxSeriesPerMetric` series.
     @discardableResult
-    func insert(metric p: MetricPoint, _ db: Database, summary: inout WriteSummary) throws -> Bool {
+    func insert(metric prepared: PreparedMetric, _ db: Database, summary: inout WriteSummary) throws -> Bool {
+        let p = prepared.point
         // SQLite cannot hold NaN (it would become NULL); such a sample says nothing anyway.
         guard !p.value.isNaN else {
             summary.metricsDropped += 1
             return true
         }
-        let labels = SpanJSON.encode(Dictionary(p.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }))
-        let key = MetricSeriesCache.Key(name: p.name, labels: labels)
+        let key = prepared.key
+        let labels = key.labels
         var series: MetricSeriesCache.Series
         if let cached = metricCache.cached(key) {
             series = cached
@@ -71,9 +72,8 @@ extension SextantDatabase {
                     last_value = iif(excluded.last_ts_ms >= last_ts_ms, excluded.last_value, last_value),
                     last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)
                 """)
-        let seconds = p.timestampMs >= 0 ? p.timestampMs / 1000 : (p.timestampMs + 1) / 1000 - 1
         for tier in RollupDeltas.tiers {
-            let bucket = seconds - ((seconds % tier) + tier) % tier
+            let bucket = RollupDeltas.bucket(seconds: prepared.seconds, tier: tier)
             try rollup.execute(arguments: [tier, bucket, series.id, value, value, value, value, p.timestampMs])
         }
         if !series.hasLatest || p.timestampMs >= series.ts || p.temporality == .delta {

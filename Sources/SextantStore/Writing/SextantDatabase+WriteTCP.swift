@@ -6,8 +6,10 @@ extension SextantDatabase {
     /// connection: the caller's `upstream_host`/`upstream_local_address` are the callee's
     /// `downstream_local_address`/`downstream_remote_address`.
     func upsert(
-        connection c: TCPConnection, _ db: Database, summary: inout WriteSummary, rollups: inout RollupDeltas
+        connection prepared: PreparedConnection, _ db: Database, summary: inout WriteSummary,
+        rollups: inout RollupDeltas
     ) throws {
+        let c = prepared.connection
         let proxyID = try cache.workloadID(c.proxy, db)
         let serviceID = try cache.serviceID(c.service, db)
         var peerID = try c.peer.map { try cache.workloadID($0, db) }
@@ -41,12 +43,14 @@ extension SextantDatabase {
                 """
         ).execute(arguments: [
             key, c.startMicros, c.reporter.rawValue, proxyID, peerID, serviceID, c.durationMicros,
-            LatencySketch.index(micros: c.durationMicros), c.receivedBytes, c.sentBytes, c.responseFlags,
+            prepared.latencyBucket, c.receivedBytes, c.sentBytes, c.responseFlags,
             c.securityPolicy, c.localAddress, c.remoteAddress, c.channel.rawValue,
         ])
         let rowID = db.lastInsertedRowID
         summary.connectionsStored += 1
-        if let stored = try CallSample.fetch(connectionID: rowID, db) { rollups.add(stored, sign: 1) }
+        if let stored = try CallSample.fetch(connectionID: rowID, db) {
+            rollups.add(stored, sign: 1, placement: prepared.placement)
+        }
         if c.reporter == .destination, let address = c.localAddress {
             try Self.learnEndpoint(address, workloadID: proxyID, atMicros: c.startMicros, db)
         }
@@ -80,7 +84,7 @@ extension SextantDatabase {
         }
     }
 
-    static func insert(log: LogRecord, _ db: Database) throws {
+    static func insert(log: PreparedLog, _ db: Database) throws {
         try db.cachedStatement(
             sql: """
                 INSERT INTO logs (ts_us, service, severity_number, severity_text, body, trace_id, span_id, attributes)
@@ -88,7 +92,7 @@ extension SextantDatabase {
                 """
         ).execute(arguments: [
             log.timeMicros, log.service, log.severityNumber, log.severityText, log.body, log.traceID, log.spanID,
-            SpanJSON.encode(log.attributes),
+            log.attributes,
         ])
     }
 }

@@ -2,16 +2,25 @@ import Foundation
 import SextantModel
 
 /// Compact JSON for the span columns that hold structure (tags, endpoints, annotations).
+///
+/// Written byte by byte into one buffer: receivers encode every span's tags before it is queued,
+/// on the hot path of ingest.
 enum SpanJSON {
+    /// A flat object of strings, keys sorted.
     static func encode(_ tags: Attributes) -> String {
-        var out = "{"
-        for (i, pair) in tags.sortedByKey.enumerated() {
-            if i > 0 { out += "," }
-            appendString(pair.key, to: &out)
-            out += ":"
-            appendString(pair.value, to: &out)
+        var out: [UInt8] = []
+        var capacity = 2
+        for (key, value) in tags { capacity += key.utf8.count + value.utf8.count + 6 }
+        out.reserveCapacity(capacity)
+        out.append(UInt8(ascii: "{"))
+        for (i, entry) in tags.sortedByKey.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            appendString(entry.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            appendString(entry.value, to: &out)
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func encode(_ object: [String: String]) -> String {
@@ -19,42 +28,74 @@ enum SpanJSON {
     }
 
     static func encode(_ endpoint: Span.Endpoint) -> String {
-        var fields: [String] = []
-        if let s = endpoint.serviceName { fields.append("\"serviceName\":" + quoted(s)) }
-        if let s = endpoint.ipv4 { fields.append("\"ipv4\":" + quoted(s)) }
-        if let s = endpoint.ipv6 { fields.append("\"ipv6\":" + quoted(s)) }
-        if let p = endpoint.port { fields.append("\"port\":\(p)") }
-        return "{" + fields.joined(separator: ",") + "}"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        func field(_ name: String) {
+            if out.count > 1 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: name.utf8)
+        }
+        if let s = endpoint.serviceName {
+            field("\"serviceName\":")
+            appendString(s, to: &out)
+        }
+        if let s = endpoint.ipv4 {
+            field("\"ipv4\":")
+            appendString(s, to: &out)
+        }
+        if let s = endpoint.ipv6 {
+            field("\"ipv6\":")
+            appendString(s, to: &out)
+        }
+        if let p = endpoint.port {
+            field("\"port\":")
+            out.append(contentsOf: String(p).utf8)
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func encode(_ annotations: [Span.Annotation]) -> String {
-        "[" + annotations.map { "{\"timestamp\":\($0.timestampMicros),\"value\":\(quoted($0.value))}" }
-            .joined(separator: ",") + "]"
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        for (i, annotation) in annotations.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: "{\"timestamp\":".utf8)
+            out.append(contentsOf: String(annotation.timestampMicros).utf8)
+            out.append(contentsOf: ",\"value\":".utf8)
+            appendString(annotation.value, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func quoted(_ s: String) -> String {
-        var out = ""
-        appendString(s, to: &out)
-        return out
-    }
-
-    static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+    /// `s` as a JSON string: quotes, backslashes and control characters escaped, the rest as is.
+    static func appendString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(byte)
+            case UInt8(ascii: "\n"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(contentsOf: "\\u00".utf8)
+                out.append(hexDigits[Int(byte >> 4)])
+                out.append(hexDigits[Int(byte & 0xF)])
+            default:
+                out.append(byte)
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 }
 
 extension SpanJSON {

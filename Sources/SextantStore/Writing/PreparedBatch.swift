@@ -1,0 +1,235 @@
+package import SextantModel
+
+/// A batch turned into column values before it reaches the writer: structured columns encoded as
+/// JSON text, latency buckets and rollup placements computed, metric labels encoded into their
+/// series key. Everything here needs no database, so receivers build it on their own task and the
+/// writer's transaction only runs statements.
+package struct PreparedBatch: Sendable {
+    var spans: [PreparedSpan]
+    var requests: [PreparedRequest]
+    var connections: [PreparedConnection]
+    var logs: [PreparedLog]
+    /// In the batch's order: `WriteSummary.seriesLimitedPoints` are indices into it.
+    var metrics: [PreparedMetric]
+
+    /// Records that will be stored.
+    package let recordCount: Int
+    /// About how much memory the prepared records hold, in bytes: what the queue and a commit are
+    /// bounded by besides records.
+    package let estimatedBytes: Int
+
+    /// Prepares every record of `batch` (its `rejected` records are not the writer's business).
+    package init(_ batch: IngestBatch) {
+        spans = batch.spans.map(PreparedSpan.init)
+        requests = batch.requests.map(PreparedRequest.init)
+        connections = batch.connections.map(PreparedConnection.init)
+        logs = batch.logs.map(PreparedLog.init)
+        metrics = batch.metrics.map(PreparedMetric.init)
+        recordCount = batch.recordCount
+        var bytes = 0
+        for span in spans { bytes += span.estimatedBytes }
+        for request in requests { bytes += request.estimatedBytes }
+        for connection in connections { bytes += connection.estimatedBytes }
+        for log in logs { bytes += log.estimatedBytes }
+        for metric in metrics { bytes += metric.estimatedBytes }
+        estimatedBytes = bytes
+    }
+}
+
+/// What a record costs beyond its strings' bytes: the fixed-width fields and the string headers.
+private let recordOverheadBytes = 96
+
+// MARK: - Spans
+
+/// The columns of one `spans` row.
+struct PreparedSpan: Sendable {
+    var traceID: String
+    var spanID: String
+    var parentID: String?
+    var kind: Int
+    var name: String
+    var service: String
+    var remoteService: String?
+    var startMicros: Int64
+    var durationMicros: Int64
+    var isError: Bool
+    var shared: Bool
+    var localEndpoint: String?
+    var remoteEndpoint: String?
+    var annotations: String?
+    var tags: String
+
+    /// The one place the writer reads a span's ids and tags.
+    init(_ span: Span) {
+        traceID = span.traceID.hex
+        spanID = span.spanID.hex
+        parentID = span.parentID?.hex
+        kind = span.kind.rawValue
+        name = span.name
+        service = span.serviceName
+        remoteService = span.remoteEndpoint?.serviceName
+        startMicros = span.startMicros
+        durationMicros = span.durationMicros
+        isError = span.isError
+        shared = span.shared
+        localEndpoint = span.localEndpoint.map(SpanJSON.encode)
+        remoteEndpoint = span.remoteEndpoint.map(SpanJSON.encode)
+        annotations = span.annotations.isEmpty ? nil : SpanJSON.encode(span.annotations)
+        tags = SpanJSON.encode(span.tags)
+    }
+
+    var estimatedBytes: Int {
+        recordOverheadBytes + traceID.utf8.count + spanID.utf8.count + (parentID?.utf8.count ?? 0) + name.utf8.count
+            + service.utf8.count + (remoteService?.utf8.count ?? 0) + (localEndpoint?.utf8.count ?? 0)
+            + (remoteEndpoint?.utf8.count ?? 0) + (annotations?.utf8.count ?? 0) + tags.utf8.count
+    }
+}
+
+// MARK: - Calls
+
+/// One call report with the columns of its `requests` row that need no database.
+struct PreparedRequest: Sendable {
+    var reporter: Reporter
+    var proxy: WorkloadIdentity
+    var peer: WorkloadIdentity?
+    var service: ServiceRef
+    var requestProtocol: Int
+    var startMicros: Int64
+    var durationMicros: Int64
+    var latencyBucket: Int
+    var responseCode: Int
+    var grpcStatus: Int?
+    var responseFlags: String
+    var securityPolicy: String
+    var requestBytes: Int64
+    var responseBytes: Int64
+    var requestID: String?
+    var traceID: String?
+    var spanID: String?
+    var parentSpanID: String?
+    var localAddress: String?
+    var remoteAddress: String?
+    var sources: Int
+    /// Where the call falls in the rollups as reported (it may merge into a stored call that differs).
+    var placement: RollupDeltas.Placement
+
+    /// The one place the writer reads a call's ids.
+    init(_ r: Request) {
+        reporter = r.reporter
+        proxy = r.proxy
+        peer = r.peer
+        service = r.service
+        requestProtocol = r.requestProtocol.rawValue
+        startMicros = r.startMicros
+        durationMicros = r.durationMicros
+        latencyBucket = LatencySketch.index(micros: r.durationMicros)
+        responseCode = r.responseCode
+        grpcStatus = r.grpcStatus
+        responseFlags = r.responseFlags
+        securityPolicy = r.securityPolicy
+        requestBytes = r.requestBytes
+        responseBytes = r.responseBytes
+        requestID = r.requestID
+        traceID = r.traceID?.hex
+        spanID = r.spanID?.hex
+        parentSpanID = r.parentSpanID?.hex
+        localAddress = r.localAddress
+        remoteAddress = r.remoteAddress
+        sources = r.channel.rawValue
+        placement = RollupDeltas.Placement(
+            measures: .init(
+                startMicros: r.startMicros, durationMicros: r.durationMicros, requestBytes: r.requestBytes,
+                responseBytes: r.responseBytes, isTCP: r.requestProtocol == .tcp))
+    }
+
+    var estimatedBytes: Int {
+        recordOverheadBytes * 2 + proxy.estimatedBytes + (peer?.estimatedBytes ?? 0) + service.host.utf8.count
+            + service.name.utf8.count + service.namespace.utf8.count + responseFlags.utf8.count
+            + securityPolicy.utf8.count + (requestID?.utf8.count ?? 0) + (traceID?.utf8.count ?? 0)
+            + (spanID?.utf8.count ?? 0) + (parentSpanID?.utf8.count ?? 0) + (localAddress?.utf8.count ?? 0)
+            + (remoteAddress?.utf8.count ?? 0)
+    }
+}
+
+/// One TCP connection report with the columns of its `tcp_connections` row that need no database.
+struct PreparedConnection: Sendable {
+    var connection: TCPConnection
+    var latencyBucket: Int
+    var placement: RollupDeltas.Placement
+
+    init(_ c: TCPConnection) {
+        connection = c
+        latencyBucket = LatencySketch.index(micros: c.durationMicros)
+        placement = RollupDeltas.Placement(
+            measures: .init(
+                startMicros: c.startMicros, durationMicros: c.durationMicros, requestBytes: c.receivedBytes,
+                responseBytes: c.sentBytes, isTCP: true))
+    }
+
+    var estimatedBytes: Int {
+        recordOverheadBytes * 2 + connection.proxy.estimatedBytes + (connection.peer?.estimatedBytes ?? 0)
+            + connection.service.host.utf8.count + connection.responseFlags.utf8.count
+            + connection.securityPolicy.utf8.count + (connection.localAddress?.utf8.count ?? 0)
+            + (connection.remoteAddress?.utf8.count ?? 0)
+    }
+}
+
+// MARK: - Logs and metrics
+
+/// The columns of one `logs` row.
+struct PreparedLog: Sendable {
+    var timeMicros: Int64
+    var service: String
+    var severityNumber: Int
+    var severityText: String
+    var body: String
+    var traceID: String?
+    var spanID: String?
+    var attributes: String
+
+    /// The one place the writer reads a log record's ids and attributes.
+    init(_ log: LogRecord) {
+        timeMicros = log.timeMicros
+        service = log.service
+        severityNumber = log.severityNumber
+        severityText = log.severityText
+        body = log.body
+        traceID = log.traceID
+        spanID = log.spanID
+        attributes = SpanJSON.encode(log.attributes)
+    }
+
+    var estimatedBytes: Int {
+        recordOverheadBytes + service.utf8.count + severityText.utf8.count + body.utf8.count
+            + (traceID?.utf8.count ?? 0) + (spanID?.utf8.count ?? 0) + attributes.utf8.count
+    }
+}
+
+/// One metric point with its series key (name and labels as stored).
+struct PreparedMetric: Sendable {
+    var point: MetricPoint
+    var key: MetricSeriesCache.Key
+    /// The point's time in whole seconds, for its rollup buckets.
+    var seconds: Int64
+
+    init(_ point: MetricPoint) {
+        self.point = point
+        // A repeated label name keeps its first value.
+        let labels = SpanJSON.encode(
+            Dictionary(point.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }))
+        key = MetricSeriesCache.Key(name: point.name, labels: labels)
+        seconds = RollupDeltas.floorSeconds(milliseconds: point.timestampMs)
+    }
+
+    var estimatedBytes: Int {
+        recordOverheadBytes + point.name.utf8.count * 2 + point.family.utf8.count + key.labels.utf8.count
+    }
+}
+
+extension WorkloadIdentity {
+    /// About how many bytes the identity's strings hold.
+    var estimatedBytes: Int {
+        namespace.utf8.count + workload.utf8.count + app.utf8.count + version.utf8.count
+            + canonicalService.utf8.count + canonicalRevision.utf8.count + principal.utf8.count + cluster.utf8.count
+    }
+}

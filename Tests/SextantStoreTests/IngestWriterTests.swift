@@ -1,0 +1,201 @@
+import Foundation
+import GRDB
+import Logging
+import SextantModel
+import SextantStore
+import Testing
+
+/// The writer's queue and group commit: order, bounds, refusal, and when senders are answered.
+@Suite struct IngestWriterTests {
+    /// One span per batch, numbered so its row tells which batch it came from.
+    static func span(_ i: Int) -> IngestBatch {
+        IngestWriterStorageTests.spans(1, from: i)
+    }
+
+    /// Runs `writer` in the background for `body`, then stops it.
+    static func running<T>(_ writer: IngestWriter, _ body: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await writer.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+
+    static func storedSpanOrder(_ database: SextantDatabase) async throws -> [String] {
+        try await database.pool.read { try String.fetchAll($0, sql: "SELECT span_id FROM spans ORDER BY rowid") }
+    }
+
+    @Test func commitsQueuedBatchesInOrderAndInGroupsOfAtMostMaxRecords() async throws {
+        try await withTemporaryDatabase { database, _ in
+            var configuration = IngestWriter.Configuration()
+            configuration.maxRecordsPerCommit = 7
+            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
+            // Queued before the writer runs: they wait together, as batches arriving during a commit do.
+            let receipts = try (0..<50).map { try writer.submit(PreparedBatch(Self.span($0))) }
+            #expect(writer.statistics.queuedRecords == 50)
+            let summaries = try await Self.running(writer) {
+                var summaries: [WriteSummary] = []
+                for receipt in receipts { summaries.append(try await receipt.committed()) }
+                return summaries
+            }
+            #expect(summaries.allSatisfy { $0.spansStored == 1 })
+            let expected = (0..<50).map { String(format: "%016x", $0 + 1) }
+            #expect(try await Self.storedSpanOrder(database) == expected)
+            let statistics = writer.statistics
+            #expect(statistics.commits == 8)
+            #expect(statistics.committedRecords == 50)
+            #expect(statistics.queuedRecords == 0)
+            #expect(statistics.queuedBytes == 0)
+            // Seven commits of 7 records (bound 10) and one of 1 (bound 1).
+            #expect(statistics.commitsByRecords[0] == 1)
+            #expect(statistics.commitsByRecords[1] == 7)
+            #expect(statistics.busy > .zero)
+        }
+    }
+
+    @Test func aCommitHoldsAtMostMaxBytesAndAnOversizedBatchGoesAlone() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let bytes = PreparedBatch(Self.span(0)).estimatedBytes
+            var configuration = IngestWriter.Configuration()
+            configuration.maxBytesPerCommit = bytes * 3 + bytes / 2
+            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
+            var receipts = try (0..<10).map { try writer.submit(PreparedBatch(Self.span($0))) }
+            // Five spans are larger than a commit may hold: committed on their own all the same.
+            let large = PreparedBatch(IngestWriterStorageTests.spans(5, from: 100))
+            #expect(large.estimatedBytes > configuration.maxBytesPerCommit)
+            receipts.append(try writer.submit(large))
+            #expect(writer.statistics.queuedBytes == bytes * 10 + large.estimatedBytes)
+            try await Self.running(writer) {
+                for receipt in receipts { _ = try await receipt.committed() }
+            }
+            // 3 + 3 + 3 + 1, then the large one.
+            #expect(writer.statistics.commits == 5)
+            #expect(writer.statistics.committedRecords == 15)
+            #expect(try await Self.storedSpanOrder(database).count == 15)
+        }
+    }
+
+    @Test func aFullQueueRefusesByRecordsAndByBytes() async throws {
+        try await withTemporaryDatabase { database, _ in
+            var byRecords = IngestWriter.Configuration()
+            byRecords.maxQueuedRecords = 3
+            let writer = IngestWriter(database: database, configuration: byRecords, logger: Logger.quiet)
+            // A batch larger than the queue is taken when nothing waits.
+            let first = try writer.submit(PreparedBatch(IngestWriterStorageTests.spans(5, from: 0)))
+            #expect {
+                _ = try writer.submit(PreparedBatch(Self.span(10)))
+            } throws: { ($0 as? StoreError)?.code == .overloaded }
+
+            let bytes = PreparedBatch(Self.span(20)).estimatedBytes
+            var byBytes = IngestWriter.Configuration()
+            byBytes.maxQueuedBytes = bytes * 2
+            let bounded = IngestWriter(database: database, configuration: byBytes, logger: Logger.quiet)
+            let accepted = try (20..<22).map { try bounded.submit(PreparedBatch(Self.span($0))) }
+            #expect {
+                _ = try bounded.submit(PreparedBatch(Self.span(22)))
+            } throws: { error in
+                let error = error as? StoreError
+                return error?.code == .overloaded && error?.message.contains("MiB") == true
+            }
+            #expect(bounded.statistics.queuedRecords == 2)
+
+            // Once the queue is committed it takes batches again.
+            try await Self.running(writer) {
+                _ = try await first.committed()
+                _ = try await writer.write(Self.span(10))
+            }
+            try await Self.running(bounded) {
+                for receipt in accepted { _ = try await receipt.committed() }
+                _ = try await bounded.write(Self.span(22))
+            }
+            #expect(try await Self.storedSpanOrder(database).count == 9)
+        }
+    }
+
+    @Test func answersOnlyOnceTheBatchIsCommittedAndReadable() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let writer = IngestWriter(database: database, logger: Logger.quiet)
+            let receipt = try writer.submit(PreparedBatch(IngestWriterStorageTests.spans(3, from: 0)))
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                group.addTask {
+                    _ = try await receipt.committed()
+                    // Another connection sees the rows the moment the sender is answered.
+                    return try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM spans")! }
+                }
+                // The writer does not run: the sender waits.
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM spans")! } == 0)
+                group.addTask {
+                    try await writer.run()
+                    return -1
+                }
+                let seen = try await group.next()
+                #expect(seen == 3)
+                group.cancelAll()
+            }
+        }
+    }
+
+    @Test func aFailedCommitAnswersEveryBatchOfItsGroupWithTheError() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let writer = IngestWriter(database: database, logger: Logger.quiet)
+            try await database.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = 1") }
+            let receipts = try (0..<4).map { try writer.submit(PreparedBatch(Self.span($0))) }
+            try await Self.running(writer) {
+                for receipt in receipts {
+                    await #expect {
+                        _ = try await receipt.committed()
+                    } throws: { ($0 as? StoreError)?.code == .readOnly }
+                }
+            }
+            // One transaction failed for all four; its time counts as busy, no commit does.
+            #expect(writer.statistics.commits == 0)
+            #expect(writer.statistics.busy > .zero)
+            #expect(writer.statistics.queuedRecords == 0)
+            try await database.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = 0") }
+            #expect(try await Self.storedSpanOrder(database).isEmpty)
+        }
+    }
+
+    @Test func eachBatchOfAGroupGetsItsOwnSummary() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let writer = IngestWriter(database: database, logger: Logger.quiet)
+            let batch = IngestWriterStorageTests.spans(4, from: 0)
+            let first = try writer.submit(PreparedBatch(batch))
+            let again = try writer.submit(PreparedBatch(batch))
+            let empty = try writer.submit(PreparedBatch(IngestBatch()))
+            let summaries = try await Self.running(writer) {
+                [try await first.committed(), try await again.committed(), try await empty.committed()]
+            }
+            #expect(summaries[0].spansStored == 4)
+            #expect(summaries[1].spansDuplicate == 4)
+            #expect(summaries[2] == WriteSummary())
+            #expect(writer.statistics.commits == 1)
+        }
+    }
+
+    @Test func preparedRowsMatchWhatTheWriterStoredBefore() async throws {
+        // Tags and endpoints are encoded before the writer, exactly as they were inside it.
+        try await withTemporaryDatabase { database, _ in
+            let span = Span(
+                traceID: TraceID(hex: String(repeating: "a", count: 32))!, spanID: SpanID(hex: String(repeating: "b", count: 16))!,
+                parentID: SpanID(hex: String(repeating: "c", count: 16)), kind: .client, name: "GET /",
+                startMicros: 1_795_706_850_000_000, durationMicros: 1500,
+                localEndpoint: .init(serviceName: "api", ipv4: "10.0.0.1", port: 8080),
+                remoteEndpoint: .init(serviceName: "db", ipv6: "::1"),
+                annotations: [.init(timestampMicros: 1_795_706_850_000_100, value: "wr\"ote\n")],
+                tags: ["z": "last", "a": "first\u{1}", "error": "true", "u": "ü→😀\\"])
+            _ = try await database.write([IngestBatch(spans: [span])])
+            let row = try await database.pool.read { db in
+                try Row.fetchOne(
+                    db, sql: "SELECT local_endpoint, remote_endpoint, annotations, tags, error, remote_service FROM spans")!
+            }
+            #expect(row[0] as String == #"{"serviceName":"api","ipv4":"10.0.0.1","port":8080}"#)
+            #expect(row[1] as String == #"{"serviceName":"db","ipv6":"::1"}"#)
+            #expect(row[2] as String == #"[{"timestamp":1795706850000100,"value":"wr\"ote\n"}]"#)
+            #expect(row[3] as String == #"{"a":"first\u0001","error":"true","u":"ü→😀\\","z":"last"}"#)
+            #expect(row[4] as Bool == true)
+            #expect(row[5] as String == "db")
+        }
+    }
+}
