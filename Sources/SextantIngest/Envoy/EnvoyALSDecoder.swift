@@ -214,7 +214,7 @@ private struct HTTPEntry {
         }
     }
 
-    /// The call, as `LegacyEnvoyALSDecoder.request` makes it; nil for an entry of a call still running.
+    /// The call this entry records; nil for an entry of a call still running.
     func request(proxy: WorkloadIdentity, index: Int, context: DecodeContext) throws(RecordError) -> Request? {
         // Periodic and start-of-stream entries describe calls that are still running.
         guard !common.intermediate, common.accessLogType == 0 || common.accessLogType == 6 else { return nil }
@@ -289,7 +289,7 @@ private struct TCPEntry {
         }
     }
 
-    /// The connection, as `LegacyEnvoyALSDecoder.connection` makes it; nil for an entry it skips.
+    /// The TCP connection this entry records; nil for an entry of one still open.
     func connection(proxy: WorkloadIdentity, context: DecodeContext) -> TCPConnection? {
         guard !common.intermediate, common.accessLogType == 0 || common.accessLogType == 3,
             common.hasStart, let start = common.startMicros,

@@ -213,7 +213,7 @@ private struct SpanFields {
         }
     }
 
-    /// The span, checked as `LegacyOTLPTraceDecoder.span` checks it.
+    /// The span, checked field by field (ids, times, kind, status).
     func span(service: String, location: () -> String) throws(RecordError) -> Span {
         func fail(_ message: String) -> RecordError { RecordError(location: location(), message: message) }
         guard traceID.count == 16, traceID.contains(where: { $0 != 0 }) else {

@@ -1,18 +1,19 @@
-internal import Foundation
-package import SextantModel
-package import SextantWire
+import Foundation
+import SextantModel
+import SextantWire
+@testable import SextantIngest
 
-/// The SwiftProtobuf-message decoder that `OTLPTraceDecoder` replaces (kept for the differential
-/// tests until it is removed).
+/// The SwiftProtobuf-message decoder that `OTLPTraceDecoder` replaces (kept as the
+/// reference of the differential tests).
 ///
 /// Turns an OTLP `ExportTraceServiceRequest` into spans, and the calls the spans observed:
 /// Envoy proxy spans as Envoy reports them (`EnvoySpanMapper`), application (SDK) spans as the
 /// OpenTelemetry servicegraph connector reads them (`SDKSpanMapper`).
 /// Spec: https://opentelemetry.io/docs/specs/otlp/
-package struct LegacyOTLPTraceDecoder: Sendable {
-    package init() {}
+struct LegacyOTLPTraceDecoder: Sendable {
+    init() {}
 
-    package func decode(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) -> IngestBatch {
+    func decode(_ request: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest) -> IngestBatch {
         var batch = IngestBatch()
         for (r, resourceSpans) in request.resourceSpans.enumerated() {
             let resource = ResourceIdentity(resourceSpans.resource)

@@ -1,19 +1,20 @@
-internal import SwiftProtobuf
-package import SextantModel
-package import SextantWire
+import SwiftProtobuf
+import SextantModel
+import SextantWire
+@testable import SextantIngest
 
-/// The SwiftProtobuf-message decoder that `EnvoyALSDecoder` replaces (kept for the differential
-/// tests until it is removed).
+/// The SwiftProtobuf-message decoder that `EnvoyALSDecoder` replaces (kept as the
+/// reference of the differential tests).
 ///
 /// Turns Envoy gRPC access log service (ALS v3) entries into calls and TCP connections.
 ///
 /// The proxy is named only in a stream's first message (`identifier.node`): the caller keeps
 /// the identity per stream and passes it for every message.
 /// API: https://www.envoyproxy.io/docs/envoy/latest/api-v3/service/accesslog/v3/als.proto
-package struct LegacyEnvoyALSDecoder: Sendable {
-    package init() {}
+struct LegacyEnvoyALSDecoder: Sendable {
+    init() {}
 
-    package func decode(_ message: Envoy_Service_Accesslog_V3_StreamAccessLogsMessage, proxy: WorkloadIdentity)
+    func decode(_ message: Envoy_Service_Accesslog_V3_StreamAccessLogsMessage, proxy: WorkloadIdentity)
         -> IngestBatch
     {
         var batch = IngestBatch()
