@@ -43,6 +43,33 @@ private func writeRequest(name: String, job: String, samples: [(Double, Int64)])
 }
 
 @Suite struct MetricsRoutesTests {
+    @Test func theWritersCommitsBusyTimeAndRecordsPerCommitAreExposed() async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await withCollector { collector in
+            try await Application(router: collector.apiRouter).test(.router) { client in
+                let body = try writeRequest(name: "up", job: "api", samples: [(1, now - 10_000), (1, now)])
+                try await client.execute(
+                    uri: "/api/v1/write", method: .post,
+                    headers: [.contentType: "application/x-protobuf", .contentEncoding: "snappy"],
+                    body: ByteBuffer(bytes: body)
+                ) { #expect($0.status == .noContent) }
+                try await client.execute(uri: "/metrics", method: .get) { response in
+                    let text = String(buffer: response.body)
+                    #expect(text.contains("# TYPE sextant_ingest_commits_total counter\nsextant_ingest_commits_total 1\n"))
+                    #expect(text.contains("# TYPE sextant_ingest_writer_busy_seconds_total counter"))
+                    #expect(!text.contains("sextant_ingest_writer_busy_seconds_total 0\n"))
+                    #expect(text.contains("# TYPE sextant_ingest_commit_records histogram"))
+                    #expect(text.contains(#"sextant_ingest_commit_records_bucket{le="1"} 0"#))
+                    #expect(text.contains(#"sextant_ingest_commit_records_bucket{le="10"} 1"#))
+                    #expect(text.contains(#"sextant_ingest_commit_records_bucket{le="+Inf"} 1"#))
+                    #expect(text.contains("sextant_ingest_commit_records_sum 2\nsextant_ingest_commit_records_count 1\n"))
+                    #expect(text.contains("sextant_ingest_queue_records 0\n"))
+                    #expect(text.contains("sextant_ingest_queue_bytes 0\n"))
+                }
+            }
+        }
+    }
+
     @Test func remoteWriteSeriesComeBackThroughSeriesQueryRangeAndFederation() async throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         try await withCollector { collector in
