@@ -141,14 +141,7 @@ struct AccessLogLine {
         }
         if let pod = podName {
             var identity = NodeIdentity.workload(pod: pod, namespace: namespaceName ?? "unknown")
-            if let deployment = deploymentName {
-                identity.workload = deployment
-                let (app, version) = NodeIdentity.appAndVersion(workload: deployment)
-                identity.app = app
-                identity.canonicalService = app
-                identity.version = version ?? "unknown"
-                identity.canonicalRevision = version ?? "latest"
-            }
+            if let deployment = deploymentName { NodeIdentity.name(&identity, workload: deployment) }
             return identity
         }
         return defaultProxy

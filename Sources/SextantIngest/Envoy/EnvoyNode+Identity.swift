@@ -22,14 +22,7 @@ extension Envoy_Config_Core_V3_Node {
             WorkloadIdentity(namespace: text("NAMESPACE") ?? "unknown", workload: $0)
         }) else { return nil }
         if let ns = text("NAMESPACE") { identity.namespace = ns }
-        if let workload = text("WORKLOAD_NAME") {
-            identity.workload = workload
-            let (app, version) = NodeIdentity.appAndVersion(workload: workload)
-            identity.app = app
-            identity.canonicalService = app
-            identity.version = version ?? "unknown"
-            identity.canonicalRevision = version ?? "latest"
-        }
+        if let workload = text("WORKLOAD_NAME") { NodeIdentity.name(&identity, workload: workload) }
         if let app = labels["app"] ?? labels["app.kubernetes.io/name"] { identity.app = app }
         if let version = labels["version"] ?? labels["app.kubernetes.io/version"] { identity.version = version }
         identity.canonicalService = labels["service.istio.io/canonical-name"] ?? labels["app"] ?? identity.canonicalService

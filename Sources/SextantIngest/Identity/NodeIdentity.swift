@@ -34,6 +34,17 @@ package struct NodeIdentity: Sendable, Hashable {
         workload = Self.workload(pod: pod, namespace: namespace)
     }
 
+    /// Names `identity`'s workload, with the app and version (canonical service and revision) its
+    /// name implies: `reviews-v2` → app `reviews`, version `v2`.
+    package static func name(_ identity: inout WorkloadIdentity, workload: String) {
+        identity.workload = workload
+        let (app, version) = appAndVersion(workload: workload)
+        identity.app = app
+        identity.canonicalService = app
+        identity.version = version ?? "unknown"
+        identity.canonicalRevision = version ?? "latest"
+    }
+
     /// The identity a pod name implies.
     package static func workload(pod: String, namespace: String) -> WorkloadIdentity {
         let name = ownerName(pod: pod)
