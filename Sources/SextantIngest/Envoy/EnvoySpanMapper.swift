@@ -113,7 +113,8 @@ struct EnvoySpanTags {
     /// Picks the tags out of a span's attributes.
     init(_ tags: Attributes) {
         for (key, value) in tags {
-            Array(key.utf8).withUnsafeBytes { _ = take(key: $0, value: value) }
+            var key = key
+            key.withUTF8 { _ = take(key: UnsafeRawBufferPointer($0), value: value) }
         }
     }
 

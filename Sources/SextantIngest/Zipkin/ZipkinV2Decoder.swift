@@ -323,7 +323,8 @@ private struct SpanReader {
                 if rawKey.escaped || !rawKey.ascii {
                     if let key = text(r, rawKey) {
                         tags[key] = value
-                        Array(key.utf8).withUnsafeBytes { _ = envoy.take(key: $0, value: value) }
+                        var utf8 = key
+                        utf8.withUTF8 { _ = envoy.take(key: UnsafeRawBufferPointer($0), value: value) }
                     }
                 } else {
                     let keyBytes = r.slice(rawKey)
