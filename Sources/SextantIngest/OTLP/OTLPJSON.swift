@@ -52,6 +52,16 @@ package enum OTLPJSON {
                         return DecodeError(.malformed, "'\(name)' must be a hex string, got '\(shown)'")
                     }
                     splices.append((value.start..<value.end, base64(bytes)))
+                } else if isEnumKey(r, key), try r.peekKind() == .number {
+                    // Protobuf's JSON mapping allows an enum as its number, which must be an int32.
+                    // SwiftProtobuf keeps a wider one as an unrecognised value whose binary size it
+                    // then miscounts, so it is refused here.
+                    let number = try r.rawNumber()
+                    let value = r.double(number)
+                    guard value >= Double(Int32.min), value <= Double(Int32.max) else {
+                        let name = r.text(key) ?? "?"
+                        return DecodeError(.malformed, "'\(name)' must be an enum number within int32, got \(r.numberText(number))")
+                    }
                 } else if let problem = try walk(&r, depth: depth + 1, splices: &splices) {
                     return problem
                 }
@@ -72,6 +82,13 @@ package enum OTLPJSON {
     private static func isIDKey(_ r: JSONReader, _ key: JSONReader.RawString) -> Bool {
         r.equals(key, "traceId") || r.equals(key, "spanId") || r.equals(key, "parentSpanId")
             || r.equals(key, "trace_id") || r.equals(key, "span_id") || r.equals(key, "parent_span_id")
+    }
+
+    /// The enum-typed fields of the OTLP trace, log and metric messages.
+    private static func isEnumKey(_ r: JSONReader, _ key: JSONReader.RawString) -> Bool {
+        r.equals(key, "kind") || r.equals(key, "code") || r.equals(key, "severityNumber")
+            || r.equals(key, "severity_number") || r.equals(key, "aggregationTemporality")
+            || r.equals(key, "aggregation_temporality")
     }
 
     private static func binary(hex: UnsafeRawBufferPointer) -> [UInt8]? {

@@ -117,6 +117,18 @@ private func resourceSpans(service: String, namespace: String, _ spans: [Opentel
         #expect(batch.spans.first?.durationMicros == 1_000_000)
         #expect(throws: DecodeError.self) { try OTLPJSON.protobufJSON(from: Array(#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#.utf8)) }
     }
+
+    /// An enum given as a number beyond int32 (found by the fuzzer): SwiftProtobuf would keep it
+    /// and then write more bytes than it sized the message for, so it is refused up front.
+    @Test func refusesOTLPJSONEnumNumbersBeyondInt32() throws {
+        for (key, value) in [("kind", "4294967297"), ("kind", "-2147483649"), ("code", "1e10")] {
+            let json = #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x","\#(key)":\#(value)}]}]}]}"#
+            let error = #expect(throws: DecodeError.self) { try OTLPJSON.protobufJSON(from: Array(json.utf8)) }
+            #expect(error?.message == "'\(key)' must be an enum number within int32, got \(value)")
+        }
+        let inRange = #"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":-2147483648}]}]}]}"#
+        #expect(try OTLPJSON.protobufJSON(from: Array(inRange.utf8)) == Array(inRange.utf8))
+    }
 }
 
 @Suite struct OTLPLogDecoderTests {
