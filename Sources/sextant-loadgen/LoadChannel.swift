@@ -7,6 +7,7 @@ import NIOPosix
 import SextantLoadgen
 import SextantWire
 import SwiftProtobuf
+import Synchronization
 
 /// The ports of the Sextant under load.
 struct TargetPorts: Sendable {
@@ -77,8 +78,17 @@ struct ChannelPayloads: Sendable {
         return (rounds[round % rounds.count][position], UInt32(truncatingIfNeeded: round) &+ ChannelPayloads.nonceBase)
     }
 
+    /// The first index of `requests` requests that no other phase of this run (pre-fill, a step,
+    /// the store benchmark) sends: each phase claims its own rounds, so no record is a resend of
+    /// one already stored, which the store would only count as a duplicate.
+    func reserve(requests: Int) -> Int {
+        let claimed = (requests + perRound - 1) / perRound
+        return ChannelPayloads.nextRound.add(claimed, ordering: .relaxed).oldValue * perRound
+    }
+
     /// Different in every run of the generator, so a rerun on the same database sends new ids.
     static let nonceBase = UInt32.random(in: 0...UInt32.max)
+    private static let nextRound = Atomic<Int>(0)
 }
 
 /// What one request came to.

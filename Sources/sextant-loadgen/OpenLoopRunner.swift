@@ -48,6 +48,7 @@ struct OpenLoopRunner {
     func step(rate: Double, seconds: Double, grace: Double = 10) async -> StepResult {
         let schedule = OpenLoopSchedule(recordsPerRequest: payloads.recordsPerRequest, recordsPerSecond: rate)
         let total = schedule.requests(within: seconds)
+        let firstIndex = payloads.reserve(requests: total)
         let tally = Tally(StepResult(targetRecordsPerSecond: rate, seconds: 0, scheduledSeconds: seconds))
         let next = SharedCounter()
         let clock = ContinuousClock()
@@ -68,7 +69,7 @@ struct OpenLoopRunner {
                                 let due = start + .seconds(dueOffset)
                                 if clock.now > deadline { return }
                                 try? await clock.sleep(until: due)
-                                let (request, nonce) = payloads.request(index)
+                                let (request, nonce) = payloads.request(firstIndex + index)
                                 let base = wallStartMicros + Int64(dueOffset * 1_000_000) - ageMicros
                                 let outcome = await send(request, nonce, base)
                                 let latency = Double((clock.now - due) / .microseconds(1)) / 1000
@@ -101,6 +102,7 @@ struct OpenLoopRunner {
         let perRequest = payloads.recordsPerRequest
         let perRound = perRequest.reduce(0, +)
         let requests = max(1, (records + perRound - 1) / perRound) * perRequest.count
+        let firstIndex = payloads.reserve(requests: requests)
         let next = SharedCounter()
         let acked = SharedCounter()
         let errors = ErrorSamples()
@@ -115,7 +117,7 @@ struct OpenLoopRunner {
                         while true {
                             let index = next.add()
                             if index >= requests { return }
-                            let (request, nonce) = payloads.request(index)
+                            let (request, nonce) = payloads.request(firstIndex + index)
                             let base = firstMicros + Int64(Double(index) * step)
                             attempts: for attempt in 0..<50 {
                                 switch await send(request, nonce, base) {
