@@ -28,18 +28,28 @@ func benchDecoders(_ channels: [ChannelPayloads], seconds: Double, log: (String)
                 throw LoadError("\(payloads.channel.rawValue): decoded \(batch.recordCount) of \(request.records) records, rejected \(batch.rejected.prefix(2))")
             }
         }
-        let clock = ContinuousClock()
-        let start = clock.now
+        // Timed by this thread's CPU clock, in five slices, keeping the fastest: on a shared virtual
+        // machine, wall time also counts the moments the host runs someone else.
         var records = 0
+        var elapsed = Double.infinity
         var index = 0
-        while clock.now - start < .seconds(seconds) {
-            let request = requests[index % requests.count]
-            let batch = try DecoderCalls.decode(payloads.channel, parts: request.parts, target: request.target)
-            records += request.records
-            precondition(batch.recordCount > 0)
-            index += 1
+        for _ in 0..<5 {
+            let start = threadCPUSeconds()
+            var sliceRecords = 0
+            var used = 0.0
+            while used < seconds / 5 {
+                let request = requests[index % requests.count]
+                let batch = try DecoderCalls.decode(payloads.channel, parts: request.parts, target: request.target)
+                sliceRecords += request.records
+                precondition(batch.recordCount > 0)
+                index += 1
+                used = threadCPUSeconds() - start
+            }
+            if used / Double(sliceRecords) < elapsed / Double(max(records, 1)) || records == 0 {
+                records = sliceRecords
+                elapsed = used
+            }
         }
-        let elapsed = Double((clock.now - start) / .microseconds(1)) / 1e6
         let allocations = MallocCounter.count {
             for request in requests.prefix(20) {
                 _ = try? DecoderCalls.decode(payloads.channel, parts: request.parts, target: request.target)
@@ -50,6 +60,13 @@ func benchDecoders(_ channels: [ChannelPayloads], seconds: Double, log: (String)
         reports.append(report)
     }
     return reports
+}
+
+/// CPU seconds this thread has used.
+func threadCPUSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
 /// Counts calls to malloc while a closure runs, when the process runs with a counting allocator

@@ -36,6 +36,6 @@ enum DecoderCalls {
     private static func proxy(_ target: String) -> WorkloadIdentity? {
         guard let range = target.range(of: "node=") else { return nil }
         let node = String(target[range.upperBound...]).removingPercentEncoding ?? ""
-        return NodeIdentity(nodeID: node)?.workload
+        return NodeIdentity.parsed(nodeID: node)?.workload
     }
 }

@@ -1,4 +1,4 @@
-package import SextantModel
+internal import SextantModel
 
 /// One Envoy access-log entry in Istio's JSON keys (reference: istio-telemetry §2.2), however it
 /// arrived: a JSON file line, or the attributes of Envoy's OpenTelemetry access logger.
@@ -123,7 +123,7 @@ struct AccessLogLine {
 
     /// The proxy that wrote the entry: its `node_id`, the shipper's Kubernetes keys, else the uploader's.
     func proxy(defaultProxy: WorkloadIdentity?, context: DecodeContext?) -> WorkloadIdentity? {
-        if let nodeID, let node = context.map({ $0.node(nodeID) }) ?? NodeIdentity(nodeID: nodeID) {
+        if let nodeID, let node = context.map({ $0.node(nodeID) }) ?? NodeIdentity.parsed(nodeID: nodeID) {
             return node.workload
         }
         if let k8s = kubernetes, let pod = k8s.podName {

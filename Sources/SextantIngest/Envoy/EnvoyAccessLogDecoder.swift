@@ -1,4 +1,9 @@
 package import SextantModel
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
 
 /// Decodes Envoy JSON access-log lines in Istio's JSON format (newline-delimited objects).
 ///
@@ -26,9 +31,10 @@ package struct EnvoyAccessLogDecoder: Sendable {
         let context = DecodeContext()
         var lineNumber = firstLine
         var start = 0
+        guard let base = bytes.baseAddress else { return batch }
         while start < bytes.count {
-            var end = start
-            while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+            let end = memchr(base + start, 0x0A, bytes.count - start).map { base.distance(to: UnsafeRawPointer($0)) }
+                ?? bytes.count
             var trimmedEnd = end
             while trimmedEnd > start, bytes[trimmedEnd - 1] == 0x0D || bytes[trimmedEnd - 1] == 0x20 {
                 trimmedEnd -= 1

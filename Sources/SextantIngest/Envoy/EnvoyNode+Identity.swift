@@ -17,7 +17,7 @@ extension Envoy_Config_Core_V3_Node {
                 if case .stringValue(let v)? = value.kind { labels[key] = v }
             }
         }
-        let parsed = NodeIdentity(nodeID: id)
+        let parsed = NodeIdentity.parsed(nodeID: id)
         guard var identity = parsed?.workload ?? text("WORKLOAD_NAME").map({
             WorkloadIdentity(namespace: text("NAMESPACE") ?? "unknown", workload: $0)
         }) else { return nil }

@@ -17,7 +17,7 @@ package enum EnvoySpanMapper {
         from span: Span, envoy tags: EnvoySpanTags, nodeID fallback: String? = nil, context: DecodeContext?
     ) -> Request? {
         guard tags.upstreamCluster != nil || tags.nodeID != nil, let nodeID = tags.nodeID ?? fallback,
-            let node = context.map({ $0.node(nodeID) }) ?? NodeIdentity(nodeID: nodeID)
+            let node = context.map({ $0.node(nodeID) }) ?? NodeIdentity.parsed(nodeID: nodeID)
         else { return nil }
         guard span.kind == .client || span.kind == .server else { return nil }
         let proxy = identity(node: node, tags: tags)

@@ -88,3 +88,13 @@ package struct NodeIdentity: Sendable, Hashable {
         c.isASCII && (c.isLowercase || c.isNumber)
     }
 }
+
+extension NodeIdentity {
+    /// `NodeIdentity(nodeID:)`, remembered process-wide: a mesh has a bounded set of proxies, and
+    /// every request, stream and payload of one names the same few node ids again.
+    package static func parsed(nodeID: String) -> NodeIdentity? {
+        known.value(nodeID) { NodeIdentity(nodeID: $0) }
+    }
+
+    private static let known = SharedMemo<String, NodeIdentity?>()
+}

@@ -1,4 +1,5 @@
 internal import SextantModel
+internal import Synchronization
 
 /// What one decode call learns once and reuses for every record of its payload: interned strings
 /// and the identities that node ids, cluster names and hosts resolve to.
@@ -16,7 +17,7 @@ final class DecodeContext {
     /// Bytes for lowercasing a token before it is interned.
     private var scratch: [UInt8] = []
 
-    private struct ServiceKey: Hashable {
+    private struct ServiceKey: Hashable, Sendable {
         var host: String
         var namespace: String?
     }
@@ -24,16 +25,41 @@ final class DecodeContext {
     /// Entries each memo keeps at most; a payload of distinct values cannot grow them further.
     private static let memoLimit = 1024
 
+    // What every payload resolves alike, parsed once per process (node ids: `NodeIdentity.parsed`):
+    // a mesh has a bounded set of proxies, clusters and services, which each new payload would
+    // otherwise parse again.
+    private static let sharedClusters = SharedMemo<String, EnvoyCluster?>()
+    private static let sharedServices = SharedMemo<ServiceKey, ServiceRef>()
+
+    /// The last node id and cluster asked for: a payload's records mostly repeat them, and
+    /// interned strings compare by identity first.
+    private var lastNode: (id: String, identity: NodeIdentity?)?
+    private var lastCluster: (raw: String, cluster: EnvoyCluster?)?
+
     func node(_ nodeID: String) -> NodeIdentity? {
+        if let lastNode, lastNode.id == nodeID { return lastNode.identity }
+        let identity = memoizedNode(nodeID)
+        lastNode = (nodeID, identity)
+        return identity
+    }
+
+    private func memoizedNode(_ nodeID: String) -> NodeIdentity? {
         if let known = nodes[nodeID] { return known }
-        let parsed = NodeIdentity(nodeID: nodeID)
+        let parsed = NodeIdentity.parsed(nodeID: nodeID)
         if nodes.count < Self.memoLimit { nodes[nodeID] = parsed }
         return parsed
     }
 
     func cluster(_ raw: String) -> EnvoyCluster? {
+        if let lastCluster, lastCluster.raw == raw { return lastCluster.cluster }
+        let cluster = memoizedCluster(raw)
+        lastCluster = (raw, cluster)
+        return cluster
+    }
+
+    private func memoizedCluster(_ raw: String) -> EnvoyCluster? {
         if let known = clusters[raw] { return known }
-        let parsed = EnvoyCluster(raw)
+        let parsed = Self.sharedClusters.value(raw) { EnvoyCluster($0) }
         if clusters.count < Self.memoLimit { clusters[raw] = parsed }
         return parsed
     }
@@ -41,7 +67,7 @@ final class DecodeContext {
     func service(host: String, defaultNamespace: String?) -> ServiceRef {
         let key = ServiceKey(host: host, namespace: defaultNamespace)
         if let known = services[key] { return known }
-        let resolved = ServiceHost.service(host: host, defaultNamespace: defaultNamespace)
+        let resolved = Self.sharedServices.value(key) { ServiceHost.service(host: $0.host, defaultNamespace: $0.namespace) }
         if services.count < Self.memoLimit { services[key] = resolved }
         return resolved
     }
@@ -64,5 +90,27 @@ final class DecodeContext {
         scratch.removeAll(keepingCapacity: true)
         for byte in bytes { scratch.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) }
         return scratch.withUnsafeBytes { strings.string($0) }
+    }
+}
+
+/// A process-wide memo of a pure function, consulted once per distinct key and payload. It holds
+/// at most `limit` entries and starts over when full, so a stream of distinct keys (a node id per
+/// request, say) costs memory no more than that.
+package final class SharedMemo<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private let entries = Mutex<[Key: Value]>([:])
+    private let limit: Int
+
+    package init(limit: Int = 8192) {
+        self.limit = limit
+    }
+
+    package func value(_ key: Key, _ make: (Key) -> Value) -> Value {
+        if let known = entries.withLock({ $0[key] }) { return known }
+        let made = make(key)
+        entries.withLock { table in
+            if table.count >= limit { table.removeAll(keepingCapacity: true) }
+            table[key] = made
+        }
+        return made
     }
 }

@@ -27,7 +27,7 @@ struct EnvoyMetricsService: Envoy_Service_Metrics_V3_MetricsService.SimpleServic
                     guard let identity = node.workloadIdentity else {
                         throw RPCError(code: .invalidArgument, message: "identifier.node names no proxy (node id '\(node.id.prefix(120))')")
                     }
-                    let parsed = NodeIdentity(nodeID: node.id)
+                    let parsed = NodeIdentity.parsed(nodeID: node.id)
                     directory.learn(nodeID: node.id, identity: identity)
                     labels = MetricNames.proxyLabels(identity, pod: parsed?.pod)
                 }

@@ -48,7 +48,7 @@ struct IngestController: Sendable {
             let query = request.uri.queryParameters
             var proxy: WorkloadIdentity?
             if let nodeText = query["node"].map(String.init) {
-                guard let node = NodeIdentity(nodeID: nodeText) else {
+                guard let node = NodeIdentity.parsed(nodeID: nodeText) else {
                     throw DecodeError(
                         .malformed,
                         "node '\(nodeText.prefix(120))' is not an Envoy node id (type~ip~pod.namespace~domain)")

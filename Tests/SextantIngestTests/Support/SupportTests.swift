@@ -47,3 +47,25 @@ import Testing
         } throws: { ($0 as? DecodeError)?.code == .unsupportedContentType }
     }
 }
+
+@Suite struct SharedMemoTests {
+    @Test func makesEachValueOnceAndStartsOverWhenFull() {
+        let memo = SharedMemo<Int, String>(limit: 3)
+        var made: [Int] = []
+        func value(_ key: Int) -> String { memo.value(key) { made.append($0); return "v\($0)" } }
+        #expect([1, 2, 1, 3, 2].map(value) == ["v1", "v2", "v1", "v3", "v2"])
+        #expect(made == [1, 2, 3])
+        // A fourth key fills it past its limit: it forgets the rest and remembers only the new one.
+        #expect(value(4) == "v4")
+        #expect(value(4) == "v4")
+        #expect(value(1) == "v1")
+        #expect(made == [1, 2, 3, 4, 1])
+    }
+
+    @Test func parsedNodeIdentitiesMatchParsingEachTime() {
+        let ids = ["sidecar~10.0.0.7~reviews-v2-7d8f9c6b4d-x2k9p.default~default.svc.cluster.local", "not a node id", ""]
+        for id in ids + ids {
+            #expect(NodeIdentity.parsed(nodeID: id) == NodeIdentity(nodeID: id))
+        }
+    }
+}
