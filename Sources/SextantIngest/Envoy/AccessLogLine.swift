@@ -172,19 +172,17 @@ struct AccessLogLine {
         }
         let (durationMicros, overflow) = durationMillis.multipliedReportingOverflow(by: 1000)
         guard !overflow else { throw fail("'duration' \(durationMillis) ms is too long") }
-        let clusterName = upstreamCluster?.text
-        let cluster: EnvoyCluster? = clusterName.flatMap { name in
-            if let context { return context.cluster(name) }
-            return EnvoyCluster(name)
-        }
-        let inbound = cluster?.direction == .inbound
+        let isTCP = method?.text == nil && self.protocol?.text == nil
+        let route = Route(
+            cluster: upstreamCluster?.text ?? "", authority: isTCP ? nil : authority?.text, proxy: proxy,
+            context: context)
+        let inbound = route.reporter == .destination
         let localAddress = inbound ? downstreamLocalAddress?.text : upstreamLocalAddress?.text
         let remoteAddress = inbound ? downstreamRemoteAddress?.text : upstreamHost?.text
         let flags = responseFlags?.text ?? "-"
 
-        if method?.text == nil, self.protocol?.text == nil {
+        if isTCP {
             // A TCP proxy's entry: the connection, its bytes both ways and how long it lasted.
-            let route = Route(cluster: clusterName ?? "", authority: nil, proxy: proxy)
             return .connection(
                 TCPConnection(
                     reporter: route.reporter, proxy: proxy, service: route.service, startMicros: start,
@@ -195,25 +193,12 @@ struct AccessLogLine {
 
         let code = responseCode?.integer ?? 0
         guard (0...999).contains(code) else { throw fail("'response_code' \(code) is not an HTTP status") }
-        let authority = self.authority?.text
-        let service: ServiceRef
-        if inbound {
-            let host = authority ?? "\(proxy.canonicalService).\(proxy.namespace)"
-            service = context?.service(host: host, defaultNamespace: proxy.namespace)
-                ?? ServiceHost.service(host: host, defaultNamespace: proxy.namespace)
-        } else if let s = cluster?.service {
-            service = s
-        } else if let authority {
-            service = ServiceRef(host: authority, name: authority, namespace: "unknown")
-        } else {
-            service = .unknown
-        }
         let grpc = grpcStatus?.integer.map { Int($0) }
         return .call(
             Request(
-                reporter: inbound ? .destination : .source,
+                reporter: route.reporter,
                 proxy: proxy,
-                service: service,
+                service: route.service,
                 requestProtocol: grpc != nil ? .grpc : .http,
                 startMicros: start,
                 durationMicros: durationMicros,

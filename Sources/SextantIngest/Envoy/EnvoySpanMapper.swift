@@ -21,35 +21,18 @@ package enum EnvoySpanMapper {
         else { return nil }
         guard span.kind == .client || span.kind == .server else { return nil }
         let proxy = identity(node: node, tags: tags)
-        let cluster: EnvoyCluster? = tags.upstreamCluster.flatMap { name in
-            if let context { return context.cluster(name) }
-            return EnvoyCluster(name)
-        }
-        let inbound: Bool
-        switch cluster?.direction {
-        case .inbound?: inbound = true
-        case .outbound?, .special?: inbound = false
-        case nil: inbound = span.kind == .server
-        }
         let authority: String? = tags.httpURL.flatMap { url in
             if let context { return context.authority(ofURL: url) }
             return Self.authority(ofURL: url)
         }
-        let service: ServiceRef
-        if inbound {
-            let host = authority ?? "\(proxy.canonicalService).\(proxy.namespace)"
-            service = context?.service(host: host, defaultNamespace: proxy.namespace)
-                ?? ServiceHost.service(host: host, defaultNamespace: proxy.namespace)
-        } else if let s = cluster?.service {
-            service = s
-        } else {
-            service = authority.map { ServiceRef(host: $0, name: $0, namespace: "unknown") } ?? .unknown
-        }
+        let route = Route(
+            cluster: tags.upstreamCluster ?? "", authority: authority, proxy: proxy,
+            inboundByDefault: span.kind == .server, context: context)
         let grpcStatus = tags.grpcStatusCode.flatMap { Int($0) }
         return Request(
-            reporter: inbound ? .destination : .source,
+            reporter: route.reporter,
             proxy: proxy,
-            service: service,
+            service: route.service,
             requestProtocol: grpcStatus != nil ? .grpc : .http,
             startMicros: span.startMicros,
             durationMicros: span.durationMicros,

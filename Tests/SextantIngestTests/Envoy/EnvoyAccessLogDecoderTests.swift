@@ -48,7 +48,9 @@ import Testing
         #expect(requests[1].proxy.version == "v3")
         #expect(requests[2].proxy.workload == "cart-v2")
         #expect(requests[2].responseFlags == "UH")
-        #expect(requests[2].service.host == "api:80")
+        // No cluster (Envoy answered UH itself): the authority, completed with the caller's
+        // namespace, names the same service as line 2's cluster does.
+        #expect(requests[2].service.host == "api.shop.svc.cluster.local")
     }
 
     @Test func reportsBadLinesByNumberAndKeepsTheRest() {
