@@ -29,6 +29,7 @@ let package = Package(
     targets: [
         .target(name: "SextantModel", swiftSettings: swiftSettings),
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", providers: [.apt(["libzstd-dev"])]),
         // Code generated from proto/ by scripts/generate-protos.sh; only Ingest and Server use it.
         .target(
             name: "SextantWire",
@@ -63,6 +64,7 @@ let package = Package(
                 .copy("0005_index_spans_for_traces.sql"),
                 .copy("0006_create_metric_rollups.sql"),
                 .copy("0007_rollup_sketch_blobs_and_tiers.sql"),
+                .copy("0008_span_blocks.sql"),
             ]
         ),
         .target(
@@ -70,6 +72,7 @@ let package = Package(
             dependencies: [
                 "SextantModel",
                 "SextantMigrations",
+                "CZstd",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

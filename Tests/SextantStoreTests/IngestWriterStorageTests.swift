@@ -45,11 +45,11 @@ import Testing
             #expect(error.message.contains("--max-db-size"))
             #expect(stored > 0)
             // Nothing of the failed commit is there, everything before it is, and reads go on.
-            let count = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM spans") }
+            let count = try await database.rowCounts().spans
             #expect(count == stored)
             #expect(try await database.pool.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok")
 
-            try await database.pool.write { try $0.execute(sql: "DELETE FROM spans") }
+            try await database.pool.write { try $0.execute(sql: "DELETE FROM span_blocks") }
             _ = try await writer.write(Self.spans(10, from: 1_000_000))
             group.cancelAll()
         }
@@ -68,11 +68,11 @@ import Testing
                 await #expect {
                     _ = try await writer.write(Self.spans(10, from: 10))
                 } throws: { ($0 as? StoreError)?.code == .readOnly }
-                let count = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM spans") }
+                let count = try await database.rowCounts().spans
                 #expect(count == 10)
                 try await database.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = 0") }
                 _ = try await writer.write(Self.spans(10, from: 20))
-                let after = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM spans") }
+                let after = try await database.rowCounts().spans
                 #expect(after == 20)
                 group.cancelAll()
             }

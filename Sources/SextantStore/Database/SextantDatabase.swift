@@ -2,6 +2,7 @@ package import GRDB
 internal import Foundation
 package import Logging
 internal import SextantMigrations
+import Synchronization
 
 /// The embedded SQLite database: one file in the data directory, WAL mode, one writer and pooled
 /// readers, schema from the numbered migrations.
@@ -34,6 +35,10 @@ package final class SextantDatabase: Sendable {
     let cache = DictionaryCache()
     let metricCache = MetricSeriesCache()
     let callSeriesCache = CallSeriesCache()
+    /// Every span block's time range and trace filter.
+    let spanBlocks = SpanBlockIndex()
+    /// The spans written lately, to count resends (used by the writer only).
+    let recentSpans = Mutex(RecentSpanKeys())
     let maxSeriesPerMetric: Int
 
     package init(configuration: Configuration, logger: Logger) throws {
@@ -59,6 +64,7 @@ package final class SextantDatabase: Sendable {
         }
         pool = try DatabasePool(path: path, configuration: config)
         try migrate(logger: logger)
+        try loadSpanBlockIndex()
     }
 
     /// Applies every migration not yet recorded in the database, in order.

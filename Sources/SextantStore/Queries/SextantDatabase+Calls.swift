@@ -221,7 +221,8 @@ extension SextantDatabase {
         try await pool.read { db in
             (
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM requests") ?? 0,
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM spans") ?? 0
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM spans") ?? 0)
+                    + (try Int.fetchOne(db, sql: "SELECT coalesce(sum(span_count), 0) FROM span_blocks") ?? 0)
             )
         }
     }

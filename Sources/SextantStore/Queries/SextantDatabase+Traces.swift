@@ -5,63 +5,81 @@ package import SextantModel
 // MARK: - Traces
 
 extension SextantDatabase {
-    /// Every stored span of a trace (from any channel), in start order. Spans that arrive after
-    /// the others join their trace here, as traces are assembled when read.
+    /// Every stored span of a trace (from any channel), in start order, each once. Spans that
+    /// arrive after the others join their trace here, as traces are assembled when read.
     /// - Parameter traceID: 32 lowercase hex digits.
     package func spans(traceID: String) async throws -> [Span] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT \(Self.spanColumns) FROM spans WHERE trace_id = ? ORDER BY start_us, id"),
-                arguments: [traceID]
-            ).map(Self.span)
-        }
+        try await traces([traceID]).first ?? []
     }
 
     /// The spans of several traces, one array per trace found, in the order of `traceIDs`.
     package func traces(_ traceIDs: [String]) async throws -> [[Span]] {
-        try await pool.read { db in
-            let statement = try db.cachedStatement(
+        let ids = traceIDs.compactMap { TraceID(hex: $0) }
+        return try await pool.read { db in
+            let inBlocks = try self.blockSpans(of: ids, db)
+            let legacy = try db.cachedStatement(
                 sql: "SELECT \(Self.spanColumns) FROM spans WHERE trace_id = ? ORDER BY start_us, id")
-            return try traceIDs.compactMap { id in
-                let spans = try Row.fetchAll(statement, arguments: [id]).map(Self.span)
+            return try ids.compactMap { id in
+                let spans = Self.assembled(inBlocks[id, default: []] + (try Row.fetchAll(legacy, arguments: [id]).map(Self.span)))
                 return spans.isEmpty ? nil : spans
             }
         }
     }
 
+    /// A trace's spans in start order, a span sent twice (same id, kind and service) kept once.
+    static func assembled(_ spans: [Span]) -> [Span] {
+        var seen = Set<SpanIdentity>()
+        return spans.sorted { ($0.startMicros, $0.spanID.value) < ($1.startMicros, $1.spanID.value) }
+            .filter { seen.insert(SpanIdentity($0)).inserted }
+    }
+
+    private struct SpanIdentity: Hashable {
+        var span: SpanID
+        var kind: Span.Kind
+        var service: String
+
+        init(_ span: Span) {
+            self.span = span.spanID
+            kind = span.kind
+            service = span.serviceName
+        }
+    }
+
     /// The ids of the traces with a span matching `query`, newest matching span first.
     ///
-    /// Walks the matching spans newest first and stops once `limit` traces are found, so a search
-    /// costs about what its answer holds when matches are common (see the README's benchmark).
+    /// Reads the blocks whose summaries may match, newest first, and stops once `limit` traces
+    /// have a match newer than anything left; spans stored before blocks are searched through
+    /// their indexes the same way (see the README's benchmark).
     package func traceIDs(matching query: TraceQuery) async throws -> [String] {
         let (sql, arguments) = Self.traceSearch(query)
         let checksAnnotations = !query.annotationTerms.isEmpty
         let limit = max(query.limit, 0)
         return try await pool.read { db in
-            var found: [String] = []
-            var seen = Set<String>()
-            guard limit > 0 else { return found }
+            guard limit > 0 else { return [] }
+            var newest: [String: Int64] = [:]
+            for (trace, start) in try self.blockTraceIDs(matching: query, db) { newest[trace.hex] = start }
+            var legacy = 0
             let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
             while let row = try rows.next() {
                 let traceID: String = row[0]
-                if seen.contains(traceID) { continue }
+                if newest[traceID] != nil { continue }
                 if checksAnnotations {
-                    let tags = SpanJSON.decodeObject(row[1])
-                    let annotations = (row[2] as String?).map(SpanJSON.decodeAnnotations) ?? []
+                    let tags = SpanJSON.decodeObject(row[2])
+                    let annotations = (row[3] as String?).map(SpanJSON.decodeAnnotations) ?? []
                     guard query.matchesAnnotationTerms(tags: tags, annotations: annotations) else { continue }
                 }
-                seen.insert(traceID)
-                found.append(traceID)
-                if found.count == limit { break }
+                newest[traceID] = row[1]
+                legacy += 1
+                if legacy == limit { break }
             }
-            return found
+            return newest.sorted { ($0.value, $0.key) > ($1.value, $1.key) }.prefix(limit).map(\.key)
         }
     }
 
     /// The SQL of a trace search: the trace id of every matching span, newest first (with tags
     /// and annotations when annotation terms must be checked).
     static func traceSearch(_ query: TraceQuery) -> (sql: String, arguments: StatementArguments) {
-        var sql = "SELECT trace_id"
+        var sql = "SELECT trace_id, start_us"
         if !query.annotationTerms.isEmpty { sql += ", tags, annotations" }
         sql += " FROM spans WHERE start_us >= ? AND start_us <= ?"
         var arguments: StatementArguments = [query.fromMicros, query.toMicros]
@@ -90,10 +108,10 @@ extension SextantDatabase {
 
     /// Every local service name of the stored spans, sorted.
     package func spanServiceNames() async throws -> [String] {
-        // Walks the (service, start_us) index one distinct value at a time instead of reading
-        // every span.
+        // Spans in blocks: their summary rows. Older spans: the (service, start_us) index, walked
+        // one distinct value at a time instead of reading every span.
         try await pool.read { db in
-            try String.fetchAll(
+            try Self.union(String.fetchAll(db, sql: "SELECT DISTINCT service FROM span_block_names"), String.fetchAll(
                 db,
                 sql: """
                     WITH RECURSIVE names(name) AS (
@@ -103,14 +121,16 @@ extension SextantDatabase {
                         WHERE names.name IS NOT NULL
                     )
                     SELECT name FROM names WHERE name IS NOT NULL
-                    """)
+                    """))
         }
     }
 
     /// The span names (operations) of one service, sorted.
     package func spanNames(service: String) async throws -> [String] {
         try await pool.read { db in
-            try String.fetchAll(
+            let inBlocks = try String.fetchAll(
+                db, sql: "SELECT DISTINCT name FROM span_block_names WHERE service = ?", arguments: [service])
+            return try Self.union(inBlocks, String.fetchAll(
                 db,
                 sql: """
                     WITH RECURSIVE names(name) AS (
@@ -120,14 +140,18 @@ extension SextantDatabase {
                         WHERE names.name IS NOT NULL
                     )
                     SELECT name FROM names WHERE name IS NOT NULL
-                    """, arguments: [service, service])
+                    """, arguments: [service, service]))
         }
     }
 
     /// The remote services named by one service's spans, sorted.
     package func remoteServiceNames(service: String) async throws -> [String] {
         try await pool.read { db in
-            try String.fetchAll(
+            let inBlocks = try String.fetchAll(
+                db,
+                sql: "SELECT DISTINCT remote_service FROM span_block_names WHERE service = ? AND remote_service IS NOT NULL",
+                arguments: [service])
+            return try Self.union(inBlocks, String.fetchAll(
                 db,
                 sql: """
                     WITH RECURSIVE names(name) AS (
@@ -139,8 +163,13 @@ extension SextantDatabase {
                         ) FROM names WHERE names.name IS NOT NULL
                     )
                     SELECT name FROM names WHERE name IS NOT NULL
-                    """, arguments: [service, service])
+                    """, arguments: [service, service]))
         }
+    }
+
+    /// Two name lists as one, sorted, each name once.
+    private static func union(_ a: [String], _ b: [String]) -> [String] {
+        Array(Set(a).union(b)).sorted()
     }
 
     // MARK: - Calls of a trace

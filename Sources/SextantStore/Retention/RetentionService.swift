@@ -90,6 +90,14 @@ package final class RetentionService: Service, Sendable {
             ("DELETE FROM endpoints WHERE last_seen_us < ?", raw * 1_000_000),
         ]
         var total = 0
+        // Span blocks go whole, once their newest span is past the horizon.
+        while true {
+            let deleted = try await database.pool.write { db in
+                try self.database.deleteSpanBlocks(before: raw * 1_000_000, limit: 1000, db)
+            }
+            total += deleted
+            if deleted < 1000 { break }
+        }
         for (sql, cutoff) in steps {
             // Chunks keep each write transaction short, so ingest is never held up for long.
             while true {

@@ -5,7 +5,9 @@ package import SextantModel
 /// series key. Everything here needs no database, so receivers build it on their own task and the
 /// writer's transaction only runs statements.
 package struct PreparedBatch: Sendable {
-    var spans: [PreparedSpan]
+    /// Stored in the commit's span block (`SpanBlock`), with the keys that tell a resend.
+    var spans: [Span]
+    var spanKeys: [UInt64]
     var requests: [PreparedRequest]
     var connections: [PreparedConnection]
     var logs: [PreparedLog]
@@ -20,14 +22,15 @@ package struct PreparedBatch: Sendable {
 
     /// Prepares every record of `batch` (its `rejected` records are not the writer's business).
     package init(_ batch: IngestBatch) {
-        spans = batch.spans.map(PreparedSpan.init)
+        spans = batch.spans
+        spanKeys = batch.spans.map(RecentSpanKeys.key)
         requests = batch.requests.map(PreparedRequest.init)
         connections = batch.connections.map(PreparedConnection.init)
         logs = batch.logs.map(PreparedLog.init)
         metrics = batch.metrics.map(PreparedMetric.init)
         recordCount = batch.recordCount
         var bytes = 0
-        for span in spans { bytes += span.estimatedBytes }
+        for span in spans { bytes += Self.estimatedBytes(span) }
         for request in requests { bytes += request.estimatedBytes }
         for connection in connections { bytes += connection.estimatedBytes }
         for log in logs { bytes += log.estimatedBytes }
@@ -41,47 +44,13 @@ private let recordOverheadBytes = 96
 
 // MARK: - Spans
 
-/// The columns of one `spans` row.
-struct PreparedSpan: Sendable {
-    var traceID: String
-    var spanID: String
-    var parentID: String?
-    var kind: Int
-    var name: String
-    var service: String
-    var remoteService: String?
-    var startMicros: Int64
-    var durationMicros: Int64
-    var isError: Bool
-    var shared: Bool
-    var localEndpoint: String?
-    var remoteEndpoint: String?
-    var annotations: String?
-    var tags: String
-
-    /// The one place the writer reads a span's ids and tags.
-    init(_ span: Span) {
-        traceID = span.traceID.hex
-        spanID = span.spanID.hex
-        parentID = span.parentID?.hex
-        kind = span.kind.rawValue
-        name = span.name
-        service = span.serviceName
-        remoteService = span.remoteEndpoint?.serviceName
-        startMicros = span.startMicros
-        durationMicros = span.durationMicros
-        isError = span.isError
-        shared = span.shared
-        localEndpoint = span.localEndpoint.map(SpanJSON.encode)
-        remoteEndpoint = span.remoteEndpoint.map(SpanJSON.encode)
-        annotations = span.annotations.isEmpty ? nil : SpanJSON.encode(span.annotations)
-        tags = SpanJSON.encode(span.tags)
-    }
-
-    var estimatedBytes: Int {
-        recordOverheadBytes + traceID.utf8.count + spanID.utf8.count + (parentID?.utf8.count ?? 0) + name.utf8.count
-            + service.utf8.count + (remoteService?.utf8.count ?? 0) + (localEndpoint?.utf8.count ?? 0)
-            + (remoteEndpoint?.utf8.count ?? 0) + (annotations?.utf8.count ?? 0) + tags.utf8.count
+extension PreparedBatch {
+    /// About what a span holds in memory: its fixed fields, and each string's bytes and header.
+    static func estimatedBytes(_ span: Span) -> Int {
+        var bytes = recordOverheadBytes + span.name.utf8.count
+        for (key, value) in span.tags { bytes += 32 + key.utf8.count + value.utf8.count }
+        for annotation in span.annotations { bytes += 24 + annotation.value.utf8.count }
+        return bytes
     }
 }
 

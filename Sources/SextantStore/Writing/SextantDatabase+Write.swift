@@ -72,6 +72,9 @@ extension SextantDatabase {
             cache.reset()
             metricCache.reset()
             callSeriesCache.reset()
+            // The failed commit's spans may come again, and its block was never written.
+            recentSpans.withLock { $0.removeAll() }
+            try? loadSpanBlockIndex()
             throw error
         }
     }
@@ -81,13 +84,17 @@ extension SextantDatabase {
         var summaries: [WriteSummary] = []
         summaries.reserveCapacity(batches.count)
         var rollups = RollupDeltas()
+        var blockSpans: [Span] = []
         for batch in batches {
             var summary = WriteSummary()
-            for span in batch.spans {
-                if try Self.insert(span: span, db) {
-                    summary.spansStored += 1
-                } else {
-                    summary.spansDuplicate += 1
+            recentSpans.withLock { recent in
+                for (span, key) in zip(batch.spans, batch.spanKeys) {
+                    if recent.insert(key) {
+                        blockSpans.append(span)
+                        summary.spansStored += 1
+                    } else {
+                        summary.spansDuplicate += 1
+                    }
                 }
             }
             for request in batch.requests {
@@ -107,24 +114,9 @@ extension SextantDatabase {
             }
             summaries.append(summary)
         }
+        try storeBlock(of: blockSpans, db)
         try rollups.apply(db, series: callSeriesCache)
         return summaries
-    }
-
-    /// Inserts a span unless the same span (trace, id, kind, service) is stored already.
-    private static func insert(span: PreparedSpan, _ db: Database) throws -> Bool {
-        try db.cachedStatement(
-            sql: """
-                INSERT OR IGNORE INTO spans (trace_id, span_id, parent_id, kind, name, service, remote_service,
-                    start_us, duration_us, error, shared, local_endpoint, remote_endpoint, annotations, tags)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(arguments: [
-            span.traceID, span.spanID, span.parentID, span.kind, span.name, span.service, span.remoteService,
-            span.startMicros, span.durationMicros, span.isError, span.shared, span.localEndpoint,
-            span.remoteEndpoint, span.annotations, span.tags,
-        ])
-        return db.changesCount > 0
     }
 
     private func upsert(

@@ -1,0 +1,178 @@
+import Foundation
+import GRDB
+package import SextantModel
+
+// MARK: - Writing
+
+extension SextantDatabase {
+    /// Writes the spans of one commit as one block, with its summary rows and trace filter.
+    func storeBlock(of spans: [Span], _ db: Database) throws {
+        guard !spans.isEmpty else { return }
+        let sorted = SpanBlock.sortedForBlock(spans)
+        var traces: [TraceID] = []
+        var minStart = Int64.max
+        var maxStart = Int64.min
+        var names: [NameKey: NameSummary] = [:]
+        for span in sorted {
+            if traces.last != span.traceID { traces.append(span.traceID) }
+            minStart = min(minStart, span.startMicros)
+            maxStart = max(maxStart, span.startMicros)
+            let key = NameKey(service: span.serviceName, name: span.name, remoteService: span.remoteEndpoint?.serviceName)
+            names[key, default: NameSummary(start: span.startMicros)].add(span)
+        }
+        let filter = TraceFilter(traces: traces)
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO span_blocks (min_start_us, max_start_us, span_count, trace_filter, data)
+                VALUES (?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [minStart, maxStart, sorted.count, Data(filter.bytes), Data(SpanBlock.encode(sorted))])
+        let blockID = db.lastInsertedRowID
+        let insertName = try db.cachedStatement(
+            sql: """
+                INSERT INTO span_block_names (block_id, service, name, remote_service, min_start_us, max_start_us,
+                    max_duration_us, error_count, span_count)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        for (key, summary) in names {
+            try insertName.execute(arguments: [
+                blockID, key.service, key.name, key.remoteService, summary.minStart, summary.maxStart,
+                summary.maxDuration, summary.errors, summary.count,
+            ])
+        }
+        spanBlocks.add(.init(id: blockID, minStartMicros: minStart, maxStartMicros: maxStart, filter: filter))
+    }
+
+    /// Reads every block's time range and trace filter into memory (when the database opens).
+    func loadSpanBlockIndex() throws {
+        let entries = try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, min_start_us, max_start_us, trace_filter FROM span_blocks ORDER BY id")
+                .compactMap { row -> SpanBlockIndex.Entry? in
+                    guard let filter = TraceFilter(bytes: [UInt8](row["trace_filter"] as Data)) else { return nil }
+                    return .init(
+                        id: row["id"], minStartMicros: row["min_start_us"], maxStartMicros: row["max_start_us"],
+                        filter: filter)
+                }
+        }
+        spanBlocks.replaceAll(entries)
+    }
+
+    /// Deletes the blocks whose newest span started before `cutoffMicros`, at most `limit`;
+    /// returns how many it deleted.
+    func deleteSpanBlocks(before cutoffMicros: Int64, limit: Int, _ db: Database) throws -> Int {
+        let ids = try Int64.fetchSet(
+            db, sql: "SELECT id FROM span_blocks WHERE max_start_us < ? LIMIT ?", arguments: [cutoffMicros, limit])
+        guard !ids.isEmpty else { return 0 }
+        let list = ids.map(String.init).joined(separator: ",")
+        try db.execute(sql: "DELETE FROM span_block_names WHERE block_id IN (\(list))")
+        try db.execute(sql: "DELETE FROM span_blocks WHERE id IN (\(list))")
+        spanBlocks.remove(ids: ids)
+        return ids.count
+    }
+}
+
+private struct NameKey: Hashable {
+    var service: String
+    var name: String
+    var remoteService: String?
+}
+
+private struct NameSummary {
+    var minStart: Int64
+    var maxStart: Int64
+    var maxDuration: Int64 = 0
+    var errors = 0
+    var count = 0
+
+    init(start: Int64) {
+        minStart = start
+        maxStart = start
+    }
+
+    mutating func add(_ span: Span) {
+        minStart = min(minStart, span.startMicros)
+        maxStart = max(maxStart, span.startMicros)
+        maxDuration = max(maxDuration, span.durationMicros)
+        if span.isError { errors += 1 }
+        count += 1
+    }
+}
+
+// MARK: - Reading
+
+extension SextantDatabase {
+    /// The spans of `traces` found in blocks, per trace, each span once.
+    func blockSpans(of traces: [TraceID], _ db: Database) throws -> [TraceID: [Span]] {
+        var blocks = Set<Int64>()
+        for trace in traces { blocks.formUnion(spanBlocks.blocks(mayHold: trace)) }
+        guard !blocks.isEmpty else { return [:] }
+        let wanted = Set(traces)
+        var found: [TraceID: [Span]] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT data FROM span_blocks WHERE id = ?")
+        for id in blocks.sorted() {
+            guard let data = try Data.fetchOne(statement, arguments: [id]) else { continue }
+            for span in try Self.decodeBlock(data, id: id) where wanted.contains(span.traceID) {
+                found[span.traceID, default: []].append(span)
+            }
+        }
+        return found
+    }
+
+    /// The ids of the traces with a span in a block matching `query`, each with its newest
+    /// matching span's start, newest first: at least `query.limit` of them when there are, and
+    /// every trace whose newest match is newer than any left unread.
+    func blockTraceIDs(matching query: TraceQuery, _ db: Database) throws -> [(trace: TraceID, newest: Int64)] {
+        let limit = max(query.limit, 0)
+        guard limit > 0 else { return [] }
+        var sql = """
+            SELECT block_id, max(max_start_us) AS newest FROM span_block_names
+            WHERE max_start_us >= ? AND min_start_us <= ?
+            """
+        var arguments: StatementArguments = [query.fromMicros, query.toMicros]
+        func add(_ condition: String, _ value: some DatabaseValueConvertible) {
+            sql += " AND " + condition
+            _ = arguments.append(contentsOf: [value])
+        }
+        if let service = query.service { add("service = ?", service) }
+        if let remote = query.remoteService { add("remote_service = ?", remote) }
+        if let name = query.spanName { add("name = ?", name) }
+        if let min = query.minDurationMicros { add("max_duration_us >= ?", min) }
+        if query.errorOnly { sql += " AND error_count > 0" }
+        sql += " GROUP BY block_id ORDER BY newest DESC"
+        let candidates = try Row.fetchAll(db, sql: sql, arguments: arguments).map { (id: $0[0] as Int64, newest: $0[1] as Int64) }
+
+        var newest: [TraceID: Int64] = [:]
+        let statement = try db.cachedStatement(sql: "SELECT data FROM span_blocks WHERE id = ?")
+        for (index, block) in candidates.enumerated() {
+            guard let data = try Data.fetchOne(statement, arguments: [block.id]) else { continue }
+            for span in try Self.decodeBlock(data, id: block.id) where Self.matches(span, query) {
+                newest[span.traceID] = max(newest[span.traceID] ?? .min, span.startMicros)
+            }
+            // Done once `limit` traces have a match newer than anything the next blocks hold.
+            let next = index + 1 < candidates.count ? candidates[index + 1].newest : Int64.min
+            if newest.count >= limit, newest.values.filter({ $0 >= next }).count >= limit { break }
+        }
+        return newest.map { (trace: $0.key, newest: $0.value) }.sorted { $0.newest > $1.newest }
+    }
+
+    /// Whether one span matches every condition of a trace search.
+    static func matches(_ span: Span, _ query: TraceQuery) -> Bool {
+        guard span.startMicros >= query.fromMicros, span.startMicros <= query.toMicros else { return false }
+        if let service = query.service, span.serviceName != service { return false }
+        if let remote = query.remoteService, span.remoteEndpoint?.serviceName != remote { return false }
+        if let name = query.spanName, span.name != name { return false }
+        if let min = query.minDurationMicros, span.durationMicros < min { return false }
+        if let max = query.maxDurationMicros, span.durationMicros > max { return false }
+        if query.errorOnly, !span.isError { return false }
+        return query.annotationTerms.isEmpty
+            || query.matchesAnnotationTerms(tags: span.tags, annotations: span.annotations)
+    }
+
+    private static func decodeBlock(_ data: Data, id: Int64) throws -> [Span] {
+        do {
+            return try SpanBlock.decode([UInt8](data))
+        } catch {
+            throw StoreError(.failed, "span block \(id) cannot be read: \(error)")
+        }
+    }
+}

@@ -1,0 +1,343 @@
+internal import CZstd
+package import SextantModel
+
+/// The spans of one commit as one stored value: sorted by trace, column by column, every string
+/// once in a dictionary, compressed with zstd.
+///
+/// Spans of one trace and one proxy repeat nearly everything but their ids, times and a few tag
+/// values, so a block stores a span in a few dozen bytes where a row with indexes took over a
+/// kilobyte, and a commit writes one row instead of one per span and index.
+///
+/// Layout (version 1): `version` byte, uncompressed size (varint), then a zstd frame of:
+/// span count, the string dictionary, then the columns (trace runs, span ids, flags and kinds,
+/// parent ids, names, start offsets from the block's first start, durations, endpoints,
+/// annotations, tags), each prefixed with its byte length. Integers are LEB128 varints; times
+/// that may go backwards are zigzag-encoded.
+package enum SpanBlock {
+    static let version: UInt8 = 1
+    /// zstd's level 1: most of the ratio of the default level at several times its speed.
+    static let compressionLevel: Int32 = 1
+
+    package struct FormatError: Error, CustomStringConvertible {
+        package var description: String
+    }
+
+    /// Encodes spans in the order given (callers sort them by trace, see `sortedForBlock`).
+    package static func encode(_ spans: [Span]) -> [UInt8] {
+        var strings = StringTable()
+        var traces = ByteWriter()
+        var ids = ByteWriter()
+        var flags = ByteWriter()
+        var parents = ByteWriter()
+        var names = ByteWriter()
+        var starts = ByteWriter()
+        var durations = ByteWriter()
+        var endpoints = ByteWriter()
+        var annotations = ByteWriter()
+        var tags = ByteWriter()
+
+        let base = spans.map(\.startMicros).min() ?? 0
+        var run: (trace: TraceID, count: Int)?
+        for span in spans {
+            if let current = run, current.trace == span.traceID {
+                run = (current.trace, current.count + 1)
+            } else {
+                if let current = run { traces.trace(current.trace, count: current.count) }
+                run = (span.traceID, 1)
+            }
+            ids.fixed64(span.spanID.value)
+            var bits: UInt8 = 0
+            if span.parentID != nil { bits |= Flag.parent }
+            if span.isError { bits |= Flag.error }
+            if span.shared { bits |= Flag.shared }
+            if span.debug { bits |= Flag.debug }
+            if span.localEndpoint != nil { bits |= Flag.localEndpoint }
+            if span.remoteEndpoint != nil { bits |= Flag.remoteEndpoint }
+            flags.byte(bits)
+            flags.byte(UInt8(truncatingIfNeeded: span.kind.rawValue))
+            if let parent = span.parentID { parents.fixed64(parent.value) }
+            names.varint(strings.index(span.name))
+            starts.varint(UInt64(bitPattern: span.startMicros &- base))
+            durations.varint(UInt64(bitPattern: span.durationMicros))
+            for endpoint in [span.localEndpoint, span.remoteEndpoint] {
+                guard let endpoint else { continue }
+                endpoints.varint(strings.optionalIndex(endpoint.serviceName))
+                endpoints.varint(strings.optionalIndex(endpoint.ipv4))
+                endpoints.varint(strings.optionalIndex(endpoint.ipv6))
+                endpoints.varint(UInt64(bitPattern: Int64(endpoint.port ?? 0)))
+            }
+            annotations.varint(UInt64(span.annotations.count))
+            for annotation in span.annotations {
+                annotations.varint(zigzag(annotation.timestampMicros &- span.startMicros))
+                annotations.varint(strings.index(annotation.value))
+            }
+            tags.varint(UInt64(span.tags.count))
+            for (key, value) in span.tags {
+                tags.varint(strings.index(key))
+                tags.varint(strings.index(value))
+            }
+        }
+        if let current = run { traces.trace(current.trace, count: current.count) }
+
+        var body = ByteWriter()
+        body.varint(UInt64(spans.count))
+        body.varint(UInt64(bitPattern: base))
+        body.varint(UInt64(strings.all.count))
+        for string in strings.all {
+            var string = string
+            string.withUTF8 { body.bytes(UnsafeRawBufferPointer($0)) }
+        }
+        for column in [traces, ids, flags, parents, names, starts, durations, endpoints, annotations, tags] {
+            body.varint(UInt64(column.out.count))
+            body.out.append(contentsOf: column.out)
+        }
+        var out: [UInt8] = [version]
+        var size = ByteWriter()
+        size.varint(UInt64(body.out.count))
+        out.append(contentsOf: size.out)
+        out.append(contentsOf: Zstd.compress(body.out, level: compressionLevel))
+        return out
+    }
+
+    /// Decodes a block written by `encode`.
+    package static func decode(_ data: [UInt8]) throws(FormatError) -> [Span] {
+        guard data.first == version else { throw FormatError(description: "span block of an unknown version") }
+        var header = ByteReader(data[1...])
+        let size = try header.varint()
+        guard size < 1 << 31 else { throw FormatError(description: "span block larger than 2 GiB") }
+        let body = try Zstd.decompress(data[(1 + header.position)...], size: Int(size))
+        var r = ByteReader(body[...])
+        let count = Int(try r.varint())
+        let base = Int64(bitPattern: try r.varint())
+        let stringCount = Int(try r.varint())
+        guard count <= body.count, stringCount <= body.count else { throw FormatError(description: "span block counts exceed its size") }
+        var strings: [String] = []
+        strings.reserveCapacity(stringCount)
+        for _ in 0..<stringCount { strings.append(try r.string()) }
+        var traces = try r.column()
+        var ids = try r.column()
+        var flags = try r.column()
+        var parents = try r.column()
+        var names = try r.column()
+        var starts = try r.column()
+        var durations = try r.column()
+        var endpoints = try r.column()
+        var annotations = try r.column()
+        var tags = try r.column()
+
+        func string(_ index: UInt64) throws(FormatError) -> String {
+            guard index < strings.count else { throw FormatError(description: "span block string \(index) out of range") }
+            return strings[Int(index)]
+        }
+        func optionalString(_ index: UInt64) throws(FormatError) -> String? {
+            index == 0 ? nil : try string(index - 1)
+        }
+        func endpoint() throws(FormatError) -> Span.Endpoint {
+            let service = try optionalString(try endpoints.varint())
+            let ipv4 = try optionalString(try endpoints.varint())
+            let ipv6 = try optionalString(try endpoints.varint())
+            let port = Int(truncatingIfNeeded: Int64(bitPattern: try endpoints.varint()))
+            return Span.Endpoint(serviceName: service, ipv4: ipv4, ipv6: ipv6, port: port == 0 ? nil : port)
+        }
+
+        var spans: [Span] = []
+        spans.reserveCapacity(count)
+        var trace = TraceID(high: 0, low: 0)
+        var left = 0
+        for _ in 0..<count {
+            if left == 0 {
+                trace = TraceID(high: try traces.fixed64(), low: try traces.fixed64())
+                left = Int(try traces.varint())
+                guard left > 0 else { throw FormatError(description: "span block trace run of no spans") }
+            }
+            left -= 1
+            let spanID = SpanID(try ids.fixed64())
+            let bits = try flags.byte()
+            let kind = Span.Kind(rawValue: Int(try flags.byte())) ?? .unspecified
+            let parent = bits & Flag.parent != 0 ? SpanID(try parents.fixed64()) : nil
+            let name = try string(try names.varint())
+            let start = base &+ Int64(bitPattern: try starts.varint())
+            let duration = Int64(bitPattern: try durations.varint())
+            let local = bits & Flag.localEndpoint != 0 ? try endpoint() : nil
+            let remote = bits & Flag.remoteEndpoint != 0 ? try endpoint() : nil
+            let annotationCount = Int(try annotations.varint())
+            guard annotationCount <= annotations.remaining else { throw FormatError(description: "span block annotation count exceeds its column") }
+            var spanAnnotations: [Span.Annotation] = []
+            spanAnnotations.reserveCapacity(annotationCount)
+            for _ in 0..<annotationCount {
+                let offset = unzigzag(try annotations.varint())
+                spanAnnotations.append(Span.Annotation(timestampMicros: start &+ offset, value: try string(try annotations.varint())))
+            }
+            let tagCount = Int(try tags.varint())
+            guard tagCount <= tags.remaining else { throw FormatError(description: "span block tag count exceeds its column") }
+            var spanTags = Attributes(minimumCapacity: tagCount)
+            for _ in 0..<tagCount {
+                let key = try string(try tags.varint())
+                spanTags.appendNew(key: key, value: try string(try tags.varint()))
+            }
+            spans.append(
+                Span(
+                    traceID: trace, spanID: spanID, parentID: parent, kind: kind, name: name, startMicros: start,
+                    durationMicros: duration, localEndpoint: local, remoteEndpoint: remote, annotations: spanAnnotations,
+                    tags: spanTags, isError: bits & Flag.error != 0, shared: bits & Flag.shared != 0,
+                    debug: bits & Flag.debug != 0))
+        }
+        return spans
+    }
+
+    /// Spans in block order: by trace, then start, then span id.
+    package static func sortedForBlock(_ spans: [Span]) -> [Span] {
+        spans.sorted {
+            if $0.traceID != $1.traceID { return ($0.traceID.high, $0.traceID.low) < ($1.traceID.high, $1.traceID.low) }
+            if $0.startMicros != $1.startMicros { return $0.startMicros < $1.startMicros }
+            return $0.spanID.value < $1.spanID.value
+        }
+    }
+
+    private enum Flag {
+        static let parent: UInt8 = 1
+        static let error: UInt8 = 2
+        static let shared: UInt8 = 4
+        static let debug: UInt8 = 8
+        static let localEndpoint: UInt8 = 16
+        static let remoteEndpoint: UInt8 = 32
+    }
+
+    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+    static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+}
+
+/// Each distinct string of a block once, in first-seen order.
+private struct StringTable {
+    var all: [String] = []
+    private var indices: [String: UInt64] = [:]
+
+    mutating func index(_ string: String) -> UInt64 {
+        if let known = indices[string] { return known }
+        let index = UInt64(all.count)
+        all.append(string)
+        indices[string] = index
+        return index
+    }
+
+    /// 0 for nil, else the string's index plus one.
+    mutating func optionalIndex(_ string: String?) -> UInt64 {
+        string.map { index($0) + 1 } ?? 0
+    }
+}
+
+struct ByteWriter {
+    var out: [UInt8] = []
+
+    mutating func byte(_ value: UInt8) { out.append(value) }
+
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    mutating func fixed64(_ value: UInt64) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    mutating func bytes(_ bytes: UnsafeRawBufferPointer) {
+        varint(UInt64(bytes.count))
+        out.append(contentsOf: bytes)
+    }
+
+    mutating func trace(_ trace: TraceID, count: Int) {
+        fixed64(trace.high)
+        fixed64(trace.low)
+        varint(UInt64(count))
+    }
+}
+
+struct ByteReader {
+    private let bytes: ArraySlice<UInt8>
+    private(set) var position = 0
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+    }
+
+    var remaining: Int { bytes.count - position }
+
+    private func short() -> SpanBlock.FormatError { SpanBlock.FormatError(description: "span block ends early") }
+
+    mutating func byte() throws(SpanBlock.FormatError) -> UInt8 {
+        guard position < bytes.count else { throw short() }
+        defer { position += 1 }
+        return bytes[bytes.startIndex + position]
+    }
+
+    mutating func varint() throws(SpanBlock.FormatError) -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try byte()
+            guard shift < 64 else { throw SpanBlock.FormatError(description: "span block varint too long") }
+            value |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return value }
+            shift += 7
+        }
+    }
+
+    mutating func fixed64() throws(SpanBlock.FormatError) -> UInt64 {
+        guard remaining >= 8 else { throw short() }
+        var value: UInt64 = 0
+        for i in 0..<8 { value |= UInt64(bytes[bytes.startIndex + position + i]) << (8 * UInt64(i)) }
+        position += 8
+        return value
+    }
+
+    mutating func slice() throws(SpanBlock.FormatError) -> ArraySlice<UInt8> {
+        let length = try varint()
+        guard length <= UInt64(remaining) else { throw short() }
+        let start = bytes.startIndex + position
+        position += Int(length)
+        return bytes[start..<(start + Int(length))]
+    }
+
+    mutating func string() throws(SpanBlock.FormatError) -> String {
+        let utf8 = try slice()
+        return String(decoding: utf8, as: UTF8.self)
+    }
+
+    mutating func column() throws(SpanBlock.FormatError) -> ByteReader {
+        ByteReader(try slice())
+    }
+}
+
+/// zstd one-shot compression of whole buffers.
+enum Zstd {
+    static func compress(_ input: [UInt8], level: Int32) -> [UInt8] {
+        let bound = ZSTD_compressBound(input.count)
+        var out = [UInt8](repeating: 0, count: bound)
+        let written = out.withUnsafeMutableBytes { target in
+            input.withUnsafeBytes { source in
+                ZSTD_compress(target.baseAddress, bound, source.baseAddress, source.count, level)
+            }
+        }
+        // Compressing a buffer into a buffer of its bound cannot fail.
+        precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+        out.removeLast(bound - written)
+        return out
+    }
+
+    static func decompress(_ input: ArraySlice<UInt8>, size: Int) throws(SpanBlock.FormatError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: size)
+        let written = out.withUnsafeMutableBytes { target in
+            input.withUnsafeBytes { source in
+                ZSTD_decompress(target.baseAddress, size, source.baseAddress, source.count)
+            }
+        }
+        guard ZSTD_isError(written) == 0, written == size else {
+            throw SpanBlock.FormatError(description: "span block does not decompress to its size")
+        }
+        return out
+    }
+}

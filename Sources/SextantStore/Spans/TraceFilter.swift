@@ -1,0 +1,137 @@
+package import SextantModel
+import Synchronization
+
+/// A Bloom filter of the trace ids in one span block: "not here" for certain, "maybe here" with
+/// about 0.05 % false positives (16 bits and 11 probes per trace). Looking a trace up asks every
+/// block's filter, kept in memory, and reads only the blocks that may hold it; nothing is written
+/// per span at ingest.
+package struct TraceFilter: Sendable, Equatable {
+    private(set) var words: [UInt64]
+    static let bitsPerTrace = 16
+    static let probes = 11
+
+    package init(traces: some Collection<TraceID>) {
+        let bits = max(64, traces.count * Self.bitsPerTrace)
+        words = [UInt64](repeating: 0, count: (bits + 63) / 64)
+        for trace in traces { insert(trace) }
+    }
+
+    /// Reads back `bytes`; nil when they cannot be a filter.
+    package init?(bytes: [UInt8]) {
+        guard !bytes.isEmpty, bytes.count % 8 == 0 else { return nil }
+        words = stride(from: 0, to: bytes.count, by: 8).map { offset in
+            var word: UInt64 = 0
+            for i in 0..<8 { word |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
+            return word
+        }
+    }
+
+    package var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(words.count * 8)
+        for word in words { withUnsafeBytes(of: word.littleEndian) { out.append(contentsOf: $0) } }
+        return out
+    }
+
+    package func mayContain(_ trace: TraceID) -> Bool {
+        var found = true
+        probe(trace) { word, mask in
+            if words[word] & mask == 0 { found = false }
+        }
+        return found
+    }
+
+    private mutating func insert(_ trace: TraceID) {
+        var words = self.words
+        probe(trace) { word, mask in words[word] |= mask }
+        self.words = words
+    }
+
+    /// Double hashing over the id's two halves (already random), mixed so that ids differing in
+    /// one half still spread.
+    private func probe(_ trace: TraceID, _ visit: (Int, UInt64) -> Void) {
+        let bits = UInt64(words.count * 64)
+        var h1 = trace.low ^ (trace.high &* 0x9E37_79B9_7F4A_7C15)
+        h1 ^= h1 >> 31
+        var h2 = (trace.high ^ (trace.low &* 0xC2B2_AE3D_27D4_EB4F)) | 1
+        h2 ^= h2 >> 29
+        for i in 0..<UInt64(Self.probes) {
+            let bit = (h1 &+ i &* h2) % bits
+            visit(Int(bit / 64), 1 << (bit % 64))
+        }
+    }
+}
+
+/// The span blocks in memory: each block's id, time range and trace filter. Loaded once when the
+/// database opens, added to on every commit that writes a block, trimmed by retention.
+final class SpanBlockIndex: Sendable {
+    struct Entry: Sendable {
+        var id: Int64
+        var minStartMicros: Int64
+        var maxStartMicros: Int64
+        var filter: TraceFilter
+    }
+
+    private let entries = Mutex<[Entry]>([])
+
+    func replaceAll(_ loaded: [Entry]) {
+        entries.withLock { $0 = loaded }
+    }
+
+    func add(_ entry: Entry) {
+        entries.withLock { $0.append(entry) }
+    }
+
+    func remove(ids: Set<Int64>) {
+        guard !ids.isEmpty else { return }
+        entries.withLock { $0.removeAll { ids.contains($0.id) } }
+    }
+
+    /// The blocks that may hold a span of `trace`.
+    func blocks(mayHold trace: TraceID) -> [Int64] {
+        entries.withLock { all in all.filter { $0.filter.mayContain(trace) }.map(\.id) }
+    }
+}
+
+/// The keys of the spans written lately (trace, span id, kind, service), so a resent batch is
+/// counted and not stored again. Bounded: the oldest keys go first. Reads also drop repeats, so a
+/// resend older than this memory costs disk only.
+struct RecentSpanKeys {
+    private var set: Set<UInt64> = []
+    private var order: [UInt64] = []
+    private var head = 0
+    let capacity: Int
+
+    init(capacity: Int = 1 << 20) {
+        self.capacity = capacity
+    }
+
+    static func key(_ span: Span) -> UInt64 {
+        var hasher = Hasher()
+        hasher.combine(span.traceID.high)
+        hasher.combine(span.traceID.low)
+        hasher.combine(span.spanID.value)
+        hasher.combine(span.kind.rawValue)
+        hasher.combine(span.serviceName)
+        return UInt64(bitPattern: Int64(hasher.finalize()))
+    }
+
+    /// Adds the key; false when it was there already.
+    mutating func insert(_ key: UInt64) -> Bool {
+        guard set.insert(key).inserted else { return false }
+        if order.count < capacity {
+            order.append(key)
+        } else {
+            set.remove(order[head])
+            order[head] = key
+            head = (head + 1) % capacity
+        }
+        return true
+    }
+
+    mutating func removeAll() {
+        set.removeAll()
+        order.removeAll()
+        head = 0
+    }
+}

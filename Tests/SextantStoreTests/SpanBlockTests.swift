@@ -1,0 +1,132 @@
+import Foundation
+import GRDB
+import Logging
+import SextantModel
+@testable import SextantStore
+import Testing
+
+@Suite struct SpanBlockTests {
+    @Test func everyFixtureSpanSurvivesItsBlock() throws {
+        let spans = SpanBlock.sortedForBlock(try zipkinFixtureBatches().flatMap(\.spans))
+        let data = SpanBlock.encode(spans)
+        #expect(try SpanBlock.decode(data) == spans)
+        // Real Envoy spans of 20 tags: far below a row with its indexes (README, "Storage").
+        #expect(data.count / spans.count < 120, "\(data.count / spans.count) bytes a span")
+    }
+
+    @Test func refusesWhatItDidNotWrite() throws {
+        let spans = try zipkinFixtureBatches()[0].spans
+        var data = SpanBlock.encode(spans)
+        #expect(throws: SpanBlock.FormatError.self) { try SpanBlock.decode([]) }
+        #expect(throws: SpanBlock.FormatError.self) { try SpanBlock.decode([9] + data.dropFirst()) }
+        #expect(throws: SpanBlock.FormatError.self) { try SpanBlock.decode(Array(data.prefix(data.count / 2))) }
+        data[data.count - 3] ^= 0xFF
+        #expect(throws: SpanBlock.FormatError.self) { try SpanBlock.decode(data) }
+        #expect(try SpanBlock.decode(SpanBlock.encode([])).isEmpty)
+    }
+
+    @Test func zigzagKeepsTimesBeforeTheSpanStart() {
+        for value: Int64 in [0, 1, -1, 123_456, -123_456, .max, .min] {
+            #expect(SpanBlock.unzigzag(SpanBlock.zigzag(value)) == value)
+        }
+    }
+
+    @Test func traceFilterHasNoFalseNegativesAndFewFalsePositives() throws {
+        var generator = SystemRandomNumberGenerator()
+        let inside = (0..<2000).map { _ in TraceID(high: generator.next(), low: generator.next()) }
+        let filter = TraceFilter(traces: inside)
+        #expect(inside.allSatisfy(filter.mayContain))
+        let outside = (0..<20000).map { _ in TraceID(high: generator.next(), low: generator.next()) }
+        #expect(outside.filter(filter.mayContain).count < 40)  // about 0.05 %: 10 expected
+        #expect(TraceFilter(bytes: filter.bytes) == filter)
+        #expect(TraceFilter(bytes: [1, 2, 3]) == nil)
+    }
+
+    @Test func recentKeysForgetTheOldestFirst() {
+        var keys = RecentSpanKeys(capacity: 2)
+        let answers = [1, 2, 1, 3, 1, 3].map { keys.insert($0) }
+        // 3 pushes 1 out, so 1 is new again; 3 is still remembered.
+        #expect(answers == [true, true, false, true, true, false])
+    }
+}
+
+@Suite struct SpanBlockStorageTests {
+    private func span(_ trace: UInt64, _ id: UInt64, service: String, start: Int64, duration: Int64, error: Bool = false) -> Span {
+        Span(
+            traceID: TraceID(high: 7, low: trace), spanID: SpanID(id), kind: .server, name: "get", startMicros: start,
+            durationMicros: duration, localEndpoint: .init(serviceName: service), tags: error ? ["error": "500"] : [:])
+    }
+
+    @Test func searchesBlocksNewestFirstAndStopsAtTheLimit() async throws {
+        try await withTemporaryDatabase { database, _ in
+            // Three commits, so three blocks; traces 1...9, one span each, starts a second apart.
+            for commit in 0..<3 {
+                let spans = (1...3).map { i -> Span in
+                    let n = UInt64(commit * 3 + i)
+                    return span(n, n, service: n % 2 == 0 ? "a" : "b", start: Int64(n) * 1_000_000, duration: Int64(n) * 1000,
+                        error: n == 4)
+                }
+                _ = try await database.write([IngestBatch(spans: spans)])
+            }
+            func search(_ query: TraceQuery) async throws -> [UInt64] {
+                try await database.traceIDs(matching: query).map { TraceID(hex: $0)!.low }
+            }
+            #expect(try await search(TraceQuery(fromMicros: 0, toMicros: .max, limit: 4)) == [9, 8, 7, 6])
+            #expect(try await search(TraceQuery(service: "a", fromMicros: 0, toMicros: .max, limit: 10)) == [8, 6, 4, 2])
+            #expect(try await search(TraceQuery(service: "b", minDurationMicros: 5000, fromMicros: 0, toMicros: .max, limit: 10)) == [9, 7, 5])
+            #expect(try await search(TraceQuery(errorOnly: true, fromMicros: 0, toMicros: .max, limit: 10)) == [4])
+            #expect(try await search(TraceQuery(fromMicros: 2_000_000, toMicros: 3_000_000, limit: 10)) == [3, 2])
+            #expect(try await search(TraceQuery(annotationTerms: ["error": "500"], fromMicros: 0, toMicros: .max, limit: 10)) == [4])
+            #expect(try await database.spanServiceNames() == ["a", "b"])
+            #expect(try await database.rowCounts().spans == 9)
+        }
+    }
+
+    @Test func readsSpansStoredBeforeBlocksAlongsideThem() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let trace = TraceID(high: 7, low: 1)
+            try await database.pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO spans (trace_id, span_id, kind, name, service, start_us, duration_us, error, shared, tags)
+                        VALUES (?, '00000000000000aa', 1, 'old', 'legacy', 1000000, 5, 0, 0, '{"k":"v"}')
+                        """, arguments: [trace.hex])
+            }
+            _ = try await database.write([IngestBatch(spans: [span(1, 0xbb, service: "new", start: 2_000_000, duration: 7)])])
+            let spans = try await database.spans(traceID: trace.hex)
+            #expect(spans.map(\.spanID.value) == [0xaa, 0xbb])
+            #expect(spans.first?.tags == ["k": "v"])
+            #expect(try await database.spanServiceNames() == ["legacy", "new"])
+            #expect(try await database.traceIDs(matching: TraceQuery(fromMicros: 0, toMicros: .max, limit: 5)) == [trace.hex])
+        }
+    }
+
+    @Test func aResentSpanIsCountedAndReadOnce() async throws {
+        try await withTemporaryDatabase { database, folder in
+            let one = span(1, 1, service: "a", start: 1_000_000, duration: 5)
+            let first = try await database.write([IngestBatch(spans: [one])])
+            let again = try await database.write([IngestBatch(spans: [one, span(1, 2, service: "a", start: 1_000_001, duration: 5)])])
+            #expect(first.spansStored == 1 && again.spansStored == 1 && again.spansDuplicate == 1)
+            // After a restart the writer no longer remembers it: it is stored again, and read once.
+            let reopened = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+            _ = try await reopened.write([IngestBatch(spans: [one])])
+            #expect(try await reopened.spans(traceID: one.traceID.hex).map(\.spanID.value) == [1, 2])
+        }
+    }
+
+    @Test func retentionDropsWholeBlocksPastTheHorizon() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let now: Int64 = 1_795_700_400
+            _ = try await database.write([IngestBatch(spans: [span(1, 1, service: "a", start: (now - 7200) * 1_000_000, duration: 5)])])
+            _ = try await database.write([IngestBatch(spans: [span(2, 2, service: "a", start: (now - 60) * 1_000_000, duration: 5)])])
+            var config = RetentionService.Configuration()
+            config.rawSeconds = 3600
+            let retention = RetentionService(database: database, configuration: config, logger: Logger.quiet, now: { now })
+            try await retention.enforce()
+            #expect(try await database.spans(traceID: TraceID(high: 7, low: 1).hex).isEmpty)
+            #expect(try await database.spans(traceID: TraceID(high: 7, low: 2).hex).count == 1)
+            let names = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM span_block_names") }
+            #expect(names == 1)
+        }
+    }
+}
