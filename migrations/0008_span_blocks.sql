@@ -6,10 +6,14 @@
 -- to find a trace by id. The span_block_names rows, one per (block, service, span name, remote
 -- service), let a trace search and the name lists skip blocks they cannot match.
 --
+-- The blocks of small commits are merged once their spans have settled (SpanBlockCompactor).
+--
 -- Spans stored before this migration stay in the spans table, read alongside the blocks until
 -- retention ages them out.
+-- Block ids are never reused (AUTOINCREMENT): the in-memory index keeps a replaced block's id a
+-- little while after compaction or retention removes it, for reads that began before.
 CREATE TABLE span_blocks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     min_start_us INTEGER NOT NULL,
     max_start_us INTEGER NOT NULL,
     span_count INTEGER NOT NULL,

@@ -140,7 +140,8 @@ package struct Collector {
             targets: limits.scrapeTargets.compactMap(URL.init(string:)), intervalSeconds: limits.scrapeIntervalSeconds,
             sink: sink, directory: directory, metrics: metrics, logger: logger)
         let retention = RetentionService(database: database, configuration: configuration.retention, logger: logger)
-        services = [writer, memory, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention]
+        let compactor = SpanBlockCompactor(database: database, logger: logger)
+        services = [writer, memory, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention, compactor]
         apiRouter = api
         zipkinRouter = zipkin
         self.otlpRouter = otlpRouter

@@ -130,3 +130,41 @@ import Testing
         }
     }
 }
+
+@Suite struct SpanBlockCompactionTests {
+    @Test func mergesSettledSmallBlocksAndKeepsEverySpanOnce() async throws {
+        try await withTemporaryDatabase { database, folder in
+            let now: Int64 = 1_795_700_400
+            // 30 commits of 3 spans, ten minutes ago (one trace resent across two commits), and one
+            // recent commit that must wait.
+            for commit in 0..<30 {
+                let spans = (0..<3).map { i -> Span in
+                    let n = UInt64(commit * 3 + i)
+                    return Span(
+                        traceID: TraceID(high: 1, low: n / 2), spanID: SpanID(n), kind: .server, name: "get",
+                        startMicros: (now - 600) * 1_000_000 + Int64(n), durationMicros: 10,
+                        localEndpoint: .init(serviceName: commit % 2 == 0 ? "a" : "b"))
+                }
+                _ = try await database.write([IngestBatch(spans: spans)])
+            }
+            let recent = Span(traceID: TraceID(high: 2, low: 1), spanID: SpanID(1), kind: .server, startMicros: now * 1_000_000, durationMicros: 1)
+            _ = try await database.write([IngestBatch(spans: [recent])])
+            let before = try await database.traceIDs(matching: TraceQuery(fromMicros: 0, toMicros: .max, limit: 100))
+
+            var config = SpanBlockCompactor.Configuration()
+            config.targetSpans = 40
+            let compactor = SpanBlockCompactor(database: database, configuration: config, logger: Logger.quiet, now: { now })
+            #expect(try await compactor.compact() == 30)
+            #expect(try await compactor.compact() == 0)
+            let blocks = try await database.pool.read { try Int.fetchAll($0, sql: "SELECT span_count FROM span_blocks ORDER BY id") }
+            #expect(blocks == [1, 39, 39, 12])  // the recent one untouched, 90 spans in blocks of at most 40
+            #expect(try await database.rowCounts().spans == 91)
+            #expect(try await database.traceIDs(matching: TraceQuery(fromMicros: 0, toMicros: .max, limit: 100)) == before)
+            #expect(try await database.spans(traceID: TraceID(high: 1, low: 7).hex).map(\.spanID.value) == [14, 15])
+            #expect(try await database.spanServiceNames() == ["a", "b", "unknown"])
+            // The filters in memory are those on disk: a fresh start finds the same.
+            let reopened = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+            #expect(try await reopened.spans(traceID: TraceID(high: 1, low: 44).hex).map(\.spanID.value) == [88, 89])
+        }
+    }
+}

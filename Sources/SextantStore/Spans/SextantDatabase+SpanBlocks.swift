@@ -57,6 +57,51 @@ extension SextantDatabase {
         spanBlocks.replaceAll(entries)
     }
 
+    /// Merges small blocks whose spans all started before `settledBeforeMicros` into blocks of up
+    /// to `targetSpans`, oldest first, one transaction per merged block, each span once; returns
+    /// how many blocks it replaced. Small commits (a quiet mesh, Envoy's batches of five spans)
+    /// would otherwise leave many tiny blocks: each costs a filter to check on every trace look-up
+    /// and compresses worse than a large one.
+    package func compactSpanBlocks(settledBeforeMicros: Int64, targetSpans: Int = 20_000) async throws -> Int {
+        let candidates = try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, span_count FROM span_blocks WHERE max_start_us < ? AND span_count < ?
+                    ORDER BY min_start_us, id LIMIT 10000
+                    """, arguments: [settledBeforeMicros, targetSpans / 2]
+            ).map { (id: $0[0] as Int64, spans: $0[1] as Int) }
+        }
+        var groups: [[Int64]] = []
+        var group: [Int64] = []
+        var spans = 0
+        for candidate in candidates {
+            if spans + candidate.spans > targetSpans, !group.isEmpty {
+                groups.append(group)
+                group = []
+                spans = 0
+            }
+            group.append(candidate.id)
+            spans += candidate.spans
+        }
+        if !group.isEmpty { groups.append(group) }
+        var replaced = 0
+        for ids in groups where ids.count > 1 {
+            replaced += try await pool.write { db in
+                let list = ids.map(String.init).joined(separator: ",")
+                let blocks = try Row.fetchAll(db, sql: "SELECT id, data FROM span_blocks WHERE id IN (\(list))")
+                var merged: [Span] = []
+                for row in blocks { merged += try Self.decodeBlock(row["data"], id: row["id"]) }
+                try self.storeBlock(of: Self.assembled(merged), db)
+                try db.execute(sql: "DELETE FROM span_block_names WHERE block_id IN (\(list))")
+                try db.execute(sql: "DELETE FROM span_blocks WHERE id IN (\(list))")
+                self.spanBlocks.remove(ids: Set(blocks.map { $0["id"] as Int64 }))
+                return blocks.count
+            }
+        }
+        return replaced
+    }
+
     /// Deletes the blocks whose newest span started before `cutoffMicros`, at most `limit`;
     /// returns how many it deleted.
     func deleteSpanBlocks(before cutoffMicros: Int64, limit: Int, _ db: Database) throws -> Int {
@@ -168,7 +213,7 @@ extension SextantDatabase {
             || query.matchesAnnotationTerms(tags: span.tags, annotations: span.annotations)
     }
 
-    private static func decodeBlock(_ data: Data, id: Int64) throws -> [Span] {
+    static func decodeBlock(_ data: Data, id: Int64) throws -> [Span] {
         do {
             return try SpanBlock.decode([UInt8](data))
         } catch {

@@ -63,15 +63,23 @@ package struct TraceFilter: Sendable, Equatable {
 }
 
 /// The span blocks in memory: each block's id, time range and trace filter. Loaded once when the
-/// database opens, added to on every commit that writes a block, trimmed by retention.
+/// database opens, added to by every transaction that writes a block (before it commits), trimmed
+/// by compaction and retention (a while after they commit).
+///
+/// A read takes the block ids from here and the rows from its own snapshot, skipping ids its
+/// snapshot does not hold. So that a read overlapping a compaction finds either the old blocks or
+/// the new one, new blocks are listed before their rows commit, and removed ones stay listed for
+/// `removalGrace` after theirs are gone.
 final class SpanBlockIndex: Sendable {
     struct Entry: Sendable {
         var id: Int64
         var minStartMicros: Int64
         var maxStartMicros: Int64
         var filter: TraceFilter
+        var removedAt: ContinuousClock.Instant?
     }
 
+    static let removalGrace = Duration.seconds(60)
     private let entries = Mutex<[Entry]>([])
 
     func replaceAll(_ loaded: [Entry]) {
@@ -84,13 +92,20 @@ final class SpanBlockIndex: Sendable {
 
     func remove(ids: Set<Int64>) {
         guard !ids.isEmpty else { return }
-        entries.withLock { $0.removeAll { ids.contains($0.id) } }
+        let now = ContinuousClock.now
+        entries.withLock { all in
+            all.removeAll { $0.removedAt.map { now - $0 > Self.removalGrace } ?? false }
+            for i in all.indices where ids.contains(all[i].id) && all[i].removedAt == nil { all[i].removedAt = now }
+        }
     }
 
     /// The blocks that may hold a span of `trace`.
     func blocks(mayHold trace: TraceID) -> [Int64] {
         entries.withLock { all in all.filter { $0.filter.mayContain(trace) }.map(\.id) }
     }
+
+    /// Blocks listed, removed ones included.
+    var count: Int { entries.withLock { $0.count } }
 }
 
 /// The keys of the spans written lately (trace, span id, kind, service), so a resent batch is

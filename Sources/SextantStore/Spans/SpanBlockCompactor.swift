@@ -1,0 +1,56 @@
+import Foundation
+package import Logging
+package import ServiceLifecycle
+
+/// Merges the small span blocks of quiet periods into large ones (`compactSpanBlocks`), every
+/// `interval`, once their spans are `settle` old: late spans of a trace usually arrive within
+/// seconds, so a merged block rarely needs merging again.
+package final class SpanBlockCompactor: Service, Sendable {
+    package struct Configuration: Sendable {
+        package var interval: Duration = .seconds(30)
+        /// How old a block's newest span must be before the block is merged.
+        package var settleSeconds: Int64 = 120
+        /// Spans a merged block holds at most.
+        package var targetSpans = 20_000
+
+        package init() {}
+    }
+
+    private let database: SextantDatabase
+    private let configuration: Configuration
+    private let logger: Logger
+    private let now: @Sendable () -> Int64
+
+    /// - Parameter now: the current time in Unix seconds (injected so tests can drive it).
+    package init(
+        database: SextantDatabase, configuration: Configuration = .init(), logger: Logger,
+        now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) {
+        self.database = database
+        self.configuration = configuration
+        self.logger = logger
+        self.now = now
+    }
+
+    package func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let merged = try await self.compact()
+                    if merged > 0 { self.logger.debug("span blocks merged", metadata: ["store.blocks": "\(merged)"]) }
+                } catch {
+                    self.logger.warning("span block compaction failed", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: self.configuration.interval)
+            }
+        }
+    }
+
+    /// One pass; returns how many blocks were merged into larger ones.
+    @discardableResult
+    package func compact() async throws -> Int {
+        try await database.compactSpanBlocks(
+            settledBeforeMicros: (now() - configuration.settleSeconds) * 1_000_000,
+            targetSpans: configuration.targetSpans)
+    }
+}
