@@ -30,6 +30,10 @@ struct SextantBench {
         var configuration = SextantDatabase.Configuration(directory: folder)
         configuration.synchronousFull = false
         let database = try SextantDatabase(configuration: configuration, logger: logger)
+        if environment["SEXTANT_BENCH"] == "traces" {
+            try await TraceBench.run(database, spans: Int(environment["SEXTANT_BENCH_SPANS"] ?? "") ?? 5_000_000)
+            return
+        }
         if reuse == nil {
             let fill = ContinuousClock.now
             try await fillMesh(database)

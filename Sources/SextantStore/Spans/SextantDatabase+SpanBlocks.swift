@@ -221,3 +221,20 @@ extension SextantDatabase {
         }
     }
 }
+
+// MARK: - Listing
+
+extension SextantDatabase {
+    /// Calls `body` with every stored span's trace and span id (blocks, then rows stored before
+    /// blocks), one block at a time, in one read snapshot.
+    package func forEachStoredSpanID(_ body: @Sendable (TraceID, SpanID) -> Void) async throws {
+        try await pool.read { db in
+            let blocks = try Row.fetchCursor(db, sql: "SELECT id, data FROM span_blocks ORDER BY id")
+            while let row = try blocks.next() {
+                for span in try Self.decodeBlock(row["data"], id: row["id"]) { body(span.traceID, span.spanID) }
+            }
+            let legacy = try Row.fetchCursor(db, sql: "SELECT trace_id, span_id FROM spans")
+            while let row = try legacy.next() { body(row[0], row[1]) }
+        }
+    }
+}
