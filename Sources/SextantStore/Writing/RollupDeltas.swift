@@ -40,16 +40,26 @@ struct CallSample: Equatable {
             responseBytes: responseBytes, isTCP: facts.requestProtocol == RequestProtocol.tcp.rawValue)
     }
 
-    init(row: Row) {
+    /// Reads `columns` from `row`, starting at column `offset`.
+    init(row: Row, offset o: Int = 0) {
         facts = CallFacts(
-            reporter: row[0], proxyID: row[1], peerID: row[2], serviceID: row[3], requestProtocol: row[4],
-            responseCode: row[5], grpcStatus: row[6], responseFlags: row[7], securityPolicy: row[8], paired: row[9])
-        startMicros = row[10]
-        durationMicros = row[11]
-        latencyBucket = row[12]
-        requestBytes = row[13]
-        responseBytes = row[14]
-        sources = row[15]
+            reporter: row[o], proxyID: row[o + 1], peerID: row[o + 2], serviceID: row[o + 3], requestProtocol: row[o + 4],
+            responseCode: row[o + 5], grpcStatus: row[o + 6], responseFlags: row[o + 7], securityPolicy: row[o + 8],
+            paired: row[o + 9])
+        startMicros = row[o + 10]
+        durationMicros = row[o + 11]
+        latencyBucket = row[o + 12]
+        requestBytes = row[o + 13]
+        responseBytes = row[o + 14]
+        sources = row[o + 15]
+    }
+
+    /// The same call once pairing has linked it to `peer`'s report.
+    func paired(with peer: Int64) -> CallSample {
+        var linked = self
+        linked.facts.paired = true
+        linked.facts.peerID = peer
+        return linked
     }
 
     /// The same for a stored TCP connection: a series of protocol tcp whose request and response
@@ -62,14 +72,14 @@ struct CallSample: Equatable {
     /// The stored call with this row id.
     static func fetch(id: Int64, _ db: Database) throws -> CallSample? {
         try Row.fetchOne(db.cachedStatement(sql: "SELECT \(columns) FROM requests WHERE id = ?"), arguments: [id])
-            .map(CallSample.init(row:))
+            .map { CallSample(row: $0) }
     }
 
     /// The stored TCP connection with this row id.
     static func fetch(connectionID id: Int64, _ db: Database) throws -> CallSample? {
         try Row.fetchOne(
             db.cachedStatement(sql: "SELECT \(connectionColumns) FROM tcp_connections WHERE id = ?"), arguments: [id]
-        ).map(CallSample.init(row:))
+        ).map { CallSample(row: $0) }
     }
 }
 

@@ -132,7 +132,7 @@ extension SextantDatabase {
         let key = CallKey.make(request: r, proxyID: proxyID, serviceID: serviceID)
         let before = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT \(CallSample.columns) FROM requests WHERE call_key = ?"), arguments: [key]
-        ).map(CallSample.init(row:))
+        ).map { CallSample(row: $0) }
         let known = before != nil
         let row = try Row.fetchOne(
             db.cachedStatement(
@@ -150,7 +150,8 @@ extension SextantDatabase {
                         parent_span_id = coalesce(parent_span_id, excluded.parent_span_id),
                         local_addr = coalesce(local_addr, excluded.local_addr),
                         remote_addr = coalesce(remote_addr, excluded.remote_addr)
-                    RETURNING id, paired, trace_id, span_id, parent_span_id, local_addr, remote_addr
+                    RETURNING id, paired, trace_id, span_id, parent_span_id, local_addr, remote_addr,
+                        \(CallSample.columns)
                     """),
             arguments: [
                 key, r.startMicros, r.reporter.rawValue, proxyID, peerID, serviceID, r.requestProtocol,
@@ -159,7 +160,8 @@ extension SextantDatabase {
                 r.remoteAddress, r.sources,
             ])!
         let rowID: Int64 = row["id"]
-        let after = try CallSample.fetch(id: rowID, db)!
+        // The row as stored now, returned by the upsert itself.
+        let after = CallSample(row: row, offset: 7)
         if let before {
             rollups.move(from: before, to: after, placement: r.placement)
         } else {
@@ -178,7 +180,7 @@ extension SextantDatabase {
             id: rowID, reporter: r.reporter, proxyID: proxyID, serviceID: serviceID, startMicros: r.startMicros,
             requestID: r.requestID, traceID: row["trace_id"], spanID: row["span_id"],
             parentSpanID: row["parent_span_id"], localAddress: row["local_addr"], remoteAddress: row["remote_addr"])
-        if try pair(stored, db, rollups: &rollups) { summary.requestsPaired += 1 }
+        if try pair(stored, after, db, rollups: &rollups) { summary.requestsPaired += 1 }
     }
 }
 
@@ -215,7 +217,8 @@ extension SextantDatabase {
     /// server span (same trace, parent = client span id), or the same `x-request-id` for the same
     /// service (and, when both sides know it, the address the caller connected to). Each side then
     /// names the other's workload.
-    func pair(_ call: StoredCall, _ db: Database, rollups: inout RollupDeltas) throws -> Bool {
+    /// - Parameter sample: the call as stored now.
+    func pair(_ call: StoredCall, _ sample: CallSample, _ db: Database, rollups: inout RollupDeltas) throws -> Bool {
         let other: Reporter = call.reporter == .source ? .destination : .source
         var match: Row?
         if let trace = call.traceID {
@@ -223,14 +226,14 @@ extension SextantDatabase {
                 match = try Row.fetchOne(
                     db.cachedStatement(
                         sql: """
-                            SELECT id, proxy_id FROM requests WHERE trace_id = ? AND parent_span_id = ?
+                            SELECT id, proxy_id, \(CallSample.columns) FROM requests WHERE trace_id = ? AND parent_span_id = ?
                                 AND reporter = ? AND paired = 0 AND id != ? LIMIT 1
                             """), arguments: [trace, span, other.rawValue, call.id])
             } else if call.reporter == .destination, let parent = call.parentSpanID {
                 match = try Row.fetchOne(
                     db.cachedStatement(
                         sql: """
-                            SELECT id, proxy_id FROM requests WHERE trace_id = ? AND span_id = ?
+                            SELECT id, proxy_id, \(CallSample.columns) FROM requests WHERE trace_id = ? AND span_id = ?
                                 AND reporter = ? AND paired = 0 AND id != ? LIMIT 1
                             """), arguments: [trace, parent, other.rawValue, call.id])
             }
@@ -241,13 +244,13 @@ extension SextantDatabase {
             let sql =
                 call.reporter == .source
                 ? """
-                SELECT id, proxy_id FROM requests WHERE request_id = ? AND service_id = ? AND reporter = ?
+                SELECT id, proxy_id, \(CallSample.columns) FROM requests WHERE request_id = ? AND service_id = ? AND reporter = ?
                     AND paired = 0 AND id != ? AND proxy_id != ?
                     AND (? IS NULL OR local_addr IS NULL OR local_addr = ?)
                 ORDER BY abs(ts_us - ?) LIMIT 1
                 """
                 : """
-                SELECT id, proxy_id FROM requests WHERE request_id = ? AND service_id = ? AND reporter = ?
+                SELECT id, proxy_id, \(CallSample.columns) FROM requests WHERE request_id = ? AND service_id = ? AND reporter = ?
                     AND paired = 0 AND id != ? AND proxy_id != ?
                     AND (? IS NULL OR remote_addr IS NULL OR remote_addr = ?)
                 ORDER BY abs(ts_us - ?) LIMIT 1
@@ -262,14 +265,13 @@ extension SextantDatabase {
         guard let match else { return false }
         let otherID: Int64 = match["id"]
         let otherProxy: Int64 = match["proxy_id"]
-        let mineBefore = try CallSample.fetch(id: call.id, db)
-        let otherBefore = try CallSample.fetch(id: otherID, db)
+        let otherSample = CallSample(row: match, offset: 2)
         let link = try db.cachedStatement(sql: "UPDATE requests SET paired = 1, peer_id = ? WHERE id = ?")
         try link.execute(arguments: [otherProxy, call.id])
         try link.execute(arguments: [call.proxyID, otherID])
-        for (id, before) in [(call.id, mineBefore), (otherID, otherBefore)] {
-            if let before, let after = try CallSample.fetch(id: id, db) { rollups.move(from: before, to: after) }
-        }
+        // Both rows as the update leaves them: paired, each naming the other's proxy.
+        rollups.move(from: sample, to: sample.paired(with: otherProxy))
+        rollups.move(from: otherSample, to: otherSample.paired(with: call.proxyID))
         return true
     }
 }
