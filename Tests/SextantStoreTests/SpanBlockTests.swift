@@ -168,3 +168,13 @@ import Testing
         }
     }
 }
+
+@Suite struct SpanBlockSelectionTests {
+    @Test func decodesOnlyTheTracesAskedFor() throws {
+        let spans = SpanBlock.sortedForBlock(try zipkinFixtureBatches().flatMap(\.spans))
+        let data = SpanBlock.encode(spans)
+        let wanted: Set<TraceID> = [spans[0].traceID, spans[spans.count / 2].traceID, TraceID(high: 1, low: 1)]
+        #expect(try SpanBlock.decode(data, traces: wanted) == spans.filter { wanted.contains($0.traceID) })
+        #expect(try SpanBlock.decode(data, traces: []).isEmpty)
+    }
+}

@@ -83,6 +83,18 @@ extension SextantDatabase {
         if !query.annotationTerms.isEmpty { sql += ", tags, annotations" }
         sql += " FROM spans WHERE start_us >= ? AND start_us <= ?"
         var arguments: StatementArguments = [query.fromMicros, query.toMicros]
+        addSearchConditions(
+            query, to: &sql, &arguments, minDuration: "duration_us >= ?", maxDuration: "duration_us <= ?", error: "error = 1")
+        return (sql + " ORDER BY start_us DESC", arguments)
+    }
+
+    /// A trace search's conditions on a table with `service`, `remote_service` and `name` columns,
+    /// appended to `sql` (after a WHERE) with their arguments; each table says how it holds
+    /// durations and errors (a condition nil: the table cannot tell, the spans are checked later).
+    static func addSearchConditions(
+        _ query: TraceQuery, to sql: inout String, _ arguments: inout StatementArguments, minDuration: String,
+        maxDuration: String?, error: String
+    ) {
         func add(_ condition: String, _ value: some DatabaseValueConvertible) {
             sql += " AND " + condition
             _ = arguments.append(contentsOf: [value])
@@ -90,10 +102,9 @@ extension SextantDatabase {
         if let service = query.service { add("service = ?", service) }
         if let remote = query.remoteService { add("remote_service = ?", remote) }
         if let name = query.spanName { add("name = ?", name) }
-        if let min = query.minDurationMicros { add("duration_us >= ?", min) }
-        if let max = query.maxDurationMicros { add("duration_us <= ?", max) }
-        if query.errorOnly { sql += " AND error = 1" }
-        return (sql + " ORDER BY start_us DESC", arguments)
+        if let min = query.minDurationMicros { add(minDuration, min) }
+        if let max = query.maxDurationMicros, let maxDuration { add(maxDuration, max) }
+        if query.errorOnly { sql += " AND " + error }
     }
 
     /// SQLite's plan for a trace search, one line per step.

@@ -39,16 +39,9 @@ package final class RetentionService: Service, Sendable {
     }
 
     package func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    let deleted = try await self.enforce()
-                    if deleted > 0 { self.logger.debug("retention", metadata: ["store.deleted": "\(deleted)"]) }
-                } catch {
-                    self.logger.warning("retention failed", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: self.configuration.interval)
-            }
+        try await runPeriodically(every: configuration.interval, logger: logger, failure: "retention failed") {
+            let deleted = try await self.enforce()
+            if deleted > 0 { self.logger.debug("retention", metadata: ["store.deleted": "\(deleted)"]) }
         }
     }
 

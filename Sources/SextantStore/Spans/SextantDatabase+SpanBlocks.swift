@@ -4,15 +4,23 @@ package import SextantModel
 
 // MARK: - Writing
 
-extension SextantDatabase {
-    /// Writes the spans of one commit as one block, with its summary rows and trace filter.
-    func storeBlock(of spans: [Span], _ db: Database) throws {
-        guard !spans.isEmpty else { return }
+/// A block ready to store: encoded, with its trace filter and summary rows. Built without the
+/// database, so the compactor builds it outside the write transaction.
+struct PreparedSpanBlock {
+    var count: Int
+    var minStart: Int64
+    var maxStart: Int64
+    var filter: TraceFilter
+    var data: [UInt8]
+    fileprivate var names: [NameKey: NameSummary]
+
+    init?(_ spans: [Span]) {
+        guard !spans.isEmpty else { return nil }
         let sorted = SpanBlock.sortedForBlock(spans)
         var traces: [TraceID] = []
-        var minStart = Int64.max
-        var maxStart = Int64.min
-        var names: [NameKey: NameSummary] = [:]
+        minStart = Int64.max
+        maxStart = Int64.min
+        names = [:]
         for span in sorted {
             if traces.last != span.traceID { traces.append(span.traceID) }
             minStart = min(minStart, span.startMicros)
@@ -20,13 +28,26 @@ extension SextantDatabase {
             let key = NameKey(service: span.serviceName, name: span.name, remoteService: span.remoteEndpoint?.serviceName)
             names[key, default: NameSummary(start: span.startMicros)].add(span)
         }
-        let filter = TraceFilter(traces: traces)
+        count = sorted.count
+        filter = TraceFilter(traces: traces)
+        data = SpanBlock.encode(sorted)
+    }
+}
+
+extension SextantDatabase {
+    /// Writes the spans of one commit as one block, with its summary rows and trace filter.
+    func storeBlock(of spans: [Span], _ db: Database) throws {
+        guard let block = PreparedSpanBlock(spans) else { return }
+        try store(block, db)
+    }
+
+    func store(_ block: PreparedSpanBlock, _ db: Database) throws {
         try db.cachedStatement(
             sql: """
                 INSERT INTO span_blocks (min_start_us, max_start_us, span_count, trace_filter, data)
                 VALUES (?, ?, ?, ?, ?)
                 """
-        ).execute(arguments: [minStart, maxStart, sorted.count, Data(filter.bytes), Data(SpanBlock.encode(sorted))])
+        ).execute(arguments: [block.minStart, block.maxStart, block.count, Data(block.filter.bytes), Data(block.data)])
         let blockID = db.lastInsertedRowID
         let insertName = try db.cachedStatement(
             sql: """
@@ -34,13 +55,13 @@ extension SextantDatabase {
                     max_duration_us, error_count, span_count)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-        for (key, summary) in names {
+        for (key, summary) in block.names {
             try insertName.execute(arguments: [
                 blockID, key.service, key.name, key.remoteService, summary.minStart, summary.maxStart,
                 summary.maxDuration, summary.errors, summary.count,
             ])
         }
-        spanBlocks.add(.init(id: blockID, minStartMicros: minStart, maxStartMicros: maxStart, filter: filter))
+        spanBlocks.add(.init(id: blockID, minStartMicros: block.minStart, maxStartMicros: block.maxStart, filter: block.filter))
     }
 
     /// Reads every block's time range and trace filter into memory (when the database opens).
@@ -57,19 +78,22 @@ extension SextantDatabase {
         spanBlocks.replaceAll(entries)
     }
 
-    /// Merges small blocks whose spans all started before `settledBeforeMicros` into blocks of up
-    /// to `targetSpans`, oldest first, one transaction per merged block, each span once; returns
-    /// how many blocks it replaced. Small commits (a quiet mesh, Envoy's batches of five spans)
-    /// would otherwise leave many tiny blocks: each costs a filter to check on every trace look-up
-    /// and compresses worse than a large one.
-    package func compactSpanBlocks(settledBeforeMicros: Int64, targetSpans: Int = 20_000) async throws -> Int {
+    /// Merges small blocks (under `smallSpans`) whose spans all started before `settledBeforeMicros`
+    /// into blocks of up to `targetSpans`, oldest first, each span once; returns how many blocks it
+    /// replaced. Small commits (a quiet mesh, Envoy's batches of five spans) would otherwise leave
+    /// many tiny blocks: each costs a filter to check on every trace look-up and compresses worse
+    /// than a large one. A merged block is read and built outside the write transaction, which
+    /// only swaps it in, so ingest waits for no decoding or compression.
+    package func compactSpanBlocks(
+        settledBeforeMicros: Int64, smallSpans: Int = 1000, targetSpans: Int = 20_000
+    ) async throws -> Int {
         let candidates = try await pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT id, span_count FROM span_blocks WHERE max_start_us < ? AND span_count < ?
                     ORDER BY min_start_us, id LIMIT 10000
-                    """, arguments: [settledBeforeMicros, targetSpans / 2]
+                    """, arguments: [settledBeforeMicros, smallSpans]
             ).map { (id: $0[0] as Int64, spans: $0[1] as Int) }
         }
         var groups: [[Int64]] = []
@@ -87,20 +111,36 @@ extension SextantDatabase {
         if !group.isEmpty { groups.append(group) }
         var replaced = 0
         for ids in groups where ids.count > 1 {
-            replaced += try await pool.write { db in
-                let list = ids.map(String.init).joined(separator: ",")
-                let blocks = try Row.fetchAll(db, sql: "SELECT id, data FROM span_blocks WHERE id IN (\(list))")
-                var merged: [Span] = []
-                for row in blocks { merged += try Self.decodeBlock(row["data"], id: row["id"]) }
-                try self.storeBlock(of: Self.assembled(merged), db)
-                try db.execute(sql: "DELETE FROM span_block_names WHERE block_id IN (\(list))")
-                try db.execute(sql: "DELETE FROM span_blocks WHERE id IN (\(list))")
-                self.spanBlocks.remove(ids: Set(blocks.map { $0["id"] as Int64 }))
-                return blocks.count
+            let list = ids.map(String.init).joined(separator: ",")
+            let merged = try await pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, data FROM span_blocks WHERE id IN (\(list))").flatMap {
+                    try Self.decodeBlock($0["data"], id: $0["id"])
+                }
+            }
+            guard let block = PreparedSpanBlock(Self.assembled(merged)) else { continue }
+            do {
+                replaced += try await swap(ids, list: list, for: block)
+            } catch is CompactionRace {
+                continue
             }
         }
         return replaced
     }
+
+    /// Replaces blocks `ids` by `block` in one transaction, unless one of them is gone.
+    private func swap(_ ids: [Int64], list: String, for block: PreparedSpanBlock) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM span_block_names WHERE block_id IN (\(list))")
+            try db.execute(sql: "DELETE FROM span_blocks WHERE id IN (\(list))")
+            // Retention may have taken some meanwhile: then their spans are not to come back.
+            guard db.changesCount == ids.count else { throw CompactionRace() }
+            try self.store(block, db)
+            self.spanBlocks.remove(ids: Set(ids))
+            return ids.count
+        }
+    }
+
+    private struct CompactionRace: Error {}
 
     /// Deletes the blocks whose newest span started before `cutoffMicros`, at most `limit`;
     /// returns how many it deleted.
@@ -156,7 +196,7 @@ extension SextantDatabase {
         let statement = try db.cachedStatement(sql: "SELECT data FROM span_blocks WHERE id = ?")
         for id in blocks.sorted() {
             guard let data = try Data.fetchOne(statement, arguments: [id]) else { continue }
-            for span in try Self.decodeBlock(data, id: id) where wanted.contains(span.traceID) {
+            for span in try Self.decodeBlock(data, id: id, traces: wanted) {
                 found[span.traceID, default: []].append(span)
             }
         }
@@ -174,15 +214,8 @@ extension SextantDatabase {
             WHERE max_start_us >= ? AND min_start_us <= ?
             """
         var arguments: StatementArguments = [query.fromMicros, query.toMicros]
-        func add(_ condition: String, _ value: some DatabaseValueConvertible) {
-            sql += " AND " + condition
-            _ = arguments.append(contentsOf: [value])
-        }
-        if let service = query.service { add("service = ?", service) }
-        if let remote = query.remoteService { add("remote_service = ?", remote) }
-        if let name = query.spanName { add("name = ?", name) }
-        if let min = query.minDurationMicros { add("max_duration_us >= ?", min) }
-        if query.errorOnly { sql += " AND error_count > 0" }
+        Self.addSearchConditions(
+            query, to: &sql, &arguments, minDuration: "max_duration_us >= ?", maxDuration: nil, error: "error_count > 0")
         sql += " GROUP BY block_id ORDER BY newest DESC"
         let candidates = try Row.fetchAll(db, sql: sql, arguments: arguments).map { (id: $0[0] as Int64, newest: $0[1] as Int64) }
 
@@ -213,9 +246,9 @@ extension SextantDatabase {
             || query.matchesAnnotationTerms(tags: span.tags, annotations: span.annotations)
     }
 
-    static func decodeBlock(_ data: Data, id: Int64) throws -> [Span] {
+    static func decodeBlock(_ data: Data, id: Int64, traces: Set<TraceID>? = nil) throws -> [Span] {
         do {
-            return try SpanBlock.decode([UInt8](data))
+            return try SpanBlock.decode([UInt8](data), traces: traces)
         } catch {
             throw StoreError(.failed, "span block \(id) cannot be read: \(error)")
         }

@@ -99,8 +99,10 @@ package enum SpanBlock {
         return out
     }
 
-    /// Decodes a block written by `encode`.
-    package static func decode(_ data: [UInt8]) throws(FormatError) -> [Span] {
+    /// Decodes a block written by `encode`: every span, or only those of `traces`. The other
+    /// spans' columns are stepped over without making their strings, so a trace look-up costs
+    /// little more than decompressing the block.
+    package static func decode(_ data: [UInt8], traces wanted: Set<TraceID>? = nil) throws(FormatError) -> [Span] {
         guard data.first == version else { throw FormatError(description: "span block of an unknown version") }
         var header = ByteReader(data[1...])
         let size = try header.varint()
@@ -111,9 +113,10 @@ package enum SpanBlock {
         let base = Int64(bitPattern: try r.varint())
         let stringCount = Int(try r.varint())
         guard count <= body.count, stringCount <= body.count else { throw FormatError(description: "span block counts exceed its size") }
-        var strings: [String] = []
-        strings.reserveCapacity(stringCount)
-        for _ in 0..<stringCount { strings.append(try r.string()) }
+        var stringSlices: [ArraySlice<UInt8>] = []
+        stringSlices.reserveCapacity(stringCount)
+        for _ in 0..<stringCount { stringSlices.append(try r.slice()) }
+        var strings = [String?](repeating: nil, count: stringCount)
         var traces = try r.column()
         var ids = try r.column()
         var flags = try r.column()
@@ -125,9 +128,13 @@ package enum SpanBlock {
         var annotations = try r.column()
         var tags = try r.column()
 
+        /// The string at `index`, made the first time it is asked for.
         func string(_ index: UInt64) throws(FormatError) -> String {
-            guard index < strings.count else { throw FormatError(description: "span block string \(index) out of range") }
-            return strings[Int(index)]
+            guard index < stringCount else { throw FormatError(description: "span block string \(index) out of range") }
+            if let made = strings[Int(index)] { return made }
+            let made = String(decoding: stringSlices[Int(index)], as: UTF8.self)
+            strings[Int(index)] = made
+            return made
         }
         func optionalString(_ index: UInt64) throws(FormatError) -> String? {
             index == 0 ? nil : try string(index - 1)
@@ -139,22 +146,41 @@ package enum SpanBlock {
             let port = Int(truncatingIfNeeded: Int64(bitPattern: try endpoints.varint()))
             return Span.Endpoint(serviceName: service, ipv4: ipv4, ipv6: ipv6, port: port == 0 ? nil : port)
         }
+        func skip(_ column: inout ByteReader, varints: Int) throws(FormatError) {
+            for _ in 0..<varints { _ = try column.varint() }
+        }
 
         var spans: [Span] = []
-        spans.reserveCapacity(count)
+        if wanted == nil { spans.reserveCapacity(count) }
         var trace = TraceID(high: 0, low: 0)
+        var keep = true
         var left = 0
         for _ in 0..<count {
             if left == 0 {
                 trace = TraceID(high: try traces.fixed64(), low: try traces.fixed64())
                 left = Int(try traces.varint())
                 guard left > 0 else { throw FormatError(description: "span block trace run of no spans") }
+                keep = wanted?.contains(trace) ?? true
             }
             left -= 1
             let spanID = SpanID(try ids.fixed64())
             let bits = try flags.byte()
             let kind = Span.Kind(rawValue: Int(try flags.byte())) ?? .unspecified
             let parent = bits & Flag.parent != 0 ? SpanID(try parents.fixed64()) : nil
+            guard keep else {
+                try skip(&names, varints: 1)
+                try skip(&starts, varints: 1)
+                try skip(&durations, varints: 1)
+                let endpointCount = (bits & Flag.localEndpoint != 0 ? 1 : 0) + (bits & Flag.remoteEndpoint != 0 ? 1 : 0)
+                try skip(&endpoints, varints: 4 * endpointCount)
+                let annotationCount = Int(try annotations.varint())
+                guard annotationCount <= annotations.remaining else { throw FormatError(description: "span block annotation count exceeds its column") }
+                try skip(&annotations, varints: 2 * annotationCount)
+                let tagCount = Int(try tags.varint())
+                guard tagCount <= tags.remaining else { throw FormatError(description: "span block tag count exceeds its column") }
+                try skip(&tags, varints: 2 * tagCount)
+                continue
+            }
             let name = try string(try names.varint())
             let start = base &+ Int64(bitPattern: try starts.varint())
             let duration = Int64(bitPattern: try durations.varint())

@@ -10,6 +10,8 @@ package final class SpanBlockCompactor: Service, Sendable {
         package var interval: Duration = .seconds(30)
         /// How old a block's newest span must be before the block is merged.
         package var settleSeconds: Int64 = 120
+        /// Blocks of fewer spans than this are merged; larger ones (busy commits) stay as they are.
+        package var smallSpans = 1000
         /// Spans a merged block holds at most.
         package var targetSpans = 20_000
 
@@ -33,16 +35,9 @@ package final class SpanBlockCompactor: Service, Sendable {
     }
 
     package func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    let merged = try await self.compact()
-                    if merged > 0 { self.logger.debug("span blocks merged", metadata: ["store.blocks": "\(merged)"]) }
-                } catch {
-                    self.logger.warning("span block compaction failed", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: self.configuration.interval)
-            }
+        try await runPeriodically(every: configuration.interval, logger: logger, failure: "span block compaction failed") {
+            let merged = try await self.compact()
+            if merged > 0 { self.logger.debug("span blocks merged", metadata: ["store.blocks": "\(merged)"]) }
         }
     }
 
@@ -51,6 +46,6 @@ package final class SpanBlockCompactor: Service, Sendable {
     package func compact() async throws -> Int {
         try await database.compactSpanBlocks(
             settledBeforeMicros: (now() - configuration.settleSeconds) * 1_000_000,
-            targetSpans: configuration.targetSpans)
+            smallSpans: configuration.smallSpans, targetSpans: configuration.targetSpans)
     }
 }
