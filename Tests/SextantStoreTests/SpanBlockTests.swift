@@ -174,7 +174,17 @@ import Testing
         let spans = SpanBlock.sortedForBlock(try zipkinFixtureBatches().flatMap(\.spans))
         let data = SpanBlock.encode(spans)
         let wanted: Set<TraceID> = [spans[0].traceID, spans[spans.count / 2].traceID, TraceID(high: 1, low: 1)]
-        #expect(try SpanBlock.decode(data, traces: wanted) == spans.filter { wanted.contains($0.traceID) })
-        #expect(try SpanBlock.decode(data, traces: []).isEmpty)
+        #expect(try SpanBlock.decode(data, selection: .init(traces: wanted)) == spans.filter { wanted.contains($0.traceID) })
+        #expect(try SpanBlock.decode(data, selection: .init(traces: [])).isEmpty)
+        var slow = SpanBlock.Selection()
+        slow.service = "reviews.default"
+        slow.minDurationMicros = 5000
+        let expected = spans.filter { $0.serviceName == "reviews.default" && $0.durationMicros >= 5000 }
+        #expect(!expected.isEmpty && expected.count < spans.count / 4)
+        #expect(try SpanBlock.decode(data, selection: slow) == expected)
+        slow.errorOnly = true
+        #expect(try SpanBlock.decode(data, selection: slow) == expected.filter(\.isError))
+        slow.service = "nobody"
+        #expect(try SpanBlock.decode(data, selection: slow).isEmpty)
     }
 }

@@ -196,7 +196,7 @@ extension SextantDatabase {
         let statement = try db.cachedStatement(sql: "SELECT data FROM span_blocks WHERE id = ?")
         for id in blocks.sorted() {
             guard let data = try Data.fetchOne(statement, arguments: [id]) else { continue }
-            for span in try Self.decodeBlock(data, id: id, traces: wanted) {
+            for span in try Self.decodeBlock(data, id: id, selection: SpanBlock.Selection(traces: wanted)) {
                 found[span.traceID, default: []].append(span)
             }
         }
@@ -219,11 +219,18 @@ extension SextantDatabase {
         sql += " GROUP BY block_id ORDER BY newest DESC"
         let candidates = try Row.fetchAll(db, sql: sql, arguments: arguments).map { (id: $0[0] as Int64, newest: $0[1] as Int64) }
 
+        var selection = SpanBlock.Selection()
+        selection.service = query.service
+        selection.minDurationMicros = query.minDurationMicros
+        selection.maxDurationMicros = query.maxDurationMicros
+        selection.fromMicros = query.fromMicros
+        selection.toMicros = query.toMicros
+        selection.errorOnly = query.errorOnly
         var newest: [TraceID: Int64] = [:]
         let statement = try db.cachedStatement(sql: "SELECT data FROM span_blocks WHERE id = ?")
         for (index, block) in candidates.enumerated() {
             guard let data = try Data.fetchOne(statement, arguments: [block.id]) else { continue }
-            for span in try Self.decodeBlock(data, id: block.id) where Self.matches(span, query) {
+            for span in try Self.decodeBlock(data, id: block.id, selection: selection) where Self.matches(span, query) {
                 newest[span.traceID] = max(newest[span.traceID] ?? .min, span.startMicros)
             }
             // Done once `limit` traces have a match newer than anything the next blocks hold.
@@ -246,9 +253,9 @@ extension SextantDatabase {
             || query.matchesAnnotationTerms(tags: span.tags, annotations: span.annotations)
     }
 
-    static func decodeBlock(_ data: Data, id: Int64, traces: Set<TraceID>? = nil) throws -> [Span] {
+    static func decodeBlock(_ data: Data, id: Int64, selection: SpanBlock.Selection? = nil) throws -> [Span] {
         do {
-            return try SpanBlock.decode([UInt8](data), traces: traces)
+            return try SpanBlock.decode([UInt8](data), selection: selection)
         } catch {
             throw StoreError(.failed, "span block \(id) cannot be read: \(error)")
         }

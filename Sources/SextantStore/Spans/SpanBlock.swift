@@ -99,10 +99,27 @@ package enum SpanBlock {
         return out
     }
 
-    /// Decodes a block written by `encode`: every span, or only those of `traces`. The other
-    /// spans' columns are stepped over without making their strings, so a trace look-up costs
-    /// little more than decompressing the block.
-    package static func decode(_ data: [UInt8], traces wanted: Set<TraceID>? = nil) throws(FormatError) -> [Span] {
+    /// What a read wants of a block; spans that cannot match are stepped over without making
+    /// their strings, so a look-up costs little more than decompressing the block.
+    package struct Selection: Sendable {
+        /// Only these traces' spans.
+        package var traces: Set<TraceID>?
+        /// Only spans whose local service is this (spans without one are `unknown`).
+        package var service: String?
+        package var minDurationMicros: Int64?
+        package var maxDurationMicros: Int64?
+        package var fromMicros: Int64?
+        package var toMicros: Int64?
+        package var errorOnly = false
+
+        package init(traces: Set<TraceID>? = nil) {
+            self.traces = traces
+        }
+    }
+
+    /// Decodes a block written by `encode`: every span, or those `selection` may want (callers
+    /// check conditions it does not hold, such as names and tags).
+    package static func decode(_ data: [UInt8], selection: Selection? = nil) throws(FormatError) -> [Span] {
         guard data.first == version else { throw FormatError(description: "span block of an unknown version") }
         var header = ByteReader(data[1...])
         let size = try header.varint()
@@ -139,40 +156,59 @@ package enum SpanBlock {
         func optionalString(_ index: UInt64) throws(FormatError) -> String? {
             index == 0 ? nil : try string(index - 1)
         }
-        func endpoint() throws(FormatError) -> Span.Endpoint {
-            let service = try optionalString(try endpoints.varint())
-            let ipv4 = try optionalString(try endpoints.varint())
-            let ipv6 = try optionalString(try endpoints.varint())
-            let port = Int(truncatingIfNeeded: Int64(bitPattern: try endpoints.varint()))
-            return Span.Endpoint(serviceName: service, ipv4: ipv4, ipv6: ipv6, port: port == 0 ? nil : port)
+        func endpoint(_ raw: (UInt64, UInt64, UInt64, UInt64)) throws(FormatError) -> Span.Endpoint {
+            let port = Int(truncatingIfNeeded: Int64(bitPattern: raw.3))
+            return Span.Endpoint(
+                serviceName: try optionalString(raw.0), ipv4: try optionalString(raw.1), ipv6: try optionalString(raw.2),
+                port: port == 0 ? nil : port)
+        }
+        func rawEndpoint() throws(FormatError) -> (UInt64, UInt64, UInt64, UInt64) {
+            (try endpoints.varint(), try endpoints.varint(), try endpoints.varint(), try endpoints.varint())
         }
         func skip(_ column: inout ByteReader, varints: Int) throws(FormatError) {
             for _ in 0..<varints { _ = try column.varint() }
         }
+        // The wanted service as its dictionary index plus one (the endpoint encoding); a block
+        // without that string holds none of its spans. `unknown` also stands for no service.
+        var serviceIndex: UInt64?
+        if let service = selection?.service, service != "unknown" {
+            let utf8 = Array(service.utf8)
+            guard let found = stringSlices.firstIndex(where: { $0.elementsEqual(utf8) }) else { return [] }
+            serviceIndex = UInt64(found) + 1
+        }
 
         var spans: [Span] = []
-        if wanted == nil { spans.reserveCapacity(count) }
+        if selection == nil { spans.reserveCapacity(count) }
         var trace = TraceID(high: 0, low: 0)
-        var keep = true
+        var traceWanted = true
         var left = 0
         for _ in 0..<count {
             if left == 0 {
                 trace = TraceID(high: try traces.fixed64(), low: try traces.fixed64())
                 left = Int(try traces.varint())
                 guard left > 0 else { throw FormatError(description: "span block trace run of no spans") }
-                keep = wanted?.contains(trace) ?? true
+                traceWanted = selection?.traces?.contains(trace) ?? true
             }
             left -= 1
             let spanID = SpanID(try ids.fixed64())
             let bits = try flags.byte()
             let kind = Span.Kind(rawValue: Int(try flags.byte())) ?? .unspecified
             let parent = bits & Flag.parent != 0 ? SpanID(try parents.fixed64()) : nil
+            let nameIndex = try names.varint()
+            let start = base &+ Int64(bitPattern: try starts.varint())
+            let duration = Int64(bitPattern: try durations.varint())
+            let local = bits & Flag.localEndpoint != 0 ? try rawEndpoint() : nil
+            let remote = bits & Flag.remoteEndpoint != 0 ? try rawEndpoint() : nil
+            var keep = traceWanted
+            if keep, let selection {
+                if let min = selection.minDurationMicros, duration < min { keep = false }
+                if let max = selection.maxDurationMicros, duration > max { keep = false }
+                if let from = selection.fromMicros, start < from { keep = false }
+                if let to = selection.toMicros, start > to { keep = false }
+                if selection.errorOnly, bits & Flag.error == 0 { keep = false }
+                if let serviceIndex, local?.0 != serviceIndex { keep = false }
+            }
             guard keep else {
-                try skip(&names, varints: 1)
-                try skip(&starts, varints: 1)
-                try skip(&durations, varints: 1)
-                let endpointCount = (bits & Flag.localEndpoint != 0 ? 1 : 0) + (bits & Flag.remoteEndpoint != 0 ? 1 : 0)
-                try skip(&endpoints, varints: 4 * endpointCount)
                 let annotationCount = Int(try annotations.varint())
                 guard annotationCount <= annotations.remaining else { throw FormatError(description: "span block annotation count exceeds its column") }
                 try skip(&annotations, varints: 2 * annotationCount)
@@ -181,11 +217,6 @@ package enum SpanBlock {
                 try skip(&tags, varints: 2 * tagCount)
                 continue
             }
-            let name = try string(try names.varint())
-            let start = base &+ Int64(bitPattern: try starts.varint())
-            let duration = Int64(bitPattern: try durations.varint())
-            let local = bits & Flag.localEndpoint != 0 ? try endpoint() : nil
-            let remote = bits & Flag.remoteEndpoint != 0 ? try endpoint() : nil
             let annotationCount = Int(try annotations.varint())
             guard annotationCount <= annotations.remaining else { throw FormatError(description: "span block annotation count exceeds its column") }
             var spanAnnotations: [Span.Annotation] = []
@@ -203,10 +234,10 @@ package enum SpanBlock {
             }
             spans.append(
                 Span(
-                    traceID: trace, spanID: spanID, parentID: parent, kind: kind, name: name, startMicros: start,
-                    durationMicros: duration, localEndpoint: local, remoteEndpoint: remote, annotations: spanAnnotations,
-                    tags: spanTags, isError: bits & Flag.error != 0, shared: bits & Flag.shared != 0,
-                    debug: bits & Flag.debug != 0))
+                    traceID: trace, spanID: spanID, parentID: parent, kind: kind, name: try string(nameIndex),
+                    startMicros: start, durationMicros: duration, localEndpoint: try local.map(endpoint),
+                    remoteEndpoint: try remote.map(endpoint), annotations: spanAnnotations, tags: spanTags,
+                    isError: bits & Flag.error != 0, shared: bits & Flag.shared != 0, debug: bits & Flag.debug != 0))
         }
         return spans
     }
