@@ -22,8 +22,8 @@ enum DecoderCalls {
             var identity: WorkloadIdentity?
             var batch = IngestBatch()
             for part in parts {
-                if let identifier = try decoder.identifier(protobuf: part) {
-                    identity = identifier.node.workloadIdentity
+                if let sender = try decoder.streamProxy(protobuf: part) {
+                    identity = sender.identity
                 }
                 guard let identity else { throw LoadError("ALS stream without identifier") }
                 batch.append(contentsOf: try decoder.decode(protobuf: part, proxy: identity))

@@ -18,7 +18,42 @@ package struct EnvoyALSDecoder: Sendable {
     package func identifier(protobuf body: [UInt8]) throws(DecodeError)
         -> Envoy_Service_Accesslog_V3_StreamAccessLogsMessage.Identifier?
     {
-        // Occurrences of a message field merge, which is what parsing their concatenation does.
+        guard let identifier = try identifierBytes(protobuf: body) else { return nil }
+        return try Self.parseIdentifier(identifier)
+    }
+
+    /// The proxy a stream's `identifier` names, nil when the message has none. Every stream of a
+    /// proxy sends the same identifier bytes, so each distinct one is parsed once per process.
+    package func streamProxy(protobuf body: [UInt8]) throws(DecodeError) -> StreamProxy? {
+        guard let identifier = try identifierBytes(protobuf: body) else { return nil }
+        return try Self.knownProxies.value(IdentifierBytes(bytes: identifier)) { key in
+            Result { () throws(DecodeError) in
+                let node = try Self.parseIdentifier(key.bytes).node
+                return StreamProxy(nodeID: node.id, identity: node.workloadIdentity)
+            }
+        }.get()
+    }
+
+    /// Who sends a stream: the node id, and the identity its metadata gives (nil: none).
+    package struct StreamProxy: Sendable, Equatable {
+        package var nodeID: String
+        package var identity: WorkloadIdentity?
+    }
+
+    private static let knownProxies = SharedMemo<IdentifierBytes, Result<StreamProxy, DecodeError>>(limit: 4096)
+
+    /// An identifier's bytes as a memo key, hashed in one pass rather than a byte at a time.
+    private struct IdentifierBytes: Hashable, Sendable {
+        var bytes: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+    }
+
+    /// The bytes of the message's `identifier` field (occurrences of a message field merge, which
+    /// is what parsing their concatenation does), nil when it has none.
+    private func identifierBytes(protobuf body: [UInt8]) throws(DecodeError) -> [UInt8]? {
         var identifier: [UInt8]?
         var failure: ProtobufReader.WireError?
         body.withUnsafeBytes { bytes in
@@ -37,7 +72,12 @@ package struct EnvoyALSDecoder: Sendable {
             }
         }
         if let failure { throw DecodeError(.malformed, "body is not a protobuf \(Self.messageName): \(failure)") }
-        guard let identifier else { return nil }
+        return identifier
+    }
+
+    private static func parseIdentifier(_ identifier: [UInt8]) throws(DecodeError)
+        -> Envoy_Service_Accesslog_V3_StreamAccessLogsMessage.Identifier
+    {
         var options = BinaryDecodingOptions()
         // The identifier sits one level inside the message.
         options.messageDepthLimit = ProtobufReader.maxDepth - 1

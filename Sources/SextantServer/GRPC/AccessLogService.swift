@@ -40,14 +40,14 @@ struct AccessLogService: RegistrableRPCService {
         let logger = logger
         do {
             try await window.store(request, sink: sink, channel: "als") { message in
-                if let identifier = try decoder.identifier(protobuf: message) {
-                    guard let identity = identifier.node.workloadIdentity else {
+                if let sender = try decoder.streamProxy(protobuf: message) {
+                    guard let identity = sender.identity else {
                         throw RPCError(
                             code: .invalidArgument,
-                            message: "identifier.node names no proxy (node id '\(identifier.node.id.prefix(120))')")
+                            message: "identifier.node names no proxy (node id '\(sender.nodeID.prefix(120))')")
                     }
                     proxy = identity
-                    directory.learn(nodeID: identifier.node.id, identity: identity)
+                    directory.learn(nodeID: sender.nodeID, identity: identity)
                 }
                 guard let proxy else {
                     throw RPCError(

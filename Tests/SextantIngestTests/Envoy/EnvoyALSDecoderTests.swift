@@ -42,6 +42,26 @@ func decodeALSStream(_ workload: String) throws -> (proxy: WorkloadIdentity, bat
         #expect(ratings.requests.allSatisfy { $0.reporter == .destination && $0.channel == .als })
     }
 
+    @Test func namesAStreamsProxyOnceAndAlikeForEveryStream() throws {
+        for workload in ["productpage-v1", "ratings-v1"] {
+            let first = try Fixtures.files(in: "envoy/als/\(workload)", suffix: ".pb")[0]
+            let bytes = try Fixtures.bytes(first)
+            let identifier = try #require(try EnvoyALSDecoder().identifier(protobuf: bytes))
+            for _ in 0..<2 {
+                let sender = try #require(try EnvoyALSDecoder().streamProxy(protobuf: bytes))
+                #expect(sender.nodeID == identifier.node.id)
+                #expect(sender.identity == identifier.node.workloadIdentity)
+            }
+        }
+        // A broken identifier is refused the same way each time it comes.
+        let broken: [UInt8] = [0x0A, 0x02, 0x0A, 0x05]
+        for _ in 0..<2 {
+            let error = #expect(throws: DecodeError.self) { try EnvoyALSDecoder().streamProxy(protobuf: broken) }
+            #expect(error?.message.hasPrefix("body is not a protobuf envoy.service.accesslog.v3.StreamAccessLogsMessage: identifier:") == true)
+        }
+        #expect(try EnvoyALSDecoder().streamProxy(protobuf: []) == nil)
+    }
+
     @Test func readsAnOutboundEntryLikeTheFileLogDoes() throws {
         let (_, batch) = try decodeALSStream("productpage-v1")
         let call = try #require(batch.requests.first { $0.reporter == .source && $0.service.name == "reviews" })
