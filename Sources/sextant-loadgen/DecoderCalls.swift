@@ -9,12 +9,14 @@ import SextantWire
 /// OTLPHTTPController, GRPC/*.swift).
 enum DecoderCalls {
     /// Decodes one request of `channel` as the server would; ALS requests are whole streams.
-    static func decode(_ channel: LoadChannel, parts: [[UInt8]], target: String) throws -> IngestBatch {
+    /// - Parameter proxy: the access-log uploader's `?node=`, parsed as the server's HTTP layer does
+    ///   before it calls the decoder (`proxy(target:)`), so that decoder timings are the decoder's.
+    static func decode(_ channel: LoadChannel, parts: [[UInt8]], proxy: WorkloadIdentity?) throws -> IngestBatch {
         switch channel {
         case .zipkin:
             return try ZipkinV2Decoder().decode(json: parts[0])
         case .accesslog:
-            return EnvoyAccessLogDecoder(defaultProxy: proxy(target)).decode(lines: parts[0])
+            return EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: parts[0])
         case .otlpGRPC, .otlpHTTP:
             return try OTLPTraceDecoder().decode(protobuf: parts[0])
         case .als:
@@ -33,7 +35,7 @@ enum DecoderCalls {
     }
 
     /// The proxy named by `?node=` of an access-log upload path.
-    private static func proxy(_ target: String) -> WorkloadIdentity? {
+    static func proxy(target: String) -> WorkloadIdentity? {
         guard let range = target.range(of: "node=") else { return nil }
         let node = String(target[range.upperBound...]).removingPercentEncoding ?? ""
         return NodeIdentity.parsed(nodeID: node)?.workload

@@ -180,7 +180,7 @@ struct LoadgenCommand: AsyncParsableCommand {
             log("decoders alone")
             let reports = try benchDecoders(payloads, seconds: quick ? 0.3 : decoderSeconds, log: log)
             output.append("")
-            output.append("| decoder alone (same bodies; fastest of five slices, thread CPU time) | records/s | CPU µs/record | allocations/record |")
+            output.append("| decoder alone (same bodies; fastest of twenty slices, thread CPU time) | records/s | CPU µs/record | allocations/record |")
             output.append("|---|---:|---:|---:|")
             for r in reports {
                 output.append(

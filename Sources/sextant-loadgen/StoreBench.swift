@@ -45,7 +45,8 @@ func benchStore(
             let (request, nonce) = payloads.request(firstIndex + index)
             let base = firstMicros + (lastMicros - firstMicros) * Int64(index) / Int64(requests)
             let parts = request.parts.map { $0.render(nonce: nonce, baseMicros: base) }
-            let batch = try DecoderCalls.decode(payloads.channel, parts: parts, target: request.parts[0].target)
+            let batch = try DecoderCalls.decode(
+                payloads.channel, parts: parts, proxy: DecoderCalls.proxy(target: request.parts[0].target))
             total += request.records
             out.append(batch)
             index += 1

@@ -8,7 +8,7 @@ internal import SextantModel
 struct AccessLogLine {
     /// The keys that carry a scalar the model uses.
     enum Field: CaseIterable {
-        case startTime, method, path, `protocol`, responseCode, responseFlags, bytesReceived, bytesSent, duration
+        case startTime, method, `protocol`, responseCode, responseFlags, bytesReceived, bytesSent, duration
         case requestID, authority, upstreamHost, upstreamCluster, upstreamLocalAddress, downstreamLocalAddress
         case downstreamRemoteAddress, traceID, grpcStatus
 
@@ -17,7 +17,6 @@ struct AccessLogLine {
             switch self {
             case .startTime: "start_time"
             case .method: "method"
-            case .path: "path"
             case .protocol: "protocol"
             case .responseCode: "response_code"
             case .responseFlags: "response_flags"
@@ -50,7 +49,7 @@ struct AccessLogLine {
         case connection(TCPConnection)
     }
 
-    var startTime, method, path, `protocol`, responseCode, responseFlags, bytesReceived, bytesSent: JSONScalar?
+    var startTime, method, `protocol`, responseCode, responseFlags, bytesReceived, bytesSent: JSONScalar?
     var duration, requestID, authority, upstreamHost, upstreamCluster, upstreamLocalAddress: JSONScalar?
     var downstreamLocalAddress, downstreamRemoteAddress, traceID, grpcStatus: JSONScalar?
     /// `start_time` and `trace_id` when a reader took them straight from their bytes.
@@ -79,7 +78,6 @@ struct AccessLogLine {
             switch field {
             case .startTime: startTime
             case .method: method
-            case .path: path
             case .protocol: self.protocol
             case .responseCode: responseCode
             case .responseFlags: responseFlags
@@ -101,7 +99,6 @@ struct AccessLogLine {
             switch field {
             case .startTime: startTime = newValue
             case .method: method = newValue
-            case .path: path = newValue
             case .protocol: self.protocol = newValue
             case .responseCode: responseCode = newValue
             case .responseFlags: responseFlags = newValue

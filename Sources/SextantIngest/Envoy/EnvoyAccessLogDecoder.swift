@@ -105,6 +105,10 @@ extension AccessLogLine {
                     } else {
                         note("invalid JSON: a string is not valid UTF-8")
                     }
+                } else if field == .requestID, try r.peekKind() == .string {
+                    // Unique to the line: made as it is, not offered to the intern table.
+                    let raw = try r.rawString()
+                    if let text = r.text(raw) { requestID = .string(text) } else { note("invalid JSON: a string is not valid UTF-8") }
                 } else {
                     self[field] = try scalar(&r, context: context)
                 }
@@ -218,7 +222,6 @@ extension AccessLogLine.Field {
             key.count == literal.utf8CodeUnitCount && JSONReader.same(key.baseAddress!, literal.utf8Start, key.count)
         }
         switch key.count {
-        case 4 where equals("path"): self = .path
         case 6 where equals("method"): self = .method
         case 8 where equals("protocol"): self = .protocol
         case 8 where equals("duration"): self = .duration

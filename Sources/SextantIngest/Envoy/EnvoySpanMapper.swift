@@ -13,35 +13,39 @@ package enum EnvoySpanMapper {
     }
 
     /// The call of a span whose Envoy tags a decoder has already picked out while reading it.
+    ///
+    /// Which proxy reported it, on which side and naming which service depends only on a few tag
+    /// values that a mesh repeats on every span of a route (node id, cluster, authority, Istio
+    /// labels), so with a context that answer is memoised by those values' bytes and each span
+    /// pays only for what is its own (times, codes, sizes, request id).
     static func request(
         from span: Span, envoy tags: EnvoySpanTags, nodeID fallback: String? = nil, context: DecodeContext?
     ) -> Request? {
-        guard tags.upstreamCluster != nil || tags.nodeID != nil, let nodeID = tags.nodeID ?? fallback,
-            let node = context.map({ $0.node(nodeID) }) ?? NodeIdentity.parsed(nodeID: nodeID)
-        else { return nil }
+        guard tags.has(.upstreamCluster) || tags.has(.nodeID), tags.has(.nodeID) || fallback != nil else { return nil }
         guard span.kind == .client || span.kind == .server else { return nil }
-        let proxy = identity(node: node, tags: tags)
-        let authority: String? = tags.httpURL.flatMap { url in
-            if let context { return context.authority(ofURL: url) }
-            return Self.authority(ofURL: url)
+        let routed: RoutedSpan?
+        if let context {
+            routed = context.routedSpan(key: { key in tags.routeKey(span: span, fallback: fallback, into: &key) }) {
+                route(span: span, tags: tags, fallback: fallback, context: context)
+            }
+        } else {
+            routed = route(span: span, tags: tags, fallback: fallback, context: nil)
         }
-        let route = Route(
-            cluster: tags.upstreamCluster ?? "", authority: authority, proxy: proxy,
-            inboundByDefault: span.kind == .server, context: context)
-        let grpcStatus = tags.grpcStatusCode.flatMap { Int($0) }
+        guard let routed else { return nil }
+        let grpcStatus = tags.integer(.grpcStatusCode, span.tags).map { Int($0) }
         return Request(
-            reporter: route.reporter,
-            proxy: proxy,
-            service: route.service,
+            reporter: routed.reporter,
+            proxy: routed.proxy,
+            service: routed.service,
             requestProtocol: grpcStatus != nil ? .grpc : .http,
             startMicros: span.startMicros,
             durationMicros: span.durationMicros,
-            responseCode: tags.httpStatusCode.flatMap { Int($0) } ?? 0,
+            responseCode: tags.integer(.httpStatusCode, span.tags).map { Int($0) } ?? 0,
             grpcStatus: grpcStatus,
-            responseFlags: tags.responseFlags.flatMap { $0.isEmpty ? nil : $0 } ?? "-",
-            requestBytes: tags.requestSize.flatMap { Int64($0) } ?? 0,
-            responseBytes: tags.responseSize.flatMap { Int64($0) } ?? 0,
-            requestID: tags.requestID,
+            responseFlags: tags.text(.responseFlags, span.tags).flatMap { $0.isEmpty ? nil : $0 } ?? "-",
+            requestBytes: tags.integer(.requestSize, span.tags) ?? 0,
+            responseBytes: tags.integer(.responseSize, span.tags) ?? 0,
+            requestID: tags.text(.requestID, span.tags),
             traceID: span.traceID,
             spanID: span.spanID,
             parentSpanID: span.parentID,
@@ -49,81 +53,177 @@ package enum EnvoySpanMapper {
         )
     }
 
+    /// The proxy, side and service of a span: Istio's rule (`Route`) over its tags' text.
+    private static func route(span: Span, tags: EnvoySpanTags, fallback: String?, context: DecodeContext?) -> RoutedSpan? {
+        guard let nodeID = tags.text(.nodeID, span.tags) ?? fallback,
+            let node = context.map({ $0.node(nodeID) }) ?? NodeIdentity.parsed(nodeID: nodeID)
+        else { return nil }
+        let proxy = identity(node: node, tags: tags, in: span.tags)
+        let authority = tags.text(.httpURL, span.tags).flatMap { Self.authority(ofURL: $0) }
+        let route = Route(
+            cluster: tags.text(.upstreamCluster, span.tags) ?? "", authority: authority, proxy: proxy,
+            inboundByDefault: span.kind == .server, context: context)
+        return RoutedSpan(reporter: route.reporter, proxy: proxy, service: route.service)
+    }
+
     /// The proxy's identity from its node id, refined by the Istio tags on the span.
-    static func identity(node: NodeIdentity, tags: EnvoySpanTags) -> WorkloadIdentity {
+    static func identity(node: NodeIdentity, tags: EnvoySpanTags, in attributes: Attributes) -> WorkloadIdentity {
         var identity = node.workload
-        if let ns = tags.istioNamespace, !ns.isEmpty { identity.namespace = ns }
-        if let app = tags.canonicalService, !app.isEmpty {
+        if let ns = tags.text(.istioNamespace, attributes), !ns.isEmpty { identity.namespace = ns }
+        if let app = tags.text(.canonicalService, attributes), !app.isEmpty {
             identity.canonicalService = app
             identity.app = app
         }
-        if let rev = tags.canonicalRevision, !rev.isEmpty {
+        if let rev = tags.text(.canonicalRevision, attributes), !rev.isEmpty {
             identity.canonicalRevision = rev
             identity.version = rev
         }
-        if let cluster = tags.clusterID, !cluster.isEmpty { identity.cluster = cluster }
+        if let cluster = tags.text(.clusterID, attributes), !cluster.isEmpty { identity.cluster = cluster }
         return identity
     }
 
     /// `http://details:9080/details/0` → `details:9080`.
     static func authority(ofURL url: String) -> String? {
-        guard let schemeEnd = url.range(of: "://") else { return nil }
-        let rest = url[schemeEnd.upperBound...]
-        let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-        let authority = rest[..<end]
-        return authority.isEmpty ? nil : String(authority)
+        var url = url
+        return url.withUTF8 { bytes in
+            authority(ofURL: UnsafeRawBufferPointer(bytes)).map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    /// The authority's bytes within a URL's: after the first `://`, up to `/`, `?` or `#`.
+    static func authority(ofURL url: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard url.count >= 3 else { return nil }
+        var i = 0
+        while i + 3 <= url.count, !(url[i] == 0x3A && url[i + 1] == 0x2F && url[i + 2] == 0x2F) { i += 1 }
+        guard i + 3 <= url.count else { return nil }
+        let start = i + 3
+        var end = start
+        while end < url.count, url[end] != 0x2F, url[end] != 0x3F, url[end] != 0x23 { end += 1 }
+        return end > start ? UnsafeRawBufferPointer(rebasing: url[start..<end]) : nil
     }
 }
 
-/// The span tags that say which call an Envoy proxy's span observed.
+/// Who reported a span's call, on which side, naming which service.
+struct RoutedSpan: Sendable {
+    var reporter: Reporter
+    var proxy: WorkloadIdentity
+    var service: ServiceRef
+}
+
+/// The span tags that say which call an Envoy proxy's span observed, as the positions of their
+/// pairs in the span's `Attributes`: picking them out while reading makes no string.
 struct EnvoySpanTags {
-    var nodeID: String?
-    var upstreamCluster: String?
-    var httpURL: String?
-    var httpStatusCode: String?
-    var grpcStatusCode: String?
-    var responseFlags: String?
-    var requestSize: String?
-    var responseSize: String?
-    var requestID: String?
-    var istioNamespace: String?
-    var canonicalService: String?
-    var canonicalRevision: String?
-    var clusterID: String?
+    enum Tag: Int, CaseIterable {
+        case nodeID, upstreamCluster, httpURL, httpStatusCode, grpcStatusCode, responseFlags, requestSize
+        case responseSize, requestID, istioNamespace, canonicalService, canonicalRevision, clusterID
+    }
+
+    /// Each tag's pair position plus one; 0 when the span has no such tag.
+    private var positions: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     init() {}
 
     /// Picks the tags out of a span's attributes.
     init(_ tags: Attributes) {
-        for (key, value) in tags {
-            var key = key
-            key.withUTF8 { _ = take(key: UnsafeRawBufferPointer($0), value: value) }
+        for i in tags.indices {
+            tags.withPair(at: i) { key, _ in _ = take(key: key, position: i) }
         }
     }
 
-    /// Keeps `value` if `key` (raw UTF-8) is one of the tags above; returns whether it was.
+    private func position(_ tag: Tag) -> Int? {
+        let stored = withUnsafeBytes(of: positions) { $0.load(fromByteOffset: tag.rawValue * 2, as: UInt16.self) }
+        return stored == 0 ? nil : Int(stored) - 1
+    }
+
+    private mutating func set(_ tag: Tag, _ position: Int) {
+        withUnsafeMutableBytes(of: &positions) { $0.storeBytes(of: UInt16(position + 1), toByteOffset: tag.rawValue * 2, as: UInt16.self) }
+    }
+
+    func has(_ tag: Tag) -> Bool { position(tag) != nil }
+
+    /// The tag's value as text.
+    func text(_ tag: Tag, _ attributes: Attributes) -> String? {
+        position(tag).map { attributes.withPair(at: $0) { _, value in String(decoding: value, as: UTF8.self) } }
+    }
+
+    /// The tag's value as a decimal integer (an optional sign, then digits), as `Int64(text)` reads it.
+    func integer(_ tag: Tag, _ attributes: Attributes) -> Int64? {
+        withValue(tag, attributes) { value in
+            guard let value, !value.isEmpty else { return nil }
+            var i = 0
+            let negative = value[0] == UInt8(ascii: "-")
+            if negative || value[0] == UInt8(ascii: "+") { i = 1 }
+            guard i < value.count else { return nil }
+            var result: Int64 = 0
+            while i < value.count {
+                let digit = value[i] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                let (times, o1) = result.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = negative ? times.subtractingReportingOverflow(Int64(digit)) : times.addingReportingOverflow(Int64(digit))
+                guard !o1, !o2 else { return nil }
+                result = sum
+                i += 1
+            }
+            return result
+        }
+    }
+
+    /// Calls `body` with the tag's value bytes, or nil without the tag.
+    func withValue<R>(_ tag: Tag, _ attributes: Attributes, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let at = position(tag) else { return body(nil) }
+        return attributes.withPair(at: at) { _, value in body(value) }
+    }
+
+    private static let routeTags: [Tag] = [
+        .nodeID, .upstreamCluster, .httpURL, .istioNamespace, .canonicalService, .canonicalRevision, .clusterID,
+    ]
+
+    /// The bytes that decide a span's `RoutedSpan`: its kind and the values of the tags `route`
+    /// reads (the URL by its authority only), each after a separator byte no UTF-8 text holds.
+    func routeKey(span: Span, fallback: String?, into key: inout [UInt8]) {
+        key.append(UInt8(truncatingIfNeeded: span.kind.rawValue))
+        for tag in Self.routeTags {
+            withValue(tag, span.tags) { value in
+                guard var value else {
+                    key.append(0xFE)
+                    if tag == .nodeID, var fallback { fallback.withUTF8 { key.append(contentsOf: $0) } }
+                    return
+                }
+                key.append(0xFF)
+                if tag == .httpURL { value = EnvoySpanMapper.authority(ofURL: value) ?? UnsafeRawBufferPointer(start: nil, count: 0) }
+                key.append(contentsOf: value.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+    }
+
+    /// Notes the position of the pair with `key` (raw UTF-8) if it is one of the tags above;
+    /// returns whether it was.
     @inline(__always)
-    mutating func take(key: UnsafeRawBufferPointer, value: String) -> Bool {
+    mutating func take(key: UnsafeRawBufferPointer, position: Int) -> Bool {
         func equals(_ literal: StaticString) -> Bool {
             guard key.count == literal.utf8CodeUnitCount else { return false }
             return JSONReader.same(key.baseAddress!, literal.utf8Start, key.count)
         }
+        guard position < Int(UInt16.max) else { return false }
+        let tag: Tag
         switch key.count {
-        case 7 where equals("node_id"): nodeID = value
-        case 8 where equals("http.url"): httpURL = value
-        case 12 where equals("request_size"): requestSize = value
-        case 13 where equals("response_size"): responseSize = value
-        case 14 where equals("response_flags"): responseFlags = value
-        case 15 where equals("istio.namespace"): istioNamespace = value
-        case 16 where equals("upstream_cluster"): upstreamCluster = value
-        case 16 where equals("http.status_code"): httpStatusCode = value
-        case 16 where equals("grpc.status_code"): grpcStatusCode = value
-        case 16 where equals("istio.cluster_id"): clusterID = value
-        case 17 where equals("guid:x-request-id"): requestID = value
-        case 23 where equals("istio.canonical_service"): canonicalService = value
-        case 24 where equals("istio.canonical_revision"): canonicalRevision = value
+        case 7 where equals("node_id"): tag = .nodeID
+        case 8 where equals("http.url"): tag = .httpURL
+        case 12 where equals("request_size"): tag = .requestSize
+        case 13 where equals("response_size"): tag = .responseSize
+        case 14 where equals("response_flags"): tag = .responseFlags
+        case 15 where equals("istio.namespace"): tag = .istioNamespace
+        case 16 where equals("upstream_cluster"): tag = .upstreamCluster
+        case 16 where equals("http.status_code"): tag = .httpStatusCode
+        case 16 where equals("grpc.status_code"): tag = .grpcStatusCode
+        case 16 where equals("istio.cluster_id"): tag = .clusterID
+        case 17 where equals("guid:x-request-id"): tag = .requestID
+        case 23 where equals("istio.canonical_service"): tag = .canonicalService
+        case 24 where equals("istio.canonical_revision"): tag = .canonicalRevision
         default: return false
         }
+        set(tag, position)
         return true
     }
 }

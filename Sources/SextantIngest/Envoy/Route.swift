@@ -24,10 +24,17 @@ struct Route {
         cluster: String, authority: String?, proxy: WorkloadIdentity, inboundByDefault: Bool = false,
         context: DecodeContext? = nil
     ) {
+        let key = DecodeContext.RouteInputs(
+            cluster: cluster, authority: authority, proxy: proxy, inboundByDefault: inboundByDefault)
+        if let known = context?.recentRoute(key) {
+            self = known
+            return
+        }
         let parsed = cluster.isEmpty ? nil : (context.map { $0.cluster(cluster) } ?? EnvoyCluster(cluster))
         self.init(
             parsed: parsed, raw: cluster, authority: authority, proxy: proxy,
             inboundByDefault: inboundByDefault, context: context)
+        context?.remember(self, for: key)
     }
 
     /// As `init(cluster:…)`, for a caller that has parsed the cluster already.

@@ -168,20 +168,26 @@ struct JSONReader {
         var escaped = false
         var high: UInt8 = 0
         // Eight bytes at a time while none is a quote, a backslash, a control character or
-        // non-ASCII (SWAR: a byte's high bit marks a match).
+        // non-ASCII (SWAR: a byte's high bit marks a match). The lowest flagged byte is exact (a
+        // borrow only flags bytes above a real match), so the scan jumps straight to it.
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
-        while i + 8 <= bytes.count {
-            let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            let quote = word ^ (ones &* 0x22)
-            let slash = word ^ (ones &* 0x5C)
-            let hasQuote = (quote &- ones) & ~quote & highs
-            let hasSlash = (slash &- ones) & ~slash & highs
-            let hasControl = (word &- ones &* 0x20) & ~word & highs
-            if (hasQuote | hasSlash | hasControl | (word & highs)) != 0 { break }
-            i += 8
-        }
         while true {
+            while i + 8 <= bytes.count {
+                let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                let quote = word ^ (ones &* 0x22)
+                let slash = word ^ (ones &* 0x5C)
+                let hasQuote = (quote &- ones) & ~quote & highs
+                let hasSlash = (slash &- ones) & ~slash & highs
+                let hasControl = (word &- ones &* 0x20) & ~word & highs
+                let flagged = hasQuote | hasSlash | hasControl | (word & highs)
+                if flagged != 0 {
+                    i += flagged.trailingZeroBitCount >> 3
+                    break
+                }
+                i += 8
+            }
+            // One byte that is special, or one of the last seven.
             guard i < bytes.count else { throw fail("unterminated string", at: start - 1) }
             let byte = bytes[i]
             if byte == UInt8(ascii: "\"") { break }
@@ -372,6 +378,19 @@ struct JSONReader {
 
     @inline(__always)
     static func same(_ a: UnsafeRawPointer, _ b: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        // Eight bytes at a time, the last word overlapping the one before it.
+        if count >= 8 {
+            let other = UnsafeRawPointer(b)
+            var i = 0
+            while i + 8 < count {
+                if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != other.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                    return false
+                }
+                i += 8
+            }
+            return a.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+                == other.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        }
         for i in 0..<count where a.load(fromByteOffset: i, as: UInt8.self) != b[i] { return false }
         return true
     }

@@ -83,6 +83,13 @@ struct OTLPAnyValue {
         return (key, value)
     }
 
+    /// Calls `body` with the value's text as UTF-8: a string's own bytes, anything else as `text` makes it.
+    func withText<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if case .string(let bytes) = value { return try body(bytes) }
+        var made = text(strings: nil)
+        return try made.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
+
     /// The value as text (arrays and maps as JSON-like text); strings interned when a table is given.
     func text(strings: InternTable?) -> String {
         switch value {

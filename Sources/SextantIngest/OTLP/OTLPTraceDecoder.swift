@@ -5,7 +5,7 @@ package import SextantModel
 /// as the OpenTelemetry servicegraph connector reads them (`SDKSpanMapper`).
 ///
 /// Reads the wire format itself (`ProtobufReader`): a span's attributes go straight into its
-/// `Attributes` with interned keys and values, its ids into `TraceID`/`SpanID`, and the Envoy
+/// `Attributes` copied from the body's bytes, its ids into `TraceID`/`SpanID`, and the Envoy
 /// tags are picked out on the way; each resource's attributes are read once for all its spans.
 /// Spec: https://opentelemetry.io/docs/specs/otlp/
 package struct OTLPTraceDecoder: Sendable {
@@ -54,6 +54,7 @@ package struct OTLPTraceDecoder: Sendable {
     private static func resourceSpans(
         _ message: ProtobufReader, index r: Int, context: DecodeContext, into batch: inout IngestBatch
     ) throws(ProtobufReader.WireError) {
+        var keys = KeySet()
         var attributes: [String: String] = [:]
         var pass = message
         while let field = try pass.next() {
@@ -94,7 +95,7 @@ package struct OTLPTraceDecoder: Sendable {
                 }
                 var reader = try scope.message()
                 var span = SpanFields()
-                try span.read(&reader, context: context)
+                try span.read(&reader, context: context, keys: &keys)
                 do throws(RecordError) {
                     let made = try span.span(service: resource.identity.service) {
                         "resource_spans[\(r)].scope_spans[\(scopeIndex)].spans[\(spanIndex)]"
@@ -148,14 +149,17 @@ private struct SpanFields {
     var kind: Int32 = 0
     var start: UInt64 = 0
     var end: UInt64 = 0
-    var tags = Attributes()
+    var tags = Attributes(minimumCapacity: 24, byteCount: 1024)
     var envoy = EnvoySpanTags()
     var annotations: [Span.Annotation] = []
     var statusCode: Int32 = 0
     var statusMessage = ""
 
-    mutating func read(_ r: inout ProtobufReader, context: DecodeContext) throws(ProtobufReader.WireError) {
-        context.keys.removeAll()
+    /// - Parameter keys: scratch for the keys of the span's attributes (kept from span to span).
+    mutating func read(_ r: inout ProtobufReader, context: DecodeContext, keys: inout KeySet)
+        throws(ProtobufReader.WireError)
+    {
+        keys.removeAll()
         while let field = try r.next() {
             switch (field.number, field.wireType) {
             case (1, .lengthDelimited): traceID = try r.bytes()
@@ -167,7 +171,7 @@ private struct SpanFields {
             case (8, .fixed64): end = try r.fixed64()
             case (9, .lengthDelimited):
                 var pair = try r.message()
-                try attribute(&pair, context: context)
+                try attribute(&pair, context: context, keys: &keys)
             case (11, .lengthDelimited):
                 var event = try r.message()
                 var time: UInt64 = 0
@@ -195,22 +199,14 @@ private struct SpanFields {
     }
 
     /// One `KeyValue` of the span's attributes: the first value of a key wins, as in `textMap`.
-    private mutating func attribute(_ r: inout ProtobufReader, context: DecodeContext)
+    private mutating func attribute(_ r: inout ProtobufReader, context: DecodeContext, keys: inout KeySet)
         throws(ProtobufReader.WireError)
     {
         let (keyBytes, value) = try OTLPAnyValue.keyValue(&r)
-        if context.keys.insert(keyBytes) {
-            let text = value.text(strings: context.strings)
-            tags.appendNew(key: context.strings.string(keyBytes), value: text)
-            _ = envoy.take(key: keyBytes, value: text)
-        } else {
-            // A repeated key, or a hash collision with another key: only a key not seen yet is kept.
-            let key = context.strings.string(keyBytes)
-            guard tags[key] == nil else { return }
-            let text = value.text(strings: context.strings)
-            tags.appendNew(key: key, value: text)
-            _ = envoy.take(key: keyBytes, value: text)
-        }
+        // A repeated key, or a hash collision with another key: only a key not seen yet is kept.
+        guard keys.insert(keyBytes) || tags.index(ofKey: keyBytes) == nil else { return }
+        _ = envoy.take(key: keyBytes, position: tags.count)
+        value.withText { tags.appendNew(key: keyBytes, value: $0) }
     }
 
     /// The span, checked field by field (ids, times, kind, status).

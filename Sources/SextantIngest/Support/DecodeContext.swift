@@ -8,12 +8,11 @@ internal import Synchronization
 /// services; resolving each once keeps a record's cost to the bytes that are its own.
 final class DecodeContext {
     let strings = InternTable()
-    /// The keys of the object being read (reused from record to record).
-    var keys = KeySet()
     private var nodes: [String: NodeIdentity?] = [:]
     private var clusters: [String: EnvoyCluster?] = [:]
     private var services: [ServiceKey: ServiceRef] = [:]
-    private var authorities: [String: String?] = [:]
+    /// Spans' routes by the bytes of the tags that decide them (`EnvoySpanTags.routeKey`).
+    private var routes = ByteKeyedMemo<RoutedSpan?>(limit: memoLimit)
     /// Bytes for lowercasing a token before it is interned.
     private var scratch: [UInt8] = []
 
@@ -30,11 +29,47 @@ final class DecodeContext {
     // otherwise parse again.
     private static let sharedClusters = SharedMemo<String, EnvoyCluster?>()
     private static let sharedServices = SharedMemo<ServiceKey, ServiceRef>()
+    private static let sharedRoutes = SharedMemo<RouteKey, RoutedSpan?>()
+
+    /// A route's deciding bytes as a dictionary key, hashed in one pass rather than byte by byte.
+    private struct RouteKey: Hashable, Sendable {
+        var bytes: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(bytes.withUnsafeBytes { ByteHash.hash($0) })
+        }
+    }
 
     /// The last node id and cluster asked for: a payload's records mostly repeat them, and
     /// interned strings compare by identity first.
     private var lastNode: (id: String, identity: NodeIdentity?)?
     private var lastCluster: (raw: String, cluster: EnvoyCluster?)?
+    /// The routes last resolved and what each was resolved from: a payload's records cycle
+    /// through a few, and interned strings and shared identities compare by identity first, so a
+    /// repeat costs a few pointer compares.
+    private var recentRoutes: [(inputs: RouteInputs, route: Route)] = []
+    private var nextRouteSlot = 0
+
+    struct RouteInputs: Equatable {
+        var cluster: String
+        var authority: String?
+        var proxy: WorkloadIdentity
+        var inboundByDefault: Bool
+    }
+
+    func recentRoute(_ inputs: RouteInputs) -> Route? {
+        for entry in recentRoutes where entry.inputs == inputs { return entry.route }
+        return nil
+    }
+
+    func remember(_ route: Route, for inputs: RouteInputs) {
+        if recentRoutes.count < 8 {
+            recentRoutes.append((inputs, route))
+        } else {
+            recentRoutes[nextRouteSlot] = (inputs, route)
+            nextRouteSlot = (nextRouteSlot + 1) % 8
+        }
+    }
 
     func node(_ nodeID: String) -> NodeIdentity? {
         if let lastNode, lastNode.id == nodeID { return lastNode.identity }
@@ -72,11 +107,14 @@ final class DecodeContext {
         return resolved
     }
 
-    func authority(ofURL url: String) -> String? {
-        if let known = authorities[url] { return known }
-        let found = EnvoySpanMapper.authority(ofURL: url)
-        if authorities.count < Self.memoLimit { authorities[url] = found }
-        return found
+    /// The route of a span whose deciding bytes `key` writes, made by `make` the first time.
+    func routedSpan(key: (inout [UInt8]) -> Void, make: () -> RoutedSpan?) -> RoutedSpan? {
+        scratch.removeAll(keepingCapacity: true)
+        key(&scratch)
+        let key = scratch
+        return key.withUnsafeBytes { bytes in
+            routes.value(bytes) { Self.sharedRoutes.value(RouteKey(bytes: key)) { _ in make() } }
+        }
     }
 
     /// The string of an ASCII token lowercased (interned); nil when the bytes are not all ASCII.

@@ -226,8 +226,9 @@ package struct IngestLimits: Sendable, Hashable {
     /// Keeps the first `maxAttributesPerRecord` attributes by name (a stable choice), each name
     /// and value at most `maxStringBytes`.
     private func trim(_ attributes: Attributes, report: inout Report) -> Attributes {
-        let long = attributes.contains { $0.key.utf8.count > maxStringBytes || $0.value.utf8.count > maxStringBytes }
-        guard attributes.count > maxAttributesPerRecord || long else { return attributes }
+        guard attributes.count > maxAttributesPerRecord || attributes.longestString > maxStringBytes else {
+            return attributes
+        }
         var keys = attributes.map(\.key)
         if keys.count > maxAttributesPerRecord {
             keys.sort()

@@ -27,18 +27,20 @@ package struct ZipkinV2Decoder: Sendable {
             }
             var more = try reader.openArray()
             var index = 0
+            var scratch = TagScratch()
             while more {
                 var span = SpanReader(context: context)
-                try span.read(&reader)
+                try span.read(&reader, scratch: &scratch)
                 if let problem = span.problem {
                     batch.rejected.append(RecordError(location: "span[\(index)]", message: problem))
                 } else {
                     do throws(RecordError) {
+                        let envoy = span.envoy
                         let decoded = try span.span(index: index)
-                        batch.spans.append(decoded)
-                        if let request = EnvoySpanMapper.request(from: decoded, envoy: span.envoy, context: context) {
+                        if let request = EnvoySpanMapper.request(from: decoded, envoy: envoy, context: context) {
                             batch.requests.append(request)
                         }
+                        batch.spans.append(consume decoded)
                     } catch {
                         batch.rejected.append(error)
                     }
@@ -56,7 +58,8 @@ package struct ZipkinV2Decoder: Sendable {
 }
 
 /// Reads one element of the array, keeping each field's bytes and the first thing wrong with it.
-private struct SpanReader {
+/// Not copyable: its fields move into the `Span` it makes.
+private struct SpanReader: ~Copyable {
     let context: DecodeContext
     var problem: String?
 
@@ -84,7 +87,8 @@ private struct SpanReader {
         if problem == nil { problem = message }
     }
 
-    mutating func read(_ r: inout JSONReader) throws(JSONReader.SyntaxError) {
+    /// - Parameter scratch: for the span's tags (kept from span to span).
+    mutating func read(_ r: inout JSONReader, scratch: inout TagScratch) throws(JSONReader.SyntaxError) {
         guard try r.peekKind() == .object else {
             note("a span must be a JSON object")
             try r.skipValue()
@@ -120,7 +124,7 @@ private struct SpanReader {
             } else if r.equals(key, "annotations") {
                 try readAnnotations(&r)
             } else if r.equals(key, "tags") {
-                try readTags(&r)
+                try readTags(&r, scratch: &scratch)
             } else if r.equals(key, "debug") {
                 debug = try bool(&r, "debug") ?? false
             } else if r.equals(key, "shared") {
@@ -290,7 +294,10 @@ private struct SpanReader {
         }
     }
 
-    private mutating func readTags(_ r: inout JSONReader) throws(JSONReader.SyntaxError) {
+    /// Reads the tags: those whose key and value are plain ASCII strings (all of Envoy's) are
+    /// noted by where they lie and copied together at the end; any other tag, or a key seen
+    /// before, takes the slower path that makes its text.
+    private mutating func readTags(_ r: inout JSONReader, scratch: inout TagScratch) throws(JSONReader.SyntaxError) {
         switch try r.peekKind() {
         case .object: break
         case .null: return try r.null()
@@ -298,47 +305,82 @@ private struct SpanReader {
             note("'tags' should be an object")
             return try r.skipValue()
         }
-        tags = Attributes(minimumCapacity: 24)
-        context.keys.removeAll()
+        tags = Attributes()
+        scratch.keys.removeAll()
+        scratch.pending.removeAll(keepingCapacity: true)
         var more = try r.openObject()
         while more {
             let rawKey = try r.key()
-            let value: String?
+            let plainKey = !rawKey.escaped && rawKey.ascii
+            // A value's text when it is not the body's bytes as they stand.
+            var made: String?
+            var raw: JSONReader.RawString?
             switch try r.peekKind() {
             case .string:
-                let raw = try r.rawString()
-                value = !raw.escaped && raw.ascii ? context.strings.string(r.slice(raw)) : text(r, raw)
+                let string = try r.rawString()
+                if !string.escaped, string.ascii {
+                    raw = string
+                } else if let text = text(r, string) {
+                    made = text
+                }
             case .number:
                 let number = try r.rawNumber()
-                value = Self.numberText(r, number)
+                made = Self.numberText(r, number)
             case .bool:
-                value = try r.bool() ? "true" : "false"
+                made = try r.bool() ? "true" : "false"
             case .null, .object, .array:
                 try r.skipValue()
                 let shown = r.text(rawKey).map { String($0.prefix(64)) } ?? "?"
                 note("tag '\(shown)' must be a string")
-                value = nil
             }
-            if let value {
-                if rawKey.escaped || !rawKey.ascii {
-                    if let key = text(r, rawKey) {
-                        tags[key] = value
-                        var utf8 = key
-                        utf8.withUTF8 { _ = envoy.take(key: UnsafeRawBufferPointer($0), value: value) }
+            if let raw, plainKey, scratch.keys.insert(r.slice(rawKey)) {
+                _ = envoy.take(key: r.slice(rawKey), position: tags.count + scratch.pending.count)
+                scratch.pending.append(
+                    Attributes.SourceRanges(key: rawKey.start..<rawKey.end, value: raw.start..<raw.end))
+            } else if raw != nil || made != nil {
+                flush(r, &scratch)
+                if plainKey {
+                    let key = r.slice(rawKey)
+                    scratch.keys.insertAlways(key)
+                    if let raw {
+                        set(key: key, value: r.slice(raw))
+                    } else if var made {
+                        made.withUTF8 { set(key: key, value: UnsafeRawBufferPointer($0)) }
                     }
-                } else {
-                    let keyBytes = r.slice(rawKey)
-                    let key = context.strings.string(keyBytes)
-                    if context.keys.insert(keyBytes) {
-                        tags.appendNew(key: key, value: value)
-                    } else {
-                        tags[key] = value
+                } else if var key = text(r, rawKey) {
+                    key.withUTF8 { keyBytes in
+                        scratch.keys.insertAlways(UnsafeRawBufferPointer(keyBytes))
+                        if let raw {
+                            set(key: UnsafeRawBufferPointer(keyBytes), value: r.slice(raw))
+                        } else if var made {
+                            made.withUTF8 { set(key: UnsafeRawBufferPointer(keyBytes), value: UnsafeRawBufferPointer($0)) }
+                        }
                     }
-                    _ = envoy.take(key: keyBytes, value: value)
                 }
             }
             more = try r.nextMember()
         }
+        flush(r, &scratch)
+    }
+
+    /// Moves the tags noted by position into `tags`.
+    private mutating func flush(_ r: JSONReader, _ scratch: inout TagScratch) {
+        guard !scratch.pending.isEmpty else { return }
+        if tags.isEmpty {
+            tags = scratch.pending.withUnsafeBufferPointer { Attributes(copying: r.bytes, ranges: $0) }
+        } else {
+            for p in scratch.pending {
+                tags.appendNew(
+                    key: UnsafeRawBufferPointer(rebasing: r.bytes[Int(p.keyStart)..<Int(p.keyEnd)]),
+                    value: UnsafeRawBufferPointer(rebasing: r.bytes[Int(p.valueStart)..<Int(p.valueEnd)]))
+            }
+        }
+        scratch.pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Keeps one tag; a key already there has its value replaced.
+    private mutating func set(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        _ = envoy.take(key: key, position: tags.set(key: key, value: value))
     }
 
     /// A number as tag text, the way Zipkin's own JSON readers print it.
@@ -351,7 +393,8 @@ private struct SpanReader {
 
     // MARK: - The span
 
-    func span(index: Int) throws(RecordError) -> Span {
+    /// The span, its fields moved out of the reader.
+    consuming func span(index: Int) throws(RecordError) -> Span {
         func fail(_ message: String, _ reason: RecordError.Reason = .invalid) -> RecordError {
             RecordError(location: "span[\(index)]", message: message, reason: reason)
         }
@@ -419,25 +462,60 @@ private enum IDField<ID> {
     case invalid(String)
 }
 
+/// What reading one span's tags needs, kept from span to span so that it is allocated once.
+struct TagScratch {
+    var keys = KeySet()
+    var pending: [Attributes.SourceRanges] = []
+}
+
 /// Which keys an object has had, by their bytes, without making strings: a repeated key
 /// replaces the earlier value, as in a JSON object read into a dictionary.
+///
+/// A key is known by a cheap hash of its length and first and last eight bytes, and a 64-bit
+/// filter of those hashes answers most first sightings without looking at the others. Two keys
+/// with the same hash count as one: callers check such a key against the stored ones.
 struct KeySet {
     private var hashes: [UInt64] = []
+    private var filter: UInt64 = 0
 
     mutating func removeAll() {
         hashes.removeAll(keepingCapacity: true)
+        filter = 0
     }
 
     /// Adds the key; false when it was there (or collides with one that was).
+    @inline(__always)
     mutating func insert(_ key: UnsafeRawBufferPointer) -> Bool {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in key { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        var i = 0
-        while i < hashes.count {
-            if hashes[i] == h { return false }
-            i += 1
+        let h = Self.hash(key)
+        let bit: UInt64 = 1 << (h >> 58)
+        if filter & bit != 0 {
+            for known in hashes where known == h { return false }
         }
+        filter |= bit
         hashes.append(h)
         return true
+    }
+
+    /// Adds the key whether or not it was there.
+    mutating func insertAlways(_ key: UnsafeRawBufferPointer) {
+        _ = insert(key)
+    }
+
+    @inline(__always)
+    private static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
+        let count = key.count
+        var first: UInt64 = 0
+        var last: UInt64 = 0
+        if count >= 8 {
+            first = key.loadUnaligned(as: UInt64.self)
+            last = key.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        } else {
+            for i in 0..<count { first |= UInt64(key[i]) << (8 * UInt64(i)) }
+        }
+        var h = (first &* 0x9E37_79B9_7F4A_7C15) ^ (last &* 0xC2B2_AE3D_27D4_EB4F) ^ UInt64(count)
+        h ^= h >> 31
+        h = h &* 0xff51_afd7_ed55_8ccd
+        h ^= h >> 29
+        return h
     }
 }

@@ -72,7 +72,7 @@ package enum SpanBlock {
                 annotations.varint(strings.index(annotation.value))
             }
             tags.varint(UInt64(span.tags.count))
-            for (key, value) in span.tags {
+            span.tags.forEachPair { key, value in
                 tags.varint(strings.index(key))
                 tags.varint(strings.index(value))
             }
@@ -82,11 +82,8 @@ package enum SpanBlock {
         var body = ByteWriter()
         body.varint(UInt64(spans.count))
         body.varint(UInt64(bitPattern: base))
-        body.varint(UInt64(strings.all.count))
-        for string in strings.all {
-            var string = string
-            string.withUTF8 { body.bytes(UnsafeRawBufferPointer($0)) }
-        }
+        body.varint(UInt64(strings.count))
+        body.out.append(contentsOf: strings.encoded.out)
         for column in [traces, ids, flags, parents, names, starts, durations, endpoints, annotations, tags] {
             body.varint(UInt64(column.out.count))
             body.out.append(contentsOf: column.out)
@@ -229,8 +226,14 @@ package enum SpanBlock {
             guard tagCount <= tags.remaining else { throw FormatError(description: "span block tag count exceeds its column") }
             var spanTags = Attributes(minimumCapacity: tagCount)
             for _ in 0..<tagCount {
-                let key = try string(try tags.varint())
-                spanTags.appendNew(key: key, value: try string(try tags.varint()))
+                let key = try tags.varint()
+                let value = try tags.varint()
+                guard key < stringCount, value < stringCount else {
+                    throw FormatError(description: "span block string \(max(key, value)) out of range")
+                }
+                stringSlices[Int(key)].withUnsafeBytes { k in
+                    stringSlices[Int(value)].withUnsafeBytes { v in spanTags.appendNew(key: k, value: v) }
+                }
             }
             spans.append(
                 Span(
@@ -264,17 +267,24 @@ package enum SpanBlock {
     static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
 }
 
-/// Each distinct string of a block once, in first-seen order.
+/// Each distinct string of a block once, in first-seen order, found by its bytes.
 private struct StringTable {
-    var all: [String] = []
-    private var indices: [String: UInt64] = [:]
+    /// The strings as the block stores them: each one's length, then its bytes.
+    var encoded = ByteWriter()
+    private(set) var count = 0
+    private var indices = ByteKeyedMemo<UInt64>(limit: .max)
+
+    mutating func index(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        indices.value(bytes) {
+            encoded.bytes(bytes)
+            count += 1
+            return UInt64(count - 1)
+        }
+    }
 
     mutating func index(_ string: String) -> UInt64 {
-        if let known = indices[string] { return known }
-        let index = UInt64(all.count)
-        all.append(string)
-        indices[string] = index
-        return index
+        var string = string
+        return string.withUTF8 { index(UnsafeRawBufferPointer($0)) }
     }
 
     /// 0 for nil, else the string's index plus one.

@@ -45,10 +45,10 @@ private let recordOverheadBytes = 96
 // MARK: - Spans
 
 extension PreparedBatch {
-    /// About what a span holds in memory: its fixed fields, and each string's bytes and header.
+    /// About what a span holds in memory: its fixed fields, its tags' bytes and places, and each string's bytes and header.
     static func estimatedBytes(_ span: Span) -> Int {
         var bytes = recordOverheadBytes + span.name.utf8.count
-        for (key, value) in span.tags { bytes += 32 + key.utf8.count + value.utf8.count }
+        bytes += 12 * span.tags.count + span.tags.byteCount
         for annotation in span.annotations { bytes += 24 + annotation.value.utf8.count }
         return bytes
     }
