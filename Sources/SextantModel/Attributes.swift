@@ -96,6 +96,19 @@ package struct Attributes: Sendable, Hashable, RandomAccessCollection, Expressib
         (i == 0 ? 0 : Int(ends[2 * i - 1]), Int(ends[2 * i]), Int(ends[2 * i + 1]))
     }
 
+    /// Where the value of the pair at `position` lies in the bytes `withUnsafeBytes` shows.
+    @inlinable
+    package func valueRange(at position: Int) -> Range<Int> {
+        let b = bounds(position)
+        return b.keyEnd..<b.end
+    }
+
+    /// Calls `body` with every pair's bytes, back to back (see `valueRange(at:)`).
+    @inlinable
+    package func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes(body)
+    }
+
     package subscript(position: Int) -> Element {
         withPair(at: position) { key, value in
             (String(decoding: key, as: UTF8.self), String(decoding: value, as: UTF8.self))

@@ -117,6 +117,13 @@ extension SpanID: ExpressibleByStringLiteral {
 package enum HexDigits {
     /// The value of up to 16 hex digits of either case; 0 for none; nil for a non-hex byte or more digits.
     package static func value(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+        if bytes.count == 16 {
+            // Ids are 16 digits: eight at a time.
+            guard let high = eight(bytes.loadUnaligned(as: UInt64.self)),
+                let low = eight(bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            else { return nil }
+            return UInt64(high) << 32 | UInt64(low)
+        }
         guard bytes.count <= 16 else { return nil }
         var value: UInt64 = 0
         for byte in bytes {
@@ -130,6 +137,29 @@ package enum HexDigits {
             value = value << 4 | UInt64(digit)
         }
         return value
+    }
+
+    /// The value of eight hex digits loaded as a little-endian word (the first digit in the low
+    /// byte), checked and combined in parallel across its bytes; nil unless all eight are hex.
+    @inline(__always)
+    static func eight(_ word: UInt64) -> UInt32? {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        guard word & highs == 0 else { return nil }
+        // With every byte below 0x80, b + (0x80 - lo) has its high bit set iff b >= lo, and
+        // b + (0x7F - hi) iff b > hi; no byte carries into the next.
+        func within(_ x: UInt64, _ lo: UInt64, _ hi: UInt64) -> UInt64 {
+            (x &+ ones &* (0x80 - lo)) & ~(x &+ ones &* (0x7F - hi)) & highs
+        }
+        let digit = within(word, 0x30, 0x39)
+        let letter = within(word | (ones &* 0x20), 0x61, 0x66)
+        guard digit | letter == highs else { return nil }
+        // A digit's low nibble is its value; a letter's (either case) is its value less 9.
+        let nibbles = (word & (ones &* 0x0F)) &+ (letter >> 7) &* 9
+        // Pack: byte pairs, then pairs of pairs, the first digit most significant.
+        let bytes = (nibbles << 4 | nibbles >> 8) & 0x00FF_00FF_00FF_00FF
+        let halves = (bytes << 8 | bytes >> 16) & 0x0000_FFFF_0000_FFFF
+        return UInt32(truncatingIfNeeded: halves << 16 | halves >> 32)
     }
 
     /// 16 lowercase hex digits.

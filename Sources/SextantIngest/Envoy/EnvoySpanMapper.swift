@@ -1,4 +1,9 @@
 package import SextantModel
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
 
 /// Turns a span written by an Envoy sidecar into the call it observed.
 ///
@@ -25,7 +30,10 @@ package enum EnvoySpanMapper {
         guard span.kind == .client || span.kind == .server else { return nil }
         let routed: RoutedSpan?
         if let context {
-            routed = context.routedSpan(key: { key in tags.routeKey(span: span, fallback: fallback, into: &key) }) {
+            routed = context.routedSpan(
+                matching: { key in tags.routeKey(span: span, fallback: fallback, matches: key) },
+                key: { key in tags.routeKey(span: span, fallback: fallback, into: &key) }
+            ) {
                 route(span: span, tags: tags, fallback: fallback, context: context)
             }
         } else {
@@ -193,6 +201,36 @@ struct EnvoySpanTags {
                 key.append(0xFF)
                 if tag == .httpURL { value = EnvoySpanMapper.authority(ofURL: value) ?? UnsafeRawBufferPointer(start: nil, count: 0) }
                 key.append(contentsOf: value.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+    }
+
+    /// Whether `key` is what `routeKey(span:fallback:into:)` would write for this span, compared
+    /// in place.
+    func routeKey(span: Span, fallback: String?, matches key: [UInt8]) -> Bool {
+        span.tags.withUnsafeBytes { all in
+            key.withUnsafeBytes { k in
+                guard k.count > 0, k[0] == UInt8(truncatingIfNeeded: span.kind.rawValue) else { return false }
+                var at = 1
+                func take(_ separator: UInt8, _ value: UnsafeRawBufferPointer) -> Bool {
+                    guard at + 1 + value.count <= k.count, k[at] == separator else { return false }
+                    at += 1
+                    guard value.isEmpty || memcmp(k.baseAddress! + at, value.baseAddress!, value.count) == 0 else { return false }
+                    at += value.count
+                    return true
+                }
+                for tag in Self.routeTags {
+                    if let p = position(tag) {
+                        var value = UnsafeRawBufferPointer(rebasing: all[span.tags.valueRange(at: p)])
+                        if tag == .httpURL { value = EnvoySpanMapper.authority(ofURL: value) ?? UnsafeRawBufferPointer(start: nil, count: 0) }
+                        guard take(0xFF, value) else { return false }
+                    } else if tag == .nodeID, var fallback {
+                        guard fallback.withUTF8({ take(0xFE, UnsafeRawBufferPointer($0)) }) else { return false }
+                    } else {
+                        guard take(0xFE, UnsafeRawBufferPointer(start: nil, count: 0)) else { return false }
+                    }
+                }
+                return at == k.count
             }
         }
     }

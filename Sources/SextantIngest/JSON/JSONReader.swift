@@ -51,6 +51,8 @@ struct JSONReader {
 
     @inline(__always)
     mutating func skipSpace() {
+        // Most values follow their separator directly.
+        if offset < bytes.count, bytes[offset] > 0x20 { return }
         while offset < bytes.count {
             switch bytes[offset] {
             case 0x20, 0x0A, 0x0D, 0x09: offset += 1
@@ -117,13 +119,22 @@ struct JSONReader {
         guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
             throw fail(offset < bytes.count ? "expected a string key but found \(Self.show(bytes[offset]))" : "unexpected end of input in an object")
         }
-        let key = try rawString()
-        try expect(UInt8(ascii: ":"), "':'")
+        let key = try stringAfterQuote()
+        // Compact JSON has the colon right after the key.
+        if offset < bytes.count, bytes[offset] == UInt8(ascii: ":") {
+            offset += 1
+        } else {
+            try expect(UInt8(ascii: ":"), "':'")
+        }
         return key
     }
 
     /// After a member's value: consumes `,` (true, another follows) or `}` (false).
     mutating func nextMember() throws(SyntaxError) -> Bool {
+        if offset < bytes.count, bytes[offset] == UInt8(ascii: ",") {
+            offset += 1
+            return true
+        }
         skipSpace()
         guard offset < bytes.count else { throw fail("unexpected end of input in an object") }
         switch bytes[offset] {
@@ -163,6 +174,12 @@ struct JSONReader {
     mutating func rawString() throws(SyntaxError) -> RawString {
         skipSpace()
         guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { throw fail("expected a string") }
+        return try stringAfterQuote()
+    }
+
+    /// Reads a string token whose opening quote is at `offset`.
+    @inline(__always)
+    private mutating func stringAfterQuote() throws(SyntaxError) -> RawString {
         let start = offset + 1
         var i = start
         var escaped = false

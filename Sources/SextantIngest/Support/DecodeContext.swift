@@ -49,6 +49,8 @@ final class DecodeContext {
     /// repeat costs a few pointer compares.
     private var recentRoutes: [(inputs: RouteInputs, route: Route)] = []
     private var nextRouteSlot = 0
+    private var recentSpanRoutes: [(key: [UInt8], route: RoutedSpan?)] = []
+    private var nextSpanRouteSlot = 0
 
     struct RouteInputs: Equatable {
         var cluster: String
@@ -108,13 +110,25 @@ final class DecodeContext {
     }
 
     /// The route of a span whose deciding bytes `key` writes, made by `make` the first time.
-    func routedSpan(key: (inout [UInt8]) -> Void, make: () -> RoutedSpan?) -> RoutedSpan? {
+    /// A payload's spans cycle through a few routes, so the last few are first compared in place
+    /// (`matching`) before the key is written and looked up.
+    func routedSpan(
+        matching: ([UInt8]) -> Bool, key: (inout [UInt8]) -> Void, make: () -> RoutedSpan?
+    ) -> RoutedSpan? {
+        for entry in recentSpanRoutes where matching(entry.key) { return entry.route }
         scratch.removeAll(keepingCapacity: true)
         key(&scratch)
         let key = scratch
-        return key.withUnsafeBytes { bytes in
+        let route = key.withUnsafeBytes { bytes in
             routes.value(bytes) { Self.sharedRoutes.value(RouteKey(bytes: key)) { _ in make() } }
         }
+        if recentSpanRoutes.count < 8 {
+            recentSpanRoutes.append((key, route))
+        } else {
+            recentSpanRoutes[nextSpanRouteSlot] = (key, route)
+            nextSpanRouteSlot = (nextSpanRouteSlot + 1) % 8
+        }
+        return route
     }
 
     /// The string of an ASCII token lowercased (interned); nil when the bytes are not all ASCII.
