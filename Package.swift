@@ -65,6 +65,7 @@ let package = Package(
                 .copy("0006_create_metric_rollups.sql"),
                 .copy("0007_rollup_sketch_blobs_and_tiers.sql"),
                 .copy("0008_span_blocks.sql"),
+                .copy("0009_calls_without_random_key_indexes.sql"),
             ]
         ),
         .target(

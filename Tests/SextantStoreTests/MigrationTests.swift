@@ -71,7 +71,9 @@ import Testing
         }
 
         let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
-        #expect(try database.appliedMigrations().suffix(2) == ["0007_rollup_sketch_blobs_and_tiers", "0008_span_blocks"])
+        #expect(
+            try database.appliedMigrations().suffix(3)
+                == ["0007_rollup_sketch_blobs_and_tiers", "0008_span_blocks", "0009_calls_without_random_key_indexes"])
         let tiers = try await database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT tier, count(*), sum(count) FROM call_rollups GROUP BY tier ORDER BY tier")
                 .map { [$0[0], $0[1], $0[2]] as [Int] }

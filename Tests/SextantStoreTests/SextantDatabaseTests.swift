@@ -93,6 +93,24 @@ let fixtureEdges = [
         }
     }
 
+    /// Merging and pairing find calls through an index in memory: a restarted server rebuilds it
+    /// from the rows, so a channel's reports after the restart still merge into the calls stored
+    /// before it, and one side's reports pair with the other side's stored before it.
+    @Test func mergesAndPairsWithCallsStoredBeforeARestart() async throws {
+        try await withTemporaryDatabase { database, folder in
+            let batches = try accessLogFixtureBatches()
+            let (before, after) = (Array(batches.prefix(2)), Array(batches.dropFirst(2)))
+            _ = try await database.write(before)
+            let reopened = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+            _ = try await reopened.write(after)
+            #expect(edgeCounts(try await reopened.callAggregates(fromMicros: 0, toMicros: .max)) == fixtureEdges)
+            let again = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+            let resent = try await again.write(before)
+            #expect(resent.requestsStored == 0)
+            #expect(edgeCounts(try await again.callAggregates(fromMicros: 0, toMicros: .max)) == fixtureEdges)
+        }
+    }
+
     @Test func totalsIstioSeriesPerReporter() async throws {
         try await withTemporaryDatabase { database, _ in
             _ = try await database.write(try zipkinFixtureBatches())

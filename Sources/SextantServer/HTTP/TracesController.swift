@@ -50,7 +50,7 @@ struct TracesController: Sendable {
             }
             let spans = try await database.spans(traceID: id)
             guard !spans.isEmpty else { throw HTTPError(.notFound, message: "no trace \(id)") }
-            let calls = try await database.spanCalls(traceID: id)
+            let calls = try await database.spanCalls(traceID: id, spans: spans)
             return try JSONResponse.make(TraceAnswer(spans: spans, calls: calls))
         } catch {
             throw HTTPErrorMapping.httpError(error, logger: logger)

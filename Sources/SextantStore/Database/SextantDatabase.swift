@@ -39,6 +39,9 @@ package final class SextantDatabase: Sendable {
     let spanBlocks = SpanBlockIndex()
     /// The spans written lately, to count resends (used by the writer only).
     let recentSpans = Mutex(RecentSpanKeys())
+    /// The calls written lately, for merging and pairing (taken by the writer for each
+    /// transaction; nil until the first write, and after a failed one, when it is rebuilt).
+    let callIndex = Mutex<CallIndex?>(nil)
     let maxSeriesPerMetric: Int
 
     package init(configuration: Configuration, logger: Logger) throws {

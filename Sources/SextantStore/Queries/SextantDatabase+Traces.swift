@@ -186,14 +186,18 @@ extension SextantDatabase {
     // MARK: - Calls of a trace
 
     /// The calls that proxies reported with spans of this trace, with their identities resolved.
-    package func spanCalls(traceID: String) async throws -> [SpanCall] {
-        try await pool.read { db in
+    /// Calls have no index by trace: they are found by time, between the trace's first and last
+    /// span start (a call's time is its span's start), give or take a second.
+    package func spanCalls(traceID: String, spans: [Span]) async throws -> [SpanCall] {
+        guard let first = spans.map(\.startMicros).min(), let last = spans.map(\.startMicros).max() else { return [] }
+        return try await pool.read { db in
             let rows = try Row.fetchAll(
                 db.cachedStatement(
                     sql: """
                         SELECT span_id, reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status
-                        FROM requests WHERE trace_id = ? AND span_id IS NOT NULL ORDER BY ts_us, id
-                        """), arguments: [traceID])
+                        FROM requests WHERE ts_us BETWEEN ? AND ? AND trace_id = ? AND span_id IS NOT NULL
+                        ORDER BY ts_us, id
+                        """), arguments: [first - 1_000_000, last + 1_000_000, traceID])
             guard !rows.isEmpty else { return [] }
             let dictionaries = try Dictionaries(db)
             return rows.map { row in

@@ -1,3 +1,4 @@
+internal import Foundation
 import GRDB
 package import SextantModel
 
@@ -61,11 +62,15 @@ extension SextantDatabase {
                 let start = ContinuousClock.now
                 defer { busy?(start.duration(to: .now)) }
                 var summaries: [WriteSummary] = []
+                // The index leaves its lock for the transaction and goes back only once the
+                // commit has succeeded; after a failure the next write rebuilds it from the rows.
+                var calls = try self.callIndex.withLock { $0.take() } ?? CallIndex.rebuilt(db, atMicros: Self.nowMicros())
                 // As `DatabaseWriter.write` does, with the commit inside the time measured.
                 try db.inTransaction {
-                    summaries = try self.store(batches, db)
+                    summaries = try self.store(batches, db, calls: &calls)
                     return .commit
                 }
+                self.callIndex.withLock { $0 = calls }
                 return summaries
             }
         } catch {
@@ -80,7 +85,8 @@ extension SextantDatabase {
     }
 
     /// The statements of one write transaction: nothing but look-ups and inserts of prepared values.
-    private func store(_ batches: [PreparedBatch], _ db: Database) throws -> [WriteSummary] {
+    private func store(_ batches: [PreparedBatch], _ db: Database, calls: inout CallIndex) throws -> [WriteSummary] {
+        let now = Self.nowMicros()
         var summaries: [WriteSummary] = []
         summaries.reserveCapacity(batches.count)
         var rollups = RollupDeltas()
@@ -98,7 +104,7 @@ extension SextantDatabase {
                 }
             }
             for request in batch.requests {
-                try upsert(request: request, db, summary: &summary, rollups: &rollups)
+                try upsert(request: request, db, calls: &calls, now: now, summary: &summary, rollups: &rollups)
             }
             for connection in batch.connections {
                 try upsert(connection: connection, db, summary: &summary, rollups: &rollups)
@@ -119,8 +125,16 @@ extension SextantDatabase {
         return summaries
     }
 
+    /// The writer's clock for the call index, µs since the epoch.
+    static func nowMicros() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+    }
+
+    /// Stores one call report: merged into the row of the same call if one came lately (another
+    /// channel's report, or a resend), else a new row; then paired with the other side's report.
     private func upsert(
-        request r: PreparedRequest, _ db: Database, summary: inout WriteSummary, rollups: inout RollupDeltas
+        request r: PreparedRequest, _ db: Database, calls: inout CallIndex, now: Int64, summary: inout WriteSummary,
+        rollups: inout RollupDeltas
     ) throws {
         let proxyID = try cache.workloadID(r.proxy, db)
         let serviceID = try cache.serviceID(r.service, db)
@@ -130,57 +144,73 @@ extension SextantDatabase {
                 db.cachedStatement(sql: "SELECT workload_id FROM endpoints WHERE address = ?"), arguments: [address])
         }
         let key = CallKey.make(request: r, proxyID: proxyID, serviceID: serviceID)
-        let before = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT \(CallSample.columns) FROM requests WHERE call_key = ?"), arguments: [key]
-        ).map { CallSample(row: $0) }
-        let known = before != nil
-        let row = try Row.fetchOne(
-            db.cachedStatement(
-                sql: """
-                    INSERT INTO requests (call_key, ts_us, reporter, proxy_id, peer_id, service_id, protocol,
-                        response_code, grpc_status, response_flags, security_policy, duration_us, latency_bucket,
-                        request_bytes, response_bytes, request_id, trace_id, span_id, parent_span_id,
-                        local_addr, remote_addr, sources)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (call_key) DO UPDATE SET
-                        sources = sources | excluded.sources,
-                        peer_id = coalesce(peer_id, excluded.peer_id),
-                        trace_id = coalesce(trace_id, excluded.trace_id),
-                        span_id = coalesce(span_id, excluded.span_id),
-                        parent_span_id = coalesce(parent_span_id, excluded.parent_span_id),
-                        local_addr = coalesce(local_addr, excluded.local_addr),
-                        remote_addr = coalesce(remote_addr, excluded.remote_addr)
-                    RETURNING id, paired, trace_id, span_id, parent_span_id, local_addr, remote_addr,
-                        \(CallSample.columns)
-                    """),
-            arguments: [
-                key, r.startMicros, r.reporter.rawValue, proxyID, peerID, serviceID, r.requestProtocol,
-                r.responseCode, r.grpcStatus, r.responseFlags, r.securityPolicy, r.durationMicros, r.latencyBucket,
-                r.requestBytes, r.responseBytes, r.requestID, r.traceID, r.spanID, r.parentSpanID, r.localAddress,
-                r.remoteAddress, r.sources,
-            ])!
+        let stored = "id, paired, trace_id, span_id, parent_span_id, local_addr, remote_addr, \(CallSample.columns)"
+        var merged: (before: CallSample, row: Row)?
+        if let known = calls.row(forKey: key), let before = try CallSample.fetch(id: known, db) {
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        UPDATE requests SET
+                            sources = sources | ?,
+                            peer_id = coalesce(peer_id, ?),
+                            trace_id = coalesce(trace_id, ?),
+                            span_id = coalesce(span_id, ?),
+                            parent_span_id = coalesce(parent_span_id, ?),
+                            local_addr = coalesce(local_addr, ?),
+                            remote_addr = coalesce(remote_addr, ?)
+                        WHERE id = ?
+                        RETURNING \(stored)
+                        """),
+                arguments: [
+                    r.sources, peerID, r.traceID, r.spanID, r.parentSpanID, r.localAddress, r.remoteAddress, known,
+                ])!
+            merged = (before, row)
+        }
+        let row: Row
+        if let merged {
+            row = merged.row
+        } else {
+            row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        INSERT INTO requests (call_key, ts_us, reporter, proxy_id, peer_id, service_id, protocol,
+                            response_code, grpc_status, response_flags, security_policy, duration_us, latency_bucket,
+                            request_bytes, response_bytes, request_id, trace_id, span_id, parent_span_id,
+                            local_addr, remote_addr, sources)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        RETURNING \(stored)
+                        """),
+                arguments: [
+                    key, r.startMicros, r.reporter.rawValue, proxyID, peerID, serviceID, r.requestProtocol,
+                    r.responseCode, r.grpcStatus, r.responseFlags, r.securityPolicy, r.durationMicros, r.latencyBucket,
+                    r.requestBytes, r.responseBytes, r.requestID, r.traceID, r.spanID, r.parentSpanID, r.localAddress,
+                    r.remoteAddress, r.sources,
+                ])!
+        }
         let rowID: Int64 = row["id"]
-        // The row as stored now, returned by the upsert itself.
+        // The row as stored now, returned by the statement itself.
         let after = CallSample(row: row, offset: 7)
-        if let before {
-            rollups.move(from: before, to: after, placement: r.placement)
-        } else {
-            rollups.add(after, sign: 1, placement: r.placement)
-        }
-        if !known {
-            summary.requestsStored += 1
-        } else {
-            summary.requestsMerged += 1
-        }
-        if r.reporter == .destination, let address: String = row["local_addr"] {
-            try Self.learnEndpoint(address, workloadID: proxyID, atMicros: r.startMicros, db)
-        }
-        guard row["paired"] == false else { return }
-        let stored = StoredCall(
+        let call = StoredCall(
             id: rowID, reporter: r.reporter, proxyID: proxyID, serviceID: serviceID, startMicros: r.startMicros,
             requestID: r.requestID, traceID: row["trace_id"], spanID: row["span_id"],
             parentSpanID: row["parent_span_id"], localAddress: row["local_addr"], remoteAddress: row["remote_addr"])
-        if try pair(stored, after, db, rollups: &rollups) { summary.requestsPaired += 1 }
+        let links = CallIndex.Link.links(
+            reporter: r.reporter, serviceID: serviceID, requestID: r.requestID, traceID: call.traceID,
+            spanID: call.spanID, parentSpanID: call.parentSpanID)
+        if let merged {
+            rollups.move(from: merged.before, to: after, placement: r.placement)
+            summary.requestsMerged += 1
+            calls.addLinks(links, rowID: rowID)
+        } else {
+            rollups.add(after, sign: 1, placement: r.placement)
+            summary.requestsStored += 1
+            calls.insert(key: key, rowID: rowID, links: links, atMicros: now)
+        }
+        if r.reporter == .destination, let address = call.localAddress {
+            try Self.learnEndpoint(address, workloadID: proxyID, atMicros: r.startMicros, db)
+        }
+        guard row["paired"] == false else { return }
+        if try pair(call, after, db, calls: calls, rollups: &rollups) { summary.requestsPaired += 1 }
     }
 }
 
@@ -205,9 +235,10 @@ struct StoredCall {
     var serviceID: Int64
     var startMicros: Int64
     var requestID: String?
-    var traceID: TraceID?
-    var spanID: SpanID?
-    var parentSpanID: SpanID?
+    /// Ids as stored: hex text.
+    var traceID: String?
+    var spanID: String?
+    var parentSpanID: String?
     var localAddress: String?
     var remoteAddress: String?
 }
@@ -215,64 +246,100 @@ struct StoredCall {
 extension SextantDatabase {
     /// Finds the other proxy's report of the same call and links the two: the client span's child
     /// server span (same trace, parent = client span id), or the same `x-request-id` for the same
-    /// service (and, when both sides know it, the address the caller connected to). Each side then
-    /// names the other's workload.
+    /// service (and, when both sides know it, the address the caller connected to), the closest in
+    /// time. Each side then names the other's workload. Candidates come from the index of recent
+    /// calls and are checked against their stored columns.
     /// - Parameter sample: the call as stored now.
-    func pair(_ call: StoredCall, _ sample: CallSample, _ db: Database, rollups: inout RollupDeltas) throws -> Bool {
+    func pair(
+        _ call: StoredCall, _ sample: CallSample, _ db: Database, calls: CallIndex, rollups: inout RollupDeltas
+    ) throws -> Bool {
         let other: Reporter = call.reporter == .source ? .destination : .source
-        var match: Row?
-        if let trace = call.traceID {
-            if call.reporter == .source, let span = call.spanID {
-                match = try Row.fetchOne(
-                    db.cachedStatement(
-                        sql: """
-                            SELECT id, proxy_id, \(CallSample.columns) FROM requests WHERE trace_id = ? AND parent_span_id = ?
-                                AND reporter = ? AND paired = 0 AND id != ? LIMIT 1
-                            """), arguments: [trace, span, other.rawValue, call.id])
-            } else if call.reporter == .destination, let parent = call.parentSpanID {
-                match = try Row.fetchOne(
-                    db.cachedStatement(
-                        sql: """
-                            SELECT id, proxy_id, \(CallSample.columns) FROM requests WHERE trace_id = ? AND span_id = ?
-                                AND reporter = ? AND paired = 0 AND id != ? LIMIT 1
-                            """), arguments: [trace, parent, other.rawValue, call.id])
-            }
+        let wanted = CallIndex.Link.partnerLinks(
+            reporter: call.reporter, serviceID: call.serviceID, requestID: call.requestID, traceID: call.traceID,
+            spanID: call.spanID, parentSpanID: call.parentSpanID)
+        let candidates = try PairCandidate.fetch(ids: calls.rows(linkedBy: wanted.spans), db).filter {
+            $0.id != call.id && $0.reporter == other && !$0.paired && $0.traceID == call.traceID
+                && (call.reporter == .source ? $0.parentSpanID == call.spanID : $0.spanID == call.parentSpanID)
         }
+        var match = candidates.first
         if match == nil, let requestID = call.requestID {
             // The inbound side's local address is the address the caller connected to.
-            let outboundTarget = call.reporter == .source ? call.remoteAddress : call.localAddress
-            let sql =
-                call.reporter == .source
-                ? """
-                SELECT id, proxy_id, \(CallSample.columns) FROM requests WHERE request_id = ? AND service_id = ? AND reporter = ?
-                    AND paired = 0 AND id != ? AND proxy_id != ?
-                    AND (? IS NULL OR local_addr IS NULL OR local_addr = ?)
-                ORDER BY abs(ts_us - ?) LIMIT 1
-                """
-                : """
-                SELECT id, proxy_id, \(CallSample.columns) FROM requests WHERE request_id = ? AND service_id = ? AND reporter = ?
-                    AND paired = 0 AND id != ? AND proxy_id != ?
-                    AND (? IS NULL OR remote_addr IS NULL OR remote_addr = ?)
-                ORDER BY abs(ts_us - ?) LIMIT 1
-                """
-            match = try Row.fetchOne(
-                db.cachedStatement(sql: sql),
-                arguments: [
-                    requestID, call.serviceID, other.rawValue, call.id, call.proxyID, outboundTarget, outboundTarget,
-                    call.startMicros,
-                ])
+            let target = call.reporter == .source ? call.remoteAddress : call.localAddress
+            match = try PairCandidate.fetch(ids: calls.rows(linkedBy: wanted.requests), db).filter {
+                let theirs = call.reporter == .source ? $0.localAddress : $0.remoteAddress
+                return $0.id != call.id && $0.reporter == other && !$0.paired && $0.requestID == requestID
+                    && $0.serviceID == call.serviceID && $0.proxyID != call.proxyID
+                    && (target == nil || theirs == nil || theirs == target)
+            }.min { abs($0.sample.startMicros - call.startMicros) < abs($1.sample.startMicros - call.startMicros) }
         }
         guard let match else { return false }
-        let otherID: Int64 = match["id"]
-        let otherProxy: Int64 = match["proxy_id"]
-        let otherSample = CallSample(row: match, offset: 2)
         let link = try db.cachedStatement(sql: "UPDATE requests SET paired = 1, peer_id = ? WHERE id = ?")
-        try link.execute(arguments: [otherProxy, call.id])
-        try link.execute(arguments: [call.proxyID, otherID])
+        try link.execute(arguments: [match.proxyID, call.id])
+        try link.execute(arguments: [call.proxyID, match.id])
         // Both rows as the update leaves them: paired, each naming the other's proxy.
-        rollups.move(from: sample, to: sample.paired(with: otherProxy))
-        rollups.move(from: otherSample, to: otherSample.paired(with: call.proxyID))
+        rollups.move(from: sample, to: sample.paired(with: match.proxyID))
+        rollups.move(from: match.sample, to: match.sample.paired(with: call.proxyID))
         return true
+    }
+}
+
+/// A stored call that may be the other side of one being paired, with the columns that decide it.
+struct PairCandidate {
+    var id: Int64
+    var proxyID: Int64
+    var reporter: Reporter
+    var paired: Bool
+    var serviceID: Int64
+    var requestID: String?
+    var traceID: String?
+    var spanID: String?
+    var parentSpanID: String?
+    var localAddress: String?
+    var remoteAddress: String?
+    var sample: CallSample
+
+    static func fetch(ids: [Int64], _ db: Database) throws -> [PairCandidate] {
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT id, proxy_id, reporter, paired, service_id, request_id, trace_id, span_id, parent_span_id,
+                    local_addr, remote_addr, \(CallSample.columns)
+                FROM requests WHERE id = ?
+                """)
+        return try ids.compactMap { id in
+            try Row.fetchOne(statement, arguments: [id]).map { row in
+                PairCandidate(
+                    id: row["id"], proxyID: row["proxy_id"], reporter: Reporter(rawValue: row["reporter"]) ?? .source,
+                    paired: row["paired"], serviceID: row["service_id"], requestID: row["request_id"],
+                    traceID: row["trace_id"], spanID: row["span_id"], parentSpanID: row["parent_span_id"],
+                    localAddress: row["local_addr"], remoteAddress: row["remote_addr"],
+                    sample: CallSample(row: row, offset: 11))
+            }
+        }
+    }
+}
+
+extension CallIndex {
+    /// The index as the newest `capacity` rows give it, each findable from `now` on.
+    static func rebuilt(_ db: Database, atMicros now: Int64, capacity: Int = CallIndex().capacity) throws -> CallIndex {
+        var index = CallIndex(capacity: capacity)
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT id, call_key, reporter, paired, service_id, request_id, trace_id, span_id, parent_span_id
+                FROM (SELECT * FROM requests ORDER BY id DESC LIMIT ?) ORDER BY id
+                """, arguments: [capacity])
+        while let row = try rows.next() {
+            let paired: Bool = row["paired"]
+            let links =
+                paired
+                ? []
+                : CallIndex.Link.links(
+                    reporter: Reporter(rawValue: row["reporter"]) ?? .source, serviceID: row["service_id"],
+                    requestID: row["request_id"], traceID: row["trace_id"], spanID: row["span_id"],
+                    parentSpanID: row["parent_span_id"])
+            index.insert(key: row["call_key"], rowID: row["id"], links: links, atMicros: now)
+        }
+        return index
     }
 }
 
