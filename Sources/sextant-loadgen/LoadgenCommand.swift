@@ -42,13 +42,13 @@ struct LoadgenCommand: AsyncParsableCommand {
     var batch = 50
 
     @Option(help: "First target rate, records/s.")
-    var startRate: Double = 3000
+    var startRate: Double = 5000
 
     @Option(help: "Each step's rate is the previous one times this.")
     var factor: Double = 1.15
 
     @Option(help: "Most steps per channel.")
-    var maxSteps = 14
+    var maxSteps = 20
 
     @Option(help: "Seconds per step.")
     var stepSeconds: Double = 8

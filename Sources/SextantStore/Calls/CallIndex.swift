@@ -44,18 +44,25 @@ struct CallIndex {
         }
     }
 
-    /// What one stored call registered, to take it out again when it ages.
+    /// What one stored call registered, to take it out again when it ages (a call has at most
+    /// two links: its span's and its request id's; 0 for none).
     private struct Entry {
         var key: Int64
         var rowID: Int64
-        var links: [Int64]
+        var firstLink: Int64
+        var secondLink: Int64
         var storedAtMicros: Int64
     }
 
     let window: Int64
     let capacity: Int
     private var rowsByKey: [Int64: Int64] = [:]
-    private var rowsByLink: [Int64: [Int64]] = [:]
+    /// The first row under each link; `moreRowsByLink` holds any others (a request id that
+    /// several calls carried, say), so that the common case costs no array.
+    private var rowsByLink: [Int64: Int64] = [:]
+    private var moreRowsByLink: [Int64: [Int64]] = [:]
+    /// Links added to a call after its insert (by a merged report), by row.
+    private var extraLinks: [Int64: [Int64]] = [:]
     /// Entries in the order they came; `head` is the oldest still in.
     private var entries: [Entry] = []
     private var head = 0
@@ -78,45 +85,65 @@ struct CallIndex {
     /// The rows of calls that registered any of these links (candidates to check).
     func rows(linkedBy links: [Link]) -> [Int64] {
         var rows: [Int64] = []
-        for link in links {
-            if let found = rowsByLink[link.hash] {
-                for row in found where !rows.contains(row) { rows.append(row) }
-            }
+        for hash in links.map(\.hash) {
+            guard let first = rowsByLink[hash] else { continue }
+            for row in [first] + (moreRowsByLink[hash] ?? []) where !rows.contains(row) { rows.append(row) }
         }
         return rows
     }
 
     /// Registers a stored call by its key and the links its other side may look for.
     mutating func insert(key: Int64, rowID: Int64, links: [Link], atMicros now: Int64) {
-        let hashes = links.map(\.hash)
+        let hashes = links.prefix(2).map(\.hash)
         rowsByKey[key] = rowID
-        for hash in hashes { rowsByLink[hash, default: []].append(rowID) }
-        entries.append(Entry(key: key, rowID: rowID, links: hashes, storedAtMicros: now))
+        for hash in hashes { add(rowID, under: hash) }
+        entries.append(
+            Entry(
+                key: key, rowID: rowID, firstLink: hashes.first ?? 0, secondLink: hashes.dropFirst().first ?? 0,
+                storedAtMicros: now))
         expire(atMicros: now)
     }
 
     /// Adds links a merged report brought to a call already registered.
     mutating func addLinks(_ links: [Link], rowID: Int64) {
-        for hash in links.map(\.hash) where !(rowsByLink[hash]?.contains(rowID) ?? false) {
-            rowsByLink[hash, default: []].append(rowID)
-            // Taken out with the call's entry when it ages: found by row id then.
+        for hash in links.map(\.hash) where !rows(under: hash).contains(rowID) {
+            add(rowID, under: hash)
             extraLinks[rowID, default: []].append(hash)
         }
     }
 
-    /// Links added after a call's insert, by row.
-    private var extraLinks: [Int64: [Int64]] = [:]
+    private func rows(under hash: Int64) -> [Int64] {
+        guard let first = rowsByLink[hash] else { return [] }
+        return [first] + (moreRowsByLink[hash] ?? [])
+    }
+
+    private mutating func add(_ rowID: Int64, under hash: Int64) {
+        if rowsByLink[hash] == nil {
+            rowsByLink[hash] = rowID
+        } else {
+            moreRowsByLink[hash, default: []].append(rowID)
+        }
+    }
+
+    private mutating func remove(_ rowID: Int64, under hash: Int64) {
+        guard hash != 0, let first = rowsByLink[hash] else { return }
+        var more = moreRowsByLink[hash] ?? []
+        if first == rowID {
+            rowsByLink[hash] = more.isEmpty ? nil : more.removeFirst()
+        } else {
+            more.removeAll { $0 == rowID }
+        }
+        moreRowsByLink[hash] = more.isEmpty ? nil : more
+    }
 
     /// Takes out the calls older than the window, and the oldest past the capacity.
     mutating func expire(atMicros now: Int64) {
         while head < entries.count, count > capacity || entries[head].storedAtMicros < now - window {
             let entry = entries[head]
             if rowsByKey[entry.key] == entry.rowID { rowsByKey[entry.key] = nil }
-            for hash in entry.links + (extraLinks.removeValue(forKey: entry.rowID) ?? []) {
-                guard var rows = rowsByLink[hash] else { continue }
-                rows.removeAll { $0 == entry.rowID }
-                rowsByLink[hash] = rows.isEmpty ? nil : rows
-            }
+            remove(entry.rowID, under: entry.firstLink)
+            remove(entry.rowID, under: entry.secondLink)
+            for hash in extraLinks.removeValue(forKey: entry.rowID) ?? [] { remove(entry.rowID, under: hash) }
             head += 1
         }
         // Drop the expired prefix once it is most of the array.

@@ -117,7 +117,7 @@ struct RecentSpanKeys {
     private var head = 0
     let capacity: Int
 
-    init(capacity: Int = 1 << 20) {
+    init(capacity: Int = 1 << 18) {
         self.capacity = capacity
     }
 
