@@ -28,6 +28,11 @@ package struct ZipkinV2Decoder: Sendable {
             var more = try reader.openArray()
             var index = 0
             var scratch = TagScratch()
+            // Room for the spans an Envoy body of this size holds (about a kilobyte each), so the
+            // arrays are not copied as they grow.
+            let expected = min(bytes.count / 1024 + 1, 4096)
+            batch.spans.reserveCapacity(expected)
+            batch.requests.reserveCapacity(expected)
             while more {
                 var span = SpanReader(context: context)
                 try span.read(&reader, scratch: &scratch)
