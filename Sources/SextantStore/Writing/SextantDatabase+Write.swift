@@ -257,45 +257,38 @@ extension SextantDatabase {
         let wanted = CallIndex.Link.partnerLinks(
             reporter: call.reporter, serviceID: call.serviceID, requestID: call.requestID, traceID: call.traceID,
             spanID: call.spanID, parentSpanID: call.parentSpanID)
-        let candidates = try PairCandidate.fetch(ids: calls.rows(linkedBy: wanted.spans), db).filter {
-            $0.id != call.id && $0.reporter == other && !$0.paired && $0.traceID == call.traceID
-                && (call.reporter == .source ? $0.parentSpanID == call.spanID : $0.spanID == call.parentSpanID)
+        // Unpaired reports of the other side, not this one.
+        func open(_ ids: [Int64]) throws -> [PairCandidate] {
+            try PairCandidate.fetch(ids: ids, db).filter { !$0.paired && $0.call.id != call.id && $0.call.reporter == other }
         }
-        var match = candidates.first
+        var match = try open(calls.rows(linkedBy: wanted.spans)).first {
+            $0.call.traceID == call.traceID
+                && (call.reporter == .source ? $0.call.parentSpanID == call.spanID : $0.call.spanID == call.parentSpanID)
+        }
         if match == nil, let requestID = call.requestID {
             // The inbound side's local address is the address the caller connected to.
             let target = call.reporter == .source ? call.remoteAddress : call.localAddress
-            match = try PairCandidate.fetch(ids: calls.rows(linkedBy: wanted.requests), db).filter {
-                let theirs = call.reporter == .source ? $0.localAddress : $0.remoteAddress
-                return $0.id != call.id && $0.reporter == other && !$0.paired && $0.requestID == requestID
-                    && $0.serviceID == call.serviceID && $0.proxyID != call.proxyID
-                    && (target == nil || theirs == nil || theirs == target)
-            }.min { abs($0.sample.startMicros - call.startMicros) < abs($1.sample.startMicros - call.startMicros) }
+            match = try open(calls.rows(linkedBy: wanted.requests)).filter {
+                let theirs = call.reporter == .source ? $0.call.localAddress : $0.call.remoteAddress
+                return $0.call.requestID == requestID && $0.call.serviceID == call.serviceID
+                    && $0.call.proxyID != call.proxyID && (target == nil || theirs == nil || theirs == target)
+            }.min { abs($0.call.startMicros - call.startMicros) < abs($1.call.startMicros - call.startMicros) }
         }
         guard let match else { return false }
         let link = try db.cachedStatement(sql: "UPDATE requests SET paired = 1, peer_id = ? WHERE id = ?")
-        try link.execute(arguments: [match.proxyID, call.id])
-        try link.execute(arguments: [call.proxyID, match.id])
+        try link.execute(arguments: [match.call.proxyID, call.id])
+        try link.execute(arguments: [call.proxyID, match.call.id])
         // Both rows as the update leaves them: paired, each naming the other's proxy.
-        rollups.move(from: sample, to: sample.paired(with: match.proxyID))
+        rollups.move(from: sample, to: sample.paired(with: match.call.proxyID))
         rollups.move(from: match.sample, to: match.sample.paired(with: call.proxyID))
         return true
     }
 }
 
-/// A stored call that may be the other side of one being paired, with the columns that decide it.
+/// A stored call that may be the other side of one being paired, as its row is now.
 struct PairCandidate {
-    var id: Int64
-    var proxyID: Int64
-    var reporter: Reporter
+    var call: StoredCall
     var paired: Bool
-    var serviceID: Int64
-    var requestID: String?
-    var traceID: String?
-    var spanID: String?
-    var parentSpanID: String?
-    var localAddress: String?
-    var remoteAddress: String?
     var sample: CallSample
 
     static func fetch(ids: [Int64], _ db: Database) throws -> [PairCandidate] {
@@ -307,12 +300,13 @@ struct PairCandidate {
                 """)
         return try ids.compactMap { id in
             try Row.fetchOne(statement, arguments: [id]).map { row in
-                PairCandidate(
-                    id: row["id"], proxyID: row["proxy_id"], reporter: Reporter(rawValue: row["reporter"]) ?? .source,
-                    paired: row["paired"], serviceID: row["service_id"], requestID: row["request_id"],
+                let sample = CallSample(row: row, offset: 11)
+                let call = StoredCall(
+                    id: row["id"], reporter: Reporter(rawValue: row["reporter"]) ?? .source, proxyID: row["proxy_id"],
+                    serviceID: row["service_id"], startMicros: sample.startMicros, requestID: row["request_id"],
                     traceID: row["trace_id"], spanID: row["span_id"], parentSpanID: row["parent_span_id"],
-                    localAddress: row["local_addr"], remoteAddress: row["remote_addr"],
-                    sample: CallSample(row: row, offset: 11))
+                    localAddress: row["local_addr"], remoteAddress: row["remote_addr"])
+                return PairCandidate(call: call, paired: row["paired"], sample: sample)
             }
         }
     }
