@@ -6,7 +6,7 @@ package import SextantModel
 
 /// A block ready to store: encoded, with its trace filter and summary rows. Built without the
 /// database, so the compactor builds it outside the write transaction.
-struct PreparedSpanBlock {
+struct PreparedSpanBlock: Sendable {
     var count: Int
     var minStart: Int64
     var maxStart: Int64

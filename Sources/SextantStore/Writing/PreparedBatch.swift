@@ -1,13 +1,15 @@
 package import SextantModel
 
-/// A batch turned into column values before it reaches the writer: structured columns encoded as
-/// JSON text, latency buckets and rollup placements computed, metric labels encoded into their
-/// series key. Everything here needs no database, so receivers build it on their own task and the
+/// A batch turned into column values before it reaches the writer: spans encoded as a block,
+/// structured columns encoded as JSON text, latency buckets and rollup placements computed, metric
+/// labels encoded into their series key. Everything here needs no database, so receivers build it on their own task and the
 /// writer's transaction only runs statements.
 package struct PreparedBatch: Sendable {
     /// Stored in the commit's span block (`SpanBlock`), with the keys that tell a resend.
     var spans: [Span]
     var spanKeys: [UInt64]
+    /// The spans as one block, encoded by the receiver so that the writer only inserts it.
+    let spanBlock: PreparedSpanBlock?
     var requests: [PreparedRequest]
     var connections: [PreparedConnection]
     var logs: [PreparedLog]
@@ -24,6 +26,7 @@ package struct PreparedBatch: Sendable {
     package init(_ batch: IngestBatch) {
         spans = batch.spans
         spanKeys = batch.spans.map(RecentSpanKeys.key)
+        spanBlock = PreparedSpanBlock(batch.spans)
         requests = batch.requests.map(PreparedRequest.init)
         connections = batch.connections.map(PreparedConnection.init)
         logs = batch.logs.map(PreparedLog.init)
@@ -31,6 +34,7 @@ package struct PreparedBatch: Sendable {
         recordCount = batch.recordCount
         var bytes = 0
         for span in spans { bytes += Self.estimatedBytes(span) }
+        bytes += spanBlock?.data.count ?? 0
         for request in requests { bytes += request.estimatedBytes }
         for connection in connections { bytes += connection.estimatedBytes }
         for log in logs { bytes += log.estimatedBytes }

@@ -90,17 +90,27 @@ extension SextantDatabase {
         var summaries: [WriteSummary] = []
         summaries.reserveCapacity(batches.count)
         var rollups = RollupDeltas()
-        var blockSpans: [Span] = []
+        // A batch whose spans are all new goes in as the block its receiver encoded; the spans
+        // left of batches that repeated some go in one block built here.
+        var blocks: [PreparedSpanBlock] = []
+        var leftSpans: [Span] = []
         for batch in batches {
             var summary = WriteSummary()
             recentSpans.withLock { recent in
-                for (span, key) in zip(batch.spans, batch.spanKeys) {
+                var kept: [Span]?
+                for (index, (span, key)) in zip(batch.spans, batch.spanKeys).enumerated() {
                     if recent.insert(key) {
-                        blockSpans.append(span)
+                        kept?.append(span)
                         summary.spansStored += 1
                     } else {
+                        if kept == nil { kept = Array(batch.spans[..<index]) }
                         summary.spansDuplicate += 1
                     }
+                }
+                if let kept {
+                    leftSpans += kept
+                } else if let block = batch.spanBlock {
+                    blocks.append(block)
                 }
             }
             for request in batch.requests {
@@ -120,7 +130,8 @@ extension SextantDatabase {
             }
             summaries.append(summary)
         }
-        try storeBlock(of: blockSpans, db)
+        for block in blocks { try store(block, db) }
+        try storeBlock(of: leftSpans, db)
         try rollups.apply(db, series: callSeriesCache)
         return summaries
     }
