@@ -124,11 +124,13 @@ struct EnvoySpanTags {
     enum Tag: Int, CaseIterable {
         case nodeID, upstreamCluster, httpURL, httpStatusCode, grpcStatusCode, responseFlags, requestSize
         case responseSize, requestID, istioNamespace, canonicalService, canonicalRevision, clusterID
+        /// Zipkin's `error` tag: the span failed.
+        case error
     }
 
     /// Each tag's pair position plus one; 0 when the span has no such tag.
-    private var positions: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) =
-        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    private var positions: (UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16, UInt16) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     init() {}
 
@@ -246,6 +248,7 @@ struct EnvoySpanTags {
         guard position < Int(UInt16.max) else { return false }
         let tag: Tag
         switch key.count {
+        case 5 where equals("error"): tag = .error
         case 7 where equals("node_id"): tag = .nodeID
         case 8 where equals("http.url"): tag = .httpURL
         case 12 where equals("request_size"): tag = .requestSize

@@ -115,7 +115,11 @@ final class DecodeContext {
     func routedSpan(
         matching: ([UInt8]) -> Bool, key: (inout [UInt8]) -> Void, make: () -> RoutedSpan?
     ) -> RoutedSpan? {
-        for entry in recentSpanRoutes where matching(entry.key) { return entry.route }
+        for (i, entry) in recentSpanRoutes.enumerated() where matching(entry.key) {
+            // The route found moves up one place: the routes a payload repeats most are tried first.
+            if i > 0 { recentSpanRoutes.swapAt(i, i - 1) }
+            return entry.route
+        }
         scratch.removeAll(keepingCapacity: true)
         key(&scratch)
         let key = scratch
@@ -134,9 +138,22 @@ final class DecodeContext {
     /// The string of an ASCII token lowercased (interned); nil when the bytes are not all ASCII.
     func lowercasedASCII(_ bytes: UnsafeRawBufferPointer) -> String? {
         var upper = false
-        for byte in bytes {
+        var i = 0
+        // Eight bytes at a time: with no byte at 0x80 or above, b + 0x3F sets the high bit for
+        // b >= 0x41 and b + 0x25 for b > 0x5A, without carrying into the next byte.
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while i + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if word & highs != 0 { return nil }
+            if (word &+ ones &* 0x3F) & ~(word &+ ones &* 0x25) & highs != 0 { upper = true }
+            i += 8
+        }
+        while i < bytes.count {
+            let byte = bytes[i]
             if byte >= 0x80 { return nil }
             if byte >= 0x41 && byte <= 0x5A { upper = true }
+            i += 1
         }
         guard upper else { return strings.string(bytes) }
         scratch.removeAll(keepingCapacity: true)

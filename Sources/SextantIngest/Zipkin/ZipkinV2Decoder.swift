@@ -443,6 +443,7 @@ private struct SpanReader: ~Copyable {
             remoteEndpoint: remoteEndpoint,
             annotations: annotations,
             tags: tags,
+            isError: envoy.has(.error),
             shared: shared,
             debug: debug
         )
