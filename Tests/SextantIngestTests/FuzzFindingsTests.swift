@@ -21,6 +21,22 @@ import Testing
         return message
     }
 
+    /// A span with two `tags` members: the second replaces the first, and no tag of the first may
+    /// still be looked up by its position in the second (that read past its end).
+    @Test func zipkinSpanWithTwoTagsObjectsKeepsTheSecond() throws {
+        let body = """
+            [{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","kind":"CLIENT",
+              "timestamp":1795706850000000,"duration":1000,"localEndpoint":{"serviceName":"productpage.default"},
+              "tags":{"a":"1","b":"2","c":"3","node_id":"sidecar~10.0.0.1~productpage-v1-1.default~default.svc.cluster.local",
+                "upstream_cluster":"outbound|9080||details.default.svc.cluster.local","http.status_code":"200"},
+              "tags":{"node_id":"sidecar~10.0.0.1~productpage-v1-1.default~default.svc.cluster.local"}}]
+            """
+        let batch = try ZipkinV2Decoder().decode(json: Array(body.utf8))
+        #expect(batch.spans.first?.tags.dictionary == ["node_id": "sidecar~10.0.0.1~productpage-v1-1.default~default.svc.cluster.local"])
+        #expect(batch.requests.count == 1)
+        #expect(batch.requests.first?.responseCode == 0)
+    }
+
     @Test func alsRejectsAStartTimeWhoseMicrosecondsOverflow() throws {
         let message = alsMessage { $0.startTime.seconds = 9_223_372_036_854_775 }
         let batch = try EnvoyALSDecoder().decode(protobuf: message.serializedBytes(), proxy: proxy)

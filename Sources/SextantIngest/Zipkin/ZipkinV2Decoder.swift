@@ -310,7 +310,9 @@ private struct SpanReader: ~Copyable {
             note("'tags' should be an object")
             return try r.skipValue()
         }
+        // A repeated `tags` member replaces the earlier one, Envoy's tags included.
         tags = Attributes()
+        envoy = EnvoySpanTags()
         scratch.keys.removeAll()
         scratch.pending.removeAll(keepingCapacity: true)
         var more = try r.openObject()
