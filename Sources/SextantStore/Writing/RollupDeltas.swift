@@ -69,10 +69,12 @@ struct CallSample: Equatable {
         response_flags, security_policy, paired, ts_us, duration_us, latency_bucket, received_bytes, sent_bytes, sources
         """
 
-    /// The stored call with this row id.
-    static func fetch(id: Int64, _ db: Database) throws -> CallSample? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(columns) FROM requests WHERE id = ?"), arguments: [id])
-            .map { CallSample(row: $0) }
+    /// The stored call with this row id and call key.
+    static func fetch(id: Int64, callKey: Int64, _ db: Database) throws -> CallSample? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(columns) FROM requests WHERE id = ? AND call_key = ?"),
+            arguments: [id, callKey]
+        ).map { CallSample(row: $0) }
     }
 
     /// The stored TCP connection with this row id.

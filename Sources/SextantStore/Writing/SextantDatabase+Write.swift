@@ -157,7 +157,9 @@ extension SextantDatabase {
         let key = CallKey.make(request: r, proxyID: proxyID, serviceID: serviceID)
         let stored = "id, paired, trace_id, span_id, parent_span_id, local_addr, remote_addr, \(CallSample.columns)"
         var merged: (before: CallSample, row: Row)?
-        if let known = calls.row(forKey: key), let before = try CallSample.fetch(id: known, db) {
+        // The row must still be this call's: retention may have deleted it, and a row id freed at
+        // the end of the table is given again.
+        if let known = calls.row(forKey: key), let before = try CallSample.fetch(id: known, callKey: key, db) {
             let row = try Row.fetchOne(
                 db.cachedStatement(
                     sql: """
