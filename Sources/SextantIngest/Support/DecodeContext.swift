@@ -47,10 +47,8 @@ final class DecodeContext {
     /// The routes last resolved and what each was resolved from: a payload's records cycle
     /// through a few, and interned strings and shared identities compare by identity first, so a
     /// repeat costs a few pointer compares.
-    private var recentRoutes: [(inputs: RouteInputs, route: Route)] = []
-    private var nextRouteSlot = 0
-    private var recentSpanRoutes: [(key: [UInt8], route: RoutedSpan?)] = []
-    private var nextSpanRouteSlot = 0
+    private var recentRoutes = RecentEntries<RouteInputs, Route>()
+    private var recentSpanRoutes = RecentEntries<[UInt8], RoutedSpan?>()
 
     struct RouteInputs: Equatable {
         var cluster: String
@@ -60,17 +58,11 @@ final class DecodeContext {
     }
 
     func recentRoute(_ inputs: RouteInputs) -> Route? {
-        for entry in recentRoutes where entry.inputs == inputs { return entry.route }
-        return nil
+        recentRoutes.first { $0 == inputs }
     }
 
     func remember(_ route: Route, for inputs: RouteInputs) {
-        if recentRoutes.count < 8 {
-            recentRoutes.append((inputs, route))
-        } else {
-            recentRoutes[nextRouteSlot] = (inputs, route)
-            nextRouteSlot = (nextRouteSlot + 1) % 8
-        }
+        recentRoutes.add(inputs, route)
     }
 
     func node(_ nodeID: String) -> NodeIdentity? {
@@ -115,23 +107,14 @@ final class DecodeContext {
     func routedSpan(
         matching: ([UInt8]) -> Bool, key: (inout [UInt8]) -> Void, make: () -> RoutedSpan?
     ) -> RoutedSpan? {
-        for (i, entry) in recentSpanRoutes.enumerated() where matching(entry.key) {
-            // The route found moves up one place: the routes a payload repeats most are tried first.
-            if i > 0 { recentSpanRoutes.swapAt(i, i - 1) }
-            return entry.route
-        }
+        if let known = recentSpanRoutes.first(where: matching) { return known }
         scratch.removeAll(keepingCapacity: true)
         key(&scratch)
         let key = scratch
         let route = key.withUnsafeBytes { bytes in
             routes.value(bytes) { Self.sharedRoutes.value(RouteKey(bytes: key)) { _ in make() } }
         }
-        if recentSpanRoutes.count < 8 {
-            recentSpanRoutes.append((key, route))
-        } else {
-            recentSpanRoutes[nextSpanRouteSlot] = (key, route)
-            nextSpanRouteSlot = (nextSpanRouteSlot + 1) % 8
-        }
+        recentSpanRoutes.add(key, route)
         return route
     }
 
@@ -159,6 +142,32 @@ final class DecodeContext {
         scratch.removeAll(keepingCapacity: true)
         for byte in bytes { scratch.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) }
         return scratch.withUnsafeBytes { strings.string($0) }
+    }
+}
+
+/// The last few values a payload resolved and what each was resolved from, searched in order: a
+/// value found moves up one place, so those a payload repeats most are tried first; past
+/// `capacity`, a new one takes the places in turn.
+struct RecentEntries<Key, Value> {
+    private var entries: [(key: Key, value: Value)] = []
+    private var nextSlot = 0
+    let capacity = 8
+
+    mutating func first(where matches: (Key) -> Bool) -> Value? {
+        for (i, entry) in entries.enumerated() where matches(entry.key) {
+            if i > 0 { entries.swapAt(i, i - 1) }
+            return entry.value
+        }
+        return nil
+    }
+
+    mutating func add(_ key: Key, _ value: Value) {
+        if entries.count < capacity {
+            entries.append((key, value))
+        } else {
+            entries[nextSlot] = (key, value)
+            nextSlot = (nextSlot + 1) % capacity
+        }
     }
 }
 
