@@ -165,11 +165,16 @@ package enum HexDigits {
     /// 16 lowercase hex digits.
     package static func text(_ value: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { buffer in
-            for i in 0..<16 {
-                let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * i)) & 0xF
-                buffer[i] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
-            }
+            write(value, into: UnsafeMutableRawBufferPointer(buffer))
             return 16
+        }
+    }
+
+    /// Writes 16 lowercase hex digits into the first 16 bytes of `buffer`.
+    package static func write(_ value: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
+        for i in 0..<16 {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt64(60 - 4 * i)) & 0xF
+            buffer[i] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
         }
     }
 }

@@ -5,54 +5,140 @@ import Testing
 @Suite struct CallIndexTests {
     private let second: Int64 = 1_000_000
 
+    /// A stored call of `reporter` by proxy `proxy` to service 7.
+    private func call(
+        _ row: Int64, key: Int64? = nil, reporter: Reporter, proxy: Int64, startMicros: Int64 = 0,
+        requestID: String? = nil, trace: String? = nil, span: String? = nil, parent: String? = nil,
+        local: String? = nil, remote: String? = nil
+    ) -> OpenCall {
+        OpenCall(
+            rowID: row, key: key ?? 100 + row,
+            sample: CallSample(
+                facts: CallFacts(
+                    reporter: reporter.rawValue, proxyID: proxy, peerID: 0, serviceID: 7, requestProtocol: 0,
+                    responseCode: 200, grpcStatus: -1, responseFlags: "-", securityPolicy: "none", paired: false),
+                startMicros: startMicros, durationMicros: 1000, latencyBucket: 0, requestBytes: 0, responseBytes: 0,
+                sources: 1),
+            requestID: requestID.map(TextHash.of), localAddress: local.map(TextHash.of),
+            remoteAddress: remote.map(TextHash.of), traceID: trace.flatMap { TraceID(hex: $0) },
+            spanID: span.flatMap { SpanID(hex: $0) }, parentSpanID: parent.flatMap { SpanID(hex: $0) })
+    }
+
     @Test func findsACallByKeyAndItsOtherSideByLink() {
         var index = CallIndex(windowMicros: 60 * second, capacity: 100)
-        let client = CallIndex.Link.links(
-            reporter: .source, serviceID: 7, requestID: "r-1", traceID: "t", spanID: "a", parentSpanID: nil)
-        index.insert(key: 11, rowID: 1, links: client, atMicros: 0)
-        #expect(index.row(forKey: 11) == 1)
-        #expect(index.row(forKey: 12) == nil)
+        index.insert(call(1, key: 11, reporter: .source, proxy: 1, requestID: "r-1", trace: "7", span: "a"), atMicros: 0)
+        #expect(index.call(forKey: 11)?.rowID == 1)
+        #expect(index.call(forKey: 12) == nil)
+        #expect(index.nextRowID == 2)
         // The server span whose parent is the client span finds it, by span and by request id.
         let wanted = CallIndex.Link.partnerLinks(
-            reporter: .destination, serviceID: 7, requestID: "r-1", traceID: "t", spanID: "b", parentSpanID: "a")
-        #expect(index.rows(linkedBy: wanted.spans) == [1])
-        #expect(index.rows(linkedBy: wanted.requests) == [1])
+            reporter: .destination, serviceID: 7, requestID: TextHash.of("r-1"), traceID: "7", spanID: "b",
+            parentSpanID: "a")
+        #expect(index.calls(linkedBy: wanted.spans).map(\.rowID) == [1])
+        #expect(index.calls(linkedBy: wanted.requests).map(\.rowID) == [1])
         // Another service's report of the same request id, or another trace, does not.
         let elsewhere = CallIndex.Link.partnerLinks(
-            reporter: .destination, serviceID: 8, requestID: "r-1", traceID: "u", spanID: "b", parentSpanID: "a")
-        #expect(index.rows(linkedBy: elsewhere.spans + elsewhere.requests).isEmpty)
+            reporter: .destination, serviceID: 8, requestID: TextHash.of("r-1"), traceID: "8", spanID: "b",
+            parentSpanID: "a")
+        #expect(index.calls(linkedBy: elsewhere.spans + elsewhere.requests).isEmpty)
     }
 
     @Test func forgetsCallsPastTheWindowAndPastTheCapacity() {
         var index = CallIndex(windowMicros: 10 * second, capacity: 3)
-        for i in 0..<3 {
-            index.insert(
-                key: Int64(100 + i), rowID: Int64(i),
-                links: [.request(id: "r-\(i)", serviceID: 1, reporter: .source)], atMicros: Int64(i) * second)
+        for i in Int64(0)..<3 {
+            index.insert(call(i, reporter: .source, proxy: 1, requestID: "r-\(i)"), atMicros: i * second)
         }
         #expect(index.count == 3)
         // A fourth call pushes out the oldest.
-        index.insert(key: 103, rowID: 3, links: [], atMicros: 3 * second)
-        #expect(index.row(forKey: 100) == nil)
-        #expect(index.rows(linkedBy: [.request(id: "r-0", serviceID: 1, reporter: .source)]).isEmpty)
-        #expect(index.row(forKey: 101) == 1)
+        index.insert(call(3, reporter: .source, proxy: 1), atMicros: 3 * second)
+        #expect(index.call(forKey: 100) == nil)
+        #expect(index.calls(linkedBy: [.request(id: TextHash.of("r-0"), serviceID: 7, reporter: .source)]).isEmpty)
+        #expect(index.call(forKey: 101)?.rowID == 1)
         // Past the window, every call older than it goes.
         index.expire(atMicros: 12 * second)
-        #expect(index.row(forKey: 101) == nil)
-        #expect(index.row(forKey: 102) == 2)
+        #expect(index.call(forKey: 101) == nil)
+        #expect(index.call(forKey: 102)?.rowID == 2)
         #expect(index.count == 2)
-        #expect(index.rows(linkedBy: [.request(id: "r-2", serviceID: 1, reporter: .source)]) == [2])
+        #expect(index.calls(linkedBy: [.request(id: TextHash.of("r-2"), serviceID: 7, reporter: .source)]).map(\.rowID) == [2])
     }
 
     @Test func linksAddedByAMergedReportGoWithTheCall() {
         var index = CallIndex(windowMicros: 10 * second, capacity: 10)
-        index.insert(key: 1, rowID: 1, links: [], atMicros: 0)
-        let link = CallIndex.Link.request(id: "r", serviceID: 1, reporter: .destination)
-        index.addLinks([link], rowID: 1)
-        index.addLinks([link], rowID: 1)
-        #expect(index.rows(linkedBy: [link]) == [1])
+        let bare = call(1, reporter: .destination, proxy: 2)
+        index.insert(bare, atMicros: 0)
+        var merged = bare
+        merged.requestID = TextHash.of("r")
+        index.update(merged)
+        index.update(merged)
+        let link = CallIndex.Link.request(id: TextHash.of("r"), serviceID: 7, reporter: .destination)
+        #expect(index.calls(linkedBy: [link]).map(\.rowID) == [1])
+        #expect(index.call(row: 1)?.requestID == TextHash.of("r"))
         index.expire(atMicros: 11 * second)
-        #expect(index.rows(linkedBy: [link]).isEmpty)
+        #expect(index.calls(linkedBy: [link]).isEmpty)
         #expect(index.count == 0)
+    }
+
+    @Test func callsThatRetentionDeletedAreNeitherMergedNorPaired() {
+        var index = CallIndex(windowMicros: 60 * second, capacity: 10)
+        index.insert(call(1, reporter: .source, proxy: 1, startMicros: 0, requestID: "r"), atMicros: 0)
+        index.insert(call(2, reporter: .source, proxy: 1, startMicros: 5 * second, requestID: "s"), atMicros: 0)
+        index.forget(startedBefore: 1 * second)
+        #expect(index.call(forKey: 101) == nil)
+        #expect(index.call(row: 1) == nil)
+        #expect(index.call(forKey: 102)?.rowID == 2)
+        let server = call(3, reporter: .destination, proxy: 2, requestID: "r")
+        #expect(index.partner(of: server) == nil)
+    }
+
+    @Test func aServerSpanPairsWithItsClientSpanBeforeAnySameRequestID() {
+        var index = CallIndex()
+        // Two client reports carry the request id; only one is the server span's parent.
+        index.insert(call(1, reporter: .source, proxy: 1, requestID: "r", trace: "7", span: "a"), atMicros: 0)
+        index.insert(call(2, reporter: .source, proxy: 1, requestID: "r", trace: "7", span: "c"), atMicros: 0)
+        let server = call(3, reporter: .destination, proxy: 2, requestID: "r", trace: "7", span: "d", parent: "c")
+        #expect(index.partner(of: server)?.rowID == 2)
+        // Paired, each names the other's proxy.
+        let client = index.call(row: 2)!
+        #expect(server.paired(with: client).sample.facts.peerID == 1)
+        #expect(client.paired(with: server).sample.facts.peerID == 2)
+        #expect(client.paired(with: server).isPaired)
+    }
+
+    @Test func byRequestIDTheClosestInTimeFromAnotherProxyAtTheSameAddressPairs() {
+        var index = CallIndex()
+        index.insert(call(1, reporter: .destination, proxy: 2, startMicros: 0, requestID: "r", local: "10.0.0.2:80"), atMicros: 0)
+        index.insert(call(2, reporter: .destination, proxy: 3, startMicros: 900, requestID: "r", local: "10.0.0.3:80"), atMicros: 0)
+        index.insert(call(3, reporter: .destination, proxy: 4, startMicros: 950, requestID: "r", local: "10.0.0.4:80"), atMicros: 0)
+        // The same proxy's own report is never its other side.
+        index.insert(call(4, reporter: .destination, proxy: 1, startMicros: 1000, requestID: "r"), atMicros: 0)
+        let client = call(5, reporter: .source, proxy: 1, startMicros: 1000, requestID: "r")
+        #expect(index.partner(of: client)?.rowID == 3)
+        // Knowing the address it connected to, the client pairs with the proxy there.
+        var connected = client
+        connected.remoteAddress = TextHash.of("10.0.0.3:80")
+        #expect(index.partner(of: connected)?.rowID == 2)
+        // A paired report is taken.
+        index.update(index.call(row: 2)!.paired(with: client))
+        #expect(index.partner(of: connected) == nil)
+    }
+
+    @Test func aMergedReportAddsWhatTheCallDidNotKnowAndKeepsWhatWasMeasured() {
+        let stored = call(1, reporter: .source, proxy: 1, requestID: "r")
+        let report = PreparedRequest(
+            Request(
+                reporter: .source, proxy: .unknown, service: .unknown, startMicros: 5, durationMicros: 99_000,
+                responseCode: 503, requestID: "r", traceID: TraceID(high: 1, low: 2), spanID: SpanID(3),
+                remoteAddress: "10.0.0.9:80", channel: .accessLog))
+        let merged = stored.merging(report, peerID: 9)
+        #expect(merged.sample.sources == Channel.accessLog.rawValue | Channel.spans.rawValue)
+        #expect(merged.sample.facts.peerID == 9)
+        #expect(merged.traceID == TraceID(high: 1, low: 2))
+        #expect(merged.remoteAddress == TextHash.of("10.0.0.9:80"))
+        #expect(merged.sample.durationMicros == 1000)
+        #expect(merged.sample.facts.responseCode == 200)
+        // A peer already known stays.
+        var known = stored
+        known.sample.facts.peerID = 4
+        #expect(known.merging(report, peerID: 9).sample.facts.peerID == 4)
     }
 }

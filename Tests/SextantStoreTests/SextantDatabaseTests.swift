@@ -3,7 +3,7 @@ import Logging
 import SextantFixtures
 import SextantIngest
 import SextantModel
-import SextantStore
+@testable import SextantStore
 import Testing
 
 /// A database in a fresh temporary folder, removed afterwards.
@@ -111,14 +111,14 @@ let fixtureEdges = [
         }
     }
 
-    /// Retention deletes rows the index of recent calls may still name, and SQLite gives a freed
-    /// row id at the end of the table again: a report of a deleted call is stored anew, never
-    /// merged into the unrelated call that now has its row id.
+    /// Retention deletes rows the index of recent calls may still hold: a report of a deleted
+    /// call is stored anew, never merged into a row that is gone (nor into another call's).
     @Test func aCallWhoseRowWasDeletedIsStoredAgainNotMergedIntoARowReusingItsID() async throws {
         try await withTemporaryDatabase { database, _ in
             let batches = try accessLogFixtureBatches()
             let first = try await database.write([batches[0]])
-            try await database.pool.write { try $0.execute(sql: "DELETE FROM requests") }
+            let deleted = try await database.pool.write { try database.deleteCalls(before: .max, limit: 1000, $0) }
+            #expect(deleted == first.requestsStored)
             _ = try await database.write([batches[1]])
             let again = try await database.write([batches[0]])
             #expect(first.requestsStored > 0)

@@ -1,46 +1,88 @@
 import SextantModel
 
-/// The calls the writer stored lately, by what finds them again: the call key that merges a resent
-/// or second-channel report into its row, and the links that pair it with the other proxy's report
-/// (the client span's id or the server span's parent, the request id). In memory, so that a call
-/// costs no insert into an index on a random key; only the row ids are kept, and a look-up reads
-/// the candidate rows by id (recent rows, in pages the writer just wrote).
+/// A call the writer stored lately, as its row is now: what merging another report into it and
+/// pairing it with the other proxy's report read and change. Kept small and without strings (ids
+/// binary, the request id and addresses as hashes): the index holds a great many.
+struct OpenCall: Equatable {
+    var rowID: Int64
+    /// `CallKey` of the call: what a resend or another channel's report of it has too.
+    var key: Int64
+    /// The stored labels and measures (reporter, proxy, service and peer are in `sample.facts`).
+    var sample: CallSample
+    /// `TextHash` of the `x-request-id`, of the local and of the remote address.
+    var requestID: UInt64?
+    var localAddress: UInt64?
+    var remoteAddress: UInt64?
+    var traceID: TraceID?
+    var spanID: SpanID?
+    var parentSpanID: SpanID?
+
+    var reporter: Reporter { Reporter(rawValue: sample.facts.reporter) ?? .source }
+    var proxyID: Int64 { sample.facts.proxyID }
+    var serviceID: Int64 { sample.facts.serviceID }
+    var isPaired: Bool { sample.facts.paired }
+
+    /// The links under which the other side's report finds this call.
+    var links: [CallIndex.Link] {
+        CallIndex.Link.links(
+            reporter: reporter, serviceID: serviceID, requestID: requestID, traceID: traceID, spanID: spanID,
+            parentSpanID: parentSpanID)
+    }
+}
+
+/// A 64-bit hash of a text, for comparing texts the index does not keep (FNV-1a).
+enum TextHash {
+    static func of(_ text: String) -> UInt64 {
+        var h = FNV1a()
+        h.add(text)
+        return h.value
+    }
+}
+
+/// The calls the writer stored lately, in memory, by what finds them again: the call key that
+/// merges a resent or second-channel report into its call, and the links that pair it with the
+/// other proxy's report (the client span's id or the server span's parent, the request id). Each
+/// call is held as its row is now (`OpenCall`), so merging and pairing read nothing from the
+/// database and a call costs no insert into an index on a random key.
 ///
 /// A call stays findable for `window` of the writer's clock or until `capacity` later calls have
 /// come, whichever is first: a report whose other side comes later than that stays unpaired, as
 /// Istio counts a call seen from one side, and a resend later than that is stored again. After a
 /// restart (or a failed commit) the index is rebuilt from the newest `capacity` rows.
 ///
-/// A link's key is a hash: two links that collide both stay candidates, and the writer checks
-/// each candidate's stored columns, so a collision costs a read, never a wrong pair.
+/// A link's key is a hash: two links that collide both stay candidates, and pairing checks each
+/// candidate's fields, so a collision costs a comparison, never a wrong pair.
 struct CallIndex {
     /// How a report may name the other side of its call.
     enum Link: Hashable {
         /// A client span's report: the server span of the call has it as parent.
-        case clientSpan(trace: String, span: String)
+        case clientSpan(trace: TraceID, span: SpanID)
         /// A server span's report: its parent is the client span of the call.
-        case serverParent(trace: String, span: String)
-        /// The `x-request-id` both proxies saw, for one service and reporting side.
-        case request(id: String, serviceID: Int64, reporter: Reporter)
+        case serverParent(trace: TraceID, span: SpanID)
+        /// The `x-request-id` (its `TextHash`) both proxies saw, for one service and reporting side.
+        case request(id: UInt64, serviceID: Int64, reporter: Reporter)
 
         var hash: Int64 {
             var h = FNV1a()
             switch self {
             case .clientSpan(let trace, let span):
                 h.add(UInt8(1))
-                h.add(trace)
-                h.add(span)
+                h.add(trace.high)
+                h.add(trace.low)
+                h.add(span.value)
             case .serverParent(let trace, let span):
                 h.add(UInt8(2))
-                h.add(trace)
-                h.add(span)
+                h.add(trace.high)
+                h.add(trace.low)
+                h.add(span.value)
             case .request(let id, let serviceID, let reporter):
                 h.add(UInt8(3))
                 h.add(id)
                 h.add(serviceID)
                 h.add(reporter.rawValue)
             }
-            return Int64(bitPattern: h.value)
+            // 0 stands for "no link" in an entry.
+            return Int64(bitPattern: h.value | 1)
         }
     }
 
@@ -56,6 +98,9 @@ struct CallIndex {
 
     let window: Int64
     let capacity: Int
+    /// The row id the next new call gets: one more than any row written.
+    private(set) var nextRowID: Int64 = 1
+    private var calls: [Int64: OpenCall] = [:]
     private var rowsByKey: [Int64: Int64] = [:]
     /// The first row under each link; `moreRowsByLink` holds any others (a request id that
     /// several calls carried, say), so that the common case costs no array.
@@ -66,49 +111,76 @@ struct CallIndex {
     /// Entries in the order they came; `head` is the oldest still in.
     private var entries: [Entry] = []
     private var head = 0
+    /// The workload answering at each address lately seen or read, and when its row's last-seen
+    /// time was last written.
+    private(set) var endpoints: [String: (workloadID: Int64, seenMicros: Int64)] = [:]
+    static let endpointRefreshMicros: Int64 = 60_000_000
+    static let endpointCapacity = 100_000
 
     /// - Parameters:
     ///   - windowMicros: how long a call stays findable, on the writer's clock.
     ///   - capacity: how many calls stay findable at most.
-    init(windowMicros: Int64 = 120_000_000, capacity: Int = 200_000) {
+    init(windowMicros: Int64 = 120_000_000, capacity: Int = 100_000) {
         window = windowMicros
         self.capacity = capacity
     }
 
     var count: Int { entries.count - head }
 
-    /// The row of the call with this key, if it came lately.
-    func row(forKey key: Int64) -> Int64? {
-        rowsByKey[key]
+    /// The call with this key, if it came lately.
+    func call(forKey key: Int64) -> OpenCall? {
+        rowsByKey[key].flatMap { calls[$0] }
     }
 
-    /// The rows of calls that registered any of these links (candidates to check).
-    func rows(linkedBy links: [Link]) -> [Int64] {
+    /// The call stored in this row, if it came lately.
+    func call(row: Int64) -> OpenCall? {
+        calls[row]
+    }
+
+    /// The calls that registered any of these links (candidates to check), oldest first.
+    func calls(linkedBy links: [Link]) -> [OpenCall] {
         var rows: [Int64] = []
         for hash in links.map(\.hash) {
             guard let first = rowsByLink[hash] else { continue }
             for row in [first] + (moreRowsByLink[hash] ?? []) where !rows.contains(row) { rows.append(row) }
         }
-        return rows
+        return rows.compactMap { calls[$0] }
+    }
+
+    /// Takes the next row id, for a call about to be stored.
+    mutating func takeRowID() -> Int64 {
+        defer { nextRowID += 1 }
+        return nextRowID
+    }
+
+    /// Row ids from here on are above every id written so far.
+    mutating func rowIDs(after last: Int64) {
+        nextRowID = max(nextRowID, last + 1)
     }
 
     /// Registers a stored call by its key and the links its other side may look for.
-    mutating func insert(key: Int64, rowID: Int64, links: [Link], atMicros now: Int64) {
-        let hashes = links.prefix(2).map(\.hash)
-        rowsByKey[key] = rowID
-        for hash in hashes { add(rowID, under: hash) }
+    mutating func insert(_ call: OpenCall, atMicros now: Int64) {
+        let hashes = call.links.prefix(2).map(\.hash)
+        calls[call.rowID] = call
+        rowsByKey[call.key] = call.rowID
+        for hash in hashes { add(call.rowID, under: hash) }
+        rowIDs(after: call.rowID)
         entries.append(
             Entry(
-                key: key, rowID: rowID, firstLink: hashes.first ?? 0, secondLink: hashes.dropFirst().first ?? 0,
-                storedAtMicros: now))
+                key: call.key, rowID: call.rowID, firstLink: hashes.first ?? 0,
+                secondLink: hashes.dropFirst().first ?? 0, storedAtMicros: now))
         expire(atMicros: now)
     }
 
-    /// Adds links a merged report brought to a call already registered.
-    mutating func addLinks(_ links: [Link], rowID: Int64) {
-        for hash in links.map(\.hash) where !rows(under: hash).contains(rowID) {
-            add(rowID, under: hash)
-            extraLinks[rowID, default: []].append(hash)
+    /// Replaces a registered call with its row as it is now, adding the links it gained (from a
+    /// merged report).
+    mutating func update(_ call: OpenCall) {
+        guard let before = calls[call.rowID] else { return }
+        calls[call.rowID] = call
+        let had = Set(before.links.map(\.hash))
+        for hash in call.links.map(\.hash) where !had.contains(hash) && !rows(under: hash).contains(call.rowID) {
+            add(call.rowID, under: hash)
+            extraLinks[call.rowID, default: []].append(hash)
         }
     }
 
@@ -141,6 +213,7 @@ struct CallIndex {
         while head < entries.count, count > capacity || entries[head].storedAtMicros < now - window {
             let entry = entries[head]
             if rowsByKey[entry.key] == entry.rowID { rowsByKey[entry.key] = nil }
+            calls[entry.rowID] = nil
             remove(entry.rowID, under: entry.firstLink)
             remove(entry.rowID, under: entry.secondLink)
             for hash in extraLinks.removeValue(forKey: entry.rowID) ?? [] { remove(entry.rowID, under: hash) }
@@ -152,13 +225,29 @@ struct CallIndex {
             head = 0
         }
     }
+
+    /// Remembers where a workload answers; past `endpointCapacity` addresses, starts afresh.
+    mutating func remember(_ address: String, workloadID: Int64, seenMicros: Int64) {
+        if endpoints.count >= Self.endpointCapacity, endpoints[address] == nil { endpoints.removeAll() }
+        endpoints[address] = (workloadID, seenMicros)
+    }
+
+    /// Forgets the calls that started before `micros`, whose rows retention deleted: nothing is
+    /// merged into them or paired with them any more. Their entries age out as usual.
+    mutating func forget(startedBefore micros: Int64) {
+        let gone = calls.values.filter { $0.sample.startMicros < micros }
+        for call in gone {
+            calls[call.rowID] = nil
+            if rowsByKey[call.key] == call.rowID { rowsByKey[call.key] = nil }
+        }
+    }
 }
 
 /// The fields of a stored call that find the other side's report, as `CallIndex` links.
 extension CallIndex.Link {
     static func links(
-        reporter: Reporter, serviceID: Int64, requestID: String?, traceID: String?, spanID: String?,
-        parentSpanID: String?
+        reporter: Reporter, serviceID: Int64, requestID: UInt64?, traceID: TraceID?, spanID: SpanID?,
+        parentSpanID: SpanID?
     ) -> [CallIndex.Link] {
         var links: [CallIndex.Link] = []
         if let traceID {
@@ -171,8 +260,8 @@ extension CallIndex.Link {
 
     /// The links under which the other side of a call with these fields registered.
     static func partnerLinks(
-        reporter: Reporter, serviceID: Int64, requestID: String?, traceID: String?, spanID: String?,
-        parentSpanID: String?
+        reporter: Reporter, serviceID: Int64, requestID: UInt64?, traceID: TraceID?, spanID: SpanID?,
+        parentSpanID: SpanID?
     ) -> (spans: [CallIndex.Link], requests: [CallIndex.Link]) {
         var spans: [CallIndex.Link] = []
         if let traceID {

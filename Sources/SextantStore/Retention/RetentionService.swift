@@ -63,7 +63,6 @@ package final class RetentionService: Service, Sendable {
         let minute = t - configuration.minuteSeconds
         let hour = t - configuration.hourSeconds
         let steps: [(String, Int64)] = [
-            ("DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
             ("DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE start_us < ? LIMIT 10000)", raw * 1_000_000),
             ("DELETE FROM tcp_connections WHERE id IN (SELECT id FROM tcp_connections WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
             ("DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
@@ -90,6 +89,13 @@ package final class RetentionService: Service, Sendable {
             }
             total += deleted
             if deleted < 1000 { break }
+        }
+        while true {
+            let deleted = try await database.pool.write { db in
+                try self.database.deleteCalls(before: raw * 1_000_000, limit: 10000, db)
+            }
+            total += deleted
+            if deleted < 10000 { break }
         }
         for (sql, cutoff) in steps {
             // Chunks keep each write transaction short, so ingest is never held up for long.

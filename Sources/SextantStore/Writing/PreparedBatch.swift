@@ -77,9 +77,9 @@ struct PreparedRequest: Sendable {
     var requestBytes: Int64
     var responseBytes: Int64
     var requestID: String?
-    var traceID: String?
-    var spanID: String?
-    var parentSpanID: String?
+    var traceID: TraceID?
+    var spanID: SpanID?
+    var parentSpanID: SpanID?
     var localAddress: String?
     var remoteAddress: String?
     var sources: Int
@@ -103,9 +103,9 @@ struct PreparedRequest: Sendable {
         requestBytes = r.requestBytes
         responseBytes = r.responseBytes
         requestID = r.requestID
-        traceID = r.traceID?.hex
-        spanID = r.spanID?.hex
-        parentSpanID = r.parentSpanID?.hex
+        traceID = r.traceID
+        spanID = r.spanID
+        parentSpanID = r.parentSpanID
         localAddress = r.localAddress
         remoteAddress = r.remoteAddress
         sources = r.channel.rawValue
@@ -118,8 +118,7 @@ struct PreparedRequest: Sendable {
     var estimatedBytes: Int {
         recordOverheadBytes * 2 + proxy.estimatedBytes + (peer?.estimatedBytes ?? 0) + service.host.utf8.count
             + service.name.utf8.count + service.namespace.utf8.count + responseFlags.utf8.count
-            + securityPolicy.utf8.count + (requestID?.utf8.count ?? 0) + (traceID?.utf8.count ?? 0)
-            + (spanID?.utf8.count ?? 0) + (parentSpanID?.utf8.count ?? 0) + (localAddress?.utf8.count ?? 0)
+            + securityPolicy.utf8.count + (requestID?.utf8.count ?? 0) + (localAddress?.utf8.count ?? 0)
             + (remoteAddress?.utf8.count ?? 0)
     }
 }

@@ -40,6 +40,19 @@ struct CallSample: Equatable {
             responseBytes: responseBytes, isTCP: facts.requestProtocol == RequestProtocol.tcp.rawValue)
     }
 
+    init(
+        facts: CallFacts, startMicros: Int64, durationMicros: Int64, latencyBucket: Int, requestBytes: Int64,
+        responseBytes: Int64, sources: Int
+    ) {
+        self.facts = facts
+        self.startMicros = startMicros
+        self.durationMicros = durationMicros
+        self.latencyBucket = latencyBucket
+        self.requestBytes = requestBytes
+        self.responseBytes = responseBytes
+        self.sources = sources
+    }
+
     /// Reads `columns` from `row`, starting at column `offset`.
     init(row: Row, offset o: Int = 0) {
         facts = CallFacts(
@@ -69,14 +82,6 @@ struct CallSample: Equatable {
         response_flags, security_policy, paired, ts_us, duration_us, latency_bucket, received_bytes, sent_bytes, sources
         """
 
-    /// The stored call with this row id and call key.
-    static func fetch(id: Int64, callKey: Int64, _ db: Database) throws -> CallSample? {
-        try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT \(columns) FROM requests WHERE id = ? AND call_key = ?"),
-            arguments: [id, callKey]
-        ).map { CallSample(row: $0) }
-    }
-
     /// The stored TCP connection with this row id.
     static func fetch(connectionID id: Int64, _ db: Database) throws -> CallSample? {
         try Row.fetchOne(
@@ -92,10 +97,10 @@ struct RollupDeltas {
     static let tiers: [Int64] = [60, 300, 600, 3600, 86_400]
     static let boundCount = IstioHistogram.bounds.count
 
-    struct Key: Hashable {
+    /// A bucket of one tier.
+    struct Bucket: Hashable {
         var tier: Int64
-        var bucket: Int64
-        var facts: CallFacts
+        var start: Int64
     }
 
     struct Totals {
@@ -123,7 +128,8 @@ struct RollupDeltas {
         }
     }
 
-    private(set) var totals: [Key: Totals] = [:]
+    /// Per label set (hashed once per call, not once per tier), its buckets' totals.
+    private(set) var totals: [CallFacts: [Bucket: Totals]] = [:]
 
     var isEmpty: Bool { totals.isEmpty }
 
@@ -181,11 +187,12 @@ struct RollupDeltas {
         } else {
             place = Placement(measures: measures)
         }
-        for tier in Self.tiers {
-            let key = Key(tier: tier, bucket: Self.bucket(seconds: place.seconds, tier: tier), facts: s.facts)
-            // Changed in place: a copy taken out of the dictionary would copy its arrays on write.
-            totals[key, default: Totals()].add(
-                s, sign: sign, bounds: (place.durationBound, place.requestBound, place.responseBound))
+        // Changed in place: a copy taken out of the dictionaries would copy its arrays on write.
+        totals[s.facts, default: [:]].modify { buckets in
+            for tier in Self.tiers {
+                buckets[Bucket(tier: tier, start: Self.bucket(seconds: place.seconds, tier: tier)), default: Totals()]
+                    .add(s, sign: sign, bounds: (place.durationBound, place.requestBound, place.responseBound))
+            }
         }
     }
 
@@ -219,14 +226,24 @@ struct RollupDeltas {
     /// Applies the deltas to the rollup tables.
     func apply(_ db: Database, series: CallSeriesCache) throws {
         let upsert = try db.cachedStatement(sql: Self.upsertSQL)
-        for (key, t) in totals {
-            let id = try series.id(for: key.facts, db)
-            var arguments: [(any DatabaseValueConvertible)?] = [
-                key.tier, key.bucket, id, t.count, t.durationMicros, t.requestBytes, t.responseBytes, t.sources,
-                Data(LatencySketch.encode(t.latency)),
-            ]
-            arguments += (t.duration + t.request + t.response).map { $0 as (any DatabaseValueConvertible)? }
-            try upsert.execute(arguments: StatementArguments(arguments))
+        for (facts, buckets) in totals {
+            let id = try series.id(for: facts, db)
+            for (bucket, t) in buckets {
+                var arguments: [(any DatabaseValueConvertible)?] = [
+                    bucket.tier, bucket.start, id, t.count, t.durationMicros, t.requestBytes, t.responseBytes,
+                    t.sources, Data(LatencySketch.encode(t.latency)),
+                ]
+                arguments += (t.duration + t.request + t.response).map { $0 as (any DatabaseValueConvertible)? }
+                try upsert.execute(arguments: StatementArguments(arguments))
+            }
         }
+    }
+}
+
+extension Dictionary {
+    /// Runs `body` on the dictionary in place (a `mutating` hop for a value reached through a
+    /// subscript with a default).
+    fileprivate mutating func modify(_ body: (inout Self) -> Void) {
+        body(&self)
     }
 }

@@ -90,6 +90,9 @@ extension SextantDatabase {
         var summaries: [WriteSummary] = []
         summaries.reserveCapacity(batches.count)
         var rollups = RollupDeltas()
+        // The index moves into the transaction's writes: one owner, so it is changed in place, not copied.
+        var callWrites = CallWrites(index: CallIndex())
+        swap(&callWrites.index, &calls)
         // A batch whose spans are all new goes in as the block its receiver encoded; the spans
         // left of batches that repeated some go in one block built here.
         var blocks: [PreparedSpanBlock] = []
@@ -114,7 +117,7 @@ extension SextantDatabase {
                 }
             }
             for request in batch.requests {
-                try upsert(request: request, db, calls: &calls, now: now, summary: &summary, rollups: &rollups)
+                try upsert(request: request, db, writes: &callWrites, now: now, summary: &summary)
             }
             for connection in batch.connections {
                 try upsert(connection: connection, db, summary: &summary, rollups: &rollups)
@@ -130,6 +133,7 @@ extension SextantDatabase {
             }
             summaries.append(summary)
         }
+        calls = try callWrites.store(db, rollups: &rollups)
         for block in blocks { try store(block, db) }
         try storeBlock(of: leftSpans, db)
         try rollups.apply(db, series: callSeriesCache)
@@ -141,93 +145,53 @@ extension SextantDatabase {
         Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
     }
 
-    /// Stores one call report: merged into the row of the same call if one came lately (another
-    /// channel's report, or a resend), else a new row; then paired with the other side's report.
+    /// Takes one call report: merged into the call of the same key if one came lately (another
+    /// channel's report, or a resend), else a new call; then paired with the other side's report.
+    /// Rows are written once per transaction, at its end (`CallWrites.store`).
     private func upsert(
-        request r: PreparedRequest, _ db: Database, calls: inout CallIndex, now: Int64, summary: inout WriteSummary,
-        rollups: inout RollupDeltas
+        request r: PreparedRequest, _ db: Database, writes: inout CallWrites, now: Int64, summary: inout WriteSummary
     ) throws {
         let proxyID = try cache.workloadID(r.proxy, db)
         let serviceID = try cache.serviceID(r.service, db)
         var peerID = try r.peer.map { try cache.workloadID($0, db) }
         if peerID == nil, r.reporter == .source, let address = r.remoteAddress {
-            peerID = try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT workload_id FROM endpoints WHERE address = ?"), arguments: [address])
+            peerID = try writes.index.endpoint(address, db)
         }
         let key = CallKey.make(request: r, proxyID: proxyID, serviceID: serviceID)
-        let stored = "id, paired, trace_id, span_id, parent_span_id, local_addr, remote_addr, \(CallSample.columns)"
-        var merged: (before: CallSample, row: Row)?
-        // The row must still be this call's: retention may have deleted it, and a row id freed at
-        // the end of the table is given again.
-        if let known = calls.row(forKey: key), let before = try CallSample.fetch(id: known, callKey: key, db) {
-            let row = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        UPDATE requests SET
-                            sources = sources | ?,
-                            peer_id = coalesce(peer_id, ?),
-                            trace_id = coalesce(trace_id, ?),
-                            span_id = coalesce(span_id, ?),
-                            parent_span_id = coalesce(parent_span_id, ?),
-                            local_addr = coalesce(local_addr, ?),
-                            remote_addr = coalesce(remote_addr, ?)
-                        WHERE id = ?
-                        RETURNING \(stored)
-                        """),
-                arguments: [
-                    r.sources, peerID, r.traceID, r.spanID, r.parentSpanID, r.localAddress, r.remoteAddress, known,
-                ])!
-            merged = (before, row)
-        }
-        let row: Row
-        if let merged {
-            row = merged.row
-        } else {
-            row = try Row.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        INSERT INTO requests (call_key, ts_us, reporter, proxy_id, peer_id, service_id, protocol,
-                            response_code, grpc_status, response_flags, security_policy, duration_us, latency_bucket,
-                            request_bytes, response_bytes, request_id, trace_id, span_id, parent_span_id,
-                            local_addr, remote_addr, sources)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        RETURNING \(stored)
-                        """),
-                arguments: [
-                    key, r.startMicros, r.reporter.rawValue, proxyID, peerID, serviceID, r.requestProtocol,
-                    r.responseCode, r.grpcStatus, r.responseFlags, r.securityPolicy, r.durationMicros, r.latencyBucket,
-                    r.requestBytes, r.responseBytes, r.requestID, r.traceID, r.spanID, r.parentSpanID, r.localAddress,
-                    r.remoteAddress, r.sources,
-                ])!
-        }
-        let rowID: Int64 = row["id"]
-        // The row as stored now, returned by the statement itself.
-        let after = CallSample(row: row, offset: 7)
-        let call = StoredCall(
-            id: rowID, reporter: r.reporter, proxyID: proxyID, serviceID: serviceID, startMicros: r.startMicros,
-            requestID: r.requestID, traceID: row["trace_id"], spanID: row["span_id"],
-            parentSpanID: row["parent_span_id"], localAddress: row["local_addr"], remoteAddress: row["remote_addr"])
-        let links = CallIndex.Link.links(
-            reporter: r.reporter, serviceID: serviceID, requestID: r.requestID, traceID: call.traceID,
-            spanID: call.spanID, parentSpanID: call.parentSpanID)
-        if let merged {
-            rollups.move(from: merged.before, to: after, placement: r.placement)
+        var call: OpenCall
+        if let known = writes.index.call(forKey: key) {
+            call = known.merging(r, peerID: peerID)
+            writes.change(call, report: r)
             summary.requestsMerged += 1
-            calls.addLinks(links, rowID: rowID)
         } else {
-            rollups.add(after, sign: 1, placement: r.placement)
+            call = OpenCall(
+                rowID: writes.index.takeRowID(), key: key, report: r, proxyID: proxyID, serviceID: serviceID,
+                peerID: peerID)
+            writes.add(call, report: r, atMicros: now)
             summary.requestsStored += 1
-            calls.insert(key: key, rowID: rowID, links: links, atMicros: now)
         }
-        if r.reporter == .destination, let address = call.localAddress {
-            try Self.learnEndpoint(address, workloadID: proxyID, atMicros: r.startMicros, db)
+        if r.reporter == .destination, let address = r.localAddress {
+            try writes.index.learnEndpoint(address, workloadID: proxyID, atMicros: r.startMicros, db)
         }
-        guard row["paired"] == false else { return }
-        if try pair(call, after, db, calls: calls, rollups: &rollups) { summary.requestsPaired += 1 }
+        guard !call.isPaired, let partner = writes.index.partner(of: call) else { return }
+        writes.change(call.paired(with: partner), report: nil)
+        writes.change(partner.paired(with: call), report: nil)
+        summary.requestsPaired += 1
     }
 }
 
 extension SextantDatabase {
+    /// Deletes up to `limit` calls that started before `micros`; the recent-call index forgets
+    /// them in the same transaction, so nothing is merged into a deleted row. Returns how many went.
+    func deleteCalls(before micros: Int64, limit: Int, _ db: Database) throws -> Int {
+        try db.execute(
+            sql: "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE ts_us < ? LIMIT ?)",
+            arguments: [micros, limit])
+        let deleted = db.changesCount
+        if deleted > 0 { callIndex.withLock { $0?.forget(startedBefore: micros) } }
+        return deleted
+    }
+
     /// Records that `address` is where a workload answers (from an inbound report's local address).
     static func learnEndpoint(_ address: String, workloadID: Int64, atMicros: Int64, _ db: Database) throws {
         try db.cachedStatement(
@@ -240,88 +204,101 @@ extension SextantDatabase {
     }
 }
 
-/// The fields of a stored call that pairing needs.
-struct StoredCall {
-    var id: Int64
-    var reporter: Reporter
-    var proxyID: Int64
-    var serviceID: Int64
-    var startMicros: Int64
-    var requestID: String?
-    /// Ids as stored: hex text.
-    var traceID: String?
-    var spanID: String?
-    var parentSpanID: String?
-    var localAddress: String?
-    var remoteAddress: String?
-}
-
-extension SextantDatabase {
-    /// Finds the other proxy's report of the same call and links the two: the client span's child
-    /// server span (same trace, parent = client span id), or the same `x-request-id` for the same
-    /// service (and, when both sides know it, the address the caller connected to), the closest in
-    /// time. Each side then names the other's workload. Candidates come from the index of recent
-    /// calls and are checked against their stored columns.
-    /// - Parameter sample: the call as stored now.
-    func pair(
-        _ call: StoredCall, _ sample: CallSample, _ db: Database, calls: CallIndex, rollups: inout RollupDeltas
-    ) throws -> Bool {
-        let other: Reporter = call.reporter == .source ? .destination : .source
-        let wanted = CallIndex.Link.partnerLinks(
-            reporter: call.reporter, serviceID: call.serviceID, requestID: call.requestID, traceID: call.traceID,
-            spanID: call.spanID, parentSpanID: call.parentSpanID)
-        // Unpaired reports of the other side, not this one.
-        func open(_ ids: [Int64]) throws -> [PairCandidate] {
-            try PairCandidate.fetch(ids: ids, db).filter { !$0.paired && $0.call.id != call.id && $0.call.reporter == other }
-        }
-        var match = try open(calls.rows(linkedBy: wanted.spans)).first {
-            $0.call.traceID == call.traceID
-                && (call.reporter == .source ? $0.call.parentSpanID == call.spanID : $0.call.spanID == call.parentSpanID)
-        }
-        if match == nil, let requestID = call.requestID {
-            // The inbound side's local address is the address the caller connected to.
-            let target = call.reporter == .source ? call.remoteAddress : call.localAddress
-            match = try open(calls.rows(linkedBy: wanted.requests)).filter {
-                let theirs = call.reporter == .source ? $0.call.localAddress : $0.call.remoteAddress
-                return $0.call.requestID == requestID && $0.call.serviceID == call.serviceID
-                    && $0.call.proxyID != call.proxyID && (target == nil || theirs == nil || theirs == target)
-            }.min { abs($0.call.startMicros - call.startMicros) < abs($1.call.startMicros - call.startMicros) }
-        }
-        guard let match else { return false }
-        let link = try db.cachedStatement(sql: "UPDATE requests SET paired = 1, peer_id = ? WHERE id = ?")
-        try link.execute(arguments: [match.call.proxyID, call.id])
-        try link.execute(arguments: [call.proxyID, match.call.id])
-        // Both rows as the update leaves them: paired, each naming the other's proxy.
-        rollups.move(from: sample, to: sample.paired(with: match.call.proxyID))
-        rollups.move(from: match.sample, to: match.sample.paired(with: call.proxyID))
-        return true
+/// The calls one write transaction stores or changes, each written once at its end with its
+/// final state: a call first stored and paired in the same transaction is one insert.
+struct CallWrites {
+    private struct Pending {
+        var call: OpenCall
+        /// The call as stored before this transaction; nil for a call new in it.
+        var before: CallSample?
+        var placement: RollupDeltas.Placement?
+        /// The texts the index keeps as hashes: the first report's (a new call), or what merged
+        /// reports brought (a stored call's row keeps any it has).
+        var requestID: String?
+        var localAddress: String?
+        var remoteAddress: String?
     }
-}
 
-/// A stored call that may be the other side of one being paired, as its row is now.
-struct PairCandidate {
-    var call: StoredCall
-    var paired: Bool
-    var sample: CallSample
+    /// The index as the transaction changes it.
+    var index: CallIndex
+    private var pending: [Pending] = []
+    private var positions: [Int64: Int] = [:]
 
-    static func fetch(ids: [Int64], _ db: Database) throws -> [PairCandidate] {
-        let statement = try db.cachedStatement(
-            sql: """
-                SELECT id, proxy_id, reporter, paired, service_id, request_id, trace_id, span_id, parent_span_id,
-                    local_addr, remote_addr, \(CallSample.columns)
-                FROM requests WHERE id = ?
-                """)
-        return try ids.compactMap { id in
-            try Row.fetchOne(statement, arguments: [id]).map { row in
-                let sample = CallSample(row: row, offset: 11)
-                let call = StoredCall(
-                    id: row["id"], reporter: Reporter(rawValue: row["reporter"]) ?? .source, proxyID: row["proxy_id"],
-                    serviceID: row["service_id"], startMicros: sample.startMicros, requestID: row["request_id"],
-                    traceID: row["trace_id"], spanID: row["span_id"], parentSpanID: row["parent_span_id"],
-                    localAddress: row["local_addr"], remoteAddress: row["remote_addr"])
-                return PairCandidate(call: call, paired: row["paired"], sample: sample)
+    init(index: CallIndex) {
+        self.index = index
+    }
+
+    /// A new call, first reported by `report`.
+    mutating func add(_ call: OpenCall, report: PreparedRequest, atMicros now: Int64) {
+        positions[call.rowID] = pending.count
+        pending.append(
+            Pending(
+                call: call, before: nil, placement: report.placement, requestID: report.requestID,
+                localAddress: report.localAddress, remoteAddress: report.remoteAddress))
+        index.insert(call, atMicros: now)
+    }
+
+    /// A call as changed by a merged report (`report`) or a pairing (nil).
+    mutating func change(_ call: OpenCall, report: PreparedRequest?) {
+        let position: Int
+        if let known = positions[call.rowID] {
+            position = known
+            pending[position].call = call
+        } else if let before = index.call(row: call.rowID) {
+            position = pending.count
+            positions[call.rowID] = position
+            pending.append(Pending(call: call, before: before.sample, placement: report?.placement))
+        } else {
+            return
+        }
+        if let report {
+            pending[position].localAddress = pending[position].localAddress ?? report.localAddress
+            pending[position].remoteAddress = pending[position].remoteAddress ?? report.remoteAddress
+        }
+        index.update(call)
+    }
+
+    /// Writes every new and changed call and moves the rollups with them; returns the index as
+    /// it is once they are stored.
+    consuming func store(_ db: Database, rollups: inout RollupDeltas) throws -> CallIndex {
+        let insert = BoundStatement(
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO requests (id, call_key, ts_us, reporter, proxy_id, peer_id, service_id, protocol,
+                        response_code, grpc_status, response_flags, security_policy, duration_us, latency_bucket,
+                        request_bytes, response_bytes, request_id, trace_id, span_id, parent_span_id,
+                        local_addr, remote_addr, sources, paired)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """), db)
+        // Only what merging and pairing change; the row must still be this call's.
+        let update = BoundStatement(
+            try db.cachedStatement(
+                sql: """
+                    UPDATE requests SET peer_id = ?, paired = ?, sources = ?, trace_id = coalesce(trace_id, ?),
+                        span_id = coalesce(span_id, ?), parent_span_id = coalesce(parent_span_id, ?),
+                        local_addr = coalesce(local_addr, ?), remote_addr = coalesce(remote_addr, ?)
+                    WHERE id = ? AND call_key = ?
+                    """), db)
+        for p in pending {
+            let c = p.call
+            let f = c.sample.facts
+            let peer: Int64? = f.peerID == 0 ? nil : f.peerID
+            if let before = p.before {
+                try update.run(
+                    peer, f.paired, c.sample.sources, c.traceID, c.spanID, c.parentSpanID, p.localAddress,
+                    p.remoteAddress, c.rowID, c.key)
+                rollups.move(from: before, to: c.sample, placement: p.placement)
+            } else {
+                let s = c.sample
+                try insert.run(
+                    c.rowID, c.key, s.startMicros, f.reporter, f.proxyID, peer, f.serviceID, f.requestProtocol,
+                    f.responseCode, f.grpcStatus < 0 ? nil : f.grpcStatus, f.responseFlags, f.securityPolicy,
+                    s.durationMicros, s.latencyBucket, s.requestBytes, s.responseBytes, p.requestID, c.traceID,
+                    c.spanID, c.parentSpanID, p.localAddress, p.remoteAddress, s.sources, f.paired)
+                rollups.add(s, sign: 1, placement: p.placement)
             }
         }
+        return index
     }
 }
 
@@ -329,24 +306,48 @@ extension CallIndex {
     /// The index as the newest `capacity` rows give it, each findable from `now` on.
     static func rebuilt(_ db: Database, atMicros now: Int64, capacity: Int = CallIndex().capacity) throws -> CallIndex {
         var index = CallIndex(capacity: capacity)
+        index.rowIDs(after: try Int64.fetchOne(db, sql: "SELECT max(id) FROM requests") ?? 0)
         let rows = try Row.fetchCursor(
             db,
             sql: """
-                SELECT id, call_key, reporter, paired, service_id, request_id, trace_id, span_id, parent_span_id
+                SELECT \(CallSample.columns), id, call_key, request_id, trace_id, span_id, parent_span_id, local_addr,
+                    remote_addr
                 FROM (SELECT * FROM requests ORDER BY id DESC LIMIT ?) ORDER BY id
                 """, arguments: [capacity])
         while let row = try rows.next() {
-            let paired: Bool = row["paired"]
-            let links =
-                paired
-                ? []
-                : CallIndex.Link.links(
-                    reporter: Reporter(rawValue: row["reporter"]) ?? .source, serviceID: row["service_id"],
-                    requestID: row["request_id"], traceID: row["trace_id"], spanID: row["span_id"],
-                    parentSpanID: row["parent_span_id"])
-            index.insert(key: row["call_key"], rowID: row["id"], links: links, atMicros: now)
+            let n = 16
+            let call = OpenCall(
+                rowID: row[n], key: row[n + 1], sample: CallSample(row: row),
+                requestID: (row[n + 2] as String?).map(TextHash.of),
+                localAddress: (row[n + 6] as String?).map(TextHash.of),
+                remoteAddress: (row[n + 7] as String?).map(TextHash.of),
+                traceID: (row[n + 3] as String?).flatMap { TraceID(hex: $0) },
+                spanID: (row[n + 4] as String?).flatMap { SpanID(hex: $0) },
+                parentSpanID: (row[n + 5] as String?).flatMap { SpanID(hex: $0) })
+            index.insert(call, atMicros: now)
         }
         return index
+    }
+
+    /// The workload answering at `address`, as inbound reports taught it (remembered once read).
+    mutating func endpoint(_ address: String, _ db: Database) throws -> Int64? {
+        if let known = endpoints[address] { return known.workloadID }
+        let found = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT workload_id FROM endpoints WHERE address = ?"), arguments: [address])
+        if let found { remember(address, workloadID: found, seenMicros: .min) }
+        return found
+    }
+
+    /// Records that `address` is where a workload answers; the row is written when it changes, and
+    /// its last-seen time at most once a minute.
+    mutating func learnEndpoint(_ address: String, workloadID: Int64, atMicros: Int64, _ db: Database) throws {
+        if let known = endpoints[address], known.workloadID == workloadID,
+            atMicros < known.seenMicros + Self.endpointRefreshMicros
+        {
+            return
+        }
+        try SextantDatabase.learnEndpoint(address, workloadID: workloadID, atMicros: atMicros, db)
+        remember(address, workloadID: workloadID, seenMicros: atMicros)
     }
 }
 
@@ -362,8 +363,9 @@ enum CallKey {
             hash.add(serviceID)
             hash.add(r.startMicros / 1000)
         } else if let trace = r.traceID, let span = r.spanID {
-            hash.add(trace)
-            hash.add(span)
+            hash.add(trace.high)
+            hash.add(trace.low)
+            hash.add(span.value)
         } else {
             hash.add(serviceID)
             hash.add(r.startMicros)

@@ -1,0 +1,76 @@
+import SextantModel
+
+/// The rules that make one call of the reports proxies send: a report of a call already stored
+/// (a resend, or the same call from another channel) merges into it; a report from the other side
+/// of a call pairs the two. Pure: the writer applies them to `CallIndex` and stores the outcome.
+extension OpenCall {
+    /// A call as its first report gives it.
+    init(rowID: Int64, key: Int64, report r: PreparedRequest, proxyID: Int64, serviceID: Int64, peerID: Int64?) {
+        self.rowID = rowID
+        self.key = key
+        sample = CallSample(
+            facts: CallFacts(
+                reporter: r.reporter.rawValue, proxyID: proxyID, peerID: peerID ?? 0, serviceID: serviceID,
+                requestProtocol: r.requestProtocol, responseCode: r.responseCode, grpcStatus: r.grpcStatus ?? -1,
+                responseFlags: r.responseFlags, securityPolicy: r.securityPolicy, paired: false),
+            startMicros: r.startMicros, durationMicros: r.durationMicros, latencyBucket: r.latencyBucket,
+            requestBytes: r.requestBytes, responseBytes: r.responseBytes, sources: r.sources)
+        requestID = r.requestID.map(TextHash.of)
+        localAddress = r.localAddress.map(TextHash.of)
+        remoteAddress = r.remoteAddress.map(TextHash.of)
+        traceID = r.traceID
+        spanID = r.spanID
+        parentSpanID = r.parentSpanID
+    }
+
+    /// The call once another report of it is merged in: the report's channel joins the sources,
+    /// and what the call did not know yet (its peer, ids, addresses) is taken from the report.
+    /// What was measured stays as first stored.
+    func merging(_ r: PreparedRequest, peerID: Int64?) -> OpenCall {
+        var merged = self
+        merged.sample.sources |= r.sources
+        if merged.sample.facts.peerID == 0, let peerID { merged.sample.facts.peerID = peerID }
+        merged.traceID = traceID ?? r.traceID
+        merged.spanID = spanID ?? r.spanID
+        merged.parentSpanID = parentSpanID ?? r.parentSpanID
+        merged.localAddress = localAddress ?? r.localAddress.map(TextHash.of)
+        merged.remoteAddress = remoteAddress ?? r.remoteAddress.map(TextHash.of)
+        return merged
+    }
+
+    /// The call once paired with the other proxy's report: each side names the other's proxy.
+    func paired(with other: OpenCall) -> OpenCall {
+        var linked = self
+        linked.sample = sample.paired(with: other.proxyID)
+        return linked
+    }
+}
+
+extension CallIndex {
+    /// The other proxy's report of `call`, if one is here and unpaired: the client span's child
+    /// server span (same trace, parent = client span id), or else the report with the same
+    /// `x-request-id` for the same service from another proxy (and, when both sides know it, the
+    /// address the caller connected to), the closest in time.
+    func partner(of call: OpenCall) -> OpenCall? {
+        let other: Reporter = call.reporter == .source ? .destination : .source
+        let wanted = CallIndex.Link.partnerLinks(
+            reporter: call.reporter, serviceID: call.serviceID, requestID: call.requestID, traceID: call.traceID,
+            spanID: call.spanID, parentSpanID: call.parentSpanID)
+        func open(_ candidates: [OpenCall]) -> [OpenCall] {
+            candidates.filter { !$0.isPaired && $0.rowID != call.rowID && $0.reporter == other }
+        }
+        let bySpan = open(calls(linkedBy: wanted.spans)).first {
+            $0.traceID == call.traceID
+                && (call.reporter == .source ? $0.parentSpanID == call.spanID : $0.spanID == call.parentSpanID)
+        }
+        if let bySpan { return bySpan }
+        guard let requestID = call.requestID else { return nil }
+        // The inbound side's local address is the address the caller connected to.
+        let target = call.reporter == .source ? call.remoteAddress : call.localAddress
+        return open(calls(linkedBy: wanted.requests)).filter {
+            let theirs = call.reporter == .source ? $0.localAddress : $0.remoteAddress
+            return $0.requestID == requestID && $0.serviceID == call.serviceID && $0.proxyID != call.proxyID
+                && (target == nil || theirs == nil || theirs == target)
+        }.min { abs($0.sample.startMicros - call.sample.startMicros) < abs($1.sample.startMicros - call.sample.startMicros) }
+    }
+}
