@@ -33,15 +33,34 @@ package enum ByteHash {
 /// costs a hash and a compare of the bytes, no allocation. Holds at most `limit` entries; past that, values are made
 /// but not kept.
 package struct ByteKeyedMemo<Value> {
-    private var keys: [UInt8] = []
-    private var entries: [(hash: UInt64, start: Int, count: Int, value: Value)] = []
-    private var slots: [Int32] = []
-    private let limit: Int
+    @usableFromInline
+    struct Entry {
+        @usableFromInline var hash: UInt64
+        @usableFromInline var start: Int
+        @usableFromInline var count: Int
+        @usableFromInline var value: Value
+
+        @inlinable
+        init(hash: UInt64, start: Int, count: Int, value: Value) {
+            self.hash = hash
+            self.start = start
+            self.count = count
+            self.value = value
+        }
+    }
+
+    // Inlinable, so that each user specializes it for its `Value`: unspecialized, every look-up
+    // would ask the runtime for the entries' type metadata.
+    @usableFromInline var keys: [UInt8] = []
+    @usableFromInline var entries: [Entry] = []
+    @usableFromInline var slots: [Int32] = []
+    @usableFromInline let limit: Int
 
     package init(limit: Int) {
         self.limit = limit
     }
 
+    @inlinable
     package mutating func value(_ key: UnsafeRawBufferPointer, _ make: () -> Value) -> Value {
         if slots.isEmpty { slots = [Int32](repeating: -1, count: 64) }
         let hash = ByteHash.hash(key)
@@ -58,7 +77,7 @@ package struct ByteKeyedMemo<Value> {
         }
         let made = make()
         guard entries.count < limit else { return made }
-        entries.append((hash, keys.count, key.count, made))
+        entries.append(Entry(hash: hash, start: keys.count, count: key.count, value: made))
         keys.append(contentsOf: key.assumingMemoryBound(to: UInt8.self))
         if entries.count * 2 > slots.count {
             slots = [Int32](repeating: -1, count: slots.count * 2)

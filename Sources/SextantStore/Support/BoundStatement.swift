@@ -21,12 +21,26 @@ struct BoundStatement {
 
     /// Binds `values` to the parameters in order and steps the statement to its end.
     func run(_ values: (any Value)?...) throws {
+        try run { bind in
+            for value in values { try bind(value) }
+        }
+    }
+
+    /// Binds what `body` hands its binder, parameter after parameter, and steps the statement to
+    /// its end.
+    func run(binding body: (_ bind: (_ value: (any Value)?) throws -> Void) throws -> Void) throws {
         sqlite3_reset(handle)
         sqlite3_clear_bindings(handle)
-        for (i, value) in values.enumerated() {
-            let code = value?.bindValue(to: handle, at: Int32(i + 1)) ?? sqlite3_bind_null(handle, Int32(i + 1))
+        var next: Int32 = 1
+        try body { value in
+            let code = value?.bindValue(to: handle, at: next) ?? sqlite3_bind_null(handle, next)
             if code != SQLITE_OK { try fail(code) }
+            next += 1
         }
+        try step()
+    }
+
+    private func step() throws {
         while true {
             let code = sqlite3_step(handle)
             if code == SQLITE_DONE { break }
@@ -49,6 +63,17 @@ extension Int64: BoundStatement.Value {
 extension Int: BoundStatement.Value {
     func bindValue(to statement: OpaquePointer, at index: Int32) -> Int32 {
         sqlite3_bind_int64(statement, index, Int64(self))
+    }
+}
+
+extension [UInt8]: BoundStatement.Value {
+    /// A blob; SQLite copies the bytes before this returns.
+    func bindValue(to statement: OpaquePointer, at index: Int32) -> Int32 {
+        withUnsafeBytes { bytes in
+            sqlite3_bind_blob(
+                statement, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count),
+                unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+        }
     }
 }
 

@@ -225,16 +225,20 @@ struct RollupDeltas {
 
     /// Applies the deltas to the rollup tables.
     func apply(_ db: Database, series: CallSeriesCache) throws {
-        let upsert = try db.cachedStatement(sql: Self.upsertSQL)
+        let upsert = BoundStatement(try db.cachedStatement(sql: Self.upsertSQL), db)
         for (facts, buckets) in totals {
             let id = try series.id(for: facts, db)
             for (bucket, t) in buckets {
-                var arguments: [(any DatabaseValueConvertible)?] = [
-                    bucket.tier, bucket.start, id, t.count, t.durationMicros, t.requestBytes, t.responseBytes,
-                    t.sources, Data(LatencySketch.encode(t.latency)),
-                ]
-                arguments += (t.duration + t.request + t.response).map { $0 as (any DatabaseValueConvertible)? }
-                try upsert.execute(arguments: StatementArguments(arguments))
+                try upsert.run { bind in
+                    for value in [bucket.tier, bucket.start, id, Int64(t.count), t.durationMicros, t.requestBytes,
+                        t.responseBytes, Int64(t.sources)] {
+                        try bind(value)
+                    }
+                    try bind(LatencySketch.encode(t.latency))
+                    for count in t.duration { try bind(count) }
+                    for count in t.request { try bind(count) }
+                    for count in t.response { try bind(count) }
+                }
             }
         }
     }
