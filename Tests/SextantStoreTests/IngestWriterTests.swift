@@ -64,8 +64,9 @@ import Testing
             configuration.maxBytesPerCommit = bytes * 3 + bytes / 2
             let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
             var receipts = try (0..<10).map { try writer.submit(PreparedBatch(Self.span($0))) }
-            // Five spans are larger than a commit may hold: committed on their own all the same.
-            let large = PreparedBatch(IngestWriterStorageTests.spans(5, from: 100))
+            // Forty spans are larger than a commit may hold (even compressed in their block):
+            // committed on their own all the same.
+            let large = PreparedBatch(IngestWriterStorageTests.spans(40, from: 100))
             #expect(large.estimatedBytes > configuration.maxBytesPerCommit)
             receipts.append(try writer.submit(large))
             #expect(writer.statistics.queuedBytes == bytes * 10 + large.estimatedBytes)
@@ -74,8 +75,8 @@ import Testing
             }
             // 3 + 3 + 3 + 1, then the large one.
             #expect(writer.statistics.commits == 5)
-            #expect(writer.statistics.committedRecords == 15)
-            #expect(try await Self.storedSpanOrder(database).count == 15)
+            #expect(writer.statistics.committedRecords == 50)
+            #expect(try await Self.storedSpanOrder(database).count == 50)
         }
     }
 

@@ -15,8 +15,12 @@ struct PreparedSpanBlock: Sendable {
     fileprivate var names: [NameKey: NameSummary]
 
     init?(_ spans: [Span]) {
-        guard !spans.isEmpty else { return nil }
-        let sorted = SpanBlock.sortedForBlock(spans)
+        self.init(sorted: SpanBlock.sortedForBlock(spans))
+    }
+
+    /// - Parameter sorted: spans in block order (`SpanBlock.sortedForBlock`).
+    init?(sorted: [Span]) {
+        guard !sorted.isEmpty else { return nil }
         var traces: [TraceID] = []
         minStart = Int64.max
         maxStart = Int64.min

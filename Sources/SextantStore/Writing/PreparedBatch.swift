@@ -5,11 +5,11 @@ package import SextantModel
 /// labels encoded into their series key. Everything here needs no database, so receivers build it on their own task and the
 /// writer's transaction only runs statements.
 package struct PreparedBatch: Sendable {
-    /// Stored in the commit's span block (`SpanBlock`), with the keys that tell a resend.
-    var spans: [Span]
-    var spanKeys: [UInt64]
-    /// The spans as one block, encoded by the receiver so that the writer only inserts it.
+    /// The spans as one block, encoded by the receiver so that the writer only inserts it; the
+    /// spans themselves are not kept (a queued batch holds only their compressed form).
     let spanBlock: PreparedSpanBlock?
+    /// The keys that tell a resend, in the block's order of spans.
+    var spanKeys: [UInt64]
     var requests: [PreparedRequest]
     var connections: [PreparedConnection]
     var logs: [PreparedLog]
@@ -24,17 +24,15 @@ package struct PreparedBatch: Sendable {
 
     /// Prepares every record of `batch` (its `rejected` records are not the writer's business).
     package init(_ batch: IngestBatch) {
-        spans = batch.spans
-        spanKeys = batch.spans.map(RecentSpanKeys.key)
-        spanBlock = PreparedSpanBlock(batch.spans)
+        let sorted = SpanBlock.sortedForBlock(batch.spans)
+        spanKeys = sorted.map(RecentSpanKeys.key)
+        spanBlock = PreparedSpanBlock(sorted: sorted)
         requests = batch.requests.map(PreparedRequest.init)
         connections = batch.connections.map(PreparedConnection.init)
         logs = batch.logs.map(PreparedLog.init)
         metrics = batch.metrics.map(PreparedMetric.init)
         recordCount = batch.recordCount
-        var bytes = 0
-        for span in spans { bytes += Self.estimatedBytes(span) }
-        bytes += spanBlock?.data.count ?? 0
+        var bytes = spanKeys.count * 8 + (spanBlock?.data.count ?? 0)
         for request in requests { bytes += request.estimatedBytes }
         for connection in connections { bytes += connection.estimatedBytes }
         for log in logs { bytes += log.estimatedBytes }
@@ -45,18 +43,6 @@ package struct PreparedBatch: Sendable {
 
 /// What a record costs beyond its strings' bytes: the fixed-width fields and the string headers.
 private let recordOverheadBytes = 96
-
-// MARK: - Spans
-
-extension PreparedBatch {
-    /// About what a span holds in memory: its fixed fields, its tags' bytes and places, and each string's bytes and header.
-    static func estimatedBytes(_ span: Span) -> Int {
-        var bytes = recordOverheadBytes + span.name.utf8.count
-        bytes += 12 * span.tags.count + span.tags.byteCount
-        for annotation in span.annotations { bytes += 24 + annotation.value.utf8.count }
-        return bytes
-    }
-}
 
 // MARK: - Calls
 

@@ -99,21 +99,21 @@ extension SextantDatabase {
         var leftSpans: [Span] = []
         for batch in batches {
             var summary = WriteSummary()
-            recentSpans.withLock { recent in
-                var kept: [Span]?
-                for (index, (span, key)) in zip(batch.spans, batch.spanKeys).enumerated() {
-                    if recent.insert(key) {
-                        kept?.append(span)
-                        summary.spansStored += 1
-                    } else {
-                        if kept == nil { kept = Array(batch.spans[..<index]) }
-                        summary.spansDuplicate += 1
-                    }
-                }
-                if let kept {
-                    leftSpans += kept
-                } else if let block = batch.spanBlock {
+            // Indices (in block order) of spans stored lately: a resend.
+            let repeated: [Int] = recentSpans.withLock { recent in
+                batch.spanKeys.indices.filter { !recent.insert(batch.spanKeys[$0]) }
+            }
+            summary.spansStored = batch.spanKeys.count - repeated.count
+            summary.spansDuplicate = repeated.count
+            if let block = batch.spanBlock {
+                if repeated.isEmpty {
                     blocks.append(block)
+                } else {
+                    // Rare: the block is read back and the new spans go into the commit's own block.
+                    let skip = Set(repeated)
+                    for (index, span) in try SpanBlock.decode(block.data).enumerated() where !skip.contains(index) {
+                        leftSpans.append(span)
+                    }
                 }
             }
             for request in batch.requests {
