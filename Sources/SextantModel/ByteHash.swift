@@ -29,55 +29,48 @@ package enum ByteHash {
     }
 }
 
-/// A memo of a function of a byte string (for one decode call, one block being written): a repeat
-/// costs a hash and a compare of the bytes, no allocation. Holds at most `limit` entries; past that, values are made
-/// but not kept.
-package struct ByteKeyedMemo<Value> {
-    @usableFromInline
-    struct Entry {
-        @usableFromInline var hash: UInt64
-        @usableFromInline var start: Int
-        @usableFromInline var count: Int
-        @usableFromInline var value: Value
-
-        @inlinable
-        init(hash: UInt64, start: Int, count: Int, value: Value) {
-            self.hash = hash
-            self.start = start
-            self.count = count
-            self.value = value
-        }
+/// Dense indices of byte strings in first-seen order (the strings of a block being written, the
+/// routes of one decode call): a repeat costs a hash and a compare of the bytes, no allocation.
+/// Not generic, so that every user runs the one compiled look-up; the caller keeps its values in an
+/// array at these indices. Holds at most `limit` strings.
+package struct ByteKeyedIndex {
+    private struct Entry {
+        var hash: UInt64
+        var start: Int
+        var count: Int
     }
 
-    // Inlinable, so that each user specializes it for its `Value`: unspecialized, every look-up
-    // would ask the runtime for the entries' type metadata.
-    @usableFromInline var keys: [UInt8] = []
-    @usableFromInline var entries: [Entry] = []
-    @usableFromInline var slots: [Int32] = []
-    @usableFromInline let limit: Int
+    private var keys: [UInt8] = []
+    private var entries: [Entry] = []
+    private var slots: [Int32] = []
+    private let limit: Int
 
     package init(limit: Int) {
         self.limit = limit
     }
 
-    @inlinable
-    package mutating func value(_ key: UnsafeRawBufferPointer, _ make: () -> Value) -> Value {
+    /// How many strings it holds.
+    package var count: Int { entries.count }
+
+    /// The index of `key`, and whether it was new (then it is `count - 1` and the caller appends
+    /// its value); nil for a new key once `limit` strings are held.
+    package mutating func index(_ key: UnsafeRawBufferPointer) -> (index: Int, isNew: Bool)? {
         if slots.isEmpty { slots = [Int32](repeating: -1, count: 64) }
         let hash = ByteHash.hash(key)
         var mask = slots.count - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
         while slots[slot] >= 0 {
-            let entry = entries[Int(slots[slot])]
+            let index = Int(slots[slot])
+            let entry = entries[index]
             if entry.hash == hash, entry.count == key.count,
                 keys.withUnsafeBytes({ key.isEmpty || memcmp($0.baseAddress! + entry.start, key.baseAddress!, key.count) == 0 })
             {
-                return entry.value
+                return (index, false)
             }
             slot = (slot + 1) & mask
         }
-        let made = make()
-        guard entries.count < limit else { return made }
-        entries.append(Entry(hash: hash, start: keys.count, count: key.count, value: made))
+        guard entries.count < limit else { return nil }
+        entries.append(Entry(hash: hash, start: keys.count, count: key.count))
         keys.append(contentsOf: key.assumingMemoryBound(to: UInt8.self))
         if entries.count * 2 > slots.count {
             slots = [Int32](repeating: -1, count: slots.count * 2)
@@ -90,6 +83,6 @@ package struct ByteKeyedMemo<Value> {
         } else {
             slots[slot] = Int32(entries.count - 1)
         }
-        return made
+        return (entries.count - 1, true)
     }
 }

@@ -12,7 +12,8 @@ final class DecodeContext {
     private var clusters: [String: EnvoyCluster?] = [:]
     private var services: [ServiceKey: ServiceRef] = [:]
     /// Spans' routes by the bytes of the tags that decide them (`EnvoySpanTags.routeKey`).
-    private var routes = ByteKeyedMemo<RoutedSpan?>(limit: memoLimit)
+    private var routeKeys = ByteKeyedIndex(limit: memoLimit)
+    private var routes: [RoutedSpan?] = []
     /// Bytes for lowercasing a token before it is interned.
     private var scratch: [UInt8] = []
 
@@ -111,8 +112,14 @@ final class DecodeContext {
         scratch.removeAll(keepingCapacity: true)
         key(&scratch)
         let key = scratch
-        let route = key.withUnsafeBytes { bytes in
-            routes.value(bytes) { Self.sharedRoutes.value(RouteKey(bytes: key)) { _ in make() } }
+        func shared() -> RoutedSpan? { Self.sharedRoutes.value(RouteKey(bytes: key)) { _ in make() } }
+        let route: RoutedSpan?
+        switch key.withUnsafeBytes({ routeKeys.index($0) }) {
+        case .some((let index, false)): route = routes[index]
+        case .some((_, true)):
+            route = shared()
+            routes.append(route)
+        case nil: route = shared()
         }
         recentSpanRoutes.add(key, route)
         return route

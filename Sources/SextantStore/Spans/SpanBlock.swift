@@ -272,14 +272,16 @@ private struct StringTable {
     /// The strings as the block stores them: each one's length, then its bytes.
     var encoded = ByteWriter()
     private(set) var count = 0
-    private var indices = ByteKeyedMemo<UInt64>(limit: .max)
+    private var indices = ByteKeyedIndex(limit: .max)
 
     mutating func index(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        indices.value(bytes) {
+        // Never nil: no limit.
+        let (index, isNew) = indices.index(bytes)!
+        if isNew {
             encoded.bytes(bytes)
             count += 1
-            return UInt64(count - 1)
         }
+        return UInt64(index)
     }
 
     mutating func index(_ string: String) -> UInt64 {
