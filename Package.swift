@@ -66,6 +66,7 @@ let package = Package(
                 .copy("0007_rollup_sketch_blobs_and_tiers.sql"),
                 .copy("0008_span_blocks.sql"),
                 .copy("0009_calls_without_random_key_indexes.sql"),
+                .copy("0010_call_examples.sql"),
             ]
         ),
         .target(

@@ -72,8 +72,11 @@ import Testing
 
         let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
         #expect(
-            try database.appliedMigrations().suffix(3)
-                == ["0007_rollup_sketch_blobs_and_tiers", "0008_span_blocks", "0009_calls_without_random_key_indexes"])
+            try database.appliedMigrations().suffix(4)
+                == [
+                    "0007_rollup_sketch_blobs_and_tiers", "0008_span_blocks", "0009_calls_without_random_key_indexes",
+                    "0010_call_examples",
+                ])
         let tiers = try await database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT tier, count(*), sum(count) FROM call_rollups GROUP BY tier ORDER BY tier")
                 .map { [$0[0], $0[1], $0[2]] as [Int] }
@@ -95,5 +98,57 @@ import Testing
         #expect(connections.first?.latency.counts == [500: 3])
         #expect(try await database.seriesTotals(unresolvedBeforeMicros: .max).map(\.count) == [100])
         #expect(try await database.tcpSeriesTotals(unresolvedBeforeMicros: .max).map(\.connections) == [3])
+    }
+
+    /// A database written before migration 0010 keeps its graph's example traces: they are
+    /// gathered from the stored calls.
+    @Test func callExamplesMigrationGathersTheExamplesOfStoredCalls() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-migrate-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../migrations").standardized
+        let older = try FileManager.default.contentsOfDirectory(atPath: sources.path)
+            .filter { $0.hasSuffix(".sql") && $0 < "0010" }.sorted()
+        #expect(older.count == 9)
+        let minute: Int64 = 1_795_698_000
+        do {
+            var configuration = Configuration()
+            configuration.prepareDatabase { SQLFunctions.register($0) }
+            let queue = try DatabaseQueue(
+                path: (folder as NSString).appendingPathComponent("sextant.db"), configuration: configuration)
+            var migrator = DatabaseMigrator()
+            for file in older {
+                let sql = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+                migrator.registerMigration(String(file.dropLast(4))) { try $0.execute(sql: sql) }
+            }
+            try migrator.migrate(queue)
+            try await queue.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO workloads (id, namespace, workload, app, version, canonical_service, canonical_revision,
+                            principal, cluster)
+                        VALUES (1, 'shop', 'web-v1', 'web', 'v1', 'web', 'v1', 'unknown', 'Kubernetes');
+                        INSERT INTO services (id, host, name, namespace) VALUES (1, 'api.shop.svc.cluster.local', 'api', 'shop');
+                        """)
+                // Four traced calls of one edge in one minute (two failed), one without a trace.
+                for (i, (code, millis, trace)) in [(200, 30, "a"), (503, 10, "b"), (200, 50, "c"), (404, 5, "d"), (200, 90, nil)]
+                    .enumerated()
+                {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO requests (call_key, ts_us, reporter, proxy_id, service_id, protocol, response_code,
+                                response_flags, security_policy, duration_us, latency_bucket, request_bytes, response_bytes,
+                                trace_id, sources)
+                            VALUES (?, ?, 0, 1, 1, 0, ?, '-', 'unknown', ?, 0, 0, 0, ?, 1)
+                            """,
+                        arguments: [i, (minute + Int64(i)) * 1_000_000, code, millis * 1000, trace.map { String(repeating: $0, count: 32) }])
+                }
+            }
+        }
+        let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+        let examples = try await database.callExamples(fromMicros: minute * 1_000_000, toMicros: (minute + 60) * 1_000_000)
+        #expect(examples.filter { !$0.isError }.map(\.traceID) == [String(repeating: "c", count: 32)])
+        #expect(examples.filter(\.isError).map(\.traceID) == [String(repeating: "d", count: 32)])
     }
 }

@@ -210,28 +210,45 @@ extension SextantDatabase {
         }
     }
 
-    /// Per group of calls in `[from, to)` (µs) with a trace id: the slowest call, and the newest
-    /// failed one (as `CallOutcome.isError` classifies it).
+    /// Per edge as a proxy reported it, among the traced calls of the minutes that overlap
+    /// `[from, to)` (µs): the slowest call, and the newest failed one (as `CallOutcome.isError`
+    /// classifies it), from `call_examples`, so the cost follows the edges and minutes, not the calls.
     package func callExamples(fromMicros: Int64, toMicros: Int64) async throws -> [CallExample] {
-        // SQLite gives the bare columns of the row holding the max().
-        let group = "GROUP BY reporter, proxy_id, peer_id, service_id, protocol"
-        let columns = "reporter, proxy_id, peer_id, service_id, protocol, trace_id, duration_us"
-        let window = "ts_us >= ? AND ts_us < ? AND trace_id IS NOT NULL AND protocol != 2"
-        let failed = "(response_code = 0 OR response_code >= 400 OR (protocol = 1 AND coalesce(grpc_status, 0) != 0))"
+        let first = RollupDeltas.bucket(seconds: RollupDeltas.floorSeconds(micros: fromMicros), tier: 60)
+        let end = RollupDeltas.floorSeconds(micros: toMicros - 1) + 1
         return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
-            func examples(_ sql: String, isError: Bool) throws -> [CallExample] {
-                try Row.fetchAll(db, sql: sql, arguments: [fromMicros, toMicros]).map { row in
-                    CallExample(
-                        reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
-                        peer: (row[2] as Int64?).map(dictionaries.workload), service: dictionaries.service(row[3]),
-                        requestProtocol: RequestProtocol(rawValue: row[4]) ?? .http, traceID: row[5],
-                        durationMicros: row[6], isError: isError)
+            struct Edge: Hashable {
+                var reporter: Int, proxy: Int64, peer: Int64, service: Int64, requestProtocol: Int
+            }
+            var slowest: [Edge: (trace: String, micros: Int64)] = [:]
+            var newestFailed: [Edge: (trace: String, startMicros: Int64, micros: Int64)] = [:]
+            let rows = try Row.fetchCursor(
+                db.cachedStatement(
+                    sql: """
+                        SELECT reporter, proxy_id, peer_id, service_id, protocol, slow_trace, slow_us, failed_trace,
+                            failed_ts_us, failed_us
+                        FROM call_examples WHERE bucket >= ? AND bucket < ?
+                        """), arguments: [first, end])
+            while let row = try rows.next() {
+                let edge = Edge(reporter: row[0], proxy: row[1], peer: row[2], service: row[3], requestProtocol: row[4])
+                if let trace: String = row[5], (row[6] as Int64) > slowest[edge]?.micros ?? -1 {
+                    slowest[edge] = (trace, row[6])
+                }
+                if let trace: String = row[7], (row[8] as Int64) > newestFailed[edge]?.startMicros ?? -1 {
+                    newestFailed[edge] = (trace, row[8], row[9])
                 }
             }
-            return try examples("SELECT \(columns), max(duration_us) FROM requests WHERE \(window) \(group)", isError: false)
-                + examples(
-                    "SELECT \(columns), max(ts_us) FROM requests WHERE \(window) AND \(failed) \(group)", isError: true)
+            func example(_ edge: Edge, trace: String, micros: Int64, isError: Bool) -> CallExample {
+                CallExample(
+                    reporter: Reporter(rawValue: edge.reporter) ?? .source, proxy: dictionaries.workload(edge.proxy),
+                    peer: edge.peer == 0 ? nil : dictionaries.workload(edge.peer),
+                    service: dictionaries.service(edge.service),
+                    requestProtocol: RequestProtocol(rawValue: edge.requestProtocol) ?? .http, traceID: trace,
+                    durationMicros: micros, isError: isError)
+            }
+            return slowest.map { example($0.key, trace: $0.value.trace, micros: $0.value.micros, isError: false) }
+                + newestFailed.map { example($0.key, trace: $0.value.trace, micros: $0.value.micros, isError: true) }
         }
     }
 

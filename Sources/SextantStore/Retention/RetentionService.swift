@@ -80,6 +80,14 @@ package final class RetentionService: Service, Sendable {
             ("DELETE FROM metric_rollups WHERE tier = 60 AND bucket < ?", minute),
             ("DELETE FROM metric_rollups WHERE tier = 3600 AND bucket < ?", hour),
             ("DELETE FROM endpoints WHERE last_seen_us < ?", raw * 1_000_000),
+            // Examples point at traces, which go with the raw records.
+            (
+                """
+                DELETE FROM call_examples WHERE (bucket, reporter, proxy_id, peer_id, service_id, protocol) IN
+                    (SELECT bucket, reporter, proxy_id, peer_id, service_id, protocol FROM call_examples
+                     WHERE bucket < ? LIMIT 10000)
+                """, raw - 59
+            ),
         ]
         var total = 0
         // Span blocks go whole, once their newest span is past the horizon.

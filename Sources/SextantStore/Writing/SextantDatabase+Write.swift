@@ -258,9 +258,10 @@ struct CallWrites {
         index.update(call)
     }
 
-    /// Writes every new and changed call and moves the rollups with them; returns the index as
-    /// it is once they are stored.
+    /// Writes every new and changed call and moves the rollups and examples with them; returns
+    /// the index as it is once they are stored.
     consuming func store(_ db: Database, rollups: inout RollupDeltas) throws -> CallIndex {
+        var examples = ExampleDeltas()
         let insert = BoundStatement(
             try db.cachedStatement(
                 sql: """
@@ -297,7 +298,9 @@ struct CallWrites {
                     c.spanID, c.parentSpanID, p.localAddress, p.remoteAddress, s.sources, f.paired)
                 rollups.add(s, sign: 1, placement: p.placement)
             }
+            examples.note(c)
         }
+        try examples.apply(db)
         return index
     }
 }
