@@ -6,27 +6,38 @@ import SextantModel
 import Testing
 
 @Suite struct MigrationTests {
+    /// A database in `folder` as the migration files before `prefix` left it (`count` of them),
+    /// written by the SQL files themselves, with Sextant's SQL functions.
+    private static func olderDatabase(in folder: String, migrationsBefore prefix: String, count: Int) throws
+        -> DatabaseQueue
+    {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../migrations").standardized
+        let older = try FileManager.default.contentsOfDirectory(atPath: sources.path)
+            .filter { $0.hasSuffix(".sql") && $0 < prefix }.sorted()
+        #expect(older.count == count)
+        var configuration = Configuration()
+        configuration.prepareDatabase { SQLFunctions.register($0) }
+        let queue = try DatabaseQueue(
+            path: (folder as NSString).appendingPathComponent("sextant.db"), configuration: configuration)
+        var migrator = DatabaseMigrator()
+        for file in older {
+            let sql = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+            migrator.registerMigration(String(file.dropLast(4))) { try $0.execute(sql: sql) }
+        }
+        try migrator.migrate(queue)
+        return queue
+    }
+
     /// A database written before migration 0007 (sketches as one row per bucket index, minute and
     /// hour tiers only, TCP raw only) answers the same after it.
     @Test func sketchBlobMigrationKeepsWhatOlderDatabasesHeld() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-migrate-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../migrations").standardized
-        let older = try FileManager.default.contentsOfDirectory(atPath: sources.path)
-            .filter { $0.hasSuffix(".sql") && $0 < "0007" }.sorted()
-        #expect(older.count == 6)
-
         let hour: Int64 = 1_795_698_000  // an hour boundary
         do {
-            let queue = try DatabaseQueue(path: (folder as NSString).appendingPathComponent("sextant.db"))
-            var migrator = DatabaseMigrator()
-            for file in older {
-                let sql = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
-                migrator.registerMigration(String(file.dropLast(4))) { try $0.execute(sql: sql) }
-            }
-            try migrator.migrate(queue)
+            let queue = try Self.olderDatabase(in: folder, migrationsBefore: "0007", count: 6)
             try await queue.write { db in
                 try db.execute(
                     sql: """
@@ -105,24 +116,9 @@ import Testing
     @Test func callExamplesMigrationGathersTheExamplesOfStoredCalls() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-migrate-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../migrations").standardized
-        let older = try FileManager.default.contentsOfDirectory(atPath: sources.path)
-            .filter { $0.hasSuffix(".sql") && $0 < "0010" }.sorted()
-        #expect(older.count == 9)
         let minute: Int64 = 1_795_698_000
         do {
-            var configuration = Configuration()
-            configuration.prepareDatabase { SQLFunctions.register($0) }
-            let queue = try DatabaseQueue(
-                path: (folder as NSString).appendingPathComponent("sextant.db"), configuration: configuration)
-            var migrator = DatabaseMigrator()
-            for file in older {
-                let sql = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
-                migrator.registerMigration(String(file.dropLast(4))) { try $0.execute(sql: sql) }
-            }
-            try migrator.migrate(queue)
+            let queue = try Self.olderDatabase(in: folder, migrationsBefore: "0010", count: 9)
             try await queue.write { db in
                 try db.execute(
                     sql: """
