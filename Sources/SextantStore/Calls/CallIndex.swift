@@ -51,7 +51,9 @@ enum TextHash {
 /// restart (or a failed commit) the index is rebuilt from the newest `capacity` rows.
 ///
 /// A link's key is a hash: two links that collide both stay candidates, and pairing checks each
-/// candidate's fields, so a collision costs a comparison, never a wrong pair.
+/// candidate's fields, so a link collision costs a comparison, never a wrong pair. The request id
+/// and addresses themselves are compared by their 64-bit hashes: two different request ids of the
+/// same service could pair only if their hashes collided.
 struct CallIndex {
     /// How a report may name the other side of its call.
     enum Link: Hashable {
