@@ -67,6 +67,7 @@ let package = Package(
                 .copy("0008_span_blocks.sql"),
                 .copy("0009_calls_without_random_key_indexes.sql"),
                 .copy("0010_call_examples.sql"),
+                .copy("0011_call_blocks.sql"),
             ]
         ),
         .target(

@@ -169,7 +169,7 @@ struct SextantBench {
             _ = try await database.write([batch])
             if kind.hasPrefix("edge") {
                 // Count only the rollups: drop the raw calls and reclaim their pages.
-                try await database.pool.write { try $0.execute(sql: "DELETE FROM requests") }
+                try await database.pool.write { try $0.execute(sql: "DELETE FROM call_blocks") }
                 try await database.pool.writeWithoutTransaction { try $0.execute(sql: "VACUUM") }
             }
             try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }

@@ -17,7 +17,7 @@ struct Sextant: AsyncParsableCommand {
             (/federate).
             """,
         version: version,
-        subcommands: [Serve.self, Import.self, Migrate.self, SpanIDs.self],
+        subcommands: [Serve.self, Import.self, Migrate.self, SpanIDs.self, CallIDs.self],
         defaultSubcommand: Serve.self
     )
 }

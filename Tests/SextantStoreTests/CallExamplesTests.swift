@@ -25,30 +25,32 @@ import Testing
             let kept = try await database.callExamples(fromMicros: 0, toMicros: .max)
             let scanned = try await database.pool.read { db in
                 let dictionaries = try Dictionaries(db)
-                func scan(_ sql: String, isError: Bool) throws -> [CallExample] {
-                    try Row.fetchAll(db, sql: sql).map { row in
-                        CallExample(
-                            reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
-                            peer: (row[2] as Int64?).map(dictionaries.workload), service: dictionaries.service(row[3]),
-                            requestProtocol: RequestProtocol(rawValue: row[4]) ?? .http, traceID: row[5],
-                            durationMicros: row[6], isError: isError)
-                    }
+                // Per edge (reporter, proxy, peer, service, protocol): the slowest traced call, and
+                // the newest failed one.
+                struct Key: Hashable { var reporter: Int, proxy: Int64, peer: Int64, service: Int64, proto: Int }
+                var slowest: [Key: OpenCall] = [:]
+                var failed: [Key: OpenCall] = [:]
+                try SextantDatabase.storedCalls(db, fromMicros: .min, toMicros: .max) { call in
+                    let f = call.sample.facts
+                    guard call.traceID != nil, f.requestProtocol != RequestProtocol.tcp.rawValue else { return }
+                    let key = Key(reporter: f.reporter, proxy: f.proxyID, peer: f.peerID, service: f.serviceID, proto: f.requestProtocol)
+                    if call.sample.durationMicros > slowest[key]?.sample.durationMicros ?? -1 { slowest[key] = call }
+                    let isError = CallOutcome.isError(
+                        responseCode: f.responseCode, grpcStatus: f.grpcStatus < 0 ? nil : f.grpcStatus,
+                        requestProtocol: RequestProtocol(rawValue: f.requestProtocol) ?? .http)
+                    if isError, call.sample.startMicros > failed[key]?.sample.startMicros ?? .min { failed[key] = call }
                 }
-                let columns = "reporter, proxy_id, peer_id, service_id, protocol, trace_id, duration_us"
-                let group = "GROUP BY reporter, proxy_id, peer_id, service_id, protocol"
-                let calls = try Row.fetchAll(
-                    db, sql: "SELECT response_code, grpc_status, protocol, id FROM requests WHERE trace_id IS NOT NULL")
-                let failedIDs = calls.filter {
-                    CallOutcome.isError(
-                        responseCode: $0[0], grpcStatus: $0[1], requestProtocol: RequestProtocol(rawValue: $0[2]) ?? .http)
-                }.map { String($0[3] as Int64) }.joined(separator: ",")
+                func example(_ call: OpenCall, isError: Bool) -> CallExample {
+                    let f = call.sample.facts
+                    return CallExample(
+                        reporter: call.reporter, proxy: dictionaries.workload(f.proxyID),
+                        peer: f.peerID == 0 ? nil : dictionaries.workload(f.peerID), service: dictionaries.service(f.serviceID),
+                        requestProtocol: RequestProtocol(rawValue: f.requestProtocol) ?? .http,
+                        traceID: call.traceID?.hex ?? "", durationMicros: call.sample.durationMicros, isError: isError)
+                }
                 return (
-                    slowest: try scan(
-                        "SELECT \(columns), max(duration_us) FROM requests WHERE trace_id IS NOT NULL AND protocol != 2 \(group)",
-                        isError: false),
-                    failed: try scan(
-                        "SELECT \(columns), max(ts_us) FROM requests WHERE id IN (\(failedIDs)) AND protocol != 2 \(group)",
-                        isError: true)
+                    slowest: slowest.values.map { example($0, isError: false) },
+                    failed: failed.values.map { example($0, isError: true) }
                 )
             }
             #expect(!scanned.slowest.isEmpty && !scanned.failed.isEmpty)

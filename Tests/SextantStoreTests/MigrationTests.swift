@@ -83,10 +83,10 @@ import Testing
 
         let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
         #expect(
-            try database.appliedMigrations().suffix(4)
+            try database.appliedMigrations().suffix(5)
                 == [
                     "0007_rollup_sketch_blobs_and_tiers", "0008_span_blocks", "0009_calls_without_random_key_indexes",
-                    "0010_call_examples",
+                    "0010_call_examples", "0011_call_blocks",
                 ])
         let tiers = try await database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT tier, count(*), sum(count) FROM call_rollups GROUP BY tier ORDER BY tier")
@@ -146,5 +146,81 @@ import Testing
         let examples = try await database.callExamples(fromMicros: minute * 1_000_000, toMicros: (minute + 60) * 1_000_000)
         #expect(examples.filter { !$0.isError }.map(\.traceID) == [String(repeating: "c", count: 32)])
         #expect(examples.filter(\.isError).map(\.traceID) == [String(repeating: "d", count: 32)])
+    }
+
+    /// A database written before migration 0011 (a `requests` row per call) keeps its calls in
+    /// blocks after it: the same calls with the same ids, the same raw aggregates, and an index of
+    /// recent calls rebuilt from them, so a report arriving after the upgrade pairs with a call
+    /// stored before it.
+    @Test func callBlocksMigrationKeepsEveryCallAndItsPairing() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-migrate-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let start = Int64(Date().timeIntervalSince1970) * 1_000_000 - 10_000_000
+        let trace = String(repeating: "ab", count: 16)
+        let before: [[String: Int]]
+        do {
+            let queue = try Self.olderDatabase(in: folder, migrationsBefore: "0011", count: 10)
+            before = try await queue.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO workloads (id, namespace, workload, app, version, canonical_service, canonical_revision,
+                            principal, cluster)
+                        VALUES (1, 'shop', 'web-v1', 'web', 'v1', 'web', 'v1', 'unknown', 'Kubernetes'),
+                            (2, 'shop', 'db-v1', 'db', 'v1', 'db', 'v1', 'unknown', 'Kubernetes');
+                        INSERT INTO services (id, host, name, namespace) VALUES (1, 'api.shop.svc.cluster.local', 'api', 'shop');
+                        """)
+                // A paired call (ids 7 and 8, both sides), an unpaired one (9) waiting for its
+                // inbound side, and an untraced one (12) after a gap in the ids.
+                let rows: [(Int64, Int, Int64?, Int, String?, String?, String?, Int)] = [
+                    (7, 0, 2, 200, "r-7", trace, "00000000000000a7", 1),
+                    (8, 1, 1, 200, "r-7", trace, "00000000000000b8", 1),
+                    (9, 0, nil, 503, "r-9", trace, "00000000000000c9", 0),
+                    (12, 0, nil, 200, nil, nil, nil, 0),
+                ]
+                for (i, row) in rows.enumerated() {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO requests (id, call_key, ts_us, reporter, proxy_id, peer_id, service_id, protocol,
+                                response_code, response_flags, security_policy, duration_us, latency_bucket, request_bytes,
+                                response_bytes, request_id, trace_id, span_id, local_addr, remote_addr, sources, paired)
+                            VALUES (?, ?, ?, ?, ?, ?, 1, 0, ?, '-', 'unknown', ?, 0, 10, 20, ?, ?, ?, '10.0.0.2:9080', NULL, 2, ?)
+                            """,
+                        arguments: [
+                            row.0, 1000 + row.0, start + Int64(i) * 1000, row.1, row.1 == 0 ? 1 : 2, row.2, row.3,
+                            (i + 1) * 1500, row.4, row.5, row.6, row.7,
+                        ])
+                }
+                return try Row.fetchAll(
+                    db, sql: "SELECT reporter, response_code, paired, count(*) AS n FROM requests GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                ).map { ["reporter": $0[0], "code": $0[1], "paired": $0[2], "n": $0[3]] }
+            }
+        }
+        let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+        let calls = try await database.everyCall()
+        #expect(calls.map(\.rowID) == [7, 8, 9, 12])
+        #expect(calls.map(\.requestIDHash) == ["r-7", "r-7", "r-9", nil].map { $0.map(StoredCall.hash(requestID:)) })
+        #expect(calls.map(\.traceID?.hex) == [trace, trace, trace, nil])
+        #expect(calls[2].spanID?.hex == "00000000000000c9")
+        let tables = try await database.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
+        #expect(!tables.contains("requests"))
+        let aggregates = try await database.rawCallAggregates(fromMicros: 0, toMicros: .max)
+        var after: [[String: Int]: Int] = [:]
+        for a in aggregates {
+            after[["reporter": a.reporter.rawValue, "code": a.responseCode, "paired": a.paired ? 1 : 0], default: 0] += a.count
+        }
+        #expect(after == Dictionary(uniqueKeysWithValues: before.map { row in
+            (row.filter { $0.key != "n" }, row["n"]!)
+        }))
+        // The inbound side of call 9 arrives after the upgrade: it pairs, and it is a new call
+        // with an id above every migrated one.
+        let inbound = Request(
+            reporter: .destination, proxy: WorkloadIdentity(namespace: "shop", workload: "api-v1", app: "api", version: "v1"),
+            service: ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop"),
+            startMicros: start + 2500, durationMicros: 2000, responseCode: 503, requestID: "r-9", channel: .accessLog)
+        let summary = try await database.write([IngestBatch(requests: [inbound])])
+        #expect(summary.requestsStored == 1 && summary.requestsPaired == 1)
+        let now = try await database.everyCall()
+        #expect(now.map(\.rowID) == [7, 8, 9, 12, 13])
+        #expect(now.map(\.paired) == [true, true, true, false, true])
     }
 }

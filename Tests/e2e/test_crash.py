@@ -5,10 +5,11 @@ WAL of a killed process. A round:
 
 1. starts ``sextant serve`` on that data directory (new free ports) and waits
    for ``/readyz``;
-2. checks ``sextant.db`` with Python's sqlite3 (read-only, sextant running):
-   every record acknowledged in the rounds before is there (spans by
-   ``(trace_id, span_id)`` in ``spans``, access-log calls by ``request_id`` in
-   ``requests``) and ``PRAGMA integrity_check`` says ``ok``;
+2. checks ``sextant.db`` while sextant runs: every record acknowledged in the
+   rounds before is there (spans by ``(trace_id, span_id)`` as ``sextant
+   span-ids`` lists them, access-log calls by the hash of their ``x-request-id``
+   as ``sextant call-ids`` lists them) and ``PRAGMA integrity_check`` (Python's
+   sqlite3, read-only) says ``ok``;
 3. posts one Zipkin batch and one access-log batch and wants them accepted
    (the restarted server takes new data);
 4. runs sender threads -- two posting Envoy-like Zipkin batches of 20 spans to
@@ -398,30 +399,40 @@ def stored_span_ids(db_path: Path) -> set[tuple[str, str]]:
     return {tuple(line.split()) for line in listed.stdout.splitlines() if line}
 
 
+def request_id_hash(request_id: str) -> str:
+    """The hash a call's x-request-id is stored as (``sextant call-ids --help``): 64-bit FNV-1a over
+    its UTF-8 bytes and a final 0xFF byte, as 16 hex digits."""
+    value = 0xCBF29CE484222325
+    for byte in request_id.encode() + b"\xff":
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{value:016x}"
+
+
+def stored_request_id_hashes(db_path: Path) -> tuple[set[str], int]:
+    """The request-id hashes of the calls stored in the database at ``db_path``, and how many calls."""
+    listed = subprocess.run([str(sextant_binary()), "call-ids", "--data-dir", str(db_path.parent), "--log-level", "error"],
+                            capture_output=True, text=True, check=True, timeout=300)
+    lines = [line.split() for line in listed.stdout.splitlines() if line]
+    return {fields[2] for fields in lines if fields[2] != "-"}, len(lines)
+
+
 def check_database(db_path: Path, acked: Acked, read_only: bool) -> Check:
     """Which acknowledged records ``db_path`` lacks, and ``PRAGMA integrity_check``."""
     started = time.monotonic()
+    # Spans and calls are in compressed blocks: the binary lists them (`sextant span-ids`,
+    # `sextant call-ids`; a call's request id is stored as its hash).
+    stored_spans = stored_span_ids(db_path)
+    missing_spans = [key for key in acked.spans if key not in stored_spans]
+    stored_requests, requests_in_db = stored_request_id_hashes(db_path)
+    missing_requests = [r for r in acked.request_ids if request_id_hash(r) not in stored_requests]
     target = f"file:{db_path}?mode=ro" if read_only else f"file:{db_path}"
     db = sqlite3.connect(target, uri=True, timeout=30)
     try:
-        db.execute("PRAGMA temp_store = MEMORY")
-        db.execute("CREATE TEMP TABLE want_requests (request_id TEXT NOT NULL)")
-        db.executemany("INSERT INTO want_requests VALUES (?)", ((r,) for r in acked.request_ids))
-        # Spans are in compressed blocks: the binary lists them (`sextant span-ids`).
-        stored_spans = stored_span_ids(db_path)
-        missing_spans = [key for key in acked.spans if key not in stored_spans]
-        # Calls have no index by request id (merging and pairing find them in memory): one pass
-        # over each side, sorted, rather than a search of the table per wanted id.
-        missing_requests = db.execute(
-            "SELECT request_id FROM want_requests EXCEPT "
-            "SELECT request_id FROM main.requests WHERE request_id IS NOT NULL").fetchall()
-        spans_in_db = len(stored_spans)
-        requests_in_db = db.execute("SELECT count(*) FROM main.requests").fetchone()[0]
         integrity = [row[0] for row in db.execute("PRAGMA main.integrity_check")]
     finally:
         db.close()
-    return Check([tuple(r) for r in missing_spans], [r[0] for r in missing_requests], integrity,
-                 spans_in_db, requests_in_db, time.monotonic() - started)
+    return Check([tuple(r) for r in missing_spans], missing_requests, integrity,
+                 len(stored_spans), requests_in_db, time.monotonic() - started)
 
 
 # --------------------------------------------------------------------------
@@ -478,7 +489,7 @@ def failure_report(check: Check, acked: Acked, when: str, workdir: Path, table: 
     lines = [f"{when}: {len(check.missing_spans)} of {len(acked.spans)} acknowledged spans and "
              f"{len(check.missing_request_ids)} of {len(acked.request_ids)} acknowledged access-log calls "
              f"are missing; PRAGMA integrity_check: {check.integrity[:20]} "
-             f"(database: {check.spans_in_db} spans, {check.requests_in_db} requests rows; seed {SEED})"]
+             f"(database: {check.spans_in_db} spans, {check.requests_in_db} calls; seed {SEED})"]
     listing = [f"span trace_id={t} span_id={s} acknowledged {acked.spans[(t, s)]}"
                for t, s in check.missing_spans]
     listing += [f"access-log request_id={r} acknowledged {acked.request_ids[r]}" for r in check.missing_request_ids]
@@ -586,5 +597,5 @@ def test_acknowledged_records_survive_sigkill(tmp_path):
 
     print(f"\ncrash test: {ROUNDS} SIGKILL rounds in {time.monotonic() - started:.1f} s (seed {SEED}); "
           f"{len(acked.spans)} spans and {len(acked.request_ids)} access-log calls acknowledged, all found; "
-          f"database at the end: {check.spans_in_db} spans, {check.requests_in_db} requests rows; "
+          f"database at the end: {check.spans_in_db} spans, {check.requests_in_db} calls; "
           f"integrity_check ok\n{table()}")

@@ -76,6 +76,7 @@ package final class SextantDatabase: Sendable {
         for migration in try SextantMigrations.all() {
             migrator.registerMigration(migration.name) { db in
                 try db.execute(sql: migration.sql)
+                try Self.migrationSteps[migration.name]?(db)
             }
         }
         let applied = try pool.read { try migrator.appliedIdentifiers($0) }
@@ -85,6 +86,12 @@ package final class SextantDatabase: Sendable {
             logger.info("applied migration", metadata: ["store.migration": "\(name)"])
         }
     }
+
+    /// What a migration does beyond its SQL, in the same transaction: moving rows into a format
+    /// SQL cannot write.
+    private static let migrationSteps: [String: @Sendable (Database) throws -> Void] = [
+        "0011_call_blocks": moveRequestsIntoCallBlocks
+    ]
 
     /// The names of the migrations recorded in the database.
     package func appliedMigrations() throws -> [String] {

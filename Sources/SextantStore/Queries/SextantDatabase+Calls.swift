@@ -50,31 +50,38 @@ extension SextantDatabase {
     private static func rawCallAggregates(
         _ db: Database, _ dictionaries: Dictionaries, _ fromMicros: Int64, _ toMicros: Int64
     ) throws -> [CallAggregate] {
-        let rows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status,
-                    response_flags, paired, latency_bucket, sources, count(*) AS n, sum(duration_us) AS d,
-                    sum(request_bytes) AS qb, sum(response_bytes) AS rb
-                FROM requests WHERE ts_us >= ? AND ts_us < ?
-                GROUP BY reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status,
-                    response_flags, paired, latency_bucket, sources
-                """, arguments: [fromMicros, toMicros])
-        var result: [CallAggregate] = []
-        while let row = try rows.next() {
-            result.append(
-                CallAggregate(
-                    reporter: Reporter(rawValue: row[0]) ?? .source,
-                    proxy: dictionaries.workload(row[1]),
-                    peer: (row[2] as Int64?).map(dictionaries.workload),
-                    service: dictionaries.service(row[3]),
-                    requestProtocol: RequestProtocol(rawValue: row[4]) ?? .http,
-                    responseCode: row[5], grpcStatus: row[6], responseFlags: row[7], paired: row[8],
-                    latency: LatencySketch(index: row[9], count: row[11], sumMicros: Double(row[12] as Int64)),
-                    sources: Channel(rawValue: row[10]), count: row[11],
-                    durationMicrosSum: row[12], requestBytes: row[13], responseBytes: row[14]))
+        struct Group: Hashable {
+            var facts: CallFacts
+            var latencyBucket: Int
+            var sources: Int
         }
-        return result
+        struct Sums {
+            var count = 0, duration: Int64 = 0, requestBytes: Int64 = 0, responseBytes: Int64 = 0
+
+            mutating func add(_ s: CallSample) {
+                count += 1
+                duration += s.durationMicros
+                requestBytes += s.requestBytes
+                responseBytes += s.responseBytes
+            }
+        }
+        var groups: [Group: Sums] = [:]
+        try storedCalls(db, fromMicros: fromMicros, toMicros: toMicros) { call in
+            let s = call.sample
+            groups[Group(facts: s.facts, latencyBucket: s.latencyBucket, sources: s.sources), default: Sums()]
+                .add(s)
+        }
+        return groups.map { group, sums in
+            let f = group.facts
+            return CallAggregate(
+                reporter: Reporter(rawValue: f.reporter) ?? .source, proxy: dictionaries.workload(f.proxyID),
+                peer: f.peerID == 0 ? nil : dictionaries.workload(f.peerID), service: dictionaries.service(f.serviceID),
+                requestProtocol: RequestProtocol(rawValue: f.requestProtocol) ?? .http, responseCode: f.responseCode,
+                grpcStatus: f.grpcStatus < 0 ? nil : f.grpcStatus, responseFlags: f.responseFlags, paired: f.paired,
+                latency: LatencySketch(index: group.latencyBucket, count: sums.count, sumMicros: Double(sums.duration)),
+                sources: Channel(rawValue: group.sources), count: sums.count, durationMicrosSum: sums.duration,
+                requestBytes: sums.requestBytes, responseBytes: sums.responseBytes)
+        }
     }
 
     /// Aggregates from the rollup tiers, one per series over every (tier, bucket range) given,
@@ -154,21 +161,6 @@ extension SextantDatabase {
                 s.response_flags, s.security_policy
             HAVING sum(r.count) > 0
             """
-        func bounds(_ column: String, scale: String) -> String {
-            IstioHistogram.bounds.enumerated().map { i, bound in
-                let lower = i == 0 ? "" : " AND \(column) \(scale) > \(IstioHistogram.bounds[i - 1])"
-                return "sum(\(column) \(scale) <= \(bound)\(lower))"
-            }.joined(separator: ", ")
-        }
-        let heldBackSQL = """
-            SELECT reporter, proxy_id, coalesce(peer_id, 0), service_id, protocol, response_code, coalesce(grpc_status, -1),
-                response_flags, security_policy, count(*), sum(duration_us), sum(request_bytes), sum(response_bytes),
-                \(bounds("duration_us", scale: "/ 1000.0")), \(bounds("request_bytes", scale: "")),
-                \(bounds("response_bytes", scale: ""))
-            FROM requests WHERE paired = 0 AND peer_id IS NULL AND ts_us >= ?
-            GROUP BY reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status, response_flags,
-                security_policy
-            """
         struct Key: Hashable {
             var reporter: Int, proxy: Int64, peer: Int64, service: Int64, proto: Int, code: Int, grpc: Int
             var flags: String, policy: String
@@ -176,6 +168,8 @@ extension SextantDatabase {
         struct Sums {
             var count = 0, duration: Int64 = 0, requestBytes: Int64 = 0, responseBytes: Int64 = 0
             var buckets = [Int](repeating: 0, count: 3 * IstioHistogram.bounds.count)
+
+            mutating func modify(_ body: (inout Sums) -> Void) { body(&self) }
         }
         return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
@@ -193,7 +187,25 @@ extension SextantDatabase {
                 sums[key] = s
             }
             for row in try Row.fetchAll(db, sql: rollupSQL) { accumulate(row, sign: 1) }
-            for row in try Row.fetchAll(db, sql: heldBackSQL, arguments: [cutoff]) { accumulate(row, sign: -1) }
+            // The held-back calls, as the rollups counted them.
+            try Self.storedCalls(db, fromMicros: cutoff, toMicros: .max) { call in
+                let c = call.sample
+                let f = c.facts
+                guard !f.paired, f.peerID == 0, f.requestProtocol != RequestProtocol.tcp.rawValue else { return }
+                let key = Key(
+                    reporter: f.reporter, proxy: f.proxyID, peer: 0, service: f.serviceID, proto: f.requestProtocol,
+                    code: f.responseCode, grpc: f.grpcStatus, flags: f.responseFlags, policy: f.securityPolicy)
+                let place = RollupDeltas.Placement(measures: c.measures)
+                sums[key, default: Sums()].modify { s in
+                    s.count -= 1
+                    s.duration -= c.durationMicros
+                    s.requestBytes -= c.requestBytes
+                    s.responseBytes -= c.responseBytes
+                    for (part, bound) in [place.durationBound, place.requestBound, place.responseBound].enumerated() {
+                        if let bound { s.buckets[part * n + bound] -= 1 }
+                    }
+                }
+            }
             func cumulative(_ counts: ArraySlice<Int>) -> [Int] {
                 var running = 0
                 return counts.map { running += $0; return running }
@@ -220,7 +232,7 @@ extension SextantDatabase {
     package func rowCounts() async throws -> (requests: Int, spans: Int) {
         try await pool.read { db in
             (
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM requests") ?? 0,
+                try Int.fetchOne(db, sql: "SELECT coalesce(sum(call_count), 0) FROM call_blocks") ?? 0,
                 (try Int.fetchOne(db, sql: "SELECT count(*) FROM spans") ?? 0)
                     + (try Int.fetchOne(db, sql: "SELECT coalesce(sum(span_count), 0) FROM span_blocks") ?? 0)
             )

@@ -186,26 +186,29 @@ extension SextantDatabase {
     // MARK: - Calls of a trace
 
     /// The calls that proxies reported with spans of this trace, with their identities resolved.
-    /// Calls have no index by trace: they are found by time, between the trace's first and last
-    /// span start (a call's time is its span's start), give or take a second.
+    /// Calls are found by time, between the trace's first and last span start (a call's time is
+    /// its span's start) give or take a second, in the call blocks whose trace filter may hold it.
     package func spanCalls(traceID: String, spans: [Span]) async throws -> [SpanCall] {
-        guard let first = spans.map(\.startMicros).min(), let last = spans.map(\.startMicros).max() else { return [] }
+        guard let first = spans.map(\.startMicros).min(), let last = spans.map(\.startMicros).max(),
+            let trace = TraceID(hex: traceID)
+        else { return [] }
         return try await pool.read { db in
-            let rows = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: """
-                        SELECT span_id, reporter, proxy_id, peer_id, service_id, protocol, response_code, grpc_status
-                        FROM requests WHERE ts_us BETWEEN ? AND ? AND trace_id = ? AND span_id IS NOT NULL
-                        ORDER BY ts_us, id
-                        """), arguments: [first - 1_000_000, last + 1_000_000, traceID])
-            guard !rows.isEmpty else { return [] }
+            var calls: [OpenCall] = []
+            try Self.storedCalls(db, fromMicros: first - 1_000_000, toMicros: last + 1_000_001, trace: trace) { call in
+                if call.spanID != nil { calls.append(call) }
+            }
+            guard !calls.isEmpty else { return [] }
+            calls.sort { ($0.sample.startMicros, $0.rowID) < ($1.sample.startMicros, $1.rowID) }
             let dictionaries = try Dictionaries(db)
-            return rows.map { row in
-                SpanCall(
-                    spanID: row[0], reporter: Reporter(rawValue: row[1]) ?? .source,
-                    proxy: dictionaries.workload(row[2]), peer: (row[3] as Int64?).map(dictionaries.workload),
-                    service: dictionaries.service(row[4]), requestProtocol: RequestProtocol(rawValue: row[5]) ?? .http,
-                    responseCode: row[6], grpcStatus: row[7])
+            return calls.map { call in
+                let f = call.sample.facts
+                return SpanCall(
+                    spanID: call.spanID?.description ?? "", reporter: call.reporter,
+                    proxy: dictionaries.workload(f.proxyID),
+                    peer: f.peerID == 0 ? nil : dictionaries.workload(f.peerID),
+                    service: dictionaries.service(f.serviceID),
+                    requestProtocol: RequestProtocol(rawValue: f.requestProtocol) ?? .http,
+                    responseCode: f.responseCode, grpcStatus: f.grpcStatus < 0 ? nil : f.grpcStatus)
             }
         }
     }

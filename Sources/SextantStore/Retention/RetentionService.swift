@@ -100,10 +100,10 @@ package final class RetentionService: Service, Sendable {
         }
         while true {
             let deleted = try await database.pool.write { db in
-                try self.database.deleteCalls(before: raw * 1_000_000, limit: 10000, db)
+                try self.database.deleteCalls(before: raw * 1_000_000, limit: 1000, db)
             }
-            total += deleted
-            if deleted < 10000 { break }
+            total += deleted.calls
+            if deleted.blocks < 1000 { break }
         }
         for (sql, cutoff) in steps {
             // Chunks keep each write transaction short, so ingest is never held up for long.

@@ -335,7 +335,7 @@ struct ByteReader {
 
     var remaining: Int { bytes.count - position }
 
-    private func short() -> SpanBlock.FormatError { SpanBlock.FormatError(description: "span block ends early") }
+    private func short() -> SpanBlock.FormatError { SpanBlock.FormatError(description: "block ends early") }
 
     mutating func byte() throws(SpanBlock.FormatError) -> UInt8 {
         guard position < bytes.count else { throw short() }
@@ -348,7 +348,7 @@ struct ByteReader {
         var shift: UInt64 = 0
         while true {
             let b = try byte()
-            guard shift < 64 else { throw SpanBlock.FormatError(description: "span block varint too long") }
+            guard shift < 64 else { throw SpanBlock.FormatError(description: "block varint too long") }
             value |= UInt64(b & 0x7F) << shift
             if b < 0x80 { return value }
             shift += 7

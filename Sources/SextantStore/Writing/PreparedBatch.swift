@@ -46,7 +46,7 @@ private let recordOverheadBytes = 96
 
 // MARK: - Calls
 
-/// One call report with the columns of its `requests` row that need no database.
+/// One call report with what storing it needs that needs no database.
 struct PreparedRequest: Sendable {
     var reporter: Reporter
     var proxy: WorkloadIdentity

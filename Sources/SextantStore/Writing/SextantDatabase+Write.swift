@@ -181,17 +181,6 @@ extension SextantDatabase {
 }
 
 extension SextantDatabase {
-    /// Deletes up to `limit` calls that started before `micros`; the recent-call index forgets
-    /// them in the same transaction, so nothing is merged into a deleted row. Returns how many went.
-    func deleteCalls(before micros: Int64, limit: Int, _ db: Database) throws -> Int {
-        try db.execute(
-            sql: "DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE ts_us < ? LIMIT ?)",
-            arguments: [micros, limit])
-        let deleted = db.changesCount
-        if deleted > 0 { callIndex.withLock { $0?.forget(startedBefore: micros) } }
-        return deleted
-    }
-
     /// Records that `address` is where a workload answers (from an inbound report's local address).
     static func learnEndpoint(_ address: String, workloadID: Int64, atMicros: Int64, _ db: Database) throws {
         try db.cachedStatement(
@@ -210,13 +199,8 @@ struct CallWrites {
     private struct Pending {
         var call: OpenCall
         /// The call as stored before this transaction; nil for a call new in it.
-        var before: CallSample?
+        var before: OpenCall?
         var placement: RollupDeltas.Placement?
-        /// The texts the index keeps as hashes: the first report's (a new call), or what merged
-        /// reports brought (a stored call's row keeps any it has).
-        var requestID: String?
-        var localAddress: String?
-        var remoteAddress: String?
     }
 
     /// The index as the transaction changes it.
@@ -231,10 +215,7 @@ struct CallWrites {
     /// A new call, first reported by `report`.
     mutating func add(_ call: OpenCall, report: PreparedRequest, atMicros now: Int64) {
         positions[call.rowID] = pending.count
-        pending.append(
-            Pending(
-                call: call, before: nil, placement: report.placement, requestID: report.requestID,
-                localAddress: report.localAddress, remoteAddress: report.remoteAddress))
+        pending.append(Pending(call: call, before: nil, placement: report.placement))
         index.insert(call, atMicros: now)
     }
 
@@ -247,91 +228,37 @@ struct CallWrites {
         } else if let before = index.call(row: call.rowID) {
             position = pending.count
             positions[call.rowID] = position
-            pending.append(Pending(call: call, before: before.sample, placement: report?.placement))
+            pending.append(Pending(call: call, before: before, placement: report?.placement))
         } else {
             return
-        }
-        if let report {
-            pending[position].localAddress = pending[position].localAddress ?? report.localAddress
-            pending[position].remoteAddress = pending[position].remoteAddress ?? report.remoteAddress
         }
         index.update(call)
     }
 
-    /// Writes every new and changed call and moves the rollups and examples with them; returns
-    /// the index as it is once they are stored.
+    /// Writes every new and changed call, as one block, and moves the rollups and examples with
+    /// them; returns the index as it is once they are stored.
     consuming func store(_ db: Database, rollups: inout RollupDeltas) throws -> CallIndex {
         var examples = ExampleDeltas()
-        let insert = BoundStatement(
-            try db.cachedStatement(
-                sql: """
-                    INSERT INTO requests (id, call_key, ts_us, reporter, proxy_id, peer_id, service_id, protocol,
-                        response_code, grpc_status, response_flags, security_policy, duration_us, latency_bucket,
-                        request_bytes, response_bytes, request_id, trace_id, span_id, parent_span_id,
-                        local_addr, remote_addr, sources, paired)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """), db)
-        // Only what merging and pairing change; the row must still be this call's.
-        let update = BoundStatement(
-            try db.cachedStatement(
-                sql: """
-                    UPDATE requests SET peer_id = ?, paired = ?, sources = ?, trace_id = coalesce(trace_id, ?),
-                        span_id = coalesce(span_id, ?), parent_span_id = coalesce(parent_span_id, ?),
-                        local_addr = coalesce(local_addr, ?), remote_addr = coalesce(remote_addr, ?)
-                    WHERE id = ? AND call_key = ?
-                    """), db)
+        var entries: [CallBlock.Entry] = []
+        entries.reserveCapacity(pending.count)
         for p in pending {
-            let c = p.call
-            let f = c.sample.facts
-            let peer: Int64? = f.peerID == 0 ? nil : f.peerID
             if let before = p.before {
-                try update.run(
-                    peer, f.paired, c.sample.sources, c.traceID, c.spanID, c.parentSpanID, p.localAddress,
-                    p.remoteAddress, c.rowID, c.key)
-                rollups.move(from: before, to: c.sample, placement: p.placement)
+                // A resend changes nothing: its call's stored version stays the newest.
+                guard before != p.call else { continue }
+                rollups.move(from: before.sample, to: p.call.sample, placement: p.placement)
             } else {
-                let s = c.sample
-                try insert.run(
-                    c.rowID, c.key, s.startMicros, f.reporter, f.proxyID, peer, f.serviceID, f.requestProtocol,
-                    f.responseCode, f.grpcStatus < 0 ? nil : f.grpcStatus, f.responseFlags, f.securityPolicy,
-                    s.durationMicros, s.latencyBucket, s.requestBytes, s.responseBytes, p.requestID, c.traceID,
-                    c.spanID, c.parentSpanID, p.localAddress, p.remoteAddress, s.sources, f.paired)
-                rollups.add(s, sign: 1, placement: p.placement)
+                rollups.add(p.call.sample, sign: 1, placement: p.placement)
             }
-            examples.note(c)
+            examples.note(p.call)
+            entries.append(CallBlock.Entry(call: p.call, isRevision: p.before != nil))
         }
+        try SextantDatabase.storeCallBlock(entries, db)
         try examples.apply(db)
         return index
     }
 }
 
 extension CallIndex {
-    /// The index as the newest `capacity` rows give it, each findable from `now` on.
-    static func rebuilt(_ db: Database, atMicros now: Int64, capacity: Int = CallIndex().capacity) throws -> CallIndex {
-        var index = CallIndex(capacity: capacity)
-        index.rowIDs(after: try Int64.fetchOne(db, sql: "SELECT max(id) FROM requests") ?? 0)
-        let rows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT \(CallSample.columns), id, call_key, request_id, trace_id, span_id, parent_span_id, local_addr,
-                    remote_addr
-                FROM (SELECT * FROM requests ORDER BY id DESC LIMIT ?) ORDER BY id
-                """, arguments: [capacity])
-        while let row = try rows.next() {
-            let n = 16
-            let call = OpenCall(
-                rowID: row[n], key: row[n + 1], sample: CallSample(row: row),
-                requestID: (row[n + 2] as String?).map(TextHash.of),
-                localAddress: (row[n + 6] as String?).map(TextHash.of),
-                remoteAddress: (row[n + 7] as String?).map(TextHash.of),
-                traceID: (row[n + 3] as String?).flatMap { TraceID(hex: $0) },
-                spanID: (row[n + 4] as String?).flatMap { SpanID(hex: $0) },
-                parentSpanID: (row[n + 5] as String?).flatMap { SpanID(hex: $0) })
-            index.insert(call, atMicros: now)
-        }
-        return index
-    }
-
     /// The workload answering at `address`, as inbound reports taught it (remembered once read).
     mutating func endpoint(_ address: String, _ db: Database) throws -> Int64? {
         if let known = endpoints[address] { return known.workloadID }

@@ -1,0 +1,171 @@
+internal import Foundation
+import GRDB
+package import SextantModel
+
+/// Calls are stored in blocks (`CallBlock`): one `call_blocks` row per commit, holding each call
+/// the commit stored or changed as it is after it. Readers take, for each call, the version in
+/// the newest block that holds it.
+extension SextantDatabase {
+    /// Writes the calls one commit stored or changed as one block.
+    static func storeCallBlock(_ entries: [CallBlock.Entry], _ db: Database) throws {
+        guard !entries.isEmpty else { return }
+        var minStart = Int64.max, maxStart = Int64.min, maxRow = Int64.min, fresh: Int64 = 0
+        var traces: [TraceID] = []
+        for entry in entries {
+            minStart = min(minStart, entry.call.sample.startMicros)
+            maxStart = max(maxStart, entry.call.sample.startMicros)
+            maxRow = max(maxRow, entry.call.rowID)
+            if !entry.isRevision { fresh += 1 }
+            if let trace = entry.call.traceID { traces.append(trace) }
+        }
+        let insert = BoundStatement(
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO call_blocks (min_start_us, max_start_us, max_call_id, entry_count, call_count,
+                        trace_filter, data)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """), db)
+        try insert.run(
+            minStart, maxStart, maxRow, Int64(entries.count), fresh,
+            traces.isEmpty ? nil : TraceFilter(traces: traces).bytes, CallBlock.encode(entries))
+    }
+
+    /// Every stored call that started in `[from, to)` (µs) as it is now, in no particular order;
+    /// only those of `trace` when one is given.
+    static func storedCalls(
+        _ db: Database, fromMicros: Int64, toMicros: Int64, trace: TraceID? = nil, _ visit: (OpenCall) throws -> Void
+    ) throws {
+        // Newest block first: the first version of a call met is its newest. A call met in a
+        // revision has older versions further on, which are stepped over.
+        var replaced = Set<Int64>()
+        let blocks = try Row.fetchCursor(
+            db.cachedStatement(
+                sql: """
+                    SELECT trace_filter, data FROM call_blocks WHERE max_start_us >= ? AND min_start_us < ?
+                    ORDER BY id DESC
+                    """), arguments: [fromMicros, toMicros])
+        while let row = try blocks.next() {
+            if let trace {
+                guard let bytes = row[0] as Data?, let filter = TraceFilter(bytes: [UInt8](bytes)),
+                    filter.mayContain(trace)
+                else { continue }
+            }
+            try CallBlock.decode([UInt8](row[1] as Data)) { entry in
+                let call = entry.call
+                guard !replaced.contains(call.rowID) else { return }
+                if entry.isRevision { replaced.insert(call.rowID) }
+                guard call.sample.startMicros >= fromMicros, call.sample.startMicros < toMicros,
+                    trace == nil || call.traceID == trace
+                else { return }
+                try visit(call)
+            }
+        }
+    }
+
+    /// Deletes up to `limit` blocks whose calls all started before `micros`; the recent-call index
+    /// forgets those calls in the same transaction, so none is changed again. Returns how many
+    /// blocks and calls went.
+    func deleteCalls(before micros: Int64, limit: Int, _ db: Database) throws -> (blocks: Int, calls: Int) {
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT id, call_count FROM call_blocks WHERE max_start_us < ? LIMIT ?", arguments: [micros, limit])
+        guard !rows.isEmpty else { return (0, 0) }
+        let ids = rows.map { $0[0] as Int64 }
+        try db.execute(sql: "DELETE FROM call_blocks WHERE id IN (\(ids.map(String.init).joined(separator: ",")))")
+        callIndex.withLock { $0?.forget(startedBefore: micros) }
+        return (rows.count, rows.reduce(0) { $0 + ($1[1] as Int) })
+    }
+
+    /// Every stored call as it is now, in row order (`sextant call-ids`, tests).
+    package func everyCall() async throws -> [StoredCall] {
+        try await pool.read { db in
+            var calls: [StoredCall] = []
+            try Self.storedCalls(db, fromMicros: .min, toMicros: .max) { calls.append(StoredCall($0)) }
+            return calls.sorted { $0.rowID < $1.rowID }
+        }
+    }
+}
+
+/// A stored call as the store's own tools list it.
+package struct StoredCall: Sendable, Hashable {
+    package var rowID: Int64
+    package var startMicros: Int64
+    package var reporter: Reporter
+    package var responseCode: Int
+    package var paired: Bool
+    /// `TextHash` of its `x-request-id`, if it had one.
+    package var requestIDHash: UInt64?
+    package var traceID: TraceID?
+    package var spanID: SpanID?
+
+    init(_ call: OpenCall) {
+        rowID = call.rowID
+        startMicros = call.sample.startMicros
+        reporter = call.reporter
+        responseCode = call.sample.facts.responseCode
+        paired = call.isPaired
+        requestIDHash = call.requestID
+        traceID = call.traceID
+        spanID = call.spanID
+    }
+
+    /// The `TextHash` a request id is stored as.
+    package static func hash(requestID: String) -> UInt64 { TextHash.of(requestID) }
+}
+
+extension CallIndex {
+    /// The index as the newest `capacity` calls give it, each findable from `now` on.
+    static func rebuilt(_ db: Database, atMicros now: Int64, capacity: Int = CallIndex().capacity) throws -> CallIndex {
+        var index = CallIndex(capacity: capacity)
+        index.rowIDs(after: try Int64.fetchOne(db, sql: "SELECT max(max_call_id) FROM call_blocks") ?? 0)
+        // Newest blocks first, until they hold `capacity` calls; older versions stepped over.
+        var newest: [Int64: OpenCall] = [:]
+        var replaced = Set<Int64>()
+        let blocks = try Row.fetchCursor(db, sql: "SELECT data FROM call_blocks ORDER BY id DESC")
+        while newest.count < capacity, let row = try blocks.next() {
+            try CallBlock.decode([UInt8](row[0] as Data)) { entry in
+                let call = entry.call
+                guard !replaced.contains(call.rowID), newest[call.rowID] == nil else { return }
+                if entry.isRevision { replaced.insert(call.rowID) }
+                newest[call.rowID] = call
+            }
+        }
+        for call in newest.values.sorted(by: { $0.rowID < $1.rowID }).suffix(capacity) {
+            index.insert(call, atMicros: now)
+        }
+        return index
+    }
+}
+
+extension SextantDatabase {
+    /// Migration 0011: the rows of the `requests` table, in id order, become call blocks of up
+    /// to `blockSize` calls; then the table goes.
+    static func moveRequestsIntoCallBlocks(_ db: Database) throws {
+        let blockSize = 10_000
+        var after: Int64 = .min
+        while true {
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(CallSample.columns), id, call_key, request_id, trace_id, span_id, parent_span_id,
+                        local_addr, remote_addr
+                    FROM requests WHERE id > ? ORDER BY id LIMIT ?
+                    """, arguments: [after, blockSize])
+            guard let last = rows.last else { break }
+            after = last[16]
+            try storeCallBlock(
+                rows.map { row in
+                    let n = 16
+                    let call = OpenCall(
+                        rowID: row[n], key: row[n + 1], sample: CallSample(row: row),
+                        requestID: (row[n + 2] as String?).map(TextHash.of),
+                        localAddress: (row[n + 6] as String?).map(TextHash.of),
+                        remoteAddress: (row[n + 7] as String?).map(TextHash.of),
+                        traceID: (row[n + 3] as String?).flatMap { TraceID(hex: $0) },
+                        spanID: (row[n + 4] as String?).flatMap { SpanID(hex: $0) },
+                        parentSpanID: (row[n + 5] as String?).flatMap { SpanID(hex: $0) })
+                    return CallBlock.Entry(call: call, isRevision: false)
+                }, db)
+        }
+        try db.execute(sql: "DROP TABLE requests")
+    }
+}
