@@ -15,8 +15,9 @@ import SextantModel
 ///
 /// Layout (version 1): `version` byte, uncompressed size (varint), then a zstd frame of: entry
 /// count, base start (µs), the strings, the label sets, then the columns (flags, row ids, call
-/// keys, label set, starts, durations, request and response bytes, sources, request id hashes,
-/// address hashes, trace ids, span ids, parent span ids), each prefixed with its byte length.
+/// keys where the call's fields do not give them, label set, starts, durations, request and
+/// response bytes, sources, request id hashes, address hashes, trace ids, span ids, parent span
+/// ids), each prefixed with its byte length.
 enum CallBlock {
     static let version: UInt8 = 1
     static let compressionLevel: Int32 = 1
@@ -36,6 +37,8 @@ enum CallBlock {
         static let trace: UInt8 = 1 << 4
         static let span: UInt8 = 1 << 5
         static let parent: UInt8 = 1 << 6
+        /// The call's key is the one its fields give (`CallKey.derived`), so it is not stored.
+        static let derivedKey: UInt8 = 1 << 7
     }
 
     static func encode(_ entries: [Entry]) -> [UInt8] {
@@ -66,10 +69,10 @@ enum CallBlock {
             if let trace = c.traceID { bits |= Flag.trace; traces.fixed64(trace.high); traces.fixed64(trace.low) }
             if let span = c.spanID { bits |= Flag.span; spans.fixed64(span.value) }
             if let parent = c.parentSpanID { bits |= Flag.parent; parents.fixed64(parent.value) }
+            if c.key == CallKey.derived(c) { bits |= Flag.derivedKey } else { keys.fixed64(UInt64(bitPattern: c.key)) }
             flags.byte(bits)
             rows.varint(zigzag(c.rowID &- previousRow))
             previousRow = c.rowID
-            keys.fixed64(UInt64(bitPattern: c.key))
             let facts = c.sample.facts
             let labelIndex: Int
             if let known = labelSets[facts] {
@@ -161,7 +164,7 @@ enum CallBlock {
         for _ in 0..<count {
             let bits = try flags.byte()
             row &+= unzigzag(try rows.varint())
-            let key = Int64(bitPattern: try keys.fixed64())
+            let storedKey: Int64? = bits & Flag.derivedKey != 0 ? nil : Int64(bitPattern: try keys.fixed64())
             let labelIndex = try labels.varint()
             guard labelIndex < UInt64(labelSets.count) else {
                 throw SpanBlock.FormatError(description: "call block label set out of range")
@@ -172,14 +175,15 @@ enum CallBlock {
                 durationMicros: duration, latencyBucket: LatencySketch.index(micros: duration),
                 requestBytes: unzigzag(try requestBytes.varint()), responseBytes: unzigzag(try responseBytes.varint()),
                 sources: Int(try sources.varint()))
-            let call = OpenCall(
-                rowID: row, key: key, sample: sample,
+            var call = OpenCall(
+                rowID: row, key: storedKey ?? 0, sample: sample,
                 requestID: bits & Flag.requestID != 0 ? try requestIDs.fixed64() : nil,
                 localAddress: bits & Flag.localAddress != 0 ? try addresses.fixed64() : nil,
                 remoteAddress: bits & Flag.remoteAddress != 0 ? try addresses.fixed64() : nil,
                 traceID: bits & Flag.trace != 0 ? TraceID(high: try traces.fixed64(), low: try traces.fixed64()) : nil,
                 spanID: bits & Flag.span != 0 ? SpanID(try spans.fixed64()) : nil,
                 parentSpanID: bits & Flag.parent != 0 ? SpanID(try parents.fixed64()) : nil)
+            if storedKey == nil { call.key = CallKey.derived(call) }
             try visit(Entry(call: call, isRevision: bits & Flag.revision != 0))
         }
     }

@@ -15,9 +15,9 @@ extension OpenCall {
                 responseFlags: r.responseFlags, securityPolicy: r.securityPolicy, paired: false),
             startMicros: r.startMicros, durationMicros: r.durationMicros, latencyBucket: r.latencyBucket,
             requestBytes: r.requestBytes, responseBytes: r.responseBytes, sources: r.sources)
-        requestID = r.requestID.map(TextHash.of)
-        localAddress = r.localAddress.map(TextHash.of)
-        remoteAddress = r.remoteAddress.map(TextHash.of)
+        requestID = r.requestIDHash
+        localAddress = r.localAddressHash
+        remoteAddress = r.remoteAddressHash
         traceID = r.traceID
         spanID = r.spanID
         parentSpanID = r.parentSpanID
@@ -33,8 +33,8 @@ extension OpenCall {
         merged.traceID = traceID ?? r.traceID
         merged.spanID = spanID ?? r.spanID
         merged.parentSpanID = parentSpanID ?? r.parentSpanID
-        merged.localAddress = localAddress ?? r.localAddress.map(TextHash.of)
-        merged.remoteAddress = remoteAddress ?? r.remoteAddress.map(TextHash.of)
+        merged.localAddress = localAddress ?? r.localAddressHash
+        merged.remoteAddress = remoteAddress ?? r.remoteAddressHash
         return merged
     }
 

@@ -146,7 +146,7 @@ extension SextantDatabase {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT \(CallSample.columns), id, call_key, request_id, trace_id, span_id, parent_span_id,
+                    SELECT \(CallSample.columns), id, NULL, request_id, trace_id, span_id, parent_span_id,
                         local_addr, remote_addr
                     FROM requests WHERE id > ? ORDER BY id LIMIT ?
                     """, arguments: [after, blockSize])
@@ -155,14 +155,16 @@ extension SextantDatabase {
             try storeCallBlock(
                 rows.map { row in
                     let n = 16
-                    let call = OpenCall(
-                        rowID: row[n], key: row[n + 1], sample: CallSample(row: row),
+                    // The key as this version computes it, so that a resend after the upgrade merges.
+                    var call = OpenCall(
+                        rowID: row[n], key: 0, sample: CallSample(row: row),
                         requestID: (row[n + 2] as String?).map(TextHash.of),
                         localAddress: (row[n + 6] as String?).map(TextHash.of),
                         remoteAddress: (row[n + 7] as String?).map(TextHash.of),
                         traceID: (row[n + 3] as String?).flatMap { TraceID(hex: $0) },
                         spanID: (row[n + 4] as String?).flatMap { SpanID(hex: $0) },
                         parentSpanID: (row[n + 5] as String?).flatMap { SpanID(hex: $0) })
+                    call.key = CallKey.derived(call)
                     return CallBlock.Entry(call: call, isRevision: false)
                 }, db)
         }

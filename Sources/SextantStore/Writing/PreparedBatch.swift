@@ -63,6 +63,10 @@ struct PreparedRequest: Sendable {
     var requestBytes: Int64
     var responseBytes: Int64
     var requestID: String?
+    /// `TextHash` of the request id and of the addresses: what the writer compares and keeps.
+    var requestIDHash: UInt64?
+    var localAddressHash: UInt64?
+    var remoteAddressHash: UInt64?
     var traceID: TraceID?
     var spanID: SpanID?
     var parentSpanID: SpanID?
@@ -94,6 +98,9 @@ struct PreparedRequest: Sendable {
         parentSpanID = r.parentSpanID
         localAddress = r.localAddress
         remoteAddress = r.remoteAddress
+        requestIDHash = r.requestID.map(TextHash.of)
+        localAddressHash = r.localAddress.map(TextHash.of)
+        remoteAddressHash = r.remoteAddress.map(TextHash.of)
         sources = r.channel.rawValue
         placement = RollupDeltas.Placement(
             measures: .init(

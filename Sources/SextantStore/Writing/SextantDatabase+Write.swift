@@ -284,25 +284,45 @@ extension CallIndex {
 /// The identity of one call as one proxy saw it, the same whichever channel reported it.
 enum CallKey {
     static func make(request r: PreparedRequest, proxyID: Int64, serviceID: Int64) -> Int64 {
+        make(
+            reporter: r.reporter.rawValue, proxyID: proxyID, serviceID: serviceID, requestID: r.requestIDHash,
+            traceID: r.traceID, spanID: r.spanID, startMicros: r.startMicros, durationMicros: r.durationMicros,
+            localAddress: r.localAddressHash, remoteAddress: r.remoteAddressHash, responseCode: r.responseCode)
+    }
+
+    /// The key the call's own fields give: its first report's, unless a merged report brought an
+    /// id or address the first one lacked (then the key must be kept beside the call).
+    static func derived(_ c: OpenCall) -> Int64 {
+        make(
+            reporter: c.sample.facts.reporter, proxyID: c.proxyID, serviceID: c.serviceID, requestID: c.requestID,
+            traceID: c.traceID, spanID: c.spanID, startMicros: c.sample.startMicros,
+            durationMicros: c.sample.durationMicros, localAddress: c.localAddress, remoteAddress: c.remoteAddress,
+            responseCode: c.sample.facts.responseCode)
+    }
+
+    private static func make(
+        reporter: Int, proxyID: Int64, serviceID: Int64, requestID: UInt64?, traceID: TraceID?, spanID: SpanID?,
+        startMicros: Int64, durationMicros: Int64, localAddress: UInt64?, remoteAddress: UInt64?, responseCode: Int
+    ) -> Int64 {
         var hash = FNV1a()
-        hash.add(r.reporter.rawValue)
+        hash.add(reporter)
         hash.add(proxyID)
-        if let requestID = r.requestID {
+        if let requestID {
             // Spans carry µs, access logs ms: both start at the same millisecond.
             hash.add(requestID)
             hash.add(serviceID)
-            hash.add(r.startMicros / 1000)
-        } else if let trace = r.traceID, let span = r.spanID {
-            hash.add(trace.high)
-            hash.add(trace.low)
-            hash.add(span.value)
+            hash.add(startMicros / 1000)
+        } else if let traceID, let spanID {
+            hash.add(traceID.high)
+            hash.add(traceID.low)
+            hash.add(spanID.value)
         } else {
             hash.add(serviceID)
-            hash.add(r.startMicros)
-            hash.add(r.durationMicros)
-            hash.add(r.localAddress ?? "")
-            hash.add(r.remoteAddress ?? "")
-            hash.add(r.responseCode)
+            hash.add(startMicros)
+            hash.add(durationMicros)
+            hash.add(localAddress ?? 0)
+            hash.add(remoteAddress ?? 0)
+            hash.add(responseCode)
         }
         return Int64(bitPattern: hash.value)
     }
