@@ -21,3 +21,12 @@ CREATE TABLE call_blocks (
     data BLOB NOT NULL
 );
 CREATE INDEX call_blocks_by_end ON call_blocks (max_start_us);
+
+-- The call rollups are kept in memory for a second or so and written with the newest call block
+-- they hold (at least every second, before a read of them, and at shutdown), instead of in every
+-- commit. After a crash, or a failed commit, the blocks after call_block_id are folded in again.
+CREATE TABLE rollup_watermark (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    call_block_id INTEGER NOT NULL
+);
+INSERT INTO rollup_watermark (id, call_block_id) VALUES (1, 0);

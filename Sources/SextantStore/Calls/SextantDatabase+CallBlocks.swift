@@ -6,9 +6,11 @@ package import SextantModel
 /// the commit stored or changed as it is after it. Readers take, for each call, the version in
 /// the newest block that holds it.
 extension SextantDatabase {
-    /// Writes the calls one commit stored or changed as one block.
-    static func storeCallBlock(_ entries: [CallBlock.Entry], _ db: Database) throws {
-        guard !entries.isEmpty else { return }
+    /// Writes the calls one commit stored or changed as one block; returns its id (nil when there
+    /// were none).
+    @discardableResult
+    static func storeCallBlock(_ entries: [CallBlock.Entry], _ db: Database) throws -> Int64? {
+        guard !entries.isEmpty else { return nil }
         var minStart = Int64.max, maxStart = Int64.min, maxRow = Int64.min, fresh: Int64 = 0
         var traces: [TraceID] = []
         for entry in entries {
@@ -28,6 +30,7 @@ extension SextantDatabase {
         try insert.run(
             minStart, maxStart, maxRow, Int64(entries.count), fresh,
             traces.isEmpty ? nil : TraceFilter(traces: traces).bytes, CallBlock.encode(entries))
+        return db.lastInsertedRowID
     }
 
     /// Every stored call that started in `[from, to)` (µs) as it is now, in no particular order;
@@ -169,5 +172,7 @@ extension SextantDatabase {
                 }, db)
         }
         try db.execute(sql: "DROP TABLE requests")
+        // Their rollups were written with them.
+        try db.execute(sql: "UPDATE rollup_watermark SET call_block_id = (SELECT coalesce(max(id), 0) FROM call_blocks)")
     }
 }

@@ -42,6 +42,9 @@ package final class SextantDatabase: Sendable {
     /// The calls written lately, for merging and pairing (taken by the writer for each
     /// transaction; nil until the first write, and after a failed one, when it is rebuilt).
     let callIndex = Mutex<CallIndex?>(nil)
+    /// The call rollups' changes not yet written (taken by the writer for each transaction; nil
+    /// until the first write, and after a failed one, when they are folded in again from the blocks).
+    let pendingRollups = Mutex<PendingRollups?>(nil)
     let maxSeriesPerMetric: Int
 
     package init(configuration: Configuration, logger: Logger) throws {

@@ -58,6 +58,9 @@ package final class RetentionService: Service, Sendable {
     /// Deletes everything past its horizon now; returns the number of rows deleted.
     @discardableResult
     package func enforce() async throws -> Int {
+        // The rollup rows it deletes then hold every committed call (changes still in memory
+        // would bring back a deleted bucket).
+        try await database.flushRollups()
         let t = now()
         let raw = t - configuration.rawSeconds
         let minute = t - configuration.minuteSeconds

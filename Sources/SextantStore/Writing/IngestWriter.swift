@@ -133,6 +133,12 @@ package final class IngestWriter: Service, Sendable {
         }
         state.withLock { $0.closed = true }
         await drain()
+        do {
+            try await database.flushRollups()
+        } catch {
+            // The next start folds the calls in from their blocks.
+            logger.error("writing the rollups at shutdown failed", metadata: ["error": "\(error)"])
+        }
         logger.info("ingest writer stopped", metadata: ["store.commits": "\(statistics.commits)"])
     }
 

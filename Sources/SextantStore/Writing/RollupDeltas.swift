@@ -132,6 +132,7 @@ struct RollupDeltas {
     private(set) var totals: [CallFacts: [Bucket: Totals]] = [:]
 
     var isEmpty: Bool { totals.isEmpty }
+    var labelSets: Int { totals.count }
 
     /// What places a call in the rollups: its start and the values its histograms count.
     struct Measures: Equatable, Sendable {

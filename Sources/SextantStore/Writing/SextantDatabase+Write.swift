@@ -65,18 +65,19 @@ extension SextantDatabase {
                 // The index leaves its lock for the transaction and goes back only once the
                 // commit has succeeded; after a failure the next write rebuilds it from the rows.
                 var calls = try self.callIndex.withLock { $0.take() } ?? CallIndex.rebuilt(db, atMicros: Self.nowMicros())
+                // Likewise the rollup changes not yet written, folded in again from the blocks after a failure.
+                var rollups = try self.pendingRollups.withLock { $0.take() } ?? PendingRollups.replayed(db)
                 // As `DatabaseWriter.write` does, with the commit inside the time measured.
                 try db.inTransaction {
-                    summaries = try self.store(batches, db, calls: &calls)
+                    summaries = try self.store(batches, db, calls: &calls, rollups: &rollups)
                     return .commit
                 }
                 self.callIndex.withLock { $0 = calls }
+                self.pendingRollups.withLock { $0 = rollups }
                 return summaries
             }
         } catch {
-            cache.reset()
-            metricCache.reset()
-            callSeriesCache.reset()
+            resetAfterFailure()
             // The failed commit's spans may come again, and its block was never written.
             recentSpans.withLock { $0.removeAll() }
             try? loadSpanBlockIndex()
@@ -85,10 +86,13 @@ extension SextantDatabase {
     }
 
     /// The statements of one write transaction: nothing but look-ups and inserts of prepared values.
-    private func store(_ batches: [PreparedBatch], _ db: Database, calls: inout CallIndex) throws -> [WriteSummary] {
+    private func store(
+        _ batches: [PreparedBatch], _ db: Database, calls: inout CallIndex, rollups pending: inout PendingRollups
+    ) throws -> [WriteSummary] {
         let now = Self.nowMicros()
         var summaries: [WriteSummary] = []
         summaries.reserveCapacity(batches.count)
+        // TCP connections' rollups are written with them; calls' wait in `pending`.
         var rollups = RollupDeltas()
         // The index moves into the transaction's writes: one owner, so it is changed in place, not copied.
         var callWrites = CallWrites(index: CallIndex())
@@ -133,11 +137,40 @@ extension SextantDatabase {
             }
             summaries.append(summary)
         }
-        calls = try callWrites.store(db, rollups: &rollups)
+        calls = try callWrites.store(db, rollups: &pending)
         for block in blocks { try store(block, db) }
         try storeBlock(of: leftSpans, db)
         try rollups.apply(db, series: callSeriesCache)
+        if pending.isDue { try pending.flush(db, series: callSeriesCache) }
         return summaries
+    }
+
+    /// Forgets what a failed transaction may have left half-done in memory: ids it looked up or
+    /// made (rolled back), and the rollup changes not yet written (folded in again from the blocks).
+    private func resetAfterFailure() {
+        cache.reset()
+        metricCache.reset()
+        callSeriesCache.reset()
+        pendingRollups.withLock { $0 = nil }
+    }
+
+    /// Writes the call rollups' changes not yet written, so that a read of the rollups that
+    /// follows sees every committed call (a no-op when there are none).
+    package func flushRollups() async throws {
+        guard pendingRollups.withLock({ $0?.isPending ?? true }) else { return }
+        do {
+            try await pool.writeWithoutTransaction { db in
+                var rollups = try self.pendingRollups.withLock { $0.take() } ?? PendingRollups.replayed(db)
+                try db.inTransaction {
+                    try rollups.flush(db, series: self.callSeriesCache)
+                    return .commit
+                }
+                self.pendingRollups.withLock { $0 = rollups }
+            }
+        } catch {
+            resetAfterFailure()
+            throw error
+        }
     }
 
     /// The writer's clock for the call index, µs since the epoch.
@@ -237,22 +270,26 @@ struct CallWrites {
 
     /// Writes every new and changed call, as one block, and moves the rollups and examples with
     /// them; returns the index as it is once they are stored.
-    consuming func store(_ db: Database, rollups: inout RollupDeltas) throws -> CallIndex {
+    consuming func store(_ db: Database, rollups: inout PendingRollups) throws -> CallIndex {
         var examples = ExampleDeltas()
         var entries: [CallBlock.Entry] = []
         entries.reserveCapacity(pending.count)
         for p in pending {
-            if let before = p.before {
-                // A resend changes nothing: its call's stored version stays the newest.
-                guard before != p.call else { continue }
-                rollups.move(from: before.sample, to: p.call.sample, placement: p.placement)
-            } else {
-                rollups.add(p.call.sample, sign: 1, placement: p.placement)
-            }
+            // A resend changes nothing: its call's stored version stays the newest.
+            if let before = p.before, before == p.call { continue }
             examples.note(p.call)
             entries.append(CallBlock.Entry(call: p.call, isRevision: p.before != nil))
         }
-        try SextantDatabase.storeCallBlock(entries, db)
+        let block = try SextantDatabase.storeCallBlock(entries, db)
+        rollups.record(block: block) { deltas in
+            for p in pending {
+                if let before = p.before {
+                    deltas.move(from: before.sample, to: p.call.sample, placement: p.placement)
+                } else {
+                    deltas.add(p.call.sample, sign: 1, placement: p.placement)
+                }
+            }
+        }
         try examples.apply(db)
         return index
     }

@@ -1,0 +1,105 @@
+internal import Foundation
+import GRDB
+
+/// The call rollups' changes not yet written, and the newest call block they account for.
+///
+/// A commit adds its calls' rollup deltas here instead of upserting rollup rows: each upsert
+/// merges a sketch and touches one row per label set and tier, and a commit of a few hundred calls
+/// touched hundreds of rows. The deltas are written (`flush`) by the first commit that finds them
+/// `interval` old, before any read of the rollups, and at shutdown, together with the watermark:
+/// the id of the newest call block they account for. So the rollup rows plus these deltas always
+/// equal the stored calls; after a crash, or a failed commit (whose share of the deltas is not
+/// known), `replayed` folds in again the blocks past the watermark.
+struct PendingRollups {
+    static let interval: Duration = .seconds(1)
+    /// Label sets past which the deltas are written whatever their age.
+    static let maxLabelSets = 20_000
+
+    private(set) var deltas = RollupDeltas()
+    /// The newest call block whose calls are in the rollup rows or in `deltas`.
+    private(set) var lastBlockID: Int64
+    /// The block the rollup rows account for.
+    private(set) var writtenBlockID: Int64
+    /// When the oldest change not yet written came.
+    private var since: ContinuousClock.Instant?
+
+    init(watermark: Int64) {
+        lastBlockID = watermark
+        writtenBlockID = watermark
+    }
+
+    /// Whether anything is not yet written.
+    var isPending: Bool { !deltas.isEmpty || lastBlockID != writtenBlockID }
+
+    /// Whether the next commit should write the deltas.
+    var isDue: Bool {
+        guard isPending else { return false }
+        return deltas.labelSets > Self.maxLabelSets || (since.map { $0.duration(to: .now) >= Self.interval } ?? true)
+    }
+
+    /// Takes a commit's changes: its calls' deltas (`change` adds them) and its call block.
+    mutating func record(block: Int64?, _ change: (inout RollupDeltas) throws -> Void) rethrows {
+        try change(&deltas)
+        if let block { lastBlockID = block }
+        if since == nil, isPending { since = .now }
+    }
+
+    /// Writes the deltas and the watermark (inside the caller's transaction).
+    mutating func flush(_ db: Database, series: CallSeriesCache) throws {
+        try deltas.apply(db, series: series)
+        try db.execute(sql: "UPDATE rollup_watermark SET call_block_id = ?", arguments: [lastBlockID])
+        deltas = RollupDeltas()
+        writtenBlockID = lastBlockID
+        since = nil
+    }
+
+    /// The deltas of the call blocks past the watermark: each new call counted in, each revised
+    /// call moved from its version before (found in an earlier block) to this one.
+    static func replayed(_ db: Database) throws -> PendingRollups {
+        let watermark = try Int64.fetchOne(db, sql: "SELECT call_block_id FROM rollup_watermark") ?? 0
+        var pending = PendingRollups(watermark: watermark)
+        var blocks: [(id: Int64, entries: [CallBlock.Entry])] = []
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT id, data FROM call_blocks WHERE id > ? ORDER BY id", arguments: [watermark])
+        while let row = try rows.next() {
+            var entries: [CallBlock.Entry] = []
+            try CallBlock.decode([UInt8](row[1] as Data)) { entries.append($0) }
+            blocks.append((row[0], entries))
+        }
+        guard !blocks.isEmpty else { return pending }
+        // Calls first met in a revision: their version before is in a block the rollups hold.
+        var before: [Int64: CallSample] = [:]
+        var wanted = Set<Int64>()
+        var met = Set<Int64>()
+        for block in blocks {
+            for entry in block.entries {
+                if entry.isRevision, !met.contains(entry.call.rowID) { wanted.insert(entry.call.rowID) }
+                met.insert(entry.call.rowID)
+            }
+        }
+        if !wanted.isEmpty {
+            let older = try Row.fetchCursor(
+                db, sql: "SELECT data FROM call_blocks WHERE id <= ? ORDER BY id DESC", arguments: [watermark])
+            while !wanted.isEmpty, let row = try older.next() {
+                try CallBlock.decode([UInt8](row[0] as Data)) { entry in
+                    if wanted.remove(entry.call.rowID) != nil { before[entry.call.rowID] = entry.call.sample }
+                }
+            }
+        }
+        for block in blocks {
+            pending.record(block: block.id) { deltas in
+                for entry in block.entries {
+                    let sample = entry.call.sample
+                    if !entry.isRevision {
+                        deltas.add(sample, sign: 1)
+                    } else if let old = before[entry.call.rowID] {
+                        deltas.move(from: old, to: sample)
+                    }
+                    // (A revision whose earlier version retention took stays as the rollups counted it.)
+                    before[entry.call.rowID] = sample
+                }
+            }
+        }
+        return pending
+    }
+}

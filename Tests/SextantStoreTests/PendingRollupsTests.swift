@@ -1,0 +1,103 @@
+import Foundation
+import GRDB
+import Logging
+import SextantModel
+@testable import SextantStore
+import Testing
+
+@Suite struct PendingRollupsTests {
+    /// Per (reporter, source → destination, code, paired): calls and summed duration.
+    private func totals(_ aggregates: [CallAggregate]) -> [String: [Int64]] {
+        var out: [String: [Int64]] = [:]
+        for a in aggregates {
+            let key = "\(a.reporter) \(a.proxy.workload)->\(a.peer?.workload ?? "?") \(a.responseCode) \(a.paired)"
+            let sums = out[key] ?? [0, 0]
+            out[key] = [sums[0] + Int64(a.count), sums[1] + a.durationMicrosSum]
+        }
+        return out
+    }
+
+    /// The rollups of calls committed but not yet written to the rollup rows (the process was
+    /// killed) are folded in again from the call blocks past the watermark when the database is
+    /// next written or read: the rollups equal the raw calls, with no call counted twice.
+    @Test func rollupsNotWrittenBeforeACrashAreFoldedInFromTheBlocks() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let caller = WorkloadIdentity(namespace: "shop", workload: "web-v1", app: "web", version: "v1")
+        let callee = WorkloadIdentity(namespace: "shop", workload: "api-v1", app: "api", version: "v1")
+        let api = ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop")
+        let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000
+        func outbound(_ range: Range<Int>) -> [Request] {
+            range.map { i in
+                Request(
+                    reporter: .source, proxy: caller, service: api, startMicros: t + Int64(i) * 3_000_000,
+                    durationMicros: 1000 + Int64(i), responseCode: i % 7 == 0 ? 503 : 200, requestID: "q\(i)",
+                    channel: .accessLog)
+            }
+        }
+        func inbound(_ range: Range<Int>) -> [Request] {
+            outbound(range).map { o in
+                Request(
+                    reporter: .destination, proxy: callee, service: api, startMicros: o.startMicros + 300,
+                    durationMicros: o.durationMicros - 200, responseCode: o.responseCode, requestID: o.requestID,
+                    channel: .accessLog)
+            }
+        }
+        do {
+            let first = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+            _ = try await first.write([IngestBatch(requests: outbound(0..<100))])
+            _ = try await first.write([IngestBatch(requests: inbound(0..<40))])
+            // Written: these calls' rollups are in the rows, up to the watermark.
+            try await first.flushRollups()
+            // Not written: new calls, and calls written before that are now paired.
+            _ = try await first.write([IngestBatch(requests: inbound(40..<90) + outbound(100..<130))])
+            #expect(first.pendingRollups.withLock { $0?.isPending } == true)
+            // The process dies here: the second instance never saw the first's memory.
+        }
+        let second = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+        let raw = totals(try await second.rawCallAggregates(fromMicros: 0, toMicros: .max))
+        #expect(raw.values.reduce(0) { $0 + $1[0] } == 220)
+        let rolled = totals(try await second.callAggregates(fromMicros: t - 3_600_000_000, toMicros: t + 3_600_000_000))
+        #expect(rolled == raw)
+        // The next write starts from what the read wrote: nothing is counted twice.
+        _ = try await second.write([IngestBatch(requests: inbound(90..<130))])
+        let all = totals(try await second.rawCallAggregates(fromMicros: 0, toMicros: .max))
+        #expect(all.values.reduce(0) { $0 + $1[0] } == 260)
+        #expect(totals(try await second.callAggregates(fromMicros: t - 3_600_000_000, toMicros: t + 3_600_000_000)) == all)
+        let watermark = try await second.pool.read { try Int64.fetchOne($0, sql: "SELECT call_block_id FROM rollup_watermark") }
+        let newest = try await second.pool.read { try Int64.fetchOne($0, sql: "SELECT max(id) FROM call_blocks") }
+        #expect(watermark == newest)
+    }
+
+    /// A commit that fails leaves the changes in memory unknown: the next write folds them in
+    /// again from the blocks, so the failed commit's calls are never counted and the earlier
+    /// ones are counted once.
+    @Test func aFailedCommitsRollupChangesAreNotKept() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let proxy = WorkloadIdentity(namespace: "shop", workload: "web-v1", app: "web", version: "v1")
+            let api = ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop")
+            let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 60_000_000
+            let calls = (0..<10).map { i in
+                Request(
+                    reporter: .source, proxy: proxy, service: api, startMicros: t + Int64(i) * 1000, durationMicros: 500,
+                    responseCode: 200, requestID: "f\(i)", channel: .accessLog)
+            }
+            _ = try await database.write([IngestBatch(requests: Array(calls.prefix(5)))])
+            // The next commit fails at its end (a trigger refuses its call block).
+            try await database.pool.write {
+                try $0.execute(
+                    sql: "CREATE TEMP TRIGGER refuse BEFORE INSERT ON call_blocks BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            }
+            await #expect(throws: (any Error).self) {
+                _ = try await database.write([IngestBatch(requests: Array(calls.suffix(5)))])
+            }
+            #expect(database.pendingRollups.withLock { $0 == nil })
+            try await database.pool.write { try $0.execute(sql: "DROP TRIGGER temp.refuse") }
+            let counted = try await database.callAggregates(fromMicros: t - 60_000_000, toMicros: t + 60_000_000)
+            #expect(counted.reduce(0) { $0 + $1.count } == 5)
+            _ = try await database.write([IngestBatch(requests: Array(calls.suffix(5)))])
+            let after = try await database.callAggregates(fromMicros: t - 60_000_000, toMicros: t + 60_000_000)
+            #expect(after.reduce(0) { $0 + $1.count } == 10)
+        }
+    }
+}
