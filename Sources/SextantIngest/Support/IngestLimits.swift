@@ -58,45 +58,51 @@ package struct IngestLimits: Sendable, Hashable {
         var report = Report()
         let latest = nowMicros > Int64.max - maxFutureMicros ? Int64.max : nowMicros + maxFutureMicros
 
+        // Checked and trimmed in place; the arrays are rebuilt only when a record is rejected.
         var rejectedSpans = Set<SpanKey>()
-        var spans: [Span] = []
-        spans.reserveCapacity(batch.spans.count)
-        for var span in batch.spans {
-            let location = "span \(span.spanID) of trace \(span.traceID)"
-            if let error = timing(start: span.startMicros, duration: span.durationMicros, latest: latest, location: location) {
+        for i in batch.spans.indices {
+            let (start, duration) = (batch.spans[i].startMicros, batch.spans[i].durationMicros)
+            if let error = timing(
+                start: start, duration: duration, latest: latest,
+                location: "span \(batch.spans[i].spanID) of trace \(batch.spans[i].traceID)")
+            {
                 batch.rejected.append(error)
-                rejectedSpans.insert(SpanKey(traceID: span.traceID, spanID: span.spanID))
+                rejectedSpans.insert(SpanKey(traceID: batch.spans[i].traceID, spanID: batch.spans[i].spanID))
                 continue
             }
-            trim(&span, report: &report)
-            spans.append(span)
+            trim(&batch.spans[i], report: &report)
         }
-        batch.spans = spans
+        if !rejectedSpans.isEmpty {
+            batch.spans.removeAll { rejectedSpans.contains(SpanKey(traceID: $0.traceID, spanID: $0.spanID)) }
+        }
 
-        var requests: [Request] = []
-        requests.reserveCapacity(batch.requests.count)
-        for var request in batch.requests {
-            if let traceID = request.traceID, let spanID = request.spanID,
+        var rejectedRequests = Set<Int>()
+        for i in batch.requests.indices {
+            let request = batch.requests[i]
+            if !rejectedSpans.isEmpty, let traceID = request.traceID, let spanID = request.spanID,
                 rejectedSpans.contains(SpanKey(traceID: traceID, spanID: spanID))
             {
+                rejectedRequests.insert(i)
                 continue  // the call of a span rejected above, which is reported already
             }
-            let location = request.requestID.map { "entry with request id \(clip($0))" } ?? "entry at \(request.startMicros) µs"
             if let error = timing(
-                start: request.startMicros, duration: request.durationMicros, latest: latest, location: location)
+                start: request.startMicros, duration: request.durationMicros, latest: latest,
+                location: request.requestID.map { "entry with request id \(clip($0))" } ?? "entry at \(request.startMicros) µs")
             {
                 batch.rejected.append(error)
+                rejectedRequests.insert(i)
                 continue
             }
             for path in [\Request.requestID, \.localAddress, \.remoteAddress] {
                 if let text = request[keyPath: path], let short = truncated(text) {
-                    request[keyPath: path] = short
+                    batch.requests[i][keyPath: path] = short
                     report.truncatedStrings += 1
                 }
             }
-            requests.append(request)
         }
-        batch.requests = requests
+        if !rejectedRequests.isEmpty {
+            batch.requests = batch.requests.indices.filter { !rejectedRequests.contains($0) }.map { batch.requests[$0] }
+        }
 
         batch.connections = batch.connections.filter { connection in
             let location = "connection at \(connection.startMicros) µs from \(connection.remoteAddress ?? "-")"
@@ -149,18 +155,20 @@ package struct IngestLimits: Sendable, Hashable {
     /// The longest duration a span, call or connection may have: a year, in µs.
     static let maxDurationMicros: Int64 = 366 * 86_400 * 1_000_000
 
-    private func timing(start: Int64, duration: Int64, latest: Int64, location: String) -> RecordError? {
+    private func timing(
+        start: Int64, duration: Int64, latest: Int64, location: @autoclosure () -> String
+    ) -> RecordError? {
         if duration < 0 {
             return RecordError(
-                location: location, message: "duration \(duration) µs is negative", reason: .negativeDuration)
+                location: location(), message: "duration \(duration) µs is negative", reason: .negativeDuration)
         }
         // Sums of durations over windows and tiers stay far inside 64 bits with this bound.
         if duration > Self.maxDurationMicros {
             return RecordError(
-                location: location, message: "duration \(duration) µs is longer than a year", reason: .invalid)
+                location: location(), message: "duration \(duration) µs is longer than a year", reason: .invalid)
         }
         if start > latest {
-            return future(start, now: latest - maxFutureMicros, location: location)
+            return future(start, now: latest - maxFutureMicros, location: location())
         }
         return nil
     }
@@ -204,7 +212,9 @@ package struct IngestLimits: Sendable, Hashable {
             span.name = short
             report.truncatedStrings += 1
         }
-        span.tags = trim(span.tags, report: &report)
+        if span.tags.count > maxAttributesPerRecord || span.tags.longestString > maxStringBytes {
+            span.tags = trim(span.tags, report: &report)
+        }
         if span.annotations.count > maxAttributesPerRecord {
             report.droppedAttributes += span.annotations.count - maxAttributesPerRecord
             span.annotations.removeLast(span.annotations.count - maxAttributesPerRecord)

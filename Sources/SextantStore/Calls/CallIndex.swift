@@ -22,6 +22,21 @@ struct OpenCall: Equatable {
     var serviceID: Int64 { sample.facts.serviceID }
     var isPaired: Bool { sample.facts.paired }
 
+    /// The hashes of `links` (a call has at most two: its span's and its request id's), 0 for
+    /// none; without making the links' array.
+    var linkHashes: (first: Int64, second: Int64) {
+        var spanLink: Int64 = 0
+        if let traceID {
+            if reporter == .source, let spanID {
+                spanLink = CallIndex.Link.clientSpan(trace: traceID, span: spanID).hash
+            } else if reporter == .destination, let parentSpanID {
+                spanLink = CallIndex.Link.serverParent(trace: traceID, span: parentSpanID).hash
+            }
+        }
+        let requestLink = requestID.map { CallIndex.Link.request(id: $0, serviceID: serviceID, reporter: reporter).hash } ?? 0
+        return spanLink == 0 ? (requestLink, 0) : (spanLink, requestLink)
+    }
+
     /// The links under which the other side's report finds this call.
     var links: [CallIndex.Link] {
         CallIndex.Link.links(
@@ -162,25 +177,31 @@ struct CallIndex {
 
     /// Registers a stored call by its key and the links its other side may look for.
     mutating func insert(_ call: OpenCall, atMicros now: Int64) {
-        let hashes = call.links.prefix(2).map(\.hash)
+        let hashes = call.linkHashes
         calls[call.rowID] = call
         rowsByKey[call.key] = call.rowID
-        for hash in hashes { add(call.rowID, under: hash) }
+        add(call.rowID, under: hashes.first)
+        add(call.rowID, under: hashes.second)
         rowIDs(after: call.rowID)
         entries.append(
             Entry(
-                key: call.key, rowID: call.rowID, firstLink: hashes.first ?? 0,
-                secondLink: hashes.dropFirst().first ?? 0, storedAtMicros: now))
+                key: call.key, rowID: call.rowID, firstLink: hashes.first, secondLink: hashes.second,
+                storedAtMicros: now))
         expire(atMicros: now)
     }
 
     /// Replaces a registered call with its row as it is now, adding the links it gained (from a
     /// merged report).
     mutating func update(_ call: OpenCall) {
-        guard let before = calls[call.rowID] else { return }
-        calls[call.rowID] = call
-        let had = Set(before.links.map(\.hash))
-        for hash in call.links.map(\.hash) where !had.contains(hash) && !rows(under: hash).contains(call.rowID) {
+        guard let before = calls.updateValue(call, forKey: call.rowID) else {
+            calls[call.rowID] = nil
+            return
+        }
+        let had = before.linkHashes
+        let has = call.linkHashes
+        guard has != had else { return }
+        for hash in [has.first, has.second]
+        where hash != 0 && hash != had.first && hash != had.second && !rows(under: hash).contains(call.rowID) {
             add(call.rowID, under: hash)
             extraLinks[call.rowID, default: []].append(hash)
         }
@@ -192,33 +213,40 @@ struct CallIndex {
     }
 
     private mutating func add(_ rowID: Int64, under hash: Int64) {
-        if rowsByLink[hash] == nil {
-            rowsByLink[hash] = rowID
-        } else {
+        guard hash != 0 else { return }
+        if let first = rowsByLink.updateValue(rowID, forKey: hash) {
+            // Taken: the first row stays first.
+            rowsByLink[hash] = first
             moreRowsByLink[hash, default: []].append(rowID)
         }
     }
 
     private mutating func remove(_ rowID: Int64, under hash: Int64) {
-        guard hash != 0, let first = rowsByLink[hash] else { return }
-        var more = moreRowsByLink[hash] ?? []
-        if first == rowID {
-            rowsByLink[hash] = more.isEmpty ? nil : more.removeFirst()
+        guard hash != 0 else { return }
+        // Most links name one call: one look-up takes it out.
+        guard !moreRowsByLink.isEmpty, var more = moreRowsByLink.removeValue(forKey: hash) else {
+            if let first = rowsByLink.removeValue(forKey: hash), first != rowID { rowsByLink[hash] = first }
+            return
+        }
+        if rowsByLink[hash] == rowID {
+            rowsByLink[hash] = more.removeFirst()
         } else {
             more.removeAll { $0 == rowID }
         }
-        moreRowsByLink[hash] = more.isEmpty ? nil : more
+        if !more.isEmpty { moreRowsByLink[hash] = more }
     }
 
     /// Takes out the calls older than the window, and the oldest past the capacity.
     mutating func expire(atMicros now: Int64) {
         while head < entries.count, count > capacity || entries[head].storedAtMicros < now - window {
             let entry = entries[head]
-            if rowsByKey[entry.key] == entry.rowID { rowsByKey[entry.key] = nil }
+            if let row = rowsByKey.removeValue(forKey: entry.key), row != entry.rowID { rowsByKey[entry.key] = row }
             calls[entry.rowID] = nil
             remove(entry.rowID, under: entry.firstLink)
             remove(entry.rowID, under: entry.secondLink)
-            for hash in extraLinks.removeValue(forKey: entry.rowID) ?? [] { remove(entry.rowID, under: hash) }
+            if !extraLinks.isEmpty {
+                for hash in extraLinks.removeValue(forKey: entry.rowID) ?? [] { remove(entry.rowID, under: hash) }
+            }
             head += 1
         }
         // Drop the expired prefix once it is most of the array.
