@@ -19,7 +19,9 @@ WAL of a killed process. A round:
    after they started.
 
 After the last round sextant is started once more and checked the same way,
-then stopped with SIGTERM, and the closed database is checked again.
+then stopped with SIGTERM, and the closed database is checked again; its
+daily rollups must count exactly the calls stored (the rollups a kill cut off
+before they were written are folded in again from the call blocks).
 
 A record counts as acknowledged only once the 2xx answer to its request has
 been read completely: Zipkin's 202 (sent after the commit), or the access-log
@@ -416,6 +418,17 @@ def stored_request_id_hashes(db_path: Path) -> tuple[set[str], int]:
     return {fields[2] for fields in lines if fields[2] != "-"}, len(lines)
 
 
+def rolled_up_calls(db_path: Path) -> int:
+    """Calls (HTTP and gRPC) the daily rollups count."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute(
+            "SELECT coalesce(sum(r.count), 0) FROM call_rollups r JOIN call_series s ON s.id = r.series_id "
+            "WHERE r.tier = 86400 AND s.protocol != 2").fetchone()[0]
+    finally:
+        db.close()
+
+
 def check_database(db_path: Path, acked: Acked, read_only: bool) -> Check:
     """Which acknowledged records ``db_path`` lacks, and ``PRAGMA integrity_check``."""
     started = time.monotonic()
@@ -592,10 +605,16 @@ def test_acknowledged_records_survive_sigkill(tmp_path):
         assert code == 0, f"sextant stopped with SIGTERM exited with {code}\n{sextant.report()}"
         check = check_database(db_path, acked, read_only=False)
         assert check.ok, failure_report(check, acked, "after the final SIGTERM stop", workdir, table())
+        # Rollups killed before they were written were folded in again from the call blocks, and
+        # none twice: they count exactly the stored calls.
+        rolled = rolled_up_calls(db_path)
+        assert rolled == check.requests_in_db, (
+            f"after the final SIGTERM stop the daily rollups count {rolled} calls, the call blocks hold "
+            f"{check.requests_in_db}\n{table()}")
     finally:
         sextant.stop()
 
     print(f"\ncrash test: {ROUNDS} SIGKILL rounds in {time.monotonic() - started:.1f} s (seed {SEED}); "
           f"{len(acked.spans)} spans and {len(acked.request_ids)} access-log calls acknowledged, all found; "
           f"database at the end: {check.spans_in_db} spans, {check.requests_in_db} calls; "
-          f"integrity_check ok\n{table()}")
+          f"integrity_check ok, rollups equal the calls\n{table()}")

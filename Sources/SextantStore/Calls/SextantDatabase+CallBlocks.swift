@@ -41,19 +41,25 @@ extension SextantDatabase {
         // Newest block first: the first version of a call met is its newest. A call met in a
         // revision has older versions further on, which are stepped over.
         var replaced = Set<Int64>()
+        // A look-up of one trace reads the filters first, and only the blocks they let through.
         let blocks = try Row.fetchCursor(
             db.cachedStatement(
-                sql: """
-                    SELECT trace_filter, data FROM call_blocks WHERE max_start_us >= ? AND min_start_us < ?
-                    ORDER BY id DESC
-                    """), arguments: [fromMicros, toMicros])
+                sql: trace == nil
+                    ? "SELECT id, data FROM call_blocks WHERE max_start_us >= ? AND min_start_us < ? ORDER BY id DESC"
+                    : "SELECT id, trace_filter FROM call_blocks WHERE max_start_us >= ? AND min_start_us < ? ORDER BY id DESC"),
+            arguments: [fromMicros, toMicros])
+        let blockData = try db.cachedStatement(sql: "SELECT data FROM call_blocks WHERE id = ?")
         while let row = try blocks.next() {
+            let data: Data
             if let trace {
-                guard let bytes = row[0] as Data?, let filter = TraceFilter(bytes: [UInt8](bytes)),
-                    filter.mayContain(trace)
+                guard let bytes = row[1] as Data?, let filter = TraceFilter(bytes: [UInt8](bytes)), filter.mayContain(trace),
+                    let found = try Data.fetchOne(blockData, arguments: [row[0] as Int64])
                 else { continue }
+                data = found
+            } else {
+                data = row[1]
             }
-            try CallBlock.decode([UInt8](row[1] as Data)) { entry in
+            try CallBlock.decode([UInt8](data)) { entry in
                 let call = entry.call
                 guard !replaced.contains(call.rowID) else { return }
                 if entry.isRevision { replaced.insert(call.rowID) }
