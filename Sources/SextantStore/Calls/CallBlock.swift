@@ -106,28 +106,17 @@ enum CallBlock {
         body.out.append(contentsOf: stringList.out)
         body.varint(UInt64(labelSets.count))
         body.out.append(contentsOf: labelList.out)
-        for column in [
-            flags, rows, keys, labels, starts, durations, requestBytes, responseBytes, sources, requestIDs, addresses,
-            traces, spans, parents,
-        ] {
-            body.varint(UInt64(column.out.count))
-            body.out.append(contentsOf: column.out)
-        }
-        var out: [UInt8] = [version]
-        var size = ByteWriter()
-        size.varint(UInt64(body.out.count))
-        out.append(contentsOf: size.out)
-        out.append(contentsOf: Zstd.compress(body.out, level: compressionLevel))
-        return out
+        return BlockFrame.seal(
+            version: version, body: body,
+            columns: [
+                flags, rows, keys, labels, starts, durations, requestBytes, responseBytes, sources, requestIDs, addresses,
+                traces, spans, parents,
+            ], level: compressionLevel)
     }
 
     /// Decodes a block written by `encode`, calling `visit` with each entry in order.
     static func decode(_ data: [UInt8], _ visit: (Entry) throws -> Void) throws {
-        guard data.first == version else { throw SpanBlock.FormatError(description: "call block of an unknown version") }
-        var header = ByteReader(data[1...])
-        let size = try header.varint()
-        guard size < 1 << 31 else { throw SpanBlock.FormatError(description: "call block larger than 2 GiB") }
-        let body = try Zstd.decompress(data[(1 + header.position)...], size: Int(size))
+        let body = try BlockFrame.open(data, version: version, kind: "call")
         var r = ByteReader(body[...])
         let count = Int(try r.varint())
         let base = unzigzag(try r.varint())
@@ -188,6 +177,6 @@ enum CallBlock {
         }
     }
 
-    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
-    static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+    private static func zigzag(_ value: Int64) -> UInt64 { BlockFrame.zigzag(value) }
+    private static func unzigzag(_ value: UInt64) -> Int64 { BlockFrame.unzigzag(value) }
 }

@@ -46,11 +46,13 @@ package final class SextantDatabase: Sendable {
     /// until the first write, and after a failed one, when they are folded in again from the blocks).
     let pendingRollups = Mutex<PendingRollups?>(nil)
     let maxSeriesPerMetric: Int
+    let logger: Logger
 
     package init(configuration: Configuration, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
         path = (configuration.directory as NSString).appendingPathComponent("sextant.db")
         maxSeriesPerMetric = configuration.maxSeriesPerMetric
+        self.logger = logger
         var config = GRDB.Configuration()
         config.maximumReaderCount = configuration.maximumReaders
         config.busyMode = .timeout(10)

@@ -36,7 +36,7 @@ extension SextantDatabase {
         fromMicros: Int64, toMicros: Int64, tcp: Bool, raw: @escaping RawAggregates
     ) async throws -> [CallAggregate] {
         let plan = TierPlan(fromMicros: fromMicros, toMicros: toMicros)
-        try await flushRollups()
+        await flushRollupsOrWarn()
         return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
             var result: [CallAggregate] = []
@@ -172,7 +172,7 @@ extension SextantDatabase {
 
             mutating func modify(_ body: (inout Sums) -> Void) { body(&self) }
         }
-        try await flushRollups()
+        await flushRollupsOrWarn()
         return try await pool.read { db in
             let dictionaries = try Dictionaries(db)
             var sums: [Key: Sums] = [:]

@@ -60,7 +60,7 @@ package final class RetentionService: Service, Sendable {
     package func enforce() async throws -> Int {
         // The rollup rows it deletes then hold every committed call (changes still in memory
         // would bring back a deleted bucket).
-        try await database.flushRollups()
+        await database.flushRollupsOrWarn()
         let t = now()
         let raw = t - configuration.rawSeconds
         let minute = t - configuration.minuteSeconds

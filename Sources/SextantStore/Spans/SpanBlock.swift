@@ -84,16 +84,10 @@ package enum SpanBlock {
         body.varint(UInt64(bitPattern: base))
         body.varint(UInt64(strings.count))
         body.out.append(contentsOf: strings.encoded.out)
-        for column in [traces, ids, flags, parents, names, starts, durations, endpoints, annotations, tags] {
-            body.varint(UInt64(column.out.count))
-            body.out.append(contentsOf: column.out)
-        }
-        var out: [UInt8] = [version]
-        var size = ByteWriter()
-        size.varint(UInt64(body.out.count))
-        out.append(contentsOf: size.out)
-        out.append(contentsOf: Zstd.compress(body.out, level: compressionLevel))
-        return out
+        return BlockFrame.seal(
+            version: version, body: body,
+            columns: [traces, ids, flags, parents, names, starts, durations, endpoints, annotations, tags],
+            level: compressionLevel)
     }
 
     /// What a read wants of a block; spans that cannot match are stepped over without making
@@ -117,11 +111,7 @@ package enum SpanBlock {
     /// Decodes a block written by `encode`: every span, or those `selection` may want (callers
     /// check conditions it does not hold, such as names and tags).
     package static func decode(_ data: [UInt8], selection: Selection? = nil) throws(FormatError) -> [Span] {
-        guard data.first == version else { throw FormatError(description: "span block of an unknown version") }
-        var header = ByteReader(data[1...])
-        let size = try header.varint()
-        guard size < 1 << 31 else { throw FormatError(description: "span block larger than 2 GiB") }
-        let body = try Zstd.decompress(data[(1 + header.position)...], size: Int(size))
+        let body = try BlockFrame.open(data, version: version, kind: "span")
         var r = ByteReader(body[...])
         let count = Int(try r.varint())
         let base = Int64(bitPattern: try r.varint())
@@ -263,8 +253,8 @@ package enum SpanBlock {
         static let remoteEndpoint: UInt8 = 32
     }
 
-    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
-    static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+    static func zigzag(_ value: Int64) -> UInt64 { BlockFrame.zigzag(value) }
+    static func unzigzag(_ value: UInt64) -> Int64 { BlockFrame.unzigzag(value) }
 }
 
 /// Each distinct string of a block once, in first-seen order, found by its bytes.
@@ -379,6 +369,37 @@ struct ByteReader {
     mutating func column() throws(SpanBlock.FormatError) -> ByteReader {
         ByteReader(try slice())
     }
+}
+
+/// The frame of a stored block (spans, calls): a version byte, the size of the body (varint), then
+/// the body compressed with zstd. A body ends with its columns, each prefixed with its byte length.
+enum BlockFrame {
+    /// `body` followed by `columns`, framed.
+    static func seal(version: UInt8, body: ByteWriter, columns: [ByteWriter], level: Int32) -> [UInt8] {
+        var body = body
+        for column in columns {
+            body.varint(UInt64(column.out.count))
+            body.out.append(contentsOf: column.out)
+        }
+        var out: [UInt8] = [version]
+        var size = ByteWriter()
+        size.varint(UInt64(body.out.count))
+        out.append(contentsOf: size.out)
+        out.append(contentsOf: Zstd.compress(body.out, level: level))
+        return out
+    }
+
+    /// The body of a framed block; `kind` names the block in errors.
+    static func open(_ data: [UInt8], version: UInt8, kind: String) throws(SpanBlock.FormatError) -> [UInt8] {
+        guard data.first == version else { throw SpanBlock.FormatError(description: "\(kind) block of an unknown version") }
+        var header = ByteReader(data[1...])
+        let size = try header.varint()
+        guard size < 1 << 31 else { throw SpanBlock.FormatError(description: "\(kind) block larger than 2 GiB") }
+        return try Zstd.decompress(data[(1 + header.position)...], size: Int(size))
+    }
+
+    static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+    static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
 }
 
 /// zstd one-shot compression of whole buffers.

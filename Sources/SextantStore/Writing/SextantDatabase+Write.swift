@@ -141,7 +141,7 @@ extension SextantDatabase {
         for block in blocks { try store(block, db) }
         try storeBlock(of: leftSpans, db)
         try rollups.apply(db, series: callSeriesCache)
-        if pending.isDue { try pending.flush(db, series: callSeriesCache) }
+        if pending.isDue { try flushIfRoom(&pending, db) }
         return summaries
     }
 
@@ -152,6 +152,34 @@ extension SextantDatabase {
         metricCache.reset()
         callSeriesCache.reset()
         pendingRollups.withLock { $0 = nil }
+    }
+
+    /// Writes the call rollups' changes in a savepoint of a commit's transaction. When the disk
+    /// (or `--max-db-size`) has no room for them they stay in memory and the commit's records are
+    /// still stored: the rollups are written once space is freed.
+    private func flushIfRoom(_ pending: inout PendingRollups, _ db: Database) throws {
+        do {
+            try db.inSavepoint {
+                try pending.flush(db, series: callSeriesCache)
+                return .commit
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            // Series rows made in the savepoint are gone with it.
+            callSeriesCache.reset()
+        }
+    }
+
+    /// Before a read of the call rollups (or retention): writes their changes not yet written, so
+    /// that the read sees every committed call. When they cannot be written (a full disk), it
+    /// warns and the caller goes on with the rollups as written, without the latest calls.
+    func flushRollupsOrWarn() async {
+        do {
+            try await flushRollups()
+        } catch {
+            logger.warning(
+                "the latest calls' rollups could not be written; reads leave them out until they are",
+                metadata: ["error": "\(error)"])
+        }
     }
 
     /// Writes the call rollups' changes not yet written, so that a read of the rollups that
