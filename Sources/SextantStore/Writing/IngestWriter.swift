@@ -134,7 +134,9 @@ package final class IngestWriter: Service, Sendable {
         state.withLock { $0.closed = true }
         await drain()
         do {
-            try await database.flushRollups()
+            // In a task of its own: a cancelled shutdown still writes them.
+            let database = self.database
+            try await Task { try await database.flushRollups() }.value
         } catch {
             // The next start folds the calls in from their blocks.
             logger.error("writing the rollups at shutdown failed", metadata: ["error": "\(error)"])
