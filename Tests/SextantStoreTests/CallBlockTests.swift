@@ -47,20 +47,11 @@ import Testing
     /// once, as it is now.
     @Test func readersTakeEachCallFromTheNewestBlockHoldingIt() async throws {
         try await withTemporaryDatabase { database, _ in
-            let caller = WorkloadIdentity(namespace: "shop", workload: "web-v1", app: "web", version: "v1")
-            let callee = WorkloadIdentity(namespace: "shop", workload: "api-v1", app: "api", version: "v1")
-            let api = ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop")
             let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 30_000_000
-            let outbound = (0..<20).map { i in
-                Request(
-                    reporter: .source, proxy: caller, service: api, startMicros: t + Int64(i) * 1000, durationMicros: 3000,
-                    responseCode: 200, requestID: "x\(i)", channel: .accessLog)
-            }
+            let outbound = (0..<20).map { i in ShopMesh.call(.source, at: t + Int64(i) * 1000, requestID: "x\(i)") }
             // Half the inbound sides arrive in a later commit.
             let inbound = outbound.prefix(10).map { o in
-                Request(
-                    reporter: .destination, proxy: callee, service: api, startMicros: o.startMicros + 500,
-                    durationMicros: 2000, responseCode: 200, requestID: o.requestID, channel: .accessLog)
+                ShopMesh.call(.destination, at: o.startMicros + 500, durationMicros: 2000, requestID: o.requestID!)
             }
             _ = try await database.write([IngestBatch(requests: outbound)])
             let summary = try await database.write([IngestBatch(requests: inbound)])

@@ -23,24 +23,19 @@ import Testing
     @Test func rollupsNotWrittenBeforeACrashAreFoldedInFromTheBlocks() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let caller = WorkloadIdentity(namespace: "shop", workload: "web-v1", app: "web", version: "v1")
-        let callee = WorkloadIdentity(namespace: "shop", workload: "api-v1", app: "api", version: "v1")
-        let api = ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop")
         let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000
         func outbound(_ range: Range<Int>) -> [Request] {
             range.map { i in
-                Request(
-                    reporter: .source, proxy: caller, service: api, startMicros: t + Int64(i) * 3_000_000,
-                    durationMicros: 1000 + Int64(i), responseCode: i % 7 == 0 ? 503 : 200, requestID: "q\(i)",
-                    channel: .accessLog)
+                ShopMesh.call(
+                    .source, at: t + Int64(i) * 3_000_000, durationMicros: 1000 + Int64(i), code: i % 7 == 0 ? 503 : 200,
+                    requestID: "q\(i)")
             }
         }
         func inbound(_ range: Range<Int>) -> [Request] {
             outbound(range).map { o in
-                Request(
-                    reporter: .destination, proxy: callee, service: api, startMicros: o.startMicros + 300,
-                    durationMicros: o.durationMicros - 200, responseCode: o.responseCode, requestID: o.requestID,
-                    channel: .accessLog)
+                ShopMesh.call(
+                    .destination, at: o.startMicros + 300, durationMicros: o.durationMicros - 200, code: o.responseCode,
+                    requestID: o.requestID!)
             }
         }
         do {
@@ -74,13 +69,9 @@ import Testing
     /// ones are counted once.
     @Test func aFailedCommitsRollupChangesAreNotKept() async throws {
         try await withTemporaryDatabase { database, _ in
-            let proxy = WorkloadIdentity(namespace: "shop", workload: "web-v1", app: "web", version: "v1")
-            let api = ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop")
             let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 60_000_000
             let calls = (0..<10).map { i in
-                Request(
-                    reporter: .source, proxy: proxy, service: api, startMicros: t + Int64(i) * 1000, durationMicros: 500,
-                    responseCode: 200, requestID: "f\(i)", channel: .accessLog)
+                ShopMesh.call(.source, at: t + Int64(i) * 1000, durationMicros: 500, requestID: "f\(i)")
             }
             _ = try await database.write([IngestBatch(requests: Array(calls.prefix(5)))])
             // The next commit fails at its end (a trigger refuses its call block).

@@ -14,6 +14,23 @@ func withTemporaryDatabase<T>(_ body: (SextantDatabase, String) async throws -> 
     return try await body(database, folder)
 }
 
+/// A small mesh for store tests: web-v1 calls the api service, which api-v1 answers.
+enum ShopMesh {
+    static let web = WorkloadIdentity(namespace: "shop", workload: "web-v1", app: "web", version: "v1")
+    static let api = WorkloadIdentity(namespace: "shop", workload: "api-v1", app: "api", version: "v1")
+    static let apiService = ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop")
+
+    /// A proxy's access-log report of one call to the api service: web-v1's as the source,
+    /// api-v1's as the destination.
+    static func call(
+        _ reporter: Reporter, at micros: Int64, durationMicros: Int64 = 3000, code: Int = 200, requestID: String
+    ) -> Request {
+        Request(
+            reporter: reporter, proxy: reporter == .source ? web : api, service: apiService, startMicros: micros,
+            durationMicros: durationMicros, responseCode: code, requestID: requestID, channel: .accessLog)
+    }
+}
+
 func zipkinFixtureBatches() throws -> [IngestBatch] {
     try Fixtures.files(in: "envoy/zipkin", suffix: ".json").map { try ZipkinV2Decoder().decode(json: Fixtures.bytes($0)) }
 }
