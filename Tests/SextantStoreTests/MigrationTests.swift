@@ -30,6 +30,19 @@ import Testing
         return queue
     }
 
+    /// `ShopMesh`'s workloads (web-v1 id 1, api-v1 id 2) and api service (id 1), as rows of an
+    /// older database.
+    private static func insertShopDictionaries(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO workloads (id, namespace, workload, app, version, canonical_service, canonical_revision,
+                    principal, cluster)
+                VALUES (1, 'shop', 'web-v1', 'web', 'v1', 'web', 'v1', 'unknown', 'Kubernetes'),
+                    (2, 'shop', 'api-v1', 'api', 'v1', 'api', 'v1', 'unknown', 'Kubernetes');
+                INSERT INTO services (id, host, name, namespace) VALUES (1, 'api.shop.svc.cluster.local', 'api', 'shop');
+                """)
+    }
+
     /// A database written before migration 0007 (sketches as one row per bucket index, minute and
     /// hour tiers only, TCP raw only) answers the same after it.
     @Test func sketchBlobMigrationKeepsWhatOlderDatabasesHeld() async throws {
@@ -39,13 +52,9 @@ import Testing
         do {
             let queue = try Self.olderDatabase(in: folder, migrationsBefore: "0007", count: 6)
             try await queue.write { db in
+                try Self.insertShopDictionaries(db)
                 try db.execute(
                     sql: """
-                        INSERT INTO workloads (id, namespace, workload, app, version, canonical_service, canonical_revision,
-                            principal, cluster)
-                        VALUES (1, 'shop', 'web-v1', 'web', 'v1', 'web', 'v1', 'unknown', 'Kubernetes'),
-                            (2, 'shop', 'api-v1', 'api', 'v1', 'api', 'v1', 'unknown', 'Kubernetes');
-                        INSERT INTO services (id, host, name, namespace) VALUES (1, 'api.shop.svc.cluster.local', 'api', 'shop');
                         INSERT INTO call_series (id, reporter, proxy_id, peer_id, service_id, protocol, response_code,
                             grpc_status, response_flags, security_policy, paired)
                         VALUES (1, 0, 1, 2, 1, 0, 200, -1, '-', 'unknown', 1);
@@ -120,13 +129,7 @@ import Testing
         do {
             let queue = try Self.olderDatabase(in: folder, migrationsBefore: "0010", count: 9)
             try await queue.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT INTO workloads (id, namespace, workload, app, version, canonical_service, canonical_revision,
-                            principal, cluster)
-                        VALUES (1, 'shop', 'web-v1', 'web', 'v1', 'web', 'v1', 'unknown', 'Kubernetes');
-                        INSERT INTO services (id, host, name, namespace) VALUES (1, 'api.shop.svc.cluster.local', 'api', 'shop');
-                        """)
+                try Self.insertShopDictionaries(db)
                 // Four traced calls of one edge in one minute (two failed), one without a trace.
                 for (i, (code, millis, trace)) in [(200, 30, "a"), (503, 10, "b"), (200, 50, "c"), (404, 5, "d"), (200, 90, nil)]
                     .enumerated()
@@ -161,14 +164,7 @@ import Testing
         do {
             let queue = try Self.olderDatabase(in: folder, migrationsBefore: "0011", count: 10)
             before = try await queue.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT INTO workloads (id, namespace, workload, app, version, canonical_service, canonical_revision,
-                            principal, cluster)
-                        VALUES (1, 'shop', 'web-v1', 'web', 'v1', 'web', 'v1', 'unknown', 'Kubernetes'),
-                            (2, 'shop', 'db-v1', 'db', 'v1', 'db', 'v1', 'unknown', 'Kubernetes');
-                        INSERT INTO services (id, host, name, namespace) VALUES (1, 'api.shop.svc.cluster.local', 'api', 'shop');
-                        """)
+                try Self.insertShopDictionaries(db)
                 // A paired call (ids 7 and 8, both sides), an unpaired one (9) waiting for its
                 // inbound side, and an untraced one (12) after a gap in the ids.
                 let rows: [(Int64, Int, Int64?, Int, String?, String?, String?, Int)] = [
@@ -213,10 +209,7 @@ import Testing
         }))
         // The inbound side of call 9 arrives after the upgrade: it pairs, and it is a new call
         // with an id above every migrated one.
-        let inbound = Request(
-            reporter: .destination, proxy: WorkloadIdentity(namespace: "shop", workload: "api-v1", app: "api", version: "v1"),
-            service: ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop"),
-            startMicros: start + 2500, durationMicros: 2000, responseCode: 503, requestID: "r-9", channel: .accessLog)
+        let inbound = ShopMesh.call(.destination, at: start + 2500, durationMicros: 2000, code: 503, requestID: "r-9")
         let summary = try await database.write([IngestBatch(requests: [inbound])])
         #expect(summary.requestsStored == 1 && summary.requestsPaired == 1)
         let now = try await database.everyCall()
