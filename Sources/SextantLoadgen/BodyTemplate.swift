@@ -1,15 +1,19 @@
 /// A request body built once, with the places that make each copy unique: ids and times.
 ///
-/// Ids end in a part that is XORed with a per-round nonce (8 hex digits of a text id, the last 4
-/// bytes of a binary one), so every round's ids are new while the two halves of a call, sent by
-/// different sidecars in the same round, still share theirs. Times are written relative to a base
-/// chosen per send. A copy costs one memcpy and a few writes per record.
+/// Every id is made new for each round, whole: each 64-bit word of an id (16 hex digits of a
+/// text id, 8 bytes of a binary one, the 30 free digits of a UUID) becomes a bijective mix of
+/// itself and the round's nonce. So a round's ids are as random as a proxy's, stored blocks get
+/// no help from ids that share digits, and the two halves of a call, sent by different sidecars
+/// in the same round, still share theirs. Times are written relative to a base chosen per send.
+/// A copy costs one memcpy and a few writes per record.
 package struct BodyTemplate: Sendable {
     package enum Patch: Sendable, Hashable {
-        /// 8 lowercase hex digits XORed with the nonce.
-        case hexNonce(offset: Int)
-        /// 4 bytes XORed with the nonce (big-endian).
-        case binaryNonce(offset: Int)
+        /// 16 lowercase hex digits: one word of a trace or span id.
+        case hexWord(offset: Int)
+        /// 8 bytes: one word of a binary trace or span id.
+        case binaryWord(offset: Int)
+        /// A 36-character UUID `x-request-id` (its version and variant digits kept).
+        case uuid(offset: Int)
         /// A 16-digit decimal count of microseconds since the epoch: base + relative.
         case decimalMicros(offset: Int, relative: Int64)
         /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (24 bytes): base + relative microseconds.
@@ -34,22 +38,21 @@ package struct BodyTemplate: Sendable {
         self.target = target
     }
 
-    /// The body with ids XORed with `nonce` and times moved to `baseMicros` (+ their relative offsets).
+    /// The body with ids made new for `nonce` and times moved to `baseMicros` (+ their relative offsets).
     package func render(nonce: UInt32, baseMicros: Int64) -> [UInt8] {
         var out = body
         out.withUnsafeMutableBufferPointer { buffer in
             for patch in patches {
                 switch patch {
-                case .hexNonce(let offset):
-                    for i in 0..<8 {
-                        let nibble = UInt8(truncatingIfNeeded: nonce >> (28 - 4 * UInt32(i))) & 0xF
-                        let digit = Self.hexValue(buffer[offset + i]) ^ nibble
-                        buffer[offset + i] = Self.hexDigits[Int(digit)]
-                    }
-                case .binaryNonce(let offset):
-                    for i in 0..<4 {
-                        buffer[offset + i] ^= UInt8(truncatingIfNeeded: nonce >> (24 - 8 * UInt32(i)))
-                    }
+                case .hexWord(let offset):
+                    Self.writeHex(Self.fresh(Self.readHex(buffer, offset, digits: 16), nonce: nonce), into: buffer, offset, digits: 16)
+                case .binaryWord(let offset):
+                    var word: UInt64 = 0
+                    for i in 0..<8 { word = word << 8 | UInt64(buffer[offset + i]) }
+                    word = Self.fresh(word, nonce: nonce)
+                    for i in 0..<8 { buffer[offset + i] = UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64(i))) }
+                case .uuid(let offset):
+                    Self.renewUUID(buffer, offset, nonce: nonce)
                 case .decimalMicros(let offset, let relative):
                     var value = baseMicros + relative
                     for i in stride(from: 15, through: 0, by: -1) {
@@ -80,9 +83,9 @@ package struct BodyTemplate: Sendable {
     package static let templateBaseMicros: Int64 = 1_000_000_000_000_000
     package static let maxRelativeMicros: Int64 = 100_000_000
 
-    /// Every place in `body` holding one of the ids (text ids: their last 8 hex digits; binary ids:
-    /// their last 4 bytes) and, for the given time encodings, every template time.
-    /// - Throws: `TemplateError` when an id is missing or places overlap.
+    /// Every place in `body` holding one of the ids (text ids: hex of 16 or 32 digits, or a UUID;
+    /// binary ids: 8 or 16 bytes) and, for the given time encodings, every template time.
+    /// - Throws: `TemplateError` when an id is missing, has another shape, or places overlap.
     package static func findPatches(
         in body: [UInt8], textIDs: [String], binaryIDs: [[UInt8]], times: Set<TimeEncoding>
     ) throws(TemplateError) -> [Patch] {
@@ -91,16 +94,30 @@ package struct BodyTemplate: Sendable {
             let bytes = Array(id.utf8)
             let hits = occurrences(of: bytes, in: body)
             guard !hits.isEmpty else { throw TemplateError("id \(id) not found in the body") }
-            for start in hits { patches.append((start + bytes.count - 8, 8, .hexNonce(offset: start + bytes.count - 8))) }
+            if bytes.count == 36, uuidDashes.allSatisfy({ bytes[$0] == UInt8(ascii: "-") }) {
+                for start in hits { patches.append((start, 36, .uuid(offset: start))) }
+            } else {
+                guard bytes.count == 16 || bytes.count == 32 else { throw TemplateError("id \(id) is not 16 or 32 hex digits") }
+                for start in hits {
+                    for word in stride(from: 0, to: bytes.count, by: 16) {
+                        patches.append((start + word, 16, .hexWord(offset: start + word)))
+                    }
+                }
+            }
         }
         for id in binaryIDs {
             let hits = occurrences(of: id, in: body)
             guard !hits.isEmpty else { throw TemplateError("a binary id was not found in the body") }
-            for start in hits { patches.append((start + id.count - 4, 4, .binaryNonce(offset: start + id.count - 4))) }
+            guard id.count == 8 || id.count == 16 else { throw TemplateError("a binary id is not 8 or 16 bytes") }
+            for start in hits {
+                for word in stride(from: 0, to: id.count, by: 8) {
+                    patches.append((start + word, 8, .binaryWord(offset: start + word)))
+                }
+            }
         }
         for encoding in times { patches += timePlaces(encoding, in: body) }
         patches.sort { $0.0 < $1.0 }
-        // An id listed twice (a root span's id is its trace id's low half) is one place.
+        // An id listed twice (a root span's id may be its trace id's low half) is one place.
         var distinct: [(Int, Int, Patch)] = []
         for patch in patches where distinct.last.map({ $0.0 != patch.0 || $0.1 != patch.1 }) ?? true {
             distinct.append(patch)
@@ -187,6 +204,42 @@ package struct BodyTemplate: Sendable {
         case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
         case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
         default: 0
+        }
+    }
+
+    /// A bijective mix of `word` and the round's nonce (SplitMix64's finaliser).
+    static func fresh(_ word: UInt64, nonce: UInt32) -> UInt64 {
+        var z = word &+ UInt64(nonce) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    private static func readHex(_ buffer: UnsafeMutableBufferPointer<UInt8>, _ offset: Int, digits: Int) -> UInt64 {
+        var word: UInt64 = 0
+        for i in 0..<digits { word = word << 4 | UInt64(hexValue(buffer[offset + i])) }
+        return word
+    }
+
+    private static func writeHex(_ word: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, _ offset: Int, digits: Int) {
+        for i in 0..<digits { buffer[offset + i] = hexDigits[Int(truncatingIfNeeded: word >> UInt64(4 * (digits - 1 - i))) & 0xF] }
+    }
+
+    private static let uuidDashes = [8, 13, 18, 23]
+    /// The places of a UUID's 32 digits.
+    private static let uuidDigits = (0..<36).filter { !uuidDashes.contains($0) }
+
+    /// Renews the 32 digits of a UUID at `offset` as two words, keeping its dashes and its
+    /// version (14) and variant (19) characters.
+    private static func renewUUID(_ buffer: UnsafeMutableBufferPointer<UInt8>, _ offset: Int, nonce: UInt32) {
+        for half in 0..<2 {
+            let digits = uuidDigits[(16 * half)..<(16 * half + 16)]
+            var word: UInt64 = 0
+            for place in digits { word = word << 4 | UInt64(hexValue(buffer[offset + place])) }
+            word = fresh(word, nonce: nonce)
+            for (k, place) in digits.enumerated() where place != 14 && place != 19 {
+                buffer[offset + place] = hexDigits[Int(truncatingIfNeeded: word >> UInt64(4 * (15 - k))) & 0xF]
+            }
         }
     }
 

@@ -80,8 +80,7 @@ package struct BookinfoRound: Sendable {
         while true {
             var id = [UInt8](repeating: 0, count: count)
             for i in 0..<count { id[i] = UInt8(truncatingIfNeeded: random.next()) }
-            // The high bytes alone must differ: the last 4 bytes are XORed with the round's nonce.
-            if used.insert(Array(id[..<(count - 4)])).inserted {
+            if used.insert(id).inserted {
                 spanAndTraceIDs.append(id)
                 return id
             }

@@ -195,10 +195,14 @@ struct LoadgenCommand: AsyncParsableCommand {
                 storeChannels, prefillRecords: quick ? 2000 : prefillRecords, records: quick ? 2000 : storeRecords,
                 concurrency: connections, log: log)
             output.append("")
-            output.append("| store alone (IngestWriter, pre-decoded, sync full, after an hour) | records | records/s | disk B/record |")
-            output.append("|---|---:|---:|---:|")
+            output.append(
+                "| store alone (IngestWriter, pre-decoded, sync full, after an hour) | records | records/s | disk B/record "
+                    + "as committed | disk B/record, span blocks merged | by table, merged |")
+            output.append("|---|---:|---:|---:|---:|---|")
             for r in reports {
-                output.append("| \(r.channel.label) | \(grouped(Double(r.records))) | \(grouped(r.recordsPerSecond)) | \(grouped(r.diskBytesPerRecord)) |")
+                output.append(
+                    "| \(r.channel.label) | \(grouped(Double(r.records))) | \(grouped(r.recordsPerSecond)) | "
+                        + "\(grouped(r.diskBytesPerRecord)) | \(grouped(r.mergedBytesPerRecord)) | \(r.mergedByTable) |")
             }
         }
 

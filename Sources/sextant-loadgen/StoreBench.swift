@@ -12,7 +12,12 @@ struct StoreReport {
     var channel: LoadChannel
     var records: Int
     var seconds: Double
+    /// Growth of the tables (indexes included) per record, right after the commits.
     var diskBytesPerRecord: Double
+    /// The same once the span blocks are merged as a running server merges them.
+    var mergedBytesPerRecord: Double
+    /// `mergedBytesPerRecord` by table, largest first.
+    var mergedByTable: String
     var recordsPerSecond: Double { Double(records) / seconds }
 }
 
@@ -73,9 +78,10 @@ func benchStore(
         return Double((clock.now - start) / .microseconds(1)) / 1e6
     }
 
-    func fileBytes() -> Int {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        return names.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + $1)[.size] as? Int) ?? 0) }
+    /// Bytes per record each table grew by, largest first.
+    func growth(_ after: [String: Int64], since before: [String: Int64], records: Int) -> [(table: String, bytes: Double)] {
+        after.map { (table: $0.key, bytes: Double($0.value - (before[$0.key] ?? 0)) / Double(records)) }
+            .filter { $0.bytes != 0 }.sorted { $0.bytes > $1.bytes }
     }
 
     var reports: [StoreReport] = []
@@ -89,11 +95,17 @@ func benchStore(
         for payloads in channels {
             let (prepared, written) = try batches(
                 payloads, count: records, firstMicros: nowMicros - 60_000_000, lastMicros: nowMicros - 5_000_000)
-            let sizeBefore = fileBytes()
+            // Blocks merged as a running server's compactor merges them, before and after.
+            while try await database.compactSpanBlocks(settledBeforeMicros: .max) > 0 {}
+            let tablesBefore = try await database.bytesByTable()
             let seconds = try await write(prepared)
+            let committed = growth(try await database.bytesByTable(), since: tablesBefore, records: written)
+            while try await database.compactSpanBlocks(settledBeforeMicros: .max) > 0 {}
+            let merged = growth(try await database.bytesByTable(), since: tablesBefore, records: written)
             let report = StoreReport(
                 channel: payloads.channel, records: written, seconds: seconds,
-                diskBytesPerRecord: Double(fileBytes() - sizeBefore) / Double(written))
+                diskBytesPerRecord: committed.reduce(0) { $0 + $1.bytes }, mergedBytesPerRecord: merged.reduce(0) { $0 + $1.bytes },
+                mergedByTable: merged.map { "\($0.table) \(String(format: "%.1f", $0.bytes))" }.joined(separator: ", "))
             log("  store \(payloads.channel.rawValue): \(Int(report.recordsPerSecond)) records/s (\(written) records)")
             reports.append(report)
         }

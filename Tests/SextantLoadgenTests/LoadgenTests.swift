@@ -105,9 +105,35 @@ import Testing
         #expect(a.contains("\"timestamp\":17957068"))
         // The caller's CLIENT span (productpage) and the callee's SERVER span (details) share the trace.
         let details = String(decoding: bodies[1].render(nonce: 1, baseMicros: now), as: UTF8.self)
-        let trace = BookinfoRound.hex(round.sides[1][0].traceID)
-        let patched = String(trace.prefix(24))
-        #expect(a.contains(patched) && details.contains(patched))
+        let template = String(decoding: bodies[0].body, as: UTF8.self)
+        let traces = { (text: String) in Set(text.matches(of: /"traceId":"([0-9a-f]{32})"/).map { String($0.1) }) }
+        let shared = traces(a).intersection(traces(details))
+        #expect(!shared.isEmpty)
+        // Every id is new as a whole: no trace id keeps a run of its template's digits.
+        for trace in traces(template) {
+            #expect(!a.contains(trace.prefix(12)) && !a.contains(trace.suffix(12)))
+        }
+        #expect(traces(a).isDisjoint(with: traces(b)))
+        // Request ids keep Envoy's UUID shape and its version and variant digits.
+        let requestIDs = a.matches(of: /"guid:x-request-id":"([0-9a-f-]{36})"/).map { String($0.1) }
+        #expect(!requestIDs.isEmpty)
+        for id in requestIDs {
+            #expect(id.wholeMatch(of: /[0-9a-f]{8}-[0-9a-f]{4}-9[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}/) != nil)
+            #expect(!template.contains(id))
+        }
+    }
+
+    @Test func binaryIdsAreRenewedWordByWord() throws {
+        let id: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+        let body: [UInt8] = [0xAA] + id + [0xBB] + Array(id[8...]) + [0xCC]
+        let template = BodyTemplate(
+            body: body, patches: try BodyTemplate.findPatches(in: body, textIDs: [], binaryIDs: [id, Array(id[8...])], times: []),
+            records: 1, target: "")
+        let out = template.render(nonce: 9, baseMicros: 0)
+        #expect(out.count == body.count && out[0] == 0xAA && out[17] == 0xBB && out.last == 0xCC)
+        #expect(Array(out[1..<9]) != Array(id[..<8]) && Array(out[9..<17]) != Array(id[8...]))
+        // The low word of the trace id and the span id equal to it stay equal.
+        #expect(Array(out[9..<17]) == Array(out[18..<26]))
     }
 
     @Test func accessLogLinesPatchStartTimes() throws {

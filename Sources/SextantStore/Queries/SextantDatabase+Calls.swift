@@ -242,6 +242,25 @@ extension SextantDatabase {
     }
 }
 
+extension SextantDatabase {
+    /// Bytes of the file's pages per table, its indexes included, after folding the WAL into the
+    /// file: where the bytes on disk go (the load generator's storage-alone run reports it).
+    package func bytesByTable() async throws -> [String: Int64] {
+        try await pool.writeWithoutTransaction { db in
+            try db.checkpoint(.truncate)
+            var out: [String: Int64] = [:]
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT coalesce(m.tbl_name, s.name) AS name, sum(s.pgsize) AS bytes
+                    FROM dbstat AS s LEFT JOIN sqlite_master AS m ON m.name = s.name GROUP BY 1
+                    """)
+            for row in rows { out[row["name"]] = row["bytes"] }
+            return out
+        }
+    }
+}
+
 /// One series' rollup rows summed over a window.
 struct RollupSums {
     var count = 0
