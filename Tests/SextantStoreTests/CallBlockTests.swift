@@ -24,23 +24,74 @@ import Testing
 
     /// Every field of every call comes back as written, in order, with its revision mark (ids
     /// going backwards, starts before the block's first, optional fields present and absent, keys
-    /// derived and stored).
+    /// derived and stored), then every relabel.
     @Test func aBlockGivesBackEveryCallAsWritten() throws {
-        let entries = (0..<300).map { (i: Int64) -> CallBlock.Entry in
+        let calls = (0..<300).map { (i: Int64) -> CallBlock.Entry in
             var c = call(
                 i % 7 == 0 ? 5 + i / 7 : 1000 + Int64(i), startMicros: 1_795_000_000_000_000 - Int64(i % 13) * 1_000_000,
                 traced: i % 4 != 0)
             // Most keys are the ones the calls' fields give, and are not stored.
             if i % 3 != 0 { c.key = CallKey.derived(c) }
-            return CallBlock.Entry(call: c, isRevision: i % 7 == 0)
+            return .call(c, isRevision: i % 7 == 0)
         }
+        let relabels = (0..<40).map { (i: Int64) -> CallBlock.Entry in
+            let c = call(900 - i * 3, startMicros: 0)
+            return .relabel(rowID: c.rowID, facts: c.sample.facts, sources: c.sample.sources)
+        }
+        // Calls and relabels may come in any order; a block gives the calls first.
+        let entries = zip(calls, relabels).flatMap { [$0, $1] } + calls.dropFirst(relabels.count)
         var decoded: [CallBlock.Entry] = []
         let data = CallBlock.encode(entries)
         try CallBlock.decode(data) { decoded.append($0) }
-        #expect(decoded == entries)
+        #expect(decoded == calls + relabels)
         // A call takes far fewer bytes than a row did.
         #expect(data.count / entries.count < 80)
         #expect(throws: (any Error).self) { try CallBlock.decode(Array(data.dropLast(3))) { _ in } }
+    }
+
+    /// Blocks written before relabels existed (version 1: the same columns, none after them)
+    /// still read.
+    @Test func versionOneBlocksStillRead() throws {
+        let calls = (0..<50).map { (i: Int64) -> CallBlock.Entry in .call(call(100 + i, startMicros: 1_795_000_000_000_000), isRevision: false) }
+        var body = try BlockFrame.open(CallBlock.encode(calls), version: 2, kind: "call")
+        // Version 2 ends with the relabels: a count of none and three empty columns.
+        #expect(Array(body.suffix(5)) == [1, 0, 0, 0, 0])
+        body.removeLast(5)
+        var writer = ByteWriter()
+        writer.out = body
+        var decoded: [CallBlock.Entry] = []
+        try CallBlock.decode(BlockFrame.seal(version: 1, body: writer, columns: [], level: 1)) { decoded.append($0) }
+        #expect(decoded == calls)
+    }
+
+    /// A pairing in a later commit changes only labels: it is stored as a relabel, and the
+    /// newest version of a call is its newest whole entry with the newest relabel's labels.
+    @Test func newestVersionsApplyTheNewestRelabel() {
+        let base = call(7, startMicros: 1)
+        var paired = base
+        paired.sample.facts.paired = true
+        paired.sample.facts.peerID = 99
+        paired.sample.sources |= 4
+        let relabel = CallBlock.Entry(paired, before: base)
+        #expect(relabel == .relabel(rowID: 7, facts: paired.sample.facts, sources: paired.sample.sources))
+        var learned = base
+        learned.spanID = SpanID(12345)
+        #expect(CallBlock.Entry(learned, before: base) == .call(learned, isRevision: true))
+        #expect(CallBlock.Entry(base, before: nil) == .call(base, isRevision: false))
+
+        var older = paired
+        older.sample.facts.responseFlags = "older"
+        var versions = CallVersions()
+        #expect(versions.newest(relabel) == nil)
+        #expect(versions.newest(.relabel(rowID: 7, facts: older.sample.facts, sources: 1)) == nil)
+        var revision = learned
+        revision.sample.facts.peerID = 5
+        var expected = learned
+        expected.sample.facts = paired.sample.facts
+        expected.sample.sources = paired.sample.sources
+        #expect(versions.newest(.call(revision, isRevision: true)) == expected)
+        #expect(versions.newest(.call(base, isRevision: false)) == nil)
+        #expect(versions.newest(.call(call(8, startMicros: 1), isRevision: false)) == call(8, startMicros: 1))
     }
 
     /// A call paired in a later commit is written again in that commit's block; readers see it
@@ -60,6 +111,11 @@ import Testing
                 try Row.fetchAll($0, sql: "SELECT entry_count, call_count FROM call_blocks ORDER BY id").map { [$0[0], $0[1]] as [Int] }
             }
             #expect(blocks == [[20, 20], [20, 10]])
+            // The ten outbound calls the inbound ones paired changed only their labels.
+            let second = try await database.pool.read { try Data.fetchOne($0, sql: "SELECT data FROM call_blocks ORDER BY id DESC") }
+            var relabels = 0
+            try CallBlock.decode([UInt8](try #require(second))) { if case .relabel = $0 { relabels += 1 } }
+            #expect(relabels == 10)
             let calls = try await database.everyCall()
             #expect(calls.count == 30)
             #expect(calls.filter(\.paired).count == 20)

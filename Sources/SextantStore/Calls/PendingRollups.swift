@@ -73,30 +73,43 @@ struct PendingRollups {
         var met = Set<Int64>()
         for block in blocks {
             for entry in block.entries {
-                if entry.isRevision, !met.contains(entry.call.rowID) { wanted.insert(entry.call.rowID) }
-                met.insert(entry.call.rowID)
+                if entry.isRevision, !met.contains(entry.rowID) { wanted.insert(entry.rowID) }
+                met.insert(entry.rowID)
             }
         }
-        if !wanted.isEmpty {
+        if let oldest = wanted.min() {
+            // Newest first; a block whose calls are all older than the oldest wanted one ends
+            // the search (row ids grow with the blocks that first store them).
             let older = try Row.fetchCursor(
-                db, sql: "SELECT data FROM call_blocks WHERE id <= ? ORDER BY id DESC", arguments: [watermark])
-            while !wanted.isEmpty, let row = try older.next() {
+                db, sql: "SELECT data, max_call_id FROM call_blocks WHERE id <= ? ORDER BY id DESC", arguments: [watermark])
+            var versions = CallVersions()
+            while !wanted.isEmpty, let row = try older.next(), row[1] as Int64 >= oldest {
                 try CallBlock.decode([UInt8](row[0] as Data)) { entry in
-                    if wanted.remove(entry.call.rowID) != nil { before[entry.call.rowID] = entry.call.sample }
+                    if let call = versions.newest(entry), wanted.remove(call.rowID) != nil { before[call.rowID] = call.sample }
                 }
             }
         }
         for block in blocks {
             pending.record(block: block.id) { deltas in
                 for entry in block.entries {
-                    let sample = entry.call.sample
-                    if !entry.isRevision {
+                    let sample: CallSample
+                    switch entry {
+                    case .call(let call, isRevision: false):
+                        sample = call.sample
                         deltas.add(sample, sign: 1)
-                    } else if let old = before[entry.call.rowID] {
+                    case .call(let call, isRevision: true):
+                        sample = call.sample
+                        if let old = before[call.rowID] { deltas.move(from: old, to: sample) }
+                    case .relabel(let rowID, let facts, let sources):
+                        guard let old = before[rowID] else { continue }
+                        var relabelled = old
+                        relabelled.facts = facts
+                        relabelled.sources = sources
+                        sample = relabelled
                         deltas.move(from: old, to: sample)
                     }
                     // (A revision whose earlier version retention took stays as the rollups counted it.)
-                    before[entry.call.rowID] = sample
+                    before[entry.rowID] = sample
                 }
             }
         }

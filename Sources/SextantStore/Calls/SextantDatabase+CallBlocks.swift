@@ -8,17 +8,21 @@ package import SextantModel
 extension SextantDatabase {
     /// Writes the calls one commit stored or changed as one block; returns its id (nil when there
     /// were none).
+    ///
+    /// Each entry comes with its call as it is after the commit: the block's time range and trace
+    /// filter cover every call it changes, relabels included, so that a reader of a range or of a
+    /// trace meets their newest labels.
     @discardableResult
-    static func storeCallBlock(_ entries: [CallBlock.Entry], _ db: Database) throws -> Int64? {
+    static func storeCallBlock(_ entries: [(entry: CallBlock.Entry, call: OpenCall)], _ db: Database) throws -> Int64? {
         guard !entries.isEmpty else { return nil }
         var minStart = Int64.max, maxStart = Int64.min, maxRow = Int64.min, fresh: Int64 = 0
         var traces: [TraceID] = []
-        for entry in entries {
-            minStart = min(minStart, entry.call.sample.startMicros)
-            maxStart = max(maxStart, entry.call.sample.startMicros)
-            maxRow = max(maxRow, entry.call.rowID)
+        for (entry, call) in entries {
+            minStart = min(minStart, call.sample.startMicros)
+            maxStart = max(maxStart, call.sample.startMicros)
+            maxRow = max(maxRow, call.rowID)
             if !entry.isRevision { fresh += 1 }
-            if let trace = entry.call.traceID { traces.append(trace) }
+            if let trace = call.traceID { traces.append(trace) }
         }
         let insert = BoundStatement(
             try db.cachedStatement(
@@ -29,7 +33,7 @@ extension SextantDatabase {
                     """), db)
         try insert.run(
             minStart, maxStart, maxRow, Int64(entries.count), fresh,
-            traces.isEmpty ? nil : TraceFilter(traces: traces).bytes, CallBlock.encode(entries))
+            traces.isEmpty ? nil : TraceFilter(traces: traces).bytes, CallBlock.encode(entries.map(\.entry)))
         return db.lastInsertedRowID
     }
 
@@ -38,9 +42,8 @@ extension SextantDatabase {
     static func storedCalls(
         _ db: Database, fromMicros: Int64, toMicros: Int64, trace: TraceID? = nil, _ visit: (OpenCall) throws -> Void
     ) throws {
-        // Newest block first: the first version of a call met is its newest. A call met in a
-        // revision has older versions further on, which are stepped over.
-        var replaced = Set<Int64>()
+        // Newest block first: the first version of a call met is its newest.
+        var versions = CallVersions()
         // A look-up of one trace reads the filters first, and only the blocks they let through.
         let blocks = try Row.fetchCursor(
             db.cachedStatement(
@@ -60,10 +63,8 @@ extension SextantDatabase {
                 data = row[1]
             }
             try CallBlock.decode([UInt8](data)) { entry in
-                let call = entry.call
-                guard !replaced.contains(call.rowID) else { return }
-                if entry.isRevision { replaced.insert(call.rowID) }
-                guard call.sample.startMicros >= fromMicros, call.sample.startMicros < toMicros,
+                guard let call = versions.newest(entry),
+                    call.sample.startMicros >= fromMicros, call.sample.startMicros < toMicros,
                     trace == nil || call.traceID == trace
                 else { return }
                 try visit(call)
@@ -128,14 +129,11 @@ extension CallIndex {
         index.rowIDs(after: try Int64.fetchOne(db, sql: "SELECT max(max_call_id) FROM call_blocks") ?? 0)
         // Newest blocks first, until they hold `capacity` calls; older versions stepped over.
         var newest: [Int64: OpenCall] = [:]
-        var replaced = Set<Int64>()
+        var versions = CallVersions()
         let blocks = try Row.fetchCursor(db, sql: "SELECT data FROM call_blocks ORDER BY id DESC")
         while newest.count < capacity, let row = try blocks.next() {
             try CallBlock.decode([UInt8](row[0] as Data)) { entry in
-                let call = entry.call
-                guard !replaced.contains(call.rowID), newest[call.rowID] == nil else { return }
-                if entry.isRevision { replaced.insert(call.rowID) }
-                newest[call.rowID] = call
+                if let call = versions.newest(entry), newest[call.rowID] == nil { newest[call.rowID] = call }
             }
         }
         for call in newest.values.sorted(by: { $0.rowID < $1.rowID }).suffix(capacity) {
@@ -174,7 +172,7 @@ extension SextantDatabase {
                         spanID: (row[n + 4] as String?).flatMap { SpanID(hex: $0) },
                         parentSpanID: (row[n + 5] as String?).flatMap { SpanID(hex: $0) })
                     call.key = CallKey.derived(call)
-                    return CallBlock.Entry(call: call, isRevision: false)
+                    return (.call(call, isRevision: false), call)
                 }, db)
         }
         try db.execute(sql: "DROP TABLE requests")

@@ -391,11 +391,20 @@ enum BlockFrame {
 
     /// The body of a framed block; `kind` names the block in errors.
     static func open(_ data: [UInt8], version: UInt8, kind: String) throws(SpanBlock.FormatError) -> [UInt8] {
-        guard data.first == version else { throw SpanBlock.FormatError(description: "\(kind) block of an unknown version") }
+        try open(data, versions: version...version, kind: kind).body
+    }
+
+    /// The version and body of a framed block of one of `versions`.
+    static func open(
+        _ data: [UInt8], versions: ClosedRange<UInt8>, kind: String
+    ) throws(SpanBlock.FormatError) -> (version: UInt8, body: [UInt8]) {
+        guard let version = data.first, versions.contains(version) else {
+            throw SpanBlock.FormatError(description: "\(kind) block of an unknown version")
+        }
         var header = ByteReader(data[1...])
         let size = try header.varint()
         guard size < 1 << 31 else { throw SpanBlock.FormatError(description: "\(kind) block larger than 2 GiB") }
-        return try Zstd.decompress(data[(1 + header.position)...], size: Int(size))
+        return (version, try Zstd.decompress(data[(1 + header.position)...], size: Int(size)))
     }
 
     static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }

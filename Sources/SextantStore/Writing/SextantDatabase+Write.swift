@@ -300,13 +300,13 @@ struct CallWrites {
     /// them; returns the index as it is once they are stored.
     consuming func store(_ db: Database, rollups: inout PendingRollups) throws -> CallIndex {
         var examples = ExampleDeltas()
-        var entries: [CallBlock.Entry] = []
+        var entries: [(entry: CallBlock.Entry, call: OpenCall)] = []
         entries.reserveCapacity(pending.count)
         for p in pending {
             // A resend changes nothing: its call's stored version stays the newest.
             if let before = p.before, before == p.call { continue }
             examples.note(p.call)
-            entries.append(CallBlock.Entry(call: p.call, isRevision: p.before != nil))
+            entries.append((CallBlock.Entry(p.call, before: p.before), p.call))
         }
         let block = try SextantDatabase.storeCallBlock(entries, db)
         rollups.record(block: block) { deltas in
