@@ -1,4 +1,3 @@
-internal import CZstd
 import SextantModel
 
 /// The calls one commit stored or changed, as one stored value: each call as it is after the

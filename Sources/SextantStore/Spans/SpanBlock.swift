@@ -1,4 +1,3 @@
-internal import CZstd
 package import SextantModel
 
 /// The spans of one commit as one stored value: sorted by trace, column by column, every string
@@ -409,34 +408,4 @@ enum BlockFrame {
 
     static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
     static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
-}
-
-/// zstd one-shot compression of whole buffers.
-enum Zstd {
-    static func compress(_ input: [UInt8], level: Int32) -> [UInt8] {
-        let bound = ZSTD_compressBound(input.count)
-        var out = [UInt8](repeating: 0, count: bound)
-        let written = out.withUnsafeMutableBytes { target in
-            input.withUnsafeBytes { source in
-                ZSTD_compress(target.baseAddress, bound, source.baseAddress, source.count, level)
-            }
-        }
-        // Compressing a buffer into a buffer of its bound cannot fail.
-        precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
-        out.removeLast(bound - written)
-        return out
-    }
-
-    static func decompress(_ input: ArraySlice<UInt8>, size: Int) throws(SpanBlock.FormatError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: size)
-        let written = out.withUnsafeMutableBytes { target in
-            input.withUnsafeBytes { source in
-                ZSTD_decompress(target.baseAddress, size, source.baseAddress, source.count)
-            }
-        }
-        guard ZSTD_isError(written) == 0, written == size else {
-            throw SpanBlock.FormatError(description: "span block does not decompress to its size")
-        }
-        return out
-    }
 }
