@@ -27,6 +27,12 @@ package enum ByteHash {
         h ^= h >> 33
         return h
     }
+
+    /// Whether two byte strings are equal (one `memcmp`).
+    @inlinable
+    package static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        a.count == b.count && (a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+    }
 }
 
 /// Dense indices of byte strings in first-seen order (the strings of a block being written, the

@@ -42,12 +42,17 @@ package struct EnvoyALSDecoder: Sendable {
 
     private static let knownProxies = SharedMemo<IdentifierBytes, Result<StreamProxy, DecodeError>>(limit: 4096)
 
-    /// An identifier's bytes as a memo key, hashed in one pass rather than a byte at a time.
+    /// An identifier's bytes as a memo key. An identifier holds the node's metadata, kilobytes
+    /// long: the hasher gets one word (`ByteHash` of the bytes), not every byte through SipHash.
     private struct IdentifierBytes: Hashable, Sendable {
         var bytes: [UInt8]
 
         func hash(into hasher: inout Hasher) {
-            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+            hasher.combine(bytes.withUnsafeBytes { ByteHash.hash($0) })
+        }
+
+        static func == (a: Self, b: Self) -> Bool {
+            a.bytes.withUnsafeBytes { x in b.bytes.withUnsafeBytes { y in ByteHash.equal(x, y) } }
         }
     }
 
