@@ -160,10 +160,11 @@ struct RecentEntries<Key, Value> {
     private var nextSlot = 0
     let capacity = 8
 
-    mutating func first(where matches: (Key) -> Bool) -> Value? {
-        for (i, entry) in entries.enumerated() where matches(entry.key) {
-            if i > 0 { entries.swapAt(i, i - 1) }
-            return entry.value
+    /// The value of the first entry whose key matches. Entries are compared where they lie, not
+    /// copied nor moved: a copy of a key retains each of its strings and boxes.
+    func first(where matches: (Key) -> Bool) -> Value? {
+        for i in entries.indices where matches(entries[i].key) {
+            return entries[i].value
         }
         return nil
     }
