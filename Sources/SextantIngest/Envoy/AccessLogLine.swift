@@ -43,12 +43,6 @@ struct AccessLogLine {
         var labels: [String: String]?
     }
 
-    /// What an entry records.
-    enum Record {
-        case call(Request)
-        case connection(TCPConnection)
-    }
-
     var startTime, method, `protocol`, responseCode, responseFlags, bytesReceived, bytesSent: JSONScalar?
     var duration, requestID, authority, upstreamHost, upstreamCluster, upstreamLocalAddress: JSONScalar?
     var downstreamLocalAddress, downstreamRemoteAddress, traceID, grpcStatus: JSONScalar?
@@ -144,11 +138,13 @@ struct AccessLogLine {
         return defaultProxy
     }
 
-    /// The call or TCP connection this entry records.
+    /// Appends the call or TCP connection this entry records to `batch` (built in place: a
+    /// record handed back would be copied, a retain and a release for each of its strings).
     /// - Parameter location: where the entry stands, for error messages (made only when one is thrown).
-    func record(defaultProxy: WorkloadIdentity?, location: @autoclosure () -> String, context: DecodeContext? = nil)
-        throws(RecordError) -> Record
-    {
+    func record(
+        defaultProxy: WorkloadIdentity?, location: @autoclosure () -> String, context: DecodeContext? = nil,
+        channel: Channel = .accessLog, into batch: inout IngestBatch
+    ) throws(RecordError) {
         func fail(_ message: String) -> RecordError { RecordError(location: location(), message: message) }
         guard let proxy = proxy(defaultProxy: defaultProxy, context: context) else {
             throw fail("no proxy identity: upload with ?node=<Envoy node id> or add a 'node_id' key")
@@ -180,18 +176,18 @@ struct AccessLogLine {
 
         if isTCP {
             // A TCP proxy's entry: the connection, its bytes both ways and how long it lasted.
-            return .connection(
+            return batch.connections.append(
                 TCPConnection(
                     reporter: route.reporter, proxy: proxy, service: route.service, startMicros: start,
                     durationMicros: durationMicros, receivedBytes: bytesReceived?.integer ?? 0,
                     sentBytes: bytesSent?.integer ?? 0, responseFlags: flags, localAddress: localAddress,
-                    remoteAddress: remoteAddress, channel: .accessLog))
+                    remoteAddress: remoteAddress, channel: channel))
         }
 
         let code = responseCode?.integer ?? 0
         guard (0...999).contains(code) else { throw fail("'response_code' \(code) is not an HTTP status") }
         let grpc = grpcStatus?.integer.map { Int($0) }
-        return .call(
+        batch.requests.append(
             Request(
                 reporter: route.reporter,
                 proxy: proxy,
@@ -208,7 +204,7 @@ struct AccessLogLine {
                 traceID: parsedTrace ?? traceID?.text.flatMap { TraceID(hex: $0) },
                 localAddress: localAddress,
                 remoteAddress: remoteAddress,
-                channel: .accessLog
+                channel: channel
             ))
     }
 }

@@ -68,10 +68,7 @@ package struct EnvoyAccessLogDecoder: Sendable {
             return
         }
         do throws(RecordError) {
-            switch try line.record(defaultProxy: defaultProxy, location: location, context: context) {
-            case .call(let call): batch.requests.append(call)
-            case .connection(let connection): batch.connections.append(connection)
-            }
+            try line.record(defaultProxy: defaultProxy, location: location, context: context, into: &batch)
         } catch {
             batch.rejected.append(error)
         }

@@ -24,14 +24,8 @@ package struct OTLPLogDecoder: Sendable {
                     {
                         if attributes["trace_id"] == nil, let traceID { attributes["trace_id"] = traceID }
                         do throws(RecordError) {
-                            switch try AccessLogLine(attributes: attributes).record(defaultProxy: proxy, location: location) {
-                            case .call(var call):
-                                call.channel = .otlpLogs
-                                batch.requests.append(call)
-                            case .connection(var connection):
-                                connection.channel = .otlpLogs
-                                batch.connections.append(connection)
-                            }
+                            try AccessLogLine(attributes: attributes).record(
+                                defaultProxy: proxy, location: location, channel: .otlpLogs, into: &batch)
                         } catch {
                             batch.rejected.append(error)
                         }
