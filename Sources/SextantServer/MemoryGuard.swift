@@ -1,4 +1,5 @@
 import Logging
+import SextantStore
 import ServiceLifecycle
 import Synchronization
 
@@ -29,11 +30,6 @@ final class MemoryGuard: Service, Sendable {
     static let decodedBytesPerBodyByte = 6
     private static let sampleInterval = Duration.milliseconds(50)
     private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-    /// glibc's `malloc_trim`, which its Swift module does not export; nil on other C libraries.
-    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
-        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
-    }()
 
     private struct State {
         var residentBytes = 0
@@ -104,7 +100,7 @@ final class MemoryGuard: Service, Sendable {
             // shedding) follow what is really in use once a burst is over.
             if resident > limitBytes / 2, ContinuousClock.now - lastTrim > .seconds(1) {
                 lastTrim = .now
-                _ = Self.mallocTrim?(0)
+                Malloc.trim()
                 sample()
             }
         }

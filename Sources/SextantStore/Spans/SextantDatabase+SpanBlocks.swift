@@ -127,6 +127,9 @@ extension SextantDatabase {
             } catch is CompactionRace {
                 continue
             }
+            // A merge decodes thousands of spans on whichever thread runs it, whose arena would
+            // keep them for the next merge (on another thread, with an arena of its own).
+            Malloc.trim()
         }
         return replaced
     }
