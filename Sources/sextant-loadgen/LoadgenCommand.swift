@@ -48,7 +48,7 @@ struct LoadgenCommand: AsyncParsableCommand {
     var factor: Double = 1.15
 
     @Option(help: "Most steps per channel.")
-    var maxSteps = 20
+    var maxSteps = 25
 
     @Option(help: "Seconds per step.")
     var stepSeconds: Double = 8
