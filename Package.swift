@@ -68,6 +68,7 @@ let package = Package(
                 .copy("0009_calls_without_random_key_indexes.sql"),
                 .copy("0010_call_examples.sql"),
                 .copy("0011_call_blocks.sql"),
+                .copy("0012_call_blocks_rolled_up_and_row_ids.sql"),
             ]
         ),
         .target(

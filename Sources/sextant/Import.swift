@@ -40,6 +40,8 @@ struct Import: AsyncParsableCommand {
         let logger = store.makeLogger()
         var configuration = SextantDatabase.Configuration(directory: store.dataDirectory)
         configuration.synchronousFull = store.sync == .full
+        // A server may be running on the same directory: leave no rollups to it.
+        configuration.rollupsInEveryCommit = true
         let database = try SextantDatabase(configuration: configuration, logger: logger)
         var limits = IngestLimits()
         limits.maxRecordsPerRequest = .max

@@ -92,10 +92,10 @@ import Testing
 
         let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
         #expect(
-            try database.appliedMigrations().suffix(5)
+            try database.appliedMigrations().suffix(6)
                 == [
                     "0007_rollup_sketch_blobs_and_tiers", "0008_span_blocks", "0009_calls_without_random_key_indexes",
-                    "0010_call_examples", "0011_call_blocks",
+                    "0010_call_examples", "0011_call_blocks", "0012_call_blocks_rolled_up_and_row_ids",
                 ])
         let tiers = try await database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT tier, count(*), sum(count) FROM call_rollups GROUP BY tier ORDER BY tier")
@@ -199,6 +199,9 @@ import Testing
         #expect(calls[2].spanID?.hex == "00000000000000c9")
         let tables = try await database.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
         #expect(!tables.contains("requests"))
+        // The rows' rollups were written with them: their blocks are marked rolled up (0012).
+        let unmarked = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM call_blocks WHERE rolled_up = 0") }
+        #expect(unmarked == 0)
         let aggregates = try await database.rawCallAggregates(fromMicros: 0, toMicros: .max)
         var after: [[String: Int]: Int] = [:]
         for a in aggregates {

@@ -59,9 +59,45 @@ import Testing
         let all = totals(try await second.rawCallAggregates(fromMicros: 0, toMicros: .max))
         #expect(all.values.reduce(0) { $0 + $1[0] } == 260)
         #expect(totals(try await second.callAggregates(fromMicros: t - 3_600_000_000, toMicros: t + 3_600_000_000)) == all)
-        let watermark = try await second.pool.read { try Int64.fetchOne($0, sql: "SELECT call_block_id FROM rollup_watermark") }
-        let newest = try await second.pool.read { try Int64.fetchOne($0, sql: "SELECT max(id) FROM call_blocks") }
-        #expect(watermark == newest)
+        try await second.flushRollups()
+        let unmarked = try await second.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM call_blocks WHERE rolled_up = 0") }
+        #expect(unmarked == 0)
+    }
+
+    /// `sextant import` writes the file while `sextant serve` runs: two processes, each with its
+    /// own index and rollup changes. Their calls get distinct row ids, and each one's rollups are
+    /// written by it, for the blocks it wrote, so the server reads every call once and a restart
+    /// folds nothing in twice.
+    @Test func twoWritersOfOneFileShareNoRowIDAndCountEveryCallOnce() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000
+        func calls(_ side: Reporter, _ range: Range<Int>) -> [Request] {
+            range.map { i in ShopMesh.call(side, at: t + Int64(i) * 1_000_000, durationMicros: 900, requestID: "w\(i)") }
+        }
+        let server = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+        _ = try await server.write([IngestBatch(requests: calls(.source, 0..<50))])
+        var importing = SextantDatabase.Configuration(directory: folder)
+        importing.rollupsInEveryCommit = true
+        let importer = try SextantDatabase(configuration: importing, logger: Logger.quiet)
+        // The importer pairs the server's earlier calls; the server goes on meanwhile.
+        _ = try await importer.write([IngestBatch(requests: calls(.destination, 0..<30))])
+        _ = try await server.write([IngestBatch(requests: calls(.source, 50..<80))])
+        _ = try await importer.write([IngestBatch(requests: calls(.destination, 80..<100))])
+        // The importer left nothing unwritten; the server writes its own.
+        #expect(importer.pendingRollups.withLock { $0?.isPending } == false)
+        try await server.flushRollups()
+
+        let stored = try await server.everyCall()
+        #expect(stored.count == 130)
+        #expect(Set(stored.map(\.rowID)).count == 130)
+        #expect(stored.filter(\.paired).count == 60)
+        let raw = totals(try await server.rawCallAggregates(fromMicros: 0, toMicros: .max))
+        let window = (t - 3_600_000_000, t + 3_600_000_000)
+        #expect(totals(try await server.callAggregates(fromMicros: window.0, toMicros: window.1)) == raw)
+        // A restart replays the blocks past the watermark: none that the rollups hold already.
+        let restarted = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+        #expect(totals(try await restarted.callAggregates(fromMicros: window.0, toMicros: window.1)) == raw)
     }
 
     /// A commit that fails leaves the changes in memory unknown: the next write folds them in

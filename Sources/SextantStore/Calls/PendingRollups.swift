@@ -1,35 +1,30 @@
 internal import Foundation
 import GRDB
 
-/// The call rollups' changes not yet written, and the newest call block they account for.
+/// The call rollups' changes not yet written, and the call blocks they account for.
 ///
 /// A commit adds its calls' rollup deltas here instead of upserting rollup rows: each upsert
 /// merges a sketch and touches one row per label set and tier, and a commit of a few hundred calls
 /// touched hundreds of rows. The deltas are written (`flush`) by the first commit that finds them
-/// `interval` old, before any read of the rollups, and at shutdown, together with the watermark:
-/// the id of the newest call block they account for. So the rollup rows plus these deltas always
-/// equal the stored calls; after a crash, or a failed commit (whose share of the deltas is not
-/// known), `replayed` folds in again the blocks past the watermark.
+/// `interval` old, before any read of the rollups, and at shutdown, and the blocks they cover are
+/// marked `rolled_up` in the same transaction. So the rollup rows plus these deltas always equal
+/// the stored calls; after a crash, or a failed commit (whose share of the deltas is not known),
+/// `replayed` folds in again the blocks left unmarked.
 struct PendingRollups {
     static let interval: Duration = .seconds(1)
     /// Label sets past which the deltas are written whatever their age.
     static let maxLabelSets = 20_000
 
     private(set) var deltas = RollupDeltas()
-    /// The newest call block whose calls are in the rollup rows or in `deltas`.
-    private(set) var lastBlockID: Int64
-    /// The block the rollup rows account for.
-    private(set) var writtenBlockID: Int64
+    /// The call blocks whose calls are in `deltas`.
+    private(set) var blocks: [Int64] = []
     /// When the oldest change not yet written came.
     private var since: ContinuousClock.Instant?
 
-    init(watermark: Int64) {
-        lastBlockID = watermark
-        writtenBlockID = watermark
-    }
+    init() {}
 
     /// Whether anything is not yet written.
-    var isPending: Bool { !deltas.isEmpty || lastBlockID != writtenBlockID }
+    var isPending: Bool { !deltas.isEmpty || !blocks.isEmpty }
 
     /// Whether the next commit should write the deltas.
     var isDue: Bool {
@@ -40,27 +35,27 @@ struct PendingRollups {
     /// Takes a commit's changes: its calls' deltas (`change` adds them) and its call block.
     mutating func record(block: Int64?, _ change: (inout RollupDeltas) throws -> Void) rethrows {
         try change(&deltas)
-        if let block { lastBlockID = block }
+        if let block { blocks.append(block) }
         if since == nil, isPending { since = .now }
     }
 
-    /// Writes the deltas and the watermark (inside the caller's transaction).
+    /// Writes the deltas and marks their blocks (inside the caller's transaction).
     mutating func flush(_ db: Database, series: CallSeriesCache) throws {
         try deltas.apply(db, series: series)
-        try db.execute(sql: "UPDATE rollup_watermark SET call_block_id = ?", arguments: [lastBlockID])
+        if !blocks.isEmpty {
+            try db.execute(sql: "UPDATE call_blocks SET rolled_up = 1 WHERE id IN (\(blocks.map(String.init).joined(separator: ",")))")
+        }
         deltas = RollupDeltas()
-        writtenBlockID = lastBlockID
+        blocks = []
         since = nil
     }
 
-    /// The deltas of the call blocks past the watermark: each new call counted in, each revised
+    /// The deltas of the call blocks no rollups hold: each new call counted in, each revised
     /// call moved from its version before (found in an earlier block) to this one.
     static func replayed(_ db: Database) throws -> PendingRollups {
-        let watermark = try Int64.fetchOne(db, sql: "SELECT call_block_id FROM rollup_watermark") ?? 0
-        var pending = PendingRollups(watermark: watermark)
+        var pending = PendingRollups()
         var blocks: [(id: Int64, entries: [CallBlock.Entry])] = []
-        let rows = try Row.fetchCursor(
-            db, sql: "SELECT id, data FROM call_blocks WHERE id > ? ORDER BY id", arguments: [watermark])
+        let rows = try Row.fetchCursor(db, sql: "SELECT id, data FROM call_blocks WHERE rolled_up = 0 ORDER BY id")
         while let row = try rows.next() {
             var entries: [CallBlock.Entry] = []
             try CallBlock.decode([UInt8](row[1] as Data)) { entries.append($0) }
@@ -81,7 +76,8 @@ struct PendingRollups {
             // Newest first; a block whose calls are all older than the oldest wanted one ends
             // the search (row ids grow with the blocks that first store them).
             let older = try Row.fetchCursor(
-                db, sql: "SELECT data, max_call_id FROM call_blocks WHERE id <= ? ORDER BY id DESC", arguments: [watermark])
+                db, sql: "SELECT data, max_call_id FROM call_blocks WHERE rolled_up = 1 AND id < ? ORDER BY id DESC",
+                arguments: [blocks.last!.id])
             var versions = CallVersions()
             while !wanted.isEmpty, let row = try older.next(), row[1] as Int64 >= oldest {
                 try CallBlock.decode([UInt8](row[0] as Data)) { entry in

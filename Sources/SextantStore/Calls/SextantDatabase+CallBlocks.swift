@@ -37,6 +37,11 @@ extension SextantDatabase {
         return db.lastInsertedRowID
     }
 
+    /// The largest call row id stored (0 for none): one step down an index.
+    static func largestCallRowID(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(max_call_id) FROM call_blocks")) ?? 0
+    }
+
     /// Every stored call that started in `[from, to)` (µs) as it is now, in no particular order;
     /// only those of `trace` when one is given.
     static func storedCalls(
@@ -126,7 +131,7 @@ extension CallIndex {
     /// The index as the newest `capacity` calls give it, each findable from `now` on.
     static func rebuilt(_ db: Database, atMicros now: Int64, capacity: Int = CallIndex().capacity) throws -> CallIndex {
         var index = CallIndex(capacity: capacity)
-        index.rowIDs(after: try Int64.fetchOne(db, sql: "SELECT max(max_call_id) FROM call_blocks") ?? 0)
+        index.rowIDs(after: try SextantDatabase.largestCallRowID(db))
         // Newest blocks first, until they hold `capacity` calls; older versions stepped over.
         var newest: [Int64: OpenCall] = [:]
         var versions = CallVersions()

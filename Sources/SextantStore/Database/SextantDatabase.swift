@@ -24,6 +24,10 @@ package final class SextantDatabase: Sendable {
 
         /// Bytes of the database file reads may map (SQLite `mmap_size`).
         package var mmapBytes: Int = 1 << 30
+        /// Whether every commit writes its calls' rollups, instead of about once a second: for a
+        /// short-lived writer beside a running server (`sextant import`), which must leave no
+        /// rollups behind in memory nor take up the server's.
+        package var rollupsInEveryCommit = false
 
         package init(directory: String) {
             self.directory = directory
@@ -44,7 +48,8 @@ package final class SextantDatabase: Sendable {
     let callIndex = Mutex<CallIndex?>(nil)
     /// The call rollups' changes not yet written (taken by the writer for each transaction; nil
     /// until the first write, and after a failed one, when they are folded in again from the blocks).
-    let pendingRollups = Mutex<PendingRollups?>(nil)
+    let pendingRollups: Mutex<PendingRollups?>
+    let rollupsInEveryCommit: Bool
     let maxSeriesPerMetric: Int
     let logger: Logger
 
@@ -52,6 +57,10 @@ package final class SextantDatabase: Sendable {
         try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
         path = (configuration.directory as NSString).appendingPathComponent("sextant.db")
         maxSeriesPerMetric = configuration.maxSeriesPerMetric
+        rollupsInEveryCommit = configuration.rollupsInEveryCommit
+        // A server folds in the blocks a crash left without rollups at its first write; a writer
+        // that rolls up every commit never does, as those blocks may be a running server's.
+        pendingRollups = Mutex(configuration.rollupsInEveryCommit ? PendingRollups() : nil)
         self.logger = logger
         var config = GRDB.Configuration()
         config.maximumReaderCount = configuration.maximumReaders

@@ -97,6 +97,8 @@ extension SextantDatabase {
         // The index moves into the transaction's writes: one owner, so it is changed in place, not copied.
         var callWrites = CallWrites(index: CallIndex())
         swap(&callWrites.index, &calls)
+        // Another process (`sextant import`) may have stored calls since: new ids follow theirs.
+        callWrites.index.rowIDs(after: try Self.largestCallRowID(db))
         // A batch whose spans are all new goes in as the block its receiver encoded; the spans
         // left of batches that repeated some go in one block built here.
         var blocks: [PreparedSpanBlock] = []
@@ -141,7 +143,7 @@ extension SextantDatabase {
         for block in blocks { try store(block, db) }
         try storeBlock(of: leftSpans, db)
         try rollups.apply(db, series: callSeriesCache)
-        if pending.isDue { try flushIfRoom(&pending, db) }
+        if pending.isDue || rollupsInEveryCommit { try flushIfRoom(&pending, db) }
         return summaries
     }
 
@@ -151,7 +153,7 @@ extension SextantDatabase {
         cache.reset()
         metricCache.reset()
         callSeriesCache.reset()
-        pendingRollups.withLock { $0 = nil }
+        pendingRollups.withLock { $0 = rollupsInEveryCommit ? PendingRollups() : nil }
     }
 
     /// Writes the call rollups' changes in a savepoint of a commit's transaction. When the disk
