@@ -199,8 +199,8 @@ import Testing
         #expect(calls[2].spanID?.hex == "00000000000000c9")
         let tables = try await database.pool.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") }
         #expect(!tables.contains("requests"))
-        // The rows' rollups were written with them: their blocks are marked rolled up (0012).
-        let unmarked = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM call_blocks WHERE rolled_up = 0") }
+        // The rows' rollups were written with them: no block waits for its rollups (0012).
+        let unmarked = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM call_blocks_not_rolled_up") }
         #expect(unmarked == 0)
         let aggregates = try await database.rawCallAggregates(fromMicros: 0, toMicros: .max)
         var after: [[String: Int]: Int] = [:]

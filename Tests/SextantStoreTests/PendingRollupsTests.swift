@@ -60,7 +60,7 @@ import Testing
         #expect(all.values.reduce(0) { $0 + $1[0] } == 260)
         #expect(totals(try await second.callAggregates(fromMicros: t - 3_600_000_000, toMicros: t + 3_600_000_000)) == all)
         try await second.flushRollups()
-        let unmarked = try await second.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM call_blocks WHERE rolled_up = 0") }
+        let unmarked = try await second.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM call_blocks_not_rolled_up") }
         #expect(unmarked == 0)
     }
 

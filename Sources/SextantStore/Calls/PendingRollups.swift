@@ -6,10 +6,10 @@ import GRDB
 /// A commit adds its calls' rollup deltas here instead of upserting rollup rows: each upsert
 /// merges a sketch and touches one row per label set and tier, and a commit of a few hundred calls
 /// touched hundreds of rows. The deltas are written (`flush`) by the first commit that finds them
-/// `interval` old, before any read of the rollups, and at shutdown, and the blocks they cover are
-/// marked `rolled_up` in the same transaction. So the rollup rows plus these deltas always equal
-/// the stored calls; after a crash, or a failed commit (whose share of the deltas is not known),
-/// `replayed` folds in again the blocks left unmarked.
+/// `interval` old, before any read of the rollups, and at shutdown, and the blocks they cover leave
+/// `call_blocks_not_rolled_up` in the same transaction. So the rollup rows plus these deltas
+/// always equal the stored calls; after a crash, or a failed commit (whose share of the deltas is
+/// not known), `replayed` folds in again the blocks still listed.
 struct PendingRollups {
     static let interval: Duration = .seconds(1)
     /// Label sets past which the deltas are written whatever their age.
@@ -39,11 +39,13 @@ struct PendingRollups {
         if since == nil, isPending { since = .now }
     }
 
-    /// Writes the deltas and marks their blocks (inside the caller's transaction).
+    /// Writes the deltas and takes their blocks off the list of those not rolled up (inside the
+    /// caller's transaction).
     mutating func flush(_ db: Database, series: CallSeriesCache) throws {
         try deltas.apply(db, series: series)
         if !blocks.isEmpty {
-            try db.execute(sql: "UPDATE call_blocks SET rolled_up = 1 WHERE id IN (\(blocks.map(String.init).joined(separator: ",")))")
+            try db.execute(
+                sql: "DELETE FROM call_blocks_not_rolled_up WHERE block_id IN (\(blocks.map(String.init).joined(separator: ",")))")
         }
         deltas = RollupDeltas()
         blocks = []
@@ -55,7 +57,8 @@ struct PendingRollups {
     static func replayed(_ db: Database) throws -> PendingRollups {
         var pending = PendingRollups()
         var blocks: [(id: Int64, entries: [CallBlock.Entry])] = []
-        let rows = try Row.fetchCursor(db, sql: "SELECT id, data FROM call_blocks WHERE rolled_up = 0 ORDER BY id")
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT id, data FROM call_blocks WHERE id IN (SELECT block_id FROM call_blocks_not_rolled_up) ORDER BY id")
         while let row = try rows.next() {
             var entries: [CallBlock.Entry] = []
             try CallBlock.decode([UInt8](row[1] as Data)) { entries.append($0) }
@@ -76,8 +79,11 @@ struct PendingRollups {
             // Newest first; a block whose calls are all older than the oldest wanted one ends
             // the search (row ids grow with the blocks that first store them).
             let older = try Row.fetchCursor(
-                db, sql: "SELECT data, max_call_id FROM call_blocks WHERE rolled_up = 1 AND id < ? ORDER BY id DESC",
-                arguments: [blocks.last!.id])
+                db,
+                sql: """
+                    SELECT data, max_call_id FROM call_blocks
+                    WHERE id < ? AND id NOT IN (SELECT block_id FROM call_blocks_not_rolled_up) ORDER BY id DESC
+                    """, arguments: [blocks.last!.id])
             var versions = CallVersions()
             while !wanted.isEmpty, let row = try older.next(), row[1] as Int64 >= oldest {
                 try CallBlock.decode([UInt8](row[0] as Data)) { entry in

@@ -12,8 +12,12 @@ extension SextantDatabase {
     /// Each entry comes with its call as it is after the commit: the block's time range and trace
     /// filter cover every call it changes, relabels included, so that a reader of a range or of a
     /// trace meets their newest labels.
+    /// - Parameter rolledUp: whether the rollups hold these calls already (a migration's); else
+    ///   the block is listed in `call_blocks_not_rolled_up` until they do.
     @discardableResult
-    static func storeCallBlock(_ entries: [(entry: CallBlock.Entry, call: OpenCall)], _ db: Database) throws -> Int64? {
+    static func storeCallBlock(
+        _ entries: [(entry: CallBlock.Entry, call: OpenCall)], _ db: Database, rolledUp: Bool = false
+    ) throws -> Int64? {
         guard !entries.isEmpty else { return nil }
         var minStart = Int64.max, maxStart = Int64.min, maxRow = Int64.min, fresh: Int64 = 0
         var traces: [TraceID] = []
@@ -34,7 +38,11 @@ extension SextantDatabase {
         try insert.run(
             minStart, maxStart, maxRow, Int64(entries.count), fresh,
             traces.isEmpty ? nil : TraceFilter(traces: traces).bytes, CallBlock.encode(entries.map(\.entry)))
-        return db.lastInsertedRowID
+        let id = db.lastInsertedRowID
+        if !rolledUp {
+            try db.execute(sql: "INSERT INTO call_blocks_not_rolled_up (block_id) VALUES (?)", arguments: [id])
+        }
+        return id
     }
 
     /// The largest call row id stored (0 for none): one step down an index.
@@ -85,7 +93,9 @@ extension SextantDatabase {
             db, sql: "SELECT id, call_count FROM call_blocks WHERE max_start_us < ? LIMIT ?", arguments: [micros, limit])
         guard !rows.isEmpty else { return (0, 0) }
         let ids = rows.map { $0[0] as Int64 }
-        try db.execute(sql: "DELETE FROM call_blocks WHERE id IN (\(ids.map(String.init).joined(separator: ",")))")
+        let list = ids.map(String.init).joined(separator: ",")
+        try db.execute(sql: "DELETE FROM call_blocks WHERE id IN (\(list))")
+        try db.execute(sql: "DELETE FROM call_blocks_not_rolled_up WHERE block_id IN (\(list))")
         callIndex.withLock { $0?.forget(startedBefore: micros) }
         return (rows.count, rows.reduce(0) { $0 + ($1[1] as Int) })
     }
@@ -178,7 +188,7 @@ extension SextantDatabase {
                         parentSpanID: (row[n + 5] as String?).flatMap { SpanID(hex: $0) })
                     call.key = CallKey.derived(call)
                     return (.call(call, isRevision: false), call)
-                }, db)
+                }, db, rolledUp: true)
         }
         try db.execute(sql: "DROP TABLE requests")
         // Their rollups were written with them.
