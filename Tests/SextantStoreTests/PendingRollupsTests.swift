@@ -64,6 +64,35 @@ import Testing
         #expect(unmarked == 0)
     }
 
+    /// Folding in a block that pairs calls finds their versions before in older blocks, past a
+    /// block of revisions alone (a resend from another channel), whose calls are all older.
+    @Test func replayFindsVersionsBeforeBehindABlockOfRevisionsAlone() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000
+        func calls(_ side: Reporter, _ range: Range<Int>) -> [Request] {
+            range.map { i in ShopMesh.call(side, at: t + Int64(i) * 1_000_000, durationMicros: 700, requestID: "v\(i)") }
+        }
+        do {
+            let first = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+            _ = try await first.write([IngestBatch(requests: calls(.source, 0..<10))])
+            // The first three again, from another channel: they gain a source, nothing else.
+            let resent = calls(.source, 0..<3).map { call in
+                var call = call
+                call.channel = .otlpLogs
+                return call
+            }
+            _ = try await first.write([IngestBatch(requests: resent)])
+            try await first.flushRollups()
+            // Calls 5..<8 are paired by a commit whose rollups the process never writes.
+            _ = try await first.write([IngestBatch(requests: calls(.destination, 5..<8))])
+        }
+        let second = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+        let raw = totals(try await second.rawCallAggregates(fromMicros: 0, toMicros: .max))
+        #expect(raw.values.reduce(0) { $0 + $1[0] } == 13)
+        #expect(totals(try await second.callAggregates(fromMicros: t - 3_600_000_000, toMicros: t + 3_600_000_000)) == raw)
+    }
+
     /// `sextant import` writes the file while `sextant serve` runs: two processes, each with its
     /// own index and rollup changes. Their calls get distinct row ids, and each one's rollups are
     /// written by it, for the blocks it wrote, so the server reads every call once and a restart

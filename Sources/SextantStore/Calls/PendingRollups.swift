@@ -75,20 +75,24 @@ struct PendingRollups {
                 met.insert(entry.rowID)
             }
         }
-        if let oldest = wanted.min() {
-            // Newest first; a block whose calls are all older than the oldest wanted one ends
-            // the search (row ids grow with the blocks that first store them).
+        if !wanted.isEmpty {
+            // Newest first. Calls are numbered as they are first stored, so the blocks older than
+            // one holding new calls hold only calls numbered below them: once those are below
+            // every wanted call, the search ends. (A block of revisions alone says nothing.)
             let older = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT data, max_call_id FROM call_blocks
+                    SELECT data FROM call_blocks
                     WHERE id < ? AND id NOT IN (SELECT block_id FROM call_blocks_not_rolled_up) ORDER BY id DESC
                     """, arguments: [blocks.last!.id])
             var versions = CallVersions()
-            while !wanted.isEmpty, let row = try older.next(), row[1] as Int64 >= oldest {
+            while let row = try older.next() {
+                var firstNew = Int64.max
                 try CallBlock.decode([UInt8](row[0] as Data)) { entry in
+                    if case .call(let call, isRevision: false) = entry { firstNew = min(firstNew, call.rowID) }
                     if let call = versions.newest(entry), wanted.remove(call.rowID) != nil { before[call.rowID] = call.sample }
                 }
+                guard let oldest = wanted.min(), firstNew > oldest else { break }
             }
         }
         for block in blocks {
