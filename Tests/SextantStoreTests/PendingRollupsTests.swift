@@ -64,15 +64,20 @@ import Testing
         #expect(unmarked == 0)
     }
 
+    private static var tenMinutesAgo: Int64 { Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000 }
+
+    /// One side's reports of calls `range`, a second apart from `t`, request ids `r<i>`.
+    private static func calls(_ side: Reporter, _ range: Range<Int>, from t: Int64) -> [Request] {
+        range.map { i in ShopMesh.call(side, at: t + Int64(i) * 1_000_000, durationMicros: 800, requestID: "r\(i)") }
+    }
+
     /// Folding in a block that pairs calls finds their versions before in older blocks, past a
     /// block of revisions alone (a resend from another channel), whose calls are all older.
     @Test func replayFindsVersionsBeforeBehindABlockOfRevisionsAlone() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000
-        func calls(_ side: Reporter, _ range: Range<Int>) -> [Request] {
-            range.map { i in ShopMesh.call(side, at: t + Int64(i) * 1_000_000, durationMicros: 700, requestID: "v\(i)") }
-        }
+        let t = Self.tenMinutesAgo
+        let calls = { (side: Reporter, range: Range<Int>) in Self.calls(side, range, from: t) }
         do {
             let first = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
             _ = try await first.write([IngestBatch(requests: calls(.source, 0..<10))])
@@ -100,10 +105,8 @@ import Testing
     @Test func twoWritersOfOneFileShareNoRowIDAndCountEveryCallOnce() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000
-        func calls(_ side: Reporter, _ range: Range<Int>) -> [Request] {
-            range.map { i in ShopMesh.call(side, at: t + Int64(i) * 1_000_000, durationMicros: 900, requestID: "w\(i)") }
-        }
+        let t = Self.tenMinutesAgo
+        let calls = { (side: Reporter, range: Range<Int>) in Self.calls(side, range, from: t) }
         let server = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
         _ = try await server.write([IngestBatch(requests: calls(.source, 0..<50))])
         var importing = SextantDatabase.Configuration(directory: folder)
