@@ -24,6 +24,17 @@ import Testing
             spanID: span.flatMap { SpanID(hex: $0) }, parentSpanID: parent.flatMap { SpanID(hex: $0) })
     }
 
+    /// The rows of the calls registered under `link`, in the order the index visits them.
+    private func rows(_ index: CallIndex, under link: CallIndex.Link?) -> [Int64] {
+        var rows: [Int64] = []
+        guard let link else { return [] }
+        index.forEachCall(under: link) {
+            rows.append($0.rowID)
+            return true
+        }
+        return rows
+    }
+
     @Test func findsACallByKeyAndItsOtherSideByLink() {
         var index = CallIndex(windowMicros: 60 * second, capacity: 100)
         index.insert(call(1, key: 11, reporter: .source, proxy: 1, requestID: "r-1", trace: "7", span: "a"), atMicros: 0)
@@ -34,13 +45,14 @@ import Testing
         let wanted = CallIndex.Link.partnerLinks(
             reporter: .destination, serviceID: 7, requestID: TextHash.of("r-1"), traceID: "7", spanID: "b",
             parentSpanID: "a")
-        #expect(index.calls(linkedBy: wanted.spans).map(\.rowID) == [1])
-        #expect(index.calls(linkedBy: wanted.requests).map(\.rowID) == [1])
+        #expect(rows(index, under: wanted.span) == [1])
+        #expect(rows(index, under: wanted.request) == [1])
         // Another service's report of the same request id, or another trace, does not.
         let elsewhere = CallIndex.Link.partnerLinks(
             reporter: .destination, serviceID: 8, requestID: TextHash.of("r-1"), traceID: "8", spanID: "b",
             parentSpanID: "a")
-        #expect(index.calls(linkedBy: elsewhere.spans + elsewhere.requests).isEmpty)
+        #expect(rows(index, under: elsewhere.span).isEmpty)
+        #expect(rows(index, under: elsewhere.request).isEmpty)
     }
 
     @Test func forgetsCallsPastTheWindowAndPastTheCapacity() {
@@ -52,14 +64,36 @@ import Testing
         // A fourth call pushes out the oldest.
         index.insert(call(3, reporter: .source, proxy: 1), atMicros: 3 * second)
         #expect(index.call(forKey: 100) == nil)
-        #expect(index.calls(linkedBy: [.request(id: TextHash.of("r-0"), serviceID: 7, reporter: .source)]).isEmpty)
+        #expect(rows(index, under: .request(id: TextHash.of("r-0"), serviceID: 7, reporter: .source)).isEmpty)
         #expect(index.call(forKey: 101)?.rowID == 1)
         // Past the window, every call older than it goes.
         index.expire(atMicros: 12 * second)
         #expect(index.call(forKey: 101) == nil)
         #expect(index.call(forKey: 102)?.rowID == 2)
         #expect(index.count == 2)
-        #expect(index.calls(linkedBy: [.request(id: TextHash.of("r-2"), serviceID: 7, reporter: .source)]).map(\.rowID) == [2])
+        #expect(rows(index, under: .request(id: TextHash.of("r-2"), serviceID: 7, reporter: .source)) == [2])
+    }
+
+    @Test func holdsThousandsOfCallsInOrderAndLetsTheOldestGoFirst() {
+        var index = CallIndex(windowMicros: 60 * second, capacity: 5_000)
+        for i in Int64(1)...6_000 {
+            index.insert(call(i, reporter: .source, proxy: 1, requestID: "r-\(i % 4_000)"), atMicros: 0)
+        }
+        #expect(index.count == 5_000)
+        #expect(index.call(forKey: 100 + 1_000) == nil)
+        #expect(index.call(forKey: 100 + 1_001)?.rowID == 1_001)
+        #expect(index.call(row: 6_000)?.rowID == 6_000)
+        // Two calls carried request id r-1000 (rows 1,000 and 5,000): the one still in is found.
+        #expect(rows(index, under: .request(id: TextHash.of("r-1000"), serviceID: 7, reporter: .source)) == [5_000])
+        #expect(rows(index, under: .request(id: TextHash.of("r-1001"), serviceID: 7, reporter: .source)) == [1_001, 5_001])
+        // A row stored again is found as stored last, under its new links only.
+        index.insert(call(6_000, key: 99, reporter: .source, proxy: 1, requestID: "again"), atMicros: 0)
+        #expect(index.call(row: 6_000)?.key == 99)
+        #expect(rows(index, under: .request(id: TextHash.of("r-2000"), serviceID: 7, reporter: .source)) == [2_000])
+        #expect(rows(index, under: .request(id: TextHash.of("again"), serviceID: 7, reporter: .source)) == [6_000])
+        index.expire(atMicros: 61 * second)
+        #expect(index.count == 0)
+        #expect(index.call(row: 6_000) == nil)
     }
 
     @Test func linksAddedByAMergedReportGoWithTheCall() {
@@ -71,10 +105,10 @@ import Testing
         index.update(merged)
         index.update(merged)
         let link = CallIndex.Link.request(id: TextHash.of("r"), serviceID: 7, reporter: .destination)
-        #expect(index.calls(linkedBy: [link]).map(\.rowID) == [1])
+        #expect(rows(index, under: link) == [1])
         #expect(index.call(row: 1)?.requestID == TextHash.of("r"))
         index.expire(atMicros: 11 * second)
-        #expect(index.calls(linkedBy: [link]).isEmpty)
+        #expect(rows(index, under: link).isEmpty)
         #expect(index.count == 0)
     }
 

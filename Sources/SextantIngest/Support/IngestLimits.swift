@@ -93,12 +93,9 @@ package struct IngestLimits: Sendable, Hashable {
                 rejectedRequests.insert(i)
                 continue
             }
-            for path in [\Request.requestID, \.localAddress, \.remoteAddress] {
-                if let text = request[keyPath: path], let short = truncated(text) {
-                    batch.requests[i][keyPath: path] = short
-                    report.truncatedStrings += 1
-                }
-            }
+            trim(&batch.requests[i].requestID, report: &report)
+            trim(&batch.requests[i].localAddress, report: &report)
+            trim(&batch.requests[i].remoteAddress, report: &report)
         }
         if !rejectedRequests.isEmpty {
             batch.requests = batch.requests.indices.filter { !rejectedRequests.contains($0) }.map { batch.requests[$0] }
@@ -225,11 +222,19 @@ package struct IngestLimits: Sendable, Hashable {
                 report.truncatedStrings += 1
             }
         }
-        for path in [\Span.localEndpoint, \.remoteEndpoint] {
-            if let name = span[keyPath: path]?.serviceName, let short = truncated(name) {
-                span[keyPath: path]?.serviceName = short
-                report.truncatedStrings += 1
-            }
+        trim(&span.localEndpoint, report: &report)
+        trim(&span.remoteEndpoint, report: &report)
+    }
+
+    private func trim(_ endpoint: inout Span.Endpoint?, report: inout Report) {
+        guard endpoint != nil else { return }
+        trim(&endpoint!.serviceName, report: &report)
+    }
+
+    private func trim(_ text: inout String?, report: inout Report) {
+        if let long = text, let short = truncated(long) {
+            text = short
+            report.truncatedStrings += 1
         }
     }
 

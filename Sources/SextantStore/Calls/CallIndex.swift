@@ -36,13 +36,6 @@ struct OpenCall: Equatable {
         let requestLink = requestID.map { CallIndex.Link.request(id: $0, serviceID: serviceID, reporter: reporter).hash } ?? 0
         return spanLink == 0 ? (requestLink, 0) : (spanLink, requestLink)
     }
-
-    /// The links under which the other side's report finds this call.
-    var links: [CallIndex.Link] {
-        CallIndex.Link.links(
-            reporter: reporter, serviceID: serviceID, requestID: requestID, traceID: traceID, spanID: spanID,
-            parentSpanID: parentSpanID)
-    }
 }
 
 /// A 64-bit hash of a text, for comparing texts the index does not keep (FNV-1a).
@@ -103,31 +96,35 @@ struct CallIndex {
         }
     }
 
-    /// What one stored call registered, to take it out again when it ages (a call has at most
-    /// two links: its span's and its request id's; 0 for none).
-    private struct Entry {
-        var key: Int64
-        var rowID: Int64
+    /// A stored call with what it registered, to take it out again when it ages (a call has at
+    /// most two links: its span's and its request id's; 0 for none).
+    private struct Slot {
+        var call: OpenCall
         var firstLink: Int64
         var secondLink: Int64
         var storedAtMicros: Int64
+        /// False once retention deleted its row: it stays in line until it ages, found by nothing.
+        var live: Bool
     }
 
     let window: Int64
     let capacity: Int
     /// The row id the next new call gets: one more than any row written.
     private(set) var nextRowID: Int64 = 1
-    private var calls: [Int64: OpenCall] = [:]
-    private var rowsByKey: [Int64: Int64] = [:]
-    /// The first row under each link; `moreRowsByLink` holds any others (a request id that
-    /// several calls carried, say), so that the common case costs no array.
-    private var rowsByLink: [Int64: Int64] = [:]
-    private var moreRowsByLink: [Int64: [Int64]] = [:]
-    /// Links added to a call after its insert (by a merged report), by row.
+    /// The calls in the order they came, in a ring: the call numbered `seq` (counted from the first
+    /// ever inserted) is at `seq & (ring.count - 1)`; `head` is the oldest still in, `tail` the next.
+    private var ring: [Slot?] = Array(repeating: nil, count: 1024)
+    private var head: Int64 = 0
+    private var tail: Int64 = 0
+    /// Each live call's number by its row id and by its key.
+    private var seqByRow = Int64Map()
+    private var seqByKey = Int64Map()
+    /// The first call under each link; `moreByLink` holds any others (a request id that several
+    /// calls carried, say), so that the common case costs no array.
+    private var seqByLink = Int64Map()
+    private var moreByLink: [Int64: [Int64]] = [:]
+    /// Links added to a call after its insert (by a merged report), by its number.
     private var extraLinks: [Int64: [Int64]] = [:]
-    /// Entries in the order they came; `head` is the oldest still in.
-    private var entries: [Entry] = []
-    private var head = 0
     /// The workload answering at each address lately seen or read, and when its row's last-seen
     /// time was last written.
     private(set) var endpoints: [String: (workloadID: Int64, seenMicros: Int64)] = [:]
@@ -142,26 +139,36 @@ struct CallIndex {
         self.capacity = capacity
     }
 
-    var count: Int { entries.count - head }
+    var count: Int { Int(tail - head) }
+
+    private func position(_ seq: Int64) -> Int { Int(truncatingIfNeeded: seq) & (ring.count - 1) }
+
+    /// The live call numbered `seq`, if it is still in.
+    private func live(_ seq: Int64) -> OpenCall? {
+        guard seq >= head, let slot = ring[position(seq)], slot.live else { return nil }
+        return slot.call
+    }
 
     /// The call with this key, if it came lately.
     func call(forKey key: Int64) -> OpenCall? {
-        rowsByKey[key].flatMap { calls[$0] }
+        seqByKey[key].flatMap(live)
     }
 
     /// The call stored in this row, if it came lately.
     func call(row: Int64) -> OpenCall? {
-        calls[row]
+        seqByRow[row].flatMap(live)
     }
 
-    /// The calls that registered any of these links (candidates to check), oldest first.
-    func calls(linkedBy links: [Link]) -> [OpenCall] {
-        var rows: [Int64] = []
-        for hash in links.map(\.hash) {
-            guard let first = rowsByLink[hash] else { continue }
-            for row in [first] + (moreRowsByLink[hash] ?? []) where !rows.contains(row) { rows.append(row) }
+    /// Visits the live calls registered under `link`, first registered first, until `body`
+    /// returns false.
+    func forEachCall(under link: Link, _ body: (OpenCall) -> Bool) {
+        let hash = link.hash
+        guard let first = seqByLink[hash] else { return }
+        if let call = live(first), !body(call) { return }
+        guard !moreByLink.isEmpty, let more = moreByLink[hash] else { return }
+        for seq in more {
+            if let call = live(seq), !body(call) { return }
         }
-        return rows.compactMap { calls[$0] }
     }
 
     /// Takes the next row id, for a call about to be stored.
@@ -177,82 +184,92 @@ struct CallIndex {
 
     /// Registers a stored call by its key and the links its other side may look for.
     mutating func insert(_ call: OpenCall, atMicros now: Int64) {
+        if count == ring.count { growRing() }
+        let seq = tail
+        tail += 1
         let hashes = call.linkHashes
-        calls[call.rowID] = call
-        rowsByKey[call.key] = call.rowID
-        add(call.rowID, under: hashes.first)
-        add(call.rowID, under: hashes.second)
+        ring[position(seq)] = Slot(
+            call: call, firstLink: hashes.first, secondLink: hashes.second, storedAtMicros: now, live: true)
+        if let older = seqByRow.updateValue(seq, forKey: call.rowID), older >= head {
+            // The row stored again: its older version is found by nothing.
+            ring[position(older)]!.live = false
+        }
+        seqByKey.updateValue(seq, forKey: call.key)
+        add(seq, under: hashes.first)
+        add(seq, under: hashes.second)
         rowIDs(after: call.rowID)
-        entries.append(
-            Entry(
-                key: call.key, rowID: call.rowID, firstLink: hashes.first, secondLink: hashes.second,
-                storedAtMicros: now))
         expire(atMicros: now)
+    }
+
+    private mutating func growRing() {
+        var larger = [Slot?](repeating: nil, count: ring.count * 2)
+        for seq in head..<tail {
+            larger[Int(truncatingIfNeeded: seq) & (larger.count - 1)] = ring[position(seq)]
+        }
+        ring = larger
     }
 
     /// Replaces a registered call with its row as it is now, adding the links it gained (from a
     /// merged report).
     mutating func update(_ call: OpenCall) {
-        guard let before = calls.updateValue(call, forKey: call.rowID) else {
-            calls[call.rowID] = nil
-            return
-        }
-        let had = before.linkHashes
+        guard let seq = seqByRow[call.rowID], live(seq) != nil else { return }
+        let at = position(seq)
+        let had = ring[at]!.call.linkHashes
+        ring[at]!.call = call
         let has = call.linkHashes
         guard has != had else { return }
         for hash in [has.first, has.second]
-        where hash != 0 && hash != had.first && hash != had.second && !rows(under: hash).contains(call.rowID) {
-            add(call.rowID, under: hash)
-            extraLinks[call.rowID, default: []].append(hash)
+        where hash != 0 && hash != had.first && hash != had.second && !isRegistered(seq, under: hash) {
+            add(seq, under: hash)
+            extraLinks[seq, default: []].append(hash)
         }
     }
 
-    private func rows(under hash: Int64) -> [Int64] {
-        guard let first = rowsByLink[hash] else { return [] }
-        return [first] + (moreRowsByLink[hash] ?? [])
+    private func isRegistered(_ seq: Int64, under hash: Int64) -> Bool {
+        guard let first = seqByLink[hash] else { return false }
+        return first == seq || (moreByLink[hash]?.contains(seq) ?? false)
     }
 
-    private mutating func add(_ rowID: Int64, under hash: Int64) {
+    private mutating func add(_ seq: Int64, under hash: Int64) {
         guard hash != 0 else { return }
-        if let first = rowsByLink.updateValue(rowID, forKey: hash) {
-            // Taken: the first row stays first.
-            rowsByLink[hash] = first
-            moreRowsByLink[hash, default: []].append(rowID)
+        if let first = seqByLink.updateValue(seq, forKey: hash) {
+            // Taken: the first call stays first.
+            seqByLink.updateValue(first, forKey: hash)
+            moreByLink[hash, default: []].append(seq)
         }
     }
 
-    private mutating func remove(_ rowID: Int64, under hash: Int64) {
+    private mutating func remove(_ seq: Int64, under hash: Int64) {
         guard hash != 0 else { return }
         // Most links name one call: one look-up takes it out.
-        guard !moreRowsByLink.isEmpty, var more = moreRowsByLink.removeValue(forKey: hash) else {
-            if let first = rowsByLink.removeValue(forKey: hash), first != rowID { rowsByLink[hash] = first }
+        guard !moreByLink.isEmpty, var more = moreByLink.removeValue(forKey: hash) else {
+            seqByLink.remove(hash, ifValueIs: seq)
             return
         }
-        if rowsByLink[hash] == rowID {
-            rowsByLink[hash] = more.removeFirst()
+        if seqByLink[hash] == seq {
+            seqByLink.updateValue(more.removeFirst(), forKey: hash)
         } else {
-            more.removeAll { $0 == rowID }
+            more.removeAll { $0 == seq }
         }
-        if !more.isEmpty { moreRowsByLink[hash] = more }
+        if !more.isEmpty { moreByLink[hash] = more }
     }
 
     /// Takes out the calls older than the window, and the oldest past the capacity.
     mutating func expire(atMicros now: Int64) {
-        while head < entries.count, count > capacity || entries[head].storedAtMicros < now - window {
-            let entry = entries[head]
-            if let row = rowsByKey.removeValue(forKey: entry.key), row != entry.rowID { rowsByKey[entry.key] = row }
-            calls[entry.rowID] = nil
-            remove(entry.rowID, under: entry.firstLink)
-            remove(entry.rowID, under: entry.secondLink)
+        while head < tail {
+            let at = position(head)
+            let slot = ring[at]!
+            guard count > capacity || slot.storedAtMicros < now - window else { break }
+            let seq = head
+            seqByRow.remove(slot.call.rowID, ifValueIs: seq)
+            seqByKey.remove(slot.call.key, ifValueIs: seq)
+            remove(seq, under: slot.firstLink)
+            remove(seq, under: slot.secondLink)
             if !extraLinks.isEmpty {
-                for hash in extraLinks.removeValue(forKey: entry.rowID) ?? [] { remove(entry.rowID, under: hash) }
+                for hash in extraLinks.removeValue(forKey: seq) ?? [] { remove(seq, under: hash) }
             }
+            ring[at] = nil
             head += 1
-        }
-        // Drop the expired prefix once it is most of the array.
-        if head > 1024, head * 2 > entries.count {
-            entries.removeFirst(head)
-            head = 0
         }
     }
 
@@ -265,43 +282,31 @@ struct CallIndex {
     /// Forgets the calls that started before `micros`, whose rows retention deleted: nothing is
     /// merged into them or paired with them any more. Their entries age out as usual.
     mutating func forget(startedBefore micros: Int64) {
-        let gone = calls.values.filter { $0.sample.startMicros < micros }
-        for call in gone {
-            calls[call.rowID] = nil
-            if rowsByKey[call.key] == call.rowID { rowsByKey[call.key] = nil }
+        for seq in head..<tail {
+            let at = position(seq)
+            guard let slot = ring[at], slot.live, slot.call.sample.startMicros < micros else { continue }
+            ring[at]!.live = false
+            seqByRow.remove(slot.call.rowID, ifValueIs: seq)
+            seqByKey.remove(slot.call.key, ifValueIs: seq)
         }
     }
 }
 
 /// The fields of a stored call that find the other side's report, as `CallIndex` links.
 extension CallIndex.Link {
-    static func links(
-        reporter: Reporter, serviceID: Int64, requestID: UInt64?, traceID: TraceID?, spanID: SpanID?,
-        parentSpanID: SpanID?
-    ) -> [CallIndex.Link] {
-        var links: [CallIndex.Link] = []
-        if let traceID {
-            if reporter == .source, let spanID { links.append(.clientSpan(trace: traceID, span: spanID)) }
-            if reporter == .destination, let parentSpanID { links.append(.serverParent(trace: traceID, span: parentSpanID)) }
-        }
-        if let requestID { links.append(.request(id: requestID, serviceID: serviceID, reporter: reporter)) }
-        return links
-    }
-
     /// The links under which the other side of a call with these fields registered.
     static func partnerLinks(
         reporter: Reporter, serviceID: Int64, requestID: UInt64?, traceID: TraceID?, spanID: SpanID?,
         parentSpanID: SpanID?
-    ) -> (spans: [CallIndex.Link], requests: [CallIndex.Link]) {
-        var spans: [CallIndex.Link] = []
+    ) -> (span: CallIndex.Link?, request: CallIndex.Link?) {
+        var span: CallIndex.Link?
         if let traceID {
             // The server span's parent is the client span: the client looks for servers whose
             // parent is its span, the server for the client whose span is its parent.
-            if reporter == .source, let spanID { spans.append(.serverParent(trace: traceID, span: spanID)) }
-            if reporter == .destination, let parentSpanID { spans.append(.clientSpan(trace: traceID, span: parentSpanID)) }
+            if reporter == .source, let spanID { span = .serverParent(trace: traceID, span: spanID) }
+            if reporter == .destination, let parentSpanID { span = .clientSpan(trace: traceID, span: parentSpanID) }
         }
         let other: Reporter = reporter == .source ? .destination : .source
-        let requests = requestID.map { [CallIndex.Link.request(id: $0, serviceID: serviceID, reporter: other)] } ?? []
-        return (spans, requests)
+        return (span, requestID.map { CallIndex.Link.request(id: $0, serviceID: serviceID, reporter: other) })
     }
 }

@@ -56,21 +56,34 @@ extension CallIndex {
         let wanted = CallIndex.Link.partnerLinks(
             reporter: call.reporter, serviceID: call.serviceID, requestID: call.requestID, traceID: call.traceID,
             spanID: call.spanID, parentSpanID: call.parentSpanID)
-        func open(_ candidates: [OpenCall]) -> [OpenCall] {
-            candidates.filter { !$0.isPaired && $0.rowID != call.rowID && $0.reporter == other }
+        func isOpen(_ candidate: OpenCall) -> Bool {
+            !candidate.isPaired && candidate.rowID != call.rowID && candidate.reporter == other
         }
-        let bySpan = open(calls(linkedBy: wanted.spans)).first {
-            $0.traceID == call.traceID
-                && (call.reporter == .source ? $0.parentSpanID == call.spanID : $0.spanID == call.parentSpanID)
+        var found: OpenCall?
+        if let link = wanted.span {
+            forEachCall(under: link) { candidate in
+                let linked =
+                    candidate.traceID == call.traceID
+                    && (call.reporter == .source ? candidate.parentSpanID == call.spanID : candidate.spanID == call.parentSpanID)
+                if isOpen(candidate), linked { found = candidate }
+                return found == nil
+            }
         }
-        if let bySpan { return bySpan }
-        guard let requestID = call.requestID else { return nil }
+        guard found == nil, let requestID = call.requestID, let link = wanted.request else { return found }
         // The inbound side's local address is the address the caller connected to.
         let target = call.reporter == .source ? call.remoteAddress : call.localAddress
-        return open(calls(linkedBy: wanted.requests)).filter {
-            let theirs = call.reporter == .source ? $0.localAddress : $0.remoteAddress
-            return $0.requestID == requestID && $0.serviceID == call.serviceID && $0.proxyID != call.proxyID
-                && (target == nil || theirs == nil || theirs == target)
-        }.min { abs($0.sample.startMicros - call.sample.startMicros) < abs($1.sample.startMicros - call.sample.startMicros) }
+        var closest: Int64 = .max
+        forEachCall(under: link) { candidate in
+            let theirs = call.reporter == .source ? candidate.localAddress : candidate.remoteAddress
+            let distance = abs(candidate.sample.startMicros - call.sample.startMicros)
+            if isOpen(candidate), candidate.requestID == requestID, candidate.serviceID == call.serviceID,
+                candidate.proxyID != call.proxyID, target == nil || theirs == nil || theirs == target, distance < closest
+            {
+                found = candidate
+                closest = distance
+            }
+            return true
+        }
+        return found
     }
 }

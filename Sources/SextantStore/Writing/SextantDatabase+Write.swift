@@ -269,7 +269,8 @@ struct CallWrites {
     /// The index as the transaction changes it.
     var index: CallIndex
     private var pending: [Pending] = []
-    private var positions: [Int64: Int] = [:]
+    /// Each pending call's place in `pending`, by row id.
+    private var positions = Int64Map()
 
     init(index: CallIndex) {
         self.index = index
@@ -277,7 +278,7 @@ struct CallWrites {
 
     /// A new call, first reported by `report`.
     mutating func add(_ call: OpenCall, report: PreparedRequest, atMicros now: Int64) {
-        positions[call.rowID] = pending.count
+        positions.updateValue(Int64(pending.count), forKey: call.rowID)
         pending.append(Pending(call: call, before: nil, placement: report.placement))
         index.insert(call, atMicros: now)
     }
@@ -286,11 +287,11 @@ struct CallWrites {
     mutating func change(_ call: OpenCall, report: PreparedRequest?) {
         let position: Int
         if let known = positions[call.rowID] {
-            position = known
+            position = Int(known)
             pending[position].call = call
         } else if let before = index.call(row: call.rowID) {
             position = pending.count
-            positions[call.rowID] = position
+            positions.updateValue(Int64(position), forKey: call.rowID)
             pending.append(Pending(call: call, before: before, placement: report?.placement))
         } else {
             return

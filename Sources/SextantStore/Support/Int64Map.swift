@@ -1,0 +1,97 @@
+/// A hash map from `Int64` to a non-negative `Int64`, by open addressing with linear probing: the
+/// writer's look-ups of recent calls by key, link and row id, whose keys are already hashes or
+/// sequential ids. One multiply places a key (Fibonacci hashing), a probe reads one array, and a
+/// removal shifts the following entries back instead of leaving a tombstone, so a map whose keys
+/// come and go forever never degrades.
+struct Int64Map {
+    private struct Slot {
+        var key: Int64
+        /// `empty` when the slot is free.
+        var value: Int64
+    }
+
+    private static let empty: Int64 = -1
+    private var slots: [Slot]
+    private var shift: UInt64
+    private(set) var count = 0
+
+    init() {
+        slots = [Slot](repeating: Slot(key: 0, value: Self.empty), count: 16)
+        shift = 64 - 4
+    }
+
+    private var mask: Int { slots.count - 1 }
+
+    private func home(_ key: Int64) -> Int {
+        Int(truncatingIfNeeded: (UInt64(bitPattern: key) &* 0x9E37_79B9_7F4A_7C15) >> shift)
+    }
+
+    /// The slot holding `key`, or the free slot where it would go.
+    private func find(_ key: Int64) -> (slot: Int, found: Bool) {
+        var i = home(key)
+        while true {
+            let slot = slots[i]
+            if slot.value == Self.empty { return (i, false) }
+            if slot.key == key { return (i, true) }
+            i = (i + 1) & mask
+        }
+    }
+
+    subscript(key: Int64) -> Int64? {
+        let (i, found) = find(key)
+        return found ? slots[i].value : nil
+    }
+
+    /// Sets `key` to `value` (≥ 0); returns the value it replaced.
+    @discardableResult
+    mutating func updateValue(_ value: Int64, forKey key: Int64) -> Int64? {
+        precondition(value >= 0, "Int64Map holds non-negative values")
+        let (i, found) = find(key)
+        if found {
+            defer { slots[i].value = value }
+            return slots[i].value
+        }
+        slots[i] = Slot(key: key, value: value)
+        count += 1
+        if count * 2 > slots.count { grow() }
+        return nil
+    }
+
+    /// Takes `key` out; returns its value.
+    @discardableResult
+    mutating func removeValue(forKey key: Int64) -> Int64? {
+        var (hole, found) = find(key)
+        guard found else { return nil }
+        let value = slots[hole].value
+        count -= 1
+        // Move back each following entry that the hole would otherwise cut off from its home.
+        var i = hole
+        while true {
+            i = (i + 1) & mask
+            let slot = slots[i]
+            if slot.value == Self.empty { break }
+            let h = home(slot.key)
+            let reachable = hole <= i ? (hole < h && h <= i) : (hole < h || h <= i)
+            if reachable { continue }
+            slots[hole] = slot
+            hole = i
+        }
+        slots[hole].value = Self.empty
+        return value
+    }
+
+    /// Takes `key` out if it maps to `value`.
+    mutating func remove(_ key: Int64, ifValueIs value: Int64) {
+        if self[key] == value { removeValue(forKey: key) }
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = [Slot](repeating: Slot(key: 0, value: Self.empty), count: old.count * 2)
+        shift -= 1
+        for slot in old where slot.value != Self.empty {
+            let (i, _) = find(slot.key)
+            slots[i] = slot
+        }
+    }
+}
