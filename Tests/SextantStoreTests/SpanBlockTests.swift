@@ -170,6 +170,49 @@ import Testing
 }
 
 @Suite struct SpanBlockSelectionTests {
+    @Test func mergingBlocksGivesWhatDecodingAndReEncodingTheirSpansGives() throws {
+        var spans = try zipkinFixtureBatches().flatMap(\.spans)
+        // A span resent, and another with the same id from another service: kept, once each.
+        spans.append(spans[3])
+        var other = spans[5]
+        other.localEndpoint = Span.Endpoint(serviceName: "elsewhere")
+        other.tags["extra"] = "1"
+        other.annotations = [Span.Annotation(timestampMicros: other.startMicros - 5, value: "early")]
+        spans.append(other)
+        var bare = spans[7]
+        bare.localEndpoint = nil
+        bare.remoteEndpoint = Span.Endpoint(ipv6: "::1", port: 9080)
+        bare.parentID = nil
+        spans.append(bare)
+        // Blocks of a few spans each, as commits write them.
+        let blocks = stride(from: 0, to: spans.count, by: 7).map {
+            SpanBlock.encode(SpanBlock.sortedForBlock(Array(spans[$0..<min($0 + 7, spans.count)])))
+        }
+        var merger = SpanBlockMerger()
+        for block in blocks { try merger.add(block) }
+        let prepared = merger.prepared()
+        let merged = try #require(prepared)
+        let expected = try #require(
+            PreparedSpanBlock(SextantDatabase.assembled(try blocks.flatMap { try SpanBlock.decode($0) })))
+        #expect(merged.data == expected.data)
+        #expect(merged.count == expected.count)
+        #expect(merged.count == spans.count - 1)
+        #expect((merged.minStart, merged.maxStart) == (expected.minStart, expected.maxStart))
+        #expect(merged.filter == expected.filter)
+        #expect(merged.names.keys.count == expected.names.keys.count)
+        for (key, summary) in expected.names {
+            let mine = try #require(merged.names[key])
+            #expect(
+                [mine.minStart, mine.maxStart, mine.maxDuration, Int64(mine.errors), Int64(mine.count)]
+                    == [summary.minStart, summary.maxStart, summary.maxDuration, Int64(summary.errors), Int64(summary.count)])
+        }
+        // A block whose dictionary is too short for its indices is refused.
+        var none = SpanBlockMerger()
+        let nothing = none.prepared()
+        #expect(nothing == nil)
+        #expect(throws: SpanBlock.FormatError.self) { try none.add(Array(blocks[0].prefix(blocks[0].count / 2))) }
+    }
+
     @Test func decodesOnlyTheTracesAskedFor() throws {
         let spans = SpanBlock.sortedForBlock(try zipkinFixtureBatches().flatMap(\.spans))
         let data = SpanBlock.encode(spans)

@@ -12,7 +12,7 @@ struct PreparedSpanBlock: Sendable {
     var maxStart: Int64
     var filter: TraceFilter
     var data: [UInt8]
-    fileprivate var names: [NameKey: NameSummary]
+    var names: [NameKey: NameSummary]
 
     init?(_ spans: [Span]) {
         self.init(sorted: SpanBlock.sortedForBlock(spans))
@@ -30,11 +30,21 @@ struct PreparedSpanBlock: Sendable {
             minStart = min(minStart, span.startMicros)
             maxStart = max(maxStart, span.startMicros)
             let key = NameKey(service: span.serviceName, name: span.name, remoteService: span.remoteEndpoint?.serviceName)
-            names[key, default: NameSummary(start: span.startMicros)].add(span)
+            names[key, default: NameSummary(start: span.startMicros)].add(
+                start: span.startMicros, duration: span.durationMicros, isError: span.isError)
         }
         count = sorted.count
         filter = TraceFilter(traces: traces)
         data = SpanBlock.encode(sorted)
+    }
+
+    init(count: Int, minStart: Int64, maxStart: Int64, filter: TraceFilter, data: [UInt8], names: [NameKey: NameSummary]) {
+        self.count = count
+        self.minStart = minStart
+        self.maxStart = maxStart
+        self.filter = filter
+        self.data = data
+        self.names = names
     }
 }
 
@@ -116,19 +126,27 @@ extension SextantDatabase {
         var replaced = 0
         for ids in groups where ids.count > 1 {
             let list = ids.map(String.init).joined(separator: ",")
-            let merged = try await pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, data FROM span_blocks WHERE id IN (\(list))").flatMap {
-                    try Self.decodeBlock($0["data"], id: $0["id"])
+            var merger = try await pool.read { db in
+                var merger = SpanBlockMerger()
+                let rows = try Row.fetchCursor(db, sql: "SELECT id, data FROM span_blocks WHERE id IN (\(list))")
+                while let row = try rows.next() {
+                    let id: Int64 = row["id"]
+                    do {
+                        try merger.add([UInt8](row["data"] as Data))
+                    } catch {
+                        throw StoreError(.failed, "span block \(id) cannot be read: \(error)")
+                    }
                 }
+                return merger
             }
-            guard let block = PreparedSpanBlock(Self.assembled(merged)) else { continue }
+            guard let block = merger.prepared() else { continue }
             do {
                 replaced += try await swap(ids, list: list, for: block)
             } catch is CompactionRace {
                 continue
             }
-            // A merge decodes thousands of spans on whichever thread runs it, whose arena would
-            // keep them for the next merge (on another thread, with an arena of its own).
+            // A merge holds megabytes on whichever thread runs it, whose arena would keep them for
+            // the next merge (on another thread, with an arena of its own).
             Malloc.trim()
         }
         return replaced
@@ -163,13 +181,14 @@ extension SextantDatabase {
     }
 }
 
-private struct NameKey: Hashable {
+/// The spans of a block with one service, name and remote service: a `span_block_names` row.
+struct NameKey: Hashable {
     var service: String
     var name: String
     var remoteService: String?
 }
 
-private struct NameSummary {
+struct NameSummary {
     var minStart: Int64
     var maxStart: Int64
     var maxDuration: Int64 = 0
@@ -181,11 +200,11 @@ private struct NameSummary {
         maxStart = start
     }
 
-    mutating func add(_ span: Span) {
-        minStart = min(minStart, span.startMicros)
-        maxStart = max(maxStart, span.startMicros)
-        maxDuration = max(maxDuration, span.durationMicros)
-        if span.isError { errors += 1 }
+    mutating func add(start: Int64, duration: Int64, isError: Bool) {
+        minStart = min(minStart, start)
+        maxStart = max(maxStart, start)
+        maxDuration = max(maxDuration, duration)
+        if isError { errors += 1 }
         count += 1
     }
 }

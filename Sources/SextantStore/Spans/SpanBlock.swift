@@ -23,28 +23,8 @@ package enum SpanBlock {
 
     /// Encodes spans in the order given (callers sort them by trace, see `sortedForBlock`).
     package static func encode(_ spans: [Span]) -> [UInt8] {
-        var strings = StringTable()
-        var traces = ByteWriter()
-        var ids = ByteWriter()
-        var flags = ByteWriter()
-        var parents = ByteWriter()
-        var names = ByteWriter()
-        var starts = ByteWriter()
-        var durations = ByteWriter()
-        var endpoints = ByteWriter()
-        var annotations = ByteWriter()
-        var tags = ByteWriter()
-
-        let base = spans.map(\.startMicros).min() ?? 0
-        var run: (trace: TraceID, count: Int)?
+        var columns = Columns(base: spans.map(\.startMicros).min() ?? 0)
         for span in spans {
-            if let current = run, current.trace == span.traceID {
-                run = (current.trace, current.count + 1)
-            } else {
-                if let current = run { traces.trace(current.trace, count: current.count) }
-                run = (span.traceID, 1)
-            }
-            ids.fixed64(span.spanID.value)
             var bits: UInt8 = 0
             if span.parentID != nil { bits |= Flag.parent }
             if span.isError { bits |= Flag.error }
@@ -52,41 +32,120 @@ package enum SpanBlock {
             if span.debug { bits |= Flag.debug }
             if span.localEndpoint != nil { bits |= Flag.localEndpoint }
             if span.remoteEndpoint != nil { bits |= Flag.remoteEndpoint }
-            flags.byte(bits)
-            flags.byte(UInt8(truncatingIfNeeded: span.kind.rawValue))
-            if let parent = span.parentID { parents.fixed64(parent.value) }
-            names.varint(strings.index(span.name))
-            starts.varint(UInt64(bitPattern: span.startMicros &- base))
-            durations.varint(UInt64(bitPattern: span.durationMicros))
+            columns.span(
+                trace: span.traceID, id: span.spanID.value, parent: span.parentID?.value, bits: bits,
+                kind: UInt8(truncatingIfNeeded: span.kind.rawValue), start: span.startMicros,
+                duration: span.durationMicros)
+            withUTF8Bytes(of: span.name) { columns.name($0) }
             for endpoint in [span.localEndpoint, span.remoteEndpoint] {
                 guard let endpoint else { continue }
-                endpoints.varint(strings.optionalIndex(endpoint.serviceName))
-                endpoints.varint(strings.optionalIndex(endpoint.ipv4))
-                endpoints.varint(strings.optionalIndex(endpoint.ipv6))
-                endpoints.varint(UInt64(bitPattern: Int64(endpoint.port ?? 0)))
+                columns.endpointString(endpoint.serviceName)
+                columns.endpointString(endpoint.ipv4)
+                columns.endpointString(endpoint.ipv6)
+                columns.endpointPort(UInt64(bitPattern: Int64(endpoint.port ?? 0)))
             }
-            annotations.varint(UInt64(span.annotations.count))
+            columns.count(annotations: span.annotations.count)
             for annotation in span.annotations {
-                annotations.varint(zigzag(annotation.timestampMicros &- span.startMicros))
-                annotations.varint(strings.index(annotation.value))
+                withUTF8Bytes(of: annotation.value) {
+                    columns.annotation(offset: annotation.timestampMicros &- span.startMicros, value: $0)
+                }
             }
-            tags.varint(UInt64(span.tags.count))
-            span.tags.forEachPair { key, value in
-                tags.varint(strings.index(key))
-                tags.varint(strings.index(value))
-            }
+            columns.count(tags: span.tags.count)
+            span.tags.forEachPair { key, value in columns.tag(key: key, value: value) }
         }
-        if let current = run { traces.trace(current.trace, count: current.count) }
+        return columns.sealed(count: spans.count)
+    }
 
-        var body = ByteWriter()
-        body.varint(UInt64(spans.count))
-        body.varint(UInt64(bitPattern: base))
-        body.varint(UInt64(strings.count))
-        body.out.append(contentsOf: strings.encoded.out)
-        return BlockFrame.seal(
-            version: version, body: body,
-            columns: [traces, ids, flags, parents, names, starts, durations, endpoints, annotations, tags],
-            level: compressionLevel)
+    /// The columns of a block being written, span by span; strings go in as bytes, each distinct
+    /// one once in the block's dictionary, in the order first given. A span's fields may be given
+    /// in any order, but each column's values in span order.
+    struct Columns {
+        private var strings = StringTable()
+        private var traces = ByteWriter()
+        private var ids = ByteWriter()
+        private var flags = ByteWriter()
+        private var parents = ByteWriter()
+        private var names = ByteWriter()
+        private var starts = ByteWriter()
+        private var durations = ByteWriter()
+        private var endpoints = ByteWriter()
+        private var annotations = ByteWriter()
+        private var tags = ByteWriter()
+        private let base: Int64
+        private var run: (trace: TraceID, count: Int)?
+
+        /// - Parameter base: the earliest start of the block's spans; starts are stored after it.
+        init(base: Int64) {
+            self.base = base
+        }
+
+        /// A span's fixed fields. `bits` are `Flag`s; `parent` is written when `bits` say so.
+        mutating func span(trace: TraceID, id: UInt64, parent: UInt64?, bits: UInt8, kind: UInt8, start: Int64, duration: Int64) {
+            if let current = run, current.trace == trace {
+                run = (trace, current.count + 1)
+            } else {
+                if let current = run { traces.trace(current.trace, count: current.count) }
+                run = (trace, 1)
+            }
+            ids.fixed64(id)
+            flags.byte(bits)
+            flags.byte(kind)
+            if bits & Flag.parent != 0 { parents.fixed64(parent ?? 0) }
+            starts.varint(UInt64(bitPattern: start &- base))
+            durations.varint(UInt64(bitPattern: duration))
+        }
+
+        mutating func name(_ bytes: UnsafeRawBufferPointer) {
+            names.varint(strings.index(bytes))
+        }
+
+        /// One of an endpoint's three strings (service, IPv4, IPv6), nil for none.
+        mutating func endpointString(_ bytes: UnsafeRawBufferPointer?) {
+            endpoints.varint(bytes.map { strings.index($0) + 1 } ?? 0)
+        }
+
+        mutating func endpointString(_ string: String?) {
+            guard let string else { return endpointString(nil as UnsafeRawBufferPointer?) }
+            withUTF8Bytes(of: string) { endpointString($0) }
+        }
+
+        /// An endpoint's port, after its three strings.
+        mutating func endpointPort(_ raw: UInt64) {
+            endpoints.varint(raw)
+        }
+
+        mutating func count(annotations count: Int) {
+            annotations.varint(UInt64(count))
+        }
+
+        /// An annotation, `offset` µs from its span's start.
+        mutating func annotation(offset: Int64, value: UnsafeRawBufferPointer) {
+            annotations.varint(zigzag(offset))
+            annotations.varint(strings.index(value))
+        }
+
+        mutating func count(tags count: Int) {
+            tags.varint(UInt64(count))
+        }
+
+        mutating func tag(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            tags.varint(strings.index(key))
+            tags.varint(strings.index(value))
+        }
+
+        /// The block of the `count` spans given.
+        consuming func sealed(count: Int) -> [UInt8] {
+            if let current = run { traces.trace(current.trace, count: current.count) }
+            var body = ByteWriter()
+            body.varint(UInt64(count))
+            body.varint(UInt64(bitPattern: base))
+            body.varint(UInt64(strings.count))
+            body.out.append(contentsOf: strings.encoded.out)
+            return BlockFrame.seal(
+                version: version, body: body,
+                columns: [traces, ids, flags, parents, names, starts, durations, endpoints, annotations, tags],
+                level: compressionLevel)
+        }
     }
 
     /// What a read wants of a block; spans that cannot match are stepped over without making
@@ -107,131 +166,207 @@ package enum SpanBlock {
         }
     }
 
+    private static func withUTF8Bytes(of string: String, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var string = string
+        string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    }
+
     /// Decodes a block written by `encode`: every span, or those `selection` may want (callers
     /// check conditions it does not hold, such as names and tags).
     package static func decode(_ data: [UInt8], selection: Selection? = nil) throws(FormatError) -> [Span] {
-        let body = try BlockFrame.open(data, version: version, kind: "span")
-        var r = ByteReader(body[...])
-        let count = Int(try r.varint())
-        let base = Int64(bitPattern: try r.varint())
-        let stringCount = Int(try r.varint())
-        guard count <= body.count, stringCount <= body.count else { throw FormatError(description: "span block counts exceed its size") }
-        var stringSlices: [ArraySlice<UInt8>] = []
-        stringSlices.reserveCapacity(stringCount)
-        for _ in 0..<stringCount { stringSlices.append(try r.slice()) }
-        var strings = [String?](repeating: nil, count: stringCount)
-        var traces = try r.column()
-        var ids = try r.column()
-        var flags = try r.column()
-        var parents = try r.column()
-        var names = try r.column()
-        var starts = try r.column()
-        var durations = try r.column()
-        var endpoints = try r.column()
-        var annotations = try r.column()
-        var tags = try r.column()
-
+        var reader = try Reader(data)
+        let dictionary = reader.strings
+        var strings = [String?](repeating: nil, count: dictionary.count)
         /// The string at `index`, made the first time it is asked for.
         func string(_ index: UInt64) throws(FormatError) -> String {
-            guard index < stringCount else { throw FormatError(description: "span block string \(index) out of range") }
+            let slice = try Reader.string(index, of: dictionary)
             if let made = strings[Int(index)] { return made }
-            let made = String(decoding: stringSlices[Int(index)], as: UTF8.self)
+            let made = String(decoding: slice, as: UTF8.self)
             strings[Int(index)] = made
             return made
         }
-        func optionalString(_ index: UInt64) throws(FormatError) -> String? {
-            index == 0 ? nil : try string(index - 1)
-        }
-        func endpoint(_ raw: (UInt64, UInt64, UInt64, UInt64)) throws(FormatError) -> Span.Endpoint {
-            let port = Int(truncatingIfNeeded: Int64(bitPattern: raw.3))
+        func endpoint(_ raw: RawSpan.Endpoint) throws(FormatError) -> Span.Endpoint {
+            let port = Int(truncatingIfNeeded: Int64(bitPattern: raw.port))
+            func optional(_ index: UInt64) throws(FormatError) -> String? { index == 0 ? nil : try string(index - 1) }
             return Span.Endpoint(
-                serviceName: try optionalString(raw.0), ipv4: try optionalString(raw.1), ipv6: try optionalString(raw.2),
+                serviceName: try optional(raw.service), ipv4: try optional(raw.ipv4), ipv6: try optional(raw.ipv6),
                 port: port == 0 ? nil : port)
-        }
-        func rawEndpoint() throws(FormatError) -> (UInt64, UInt64, UInt64, UInt64) {
-            (try endpoints.varint(), try endpoints.varint(), try endpoints.varint(), try endpoints.varint())
-        }
-        func skip(_ column: inout ByteReader, varints: Int) throws(FormatError) {
-            for _ in 0..<varints { _ = try column.varint() }
         }
         // The wanted service as its dictionary index plus one (the endpoint encoding); a block
         // without that string holds none of its spans. `unknown` also stands for no service.
         var serviceIndex: UInt64?
         if let service = selection?.service, service != "unknown" {
             let utf8 = Array(service.utf8)
-            guard let found = stringSlices.firstIndex(where: { $0.elementsEqual(utf8) }) else { return [] }
+            guard let found = reader.strings.firstIndex(where: { $0.elementsEqual(utf8) }) else { return [] }
             serviceIndex = UInt64(found) + 1
         }
 
         var spans: [Span] = []
-        if selection == nil { spans.reserveCapacity(count) }
-        var trace = TraceID(high: 0, low: 0)
-        var traceWanted = true
-        var left = 0
-        for _ in 0..<count {
+        if selection == nil { spans.reserveCapacity(reader.count) }
+        // Spans of one trace come together: its membership is looked up once.
+        var lastTrace: (id: TraceID, wanted: Bool)?
+        while let raw = try reader.next() {
+            if let selection {
+                if let traces = selection.traces {
+                    if lastTrace?.id != raw.trace { lastTrace = (raw.trace, traces.contains(raw.trace)) }
+                    if lastTrace?.wanted == false { continue }
+                }
+                if let min = selection.minDurationMicros, raw.duration < min { continue }
+                if let max = selection.maxDurationMicros, raw.duration > max { continue }
+                if let from = selection.fromMicros, raw.start < from { continue }
+                if let to = selection.toMicros, raw.start > to { continue }
+                if selection.errorOnly, raw.bits & Flag.error == 0 { continue }
+                if let serviceIndex, raw.local?.service != serviceIndex { continue }
+            }
+            var annotations: [Span.Annotation] = []
+            try reader.annotations { count in
+                annotations.reserveCapacity(count)
+            } each: { offset, value throws(FormatError) in
+                annotations.append(Span.Annotation(timestampMicros: raw.start &+ offset, value: try string(value)))
+            }
+            var tags = Attributes()
+            try reader.tags { count in
+                tags = Attributes(minimumCapacity: count)
+            } each: { key, value throws(FormatError) in
+                let k = try Reader.string(key, of: dictionary)
+                let v = try Reader.string(value, of: dictionary)
+                k.withUnsafeBytes { k in v.withUnsafeBytes { v in tags.appendNew(key: k, value: v) } }
+            }
+            spans.append(
+                Span(
+                    traceID: raw.trace, spanID: SpanID(raw.id), parentID: raw.parent.map(SpanID.init),
+                    kind: Span.Kind(rawValue: Int(raw.kind)) ?? .unspecified, name: try string(raw.name),
+                    startMicros: raw.start, durationMicros: raw.duration, localEndpoint: try raw.local.map(endpoint),
+                    remoteEndpoint: try raw.remote.map(endpoint), annotations: annotations, tags: tags,
+                    isError: raw.bits & Flag.error != 0, shared: raw.bits & Flag.shared != 0,
+                    debug: raw.bits & Flag.debug != 0))
+        }
+        return spans
+    }
+
+    /// A span as its block stores it: strings as indices into the block's dictionary.
+    struct RawSpan {
+        /// An endpoint's strings as dictionary index plus one (0 for none), and its port.
+        struct Endpoint: Equatable {
+            var service, ipv4, ipv6, port: UInt64
+        }
+
+        var trace: TraceID
+        var id: UInt64
+        var parent: UInt64?
+        /// `Flag`s.
+        var bits: UInt8
+        var kind: UInt8
+        var name: UInt64
+        var start: Int64
+        var duration: Int64
+        var local: Endpoint?
+        var remote: Endpoint?
+    }
+
+    /// Reads a block span by span without making its strings: `next` gives a span's fixed fields,
+    /// then `annotations` and `tags` may read its lists (those not read are stepped over).
+    struct Reader {
+        /// Spans in the block.
+        let count: Int
+        /// The block's dictionary.
+        let strings: [ArraySlice<UInt8>]
+        private let base: Int64
+        private var traces, ids, flags, parents, names, starts, durations, endpoints, annotationColumn, tagColumn: ByteReader
+        private var read = 0
+        private var trace = TraceID(high: 0, low: 0)
+        private var left = 0
+        private var annotationsPending = false
+        private var tagsPending = false
+
+        init(_ data: [UInt8]) throws(FormatError) {
+            let body = try BlockFrame.open(data, version: version, kind: "span")
+            var r = ByteReader(body[...])
+            count = Int(try r.varint())
+            base = Int64(bitPattern: try r.varint())
+            let stringCount = Int(try r.varint())
+            guard count <= body.count, stringCount <= body.count else { throw FormatError(description: "span block counts exceed its size") }
+            var strings: [ArraySlice<UInt8>] = []
+            strings.reserveCapacity(stringCount)
+            for _ in 0..<stringCount { strings.append(try r.slice()) }
+            self.strings = strings
+            traces = try r.column()
+            ids = try r.column()
+            flags = try r.column()
+            parents = try r.column()
+            names = try r.column()
+            starts = try r.column()
+            durations = try r.column()
+            endpoints = try r.column()
+            annotationColumn = try r.column()
+            tagColumn = try r.column()
+        }
+
+        /// The bytes of string `index` of a block's dictionary.
+        static func string(_ index: UInt64, of strings: [ArraySlice<UInt8>]) throws(FormatError) -> ArraySlice<UInt8> {
+            guard index < strings.count else { throw FormatError(description: "span block string \(index) out of range") }
+            return strings[Int(index)]
+        }
+
+        /// The next span's fixed fields; nil after the last.
+        mutating func next() throws(FormatError) -> RawSpan? {
+            if annotationsPending { try annotations { _ in } each: { _, _ in } }
+            if tagsPending { try tags { _ in } each: { _, _ in } }
+            guard read < count else { return nil }
+            read += 1
             if left == 0 {
                 trace = TraceID(high: try traces.fixed64(), low: try traces.fixed64())
                 left = Int(try traces.varint())
                 guard left > 0 else { throw FormatError(description: "span block trace run of no spans") }
-                traceWanted = selection?.traces?.contains(trace) ?? true
             }
             left -= 1
-            let spanID = SpanID(try ids.fixed64())
+            let id = try ids.fixed64()
             let bits = try flags.byte()
-            let kind = Span.Kind(rawValue: Int(try flags.byte())) ?? .unspecified
-            let parent = bits & Flag.parent != 0 ? SpanID(try parents.fixed64()) : nil
-            let nameIndex = try names.varint()
+            let kind = try flags.byte()
+            let parent = bits & Flag.parent != 0 ? try parents.fixed64() : nil
+            let name = try names.varint()
             let start = base &+ Int64(bitPattern: try starts.varint())
             let duration = Int64(bitPattern: try durations.varint())
-            let local = bits & Flag.localEndpoint != 0 ? try rawEndpoint() : nil
-            let remote = bits & Flag.remoteEndpoint != 0 ? try rawEndpoint() : nil
-            var keep = traceWanted
-            if keep, let selection {
-                if let min = selection.minDurationMicros, duration < min { keep = false }
-                if let max = selection.maxDurationMicros, duration > max { keep = false }
-                if let from = selection.fromMicros, start < from { keep = false }
-                if let to = selection.toMicros, start > to { keep = false }
-                if selection.errorOnly, bits & Flag.error == 0 { keep = false }
-                if let serviceIndex, local?.0 != serviceIndex { keep = false }
-            }
-            guard keep else {
-                let annotationCount = Int(try annotations.varint())
-                guard annotationCount <= annotations.remaining else { throw FormatError(description: "span block annotation count exceeds its column") }
-                try skip(&annotations, varints: 2 * annotationCount)
-                let tagCount = Int(try tags.varint())
-                guard tagCount <= tags.remaining else { throw FormatError(description: "span block tag count exceeds its column") }
-                try skip(&tags, varints: 2 * tagCount)
-                continue
-            }
-            let annotationCount = Int(try annotations.varint())
-            guard annotationCount <= annotations.remaining else { throw FormatError(description: "span block annotation count exceeds its column") }
-            var spanAnnotations: [Span.Annotation] = []
-            spanAnnotations.reserveCapacity(annotationCount)
-            for _ in 0..<annotationCount {
-                let offset = unzigzag(try annotations.varint())
-                spanAnnotations.append(Span.Annotation(timestampMicros: start &+ offset, value: try string(try annotations.varint())))
-            }
-            let tagCount = Int(try tags.varint())
-            guard tagCount <= tags.remaining else { throw FormatError(description: "span block tag count exceeds its column") }
-            var spanTags = Attributes(minimumCapacity: tagCount)
-            for _ in 0..<tagCount {
-                let key = try tags.varint()
-                let value = try tags.varint()
-                guard key < stringCount, value < stringCount else {
-                    throw FormatError(description: "span block string \(max(key, value)) out of range")
-                }
-                stringSlices[Int(key)].withUnsafeBytes { k in
-                    stringSlices[Int(value)].withUnsafeBytes { v in spanTags.appendNew(key: k, value: v) }
-                }
-            }
-            spans.append(
-                Span(
-                    traceID: trace, spanID: spanID, parentID: parent, kind: kind, name: try string(nameIndex),
-                    startMicros: start, durationMicros: duration, localEndpoint: try local.map(endpoint),
-                    remoteEndpoint: try remote.map(endpoint), annotations: spanAnnotations, tags: spanTags,
-                    isError: bits & Flag.error != 0, shared: bits & Flag.shared != 0, debug: bits & Flag.debug != 0))
+            let local = bits & Flag.localEndpoint != 0 ? try endpoint() : nil
+            let remote = bits & Flag.remoteEndpoint != 0 ? try endpoint() : nil
+            annotationsPending = true
+            tagsPending = true
+            return RawSpan(
+                trace: trace, id: id, parent: parent, bits: bits, kind: kind, name: name, start: start,
+                duration: duration, local: local, remote: remote)
         }
-        return spans
+
+        private mutating func endpoint() throws(FormatError) -> RawSpan.Endpoint {
+            RawSpan.Endpoint(
+                service: try endpoints.varint(), ipv4: try endpoints.varint(), ipv6: try endpoints.varint(),
+                port: try endpoints.varint())
+        }
+
+        /// The last span's annotations: their count, then each one's offset from the span's start
+        /// and value index (not checked against the dictionary).
+        mutating func annotations(
+            count: (Int) -> Void, each: (_ offset: Int64, _ value: UInt64) throws(FormatError) -> Void
+        ) throws(FormatError) {
+            guard annotationsPending else { return }
+            annotationsPending = false
+            let n = Int(try annotationColumn.varint())
+            guard n <= annotationColumn.remaining else { throw FormatError(description: "span block annotation count exceeds its column") }
+            count(n)
+            for _ in 0..<n { try each(unzigzag(try annotationColumn.varint()), try annotationColumn.varint()) }
+        }
+
+        /// The last span's tags: their count, then each one's key and value indices (not checked
+        /// against the dictionary).
+        mutating func tags(
+            count: (Int) -> Void, each: (_ key: UInt64, _ value: UInt64) throws(FormatError) -> Void
+        ) throws(FormatError) {
+            guard tagsPending else { return }
+            tagsPending = false
+            let n = Int(try tagColumn.varint())
+            guard n <= tagColumn.remaining else { throw FormatError(description: "span block tag count exceeds its column") }
+            count(n)
+            for _ in 0..<n { try each(try tagColumn.varint(), try tagColumn.varint()) }
+        }
     }
 
     /// Spans in block order: by trace, then start, then span id.
@@ -243,7 +378,7 @@ package enum SpanBlock {
         }
     }
 
-    private enum Flag {
+    enum Flag {
         static let parent: UInt8 = 1
         static let error: UInt8 = 2
         static let shared: UInt8 = 4
