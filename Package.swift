@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "SextantModel", swiftSettings: swiftSettings),
         .systemLibrary(name: "CSnappy", path: "Sources/CSnappy", providers: [.apt(["libsnappy-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", providers: [.apt(["libzstd-dev"])]),
+        // RE2 (libre2-dev) behind a C header: Prometheus's regular expressions in linear time.
+        .target(name: "CRE2", path: "Sources/CRE2", linkerSettings: [.linkedLibrary("re2")]),
         // Code generated from proto/ by scripts/generate-protos.sh; only Ingest and Server use it.
         .target(
             name: "SextantWire",
@@ -88,7 +90,7 @@ let package = Package(
         .target(
             name: "SextantServer",
             dependencies: [
-                "SextantModel", "SextantIngest", "SextantStore", "SextantAnalytics", "SextantWire",
+                "SextantModel", "SextantIngest", "SextantStore", "SextantAnalytics", "SextantWire", "CRE2",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

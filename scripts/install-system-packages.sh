@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Sextant needs, only those missing. Retries while another apt or
 # dpkg process holds the lock. Usage: scripts/install-system-packages.sh [--test]
-#   (default)  libsqlite3-dev zlib1g-dev libssl-dev libsnappy-dev libzstd-dev: what building and running need
+#   (default)  libsqlite3-dev zlib1g-dev libssl-dev libsnappy-dev libzstd-dev libre2-dev: what building
+#              and running need
 #   --test     also prometheus (prometheus, promtool) and python3-venv for the test suite
 set -euo pipefail
 
-packages=(libsqlite3-dev zlib1g-dev libssl-dev libsnappy-dev libzstd-dev)
+packages=(libsqlite3-dev zlib1g-dev libssl-dev libsnappy-dev libzstd-dev libre2-dev)
 if [[ "${1:-}" == "--test" ]]; then
     packages+=(prometheus python3-venv)
 fi

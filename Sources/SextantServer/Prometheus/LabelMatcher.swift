@@ -1,9 +1,7 @@
-import Foundation
-
 /// One `name op "value"` condition of a Prometheus series selector.
 ///
-/// Regular expressions are fully anchored and `.` also matches a newline, as in Prometheus 3
-/// (2.x excluded newlines).
+/// Regular expressions are RE2's, fully anchored, matched in time linear in the value, and `.`
+/// also matches a newline, as in Prometheus 3 (2.x excluded newlines).
 /// A label that a series lacks counts as the empty string.
 package struct LabelMatcher: Sendable, CustomStringConvertible {
     /// The comparison a matcher performs.
@@ -71,7 +69,7 @@ extension LabelMatcher {
         case prefix(String)
         case anything
         case nonEmpty
-        case regex(NSRegularExpression)
+        case regex(RE2Regex)
 
         /// Characters that make a pattern more than a literal string.
         private static let metacharacters: Set<Character> = [
@@ -79,19 +77,10 @@ extension LabelMatcher {
         ]
 
         init(regex source: String, label: String) throws(SelectorError) {
-            // Validate the expression on its own first, so that e.g. `a)|(b` cannot pair up
-            // with the anchoring group added below.
-            let compiled: NSRegularExpression
+            // RE2 anchors the whole expression itself, so `a)|(b` cannot pair up with anything.
+            let compiled: RE2Regex
             do {
-                // ICU rejects the empty pattern that RE2 accepts; it needs no check on its own.
-                if !source.isEmpty {
-                    _ = try NSRegularExpression(pattern: source)
-                }
-                // `\A` and `\z`, unlike `^` and `$`, cannot match around a trailing newline.
-                compiled = try NSRegularExpression(
-                    pattern: "\\A(?:" + source + ")\\z",
-                    options: [.dotMatchesLineSeparators]
-                )
+                compiled = try RE2Regex(source, dotMatchesNewline: true)
             } catch {
                 throw SelectorError(message: "invalid regular expression \"\(source)\" for label \(label)")
             }
@@ -129,8 +118,7 @@ extension LabelMatcher {
             case .nonEmpty:
                 return !text.isEmpty
             case .regex(let regex):
-                let range = NSRange(location: 0, length: text.utf16.count)
-                return regex.firstMatch(in: text, options: [], range: range) != nil
+                return regex.matchesWhole(text)
             }
         }
     }

@@ -53,6 +53,23 @@ import Testing
         #expect(general.matches("x12\n\ny"))
     }
 
+    @Test func regexesAreRE2sInSyntaxAndCost() throws {
+        // Nested quantifiers cost what a plain `a+b` costs: no backtracking.
+        let nested = try LabelMatcher(name: "job", kind: .regexMatch, value: "(a+)+b")
+        let run = String(repeating: "a", count: 10_000)
+        #expect(!nested.matches(run))
+        #expect(nested.matches(run + "b"))
+        #expect(try LabelMatcher(name: "job", kind: .regexMatch, value: "(a|aa)+").matches(run))
+        // RE2's syntax, as Prometheus's: classes, repetition counts, case folding, UTF-8.
+        #expect(try LabelMatcher(name: "a", kind: .regexMatch, value: #"\d{3}-[[:alpha:]]+"#).matches("123-abc"))
+        #expect(try LabelMatcher(name: "a", kind: .regexMatch, value: "(?i)GET|post").matches("get"))
+        #expect(try LabelMatcher(name: "a", kind: .regexMatch, value: "caf.").matches("café"))
+        // What a backtracking engine accepts and RE2 does not: backreferences, look-arounds.
+        for pattern in [#"(a)\1"#, "a(?=b)", "(?<!a)b"] {
+            #expect(throws: SelectorError.self) { try LabelMatcher(name: "a", kind: .regexMatch, value: pattern) }
+        }
+    }
+
     @Test(arguments: [
         (LabelMatcher.Kind.equal, "", true), (.equal, "x", false), (.notEqual, "x", true), (.notEqual, "", false),
         (.regexMatch, ".*", true), (.regexMatch, "x|", true), (.regexMatch, ".+", false), (.regexMatch, "x?", true),
