@@ -112,8 +112,9 @@ struct CallIndex {
     /// The row id the next new call gets: one more than any row written.
     private(set) var nextRowID: Int64 = 1
     /// The calls in the order they came, in a ring: the call numbered `seq` (counted from the first
-    /// ever inserted) is at `seq & (ring.count - 1)`; `head` is the oldest still in, `tail` the next.
-    private var ring: [Slot?] = Array(repeating: nil, count: 1024)
+    /// ever inserted) is at `seq % ring.count`; `head` is the oldest still in, `tail` the next. It
+    /// grows to `capacity + 1` slots at most (a call is in for a moment before the oldest goes).
+    private var ring: [Slot?]
     private var head: Int64 = 0
     private var tail: Int64 = 0
     /// Each live call's number by its row id and by its key.
@@ -137,11 +138,12 @@ struct CallIndex {
     init(windowMicros: Int64 = 120_000_000, capacity: Int = 100_000) {
         window = windowMicros
         self.capacity = capacity
+        ring = Array(repeating: nil, count: min(1024, capacity + 1))
     }
 
     var count: Int { Int(tail - head) }
 
-    private func position(_ seq: Int64) -> Int { Int(truncatingIfNeeded: seq) & (ring.count - 1) }
+    private func position(_ seq: Int64) -> Int { Int(seq % Int64(ring.count)) }
 
     /// The live call numbered `seq`, if it is still in.
     private func live(_ seq: Int64) -> OpenCall? {
@@ -202,9 +204,9 @@ struct CallIndex {
     }
 
     private mutating func growRing() {
-        var larger = [Slot?](repeating: nil, count: ring.count * 2)
+        var larger = [Slot?](repeating: nil, count: max(min(ring.count * 2, capacity + 1), count + 1))
         for seq in head..<tail {
-            larger[Int(truncatingIfNeeded: seq) & (larger.count - 1)] = ring[position(seq)]
+            larger[Int(seq % Int64(larger.count))] = ring[position(seq)]
         }
         ring = larger
     }
