@@ -91,7 +91,8 @@ def sextant_bin() -> Path:
     return binary
 
 
-def _start_sextant(name: str, e2e_dir: Path, binary: Path) -> Sextant:
+def start_sextant(name: str, e2e_dir: Path, binary: Path) -> Sextant:
+    """A started Sextant with its data in ``e2e_dir/sextant-<name>``; fails the test if it does not start."""
     workdir = e2e_dir / f"sextant-{name.lower()}"
     workdir.mkdir(parents=True, exist_ok=True)
     instance = Sextant(name, workdir, binary)
@@ -107,7 +108,7 @@ def _start_sextant(name: str, e2e_dir: Path, binary: Path) -> Sextant:
 
 @pytest.fixture(scope="session")
 def sextant_a(e2e_dir, sextant_bin):
-    instance = _start_sextant("A", e2e_dir, sextant_bin)
+    instance = start_sextant("A", e2e_dir, sextant_bin)
     yield instance
     instance.stop()
 
@@ -176,7 +177,7 @@ def a_with_access_logs(sextant_a, mesh_run) -> dict:
 
 @pytest.fixture(scope="session")
 def sextant_b(e2e_dir, sextant_bin):
-    instance = _start_sextant("B", e2e_dir, sextant_bin)
+    instance = start_sextant("B", e2e_dir, sextant_bin)
     yield instance
     instance.stop()
 

@@ -28,7 +28,8 @@ from grpc_raw import ALS_STREAM, LOGS_EXPORT, TRACE_EXPORT, client_stream_held_o
 from mesh import UNKNOWN, Mesh, TrafficResult, WorkloadSpec, format_edges
 from otlp_payloads import Call
 from remote_write import snappy_block, uvarint, write_request
-from sextant import Sextant, SextantError, edge_counts, wait_until_settled
+from conftest import start_sextant
+from sextant import Sextant, edge_counts, wait_until_settled
 
 import grpc  # noqa: E402  (grpc_raw set its environment first)
 
@@ -67,13 +68,7 @@ VALID = {"/v1/traces": (_valid_trace_request, ExportTraceServiceRequest),
 
 @pytest.fixture(scope="module")
 def bad_sextant(e2e_dir, sextant_bin):
-    workdir = e2e_dir / "sextant-bad-input"
-    workdir.mkdir(parents=True, exist_ok=True)
-    instance = Sextant("bad-input", workdir, sextant_bin)
-    try:
-        instance.start()
-    except SextantError as err:
-        pytest.fail(str(err), pytrace=False)
+    instance = start_sextant("bad-input", e2e_dir, sextant_bin)
     yield instance
     instance.stop()
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from remote_write import snappy_block, write_request
-from sextant import Sextant, SextantError
+from conftest import start_sextant
 
 SERIES = 50
 JOB = "a" * 36
@@ -22,13 +22,7 @@ JOB = "a" * 36
 
 @pytest.fixture(scope="module")
 def regex_sextant(e2e_dir, sextant_bin):
-    workdir = e2e_dir / "sextant-regex"
-    workdir.mkdir(parents=True, exist_ok=True)
-    instance = Sextant("regex", workdir, sextant_bin)
-    try:
-        instance.start()
-    except SextantError as err:
-        pytest.fail(str(err), pytrace=False)
+    instance = start_sextant("regex", e2e_dir, sextant_bin)
     now_ms = int(time.time() * 1000)
     series = [({"__name__": "probe_metric", "job": JOB, "instance": f"host-{i}"}, [(float(i), now_ms)])
               for i in range(SERIES)]

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from mesh import free_ports, http_get, spawn, stop_processes
-from sextant import Sample, Sextant, SextantError, parse_exposition
+from conftest import start_sextant
+from sextant import Sample, parse_exposition
 
 PROMETHEUS_BIN = Path(os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus"))
 REQUIRE_PROMETHEUS = os.environ.get("SEXTANT_E2E_REQUIRE_PROMETHEUS") == "1"
@@ -116,13 +117,7 @@ class RemoteWriteRun:
 
 @pytest.fixture(scope="module")
 def rw_sextant(e2e_dir, sextant_bin):
-    workdir = e2e_dir / "sextant-remote-write"
-    workdir.mkdir(parents=True, exist_ok=True)
-    instance = Sextant("remote-write", workdir, sextant_bin)
-    try:
-        instance.start()
-    except SextantError as err:
-        pytest.fail(str(err), pytrace=False)
+    instance = start_sextant("remote-write", e2e_dir, sextant_bin)
     yield instance
     instance.stop()
 
