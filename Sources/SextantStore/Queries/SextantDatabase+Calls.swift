@@ -127,16 +127,16 @@ extension SextantDatabase {
             // The row reads from the statement: the cursor stays alive while it is used.
             let cursor = try Row.fetchCursor(labels, arguments: [seriesID])
             guard let row = try cursor.next() else { continue }
-            let requestProtocol = RequestProtocol(rawValue: row[4]) ?? .http
+            let requestProtocol = RequestProtocol(rawValue: row["protocol"]) ?? .http
             guard (requestProtocol == .tcp) == tcp else { continue }
-            let peer: Int64 = row[2]
-            let grpc: Int = row[6]
+            let peer: Int64 = row["peer_id"]
+            let grpc: Int = row["grpc_status"]
             result.append(
                 CallAggregate(
-                    reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
-                    peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row[3]),
-                    requestProtocol: requestProtocol, responseCode: row[5], grpcStatus: grpc < 0 ? nil : grpc,
-                    responseFlags: row[7], paired: row[8],
+                    reporter: Reporter(rawValue: row["reporter"]) ?? .source, proxy: dictionaries.workload(row["proxy_id"]),
+                    peer: peer == 0 ? nil : dictionaries.workload(peer), service: dictionaries.service(row["service_id"]),
+                    requestProtocol: requestProtocol, responseCode: row["response_code"], grpcStatus: grpc < 0 ? nil : grpc,
+                    responseFlags: row["response_flags"], paired: row["paired"],
                     latency: s.latency,
                     sources: Channel(rawValue: s.sources), count: s.count, durationMicrosSum: s.durationMicros,
                     requestBytes: s.requestBytes, responseBytes: s.responseBytes))
@@ -319,12 +319,13 @@ struct Dictionaries {
                     cluster FROM workloads
                 """)
         {
-            workloads[row[0]] = WorkloadIdentity(
-                namespace: row[1], workload: row[2], app: row[3], version: row[4], canonicalService: row[5],
-                canonicalRevision: row[6], principal: row[7], cluster: row[8])
+            workloads[row["id"]] = WorkloadIdentity(
+                namespace: row["namespace"], workload: row["workload"], app: row["app"], version: row["version"],
+                canonicalService: row["canonical_service"], canonicalRevision: row["canonical_revision"],
+                principal: row["principal"], cluster: row["cluster"])
         }
         for row in try Row.fetchAll(db, sql: "SELECT id, host, name, namespace FROM services") {
-            services[row[0]] = ServiceRef(host: row[1], name: row[2], namespace: row[3])
+            services[row["id"]] = ServiceRef(host: row["host"], name: row["name"], namespace: row["namespace"])
         }
     }
 
@@ -340,7 +341,8 @@ extension SextantDatabase {
             db,
             sql: """
                 SELECT reporter, proxy_id, peer_id, service_id, response_flags, paired, latency_bucket, sources,
-                    count(*), sum(duration_us), sum(received_bytes), sum(sent_bytes)
+                    count(*) AS count, sum(duration_us) AS duration_us, sum(received_bytes) AS received_bytes,
+                    sum(sent_bytes) AS sent_bytes
                 FROM tcp_connections WHERE ts_us >= ? AND ts_us < ?
                 GROUP BY reporter, proxy_id, peer_id, service_id, response_flags, paired, latency_bucket, sources
                 """, arguments: [fromMicros, toMicros])
@@ -348,12 +350,14 @@ extension SextantDatabase {
         while let row = try rows.next() {
             result.append(
                 CallAggregate(
-                    reporter: Reporter(rawValue: row[0]) ?? .source, proxy: dictionaries.workload(row[1]),
-                    peer: (row[2] as Int64?).map(dictionaries.workload), service: dictionaries.service(row[3]),
-                    requestProtocol: .tcp, responseCode: 0, grpcStatus: nil, responseFlags: row[4], paired: row[5],
-                    latency: LatencySketch(index: row[6], count: row[8], sumMicros: Double(row[9] as Int64)),
-                    sources: Channel(rawValue: row[7]), count: row[8], durationMicrosSum: row[9],
-                    requestBytes: row[10], responseBytes: row[11]))
+                    reporter: Reporter(rawValue: row["reporter"]) ?? .source, proxy: dictionaries.workload(row["proxy_id"]),
+                    peer: (row["peer_id"] as Int64?).map(dictionaries.workload),
+                    service: dictionaries.service(row["service_id"]), requestProtocol: .tcp, responseCode: 0,
+                    grpcStatus: nil, responseFlags: row["response_flags"], paired: row["paired"],
+                    latency: LatencySketch(
+                        index: row["latency_bucket"], count: row["count"], sumMicros: Double(row["duration_us"] as Int64)),
+                    sources: Channel(rawValue: row["sources"]), count: row["count"], durationMicrosSum: row["duration_us"],
+                    requestBytes: row["received_bytes"], responseBytes: row["sent_bytes"]))
         }
         return result
     }
@@ -370,26 +374,28 @@ extension SextantDatabase {
             func accumulate(_ sql: String, _ arguments: StatementArguments, sign: Int) throws {
                 let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
                 while let row = try rows.next() {
-                    let key = Key(reporter: row[0], proxy: row[1], peer: row[2], service: row[3], flags: row[4], policy: row[5])
+                    let key = Key(
+                        reporter: row["reporter"], proxy: row["proxy_id"], peer: row["peer_id"], service: row["service_id"],
+                        flags: row["response_flags"], policy: row["security_policy"])
                     var s = sums[key, default: (0, 0, 0)]
-                    s.connections += sign * (row[6] as Int)
-                    s.received += Int64(sign) * (row[7] as Int64)
-                    s.sent += Int64(sign) * (row[8] as Int64)
+                    s.connections += sign * (row["connections"] as Int)
+                    s.received += Int64(sign) * (row["received_bytes"] as Int64)
+                    s.sent += Int64(sign) * (row["sent_bytes"] as Int64)
                     sums[key] = s
                 }
             }
             try accumulate(
                 """
-                SELECT s.reporter, s.proxy_id, s.peer_id, s.service_id, s.response_flags, s.security_policy, sum(r.count),
-                    sum(r.request_bytes), sum(r.response_bytes)
+                SELECT s.reporter, s.proxy_id, s.peer_id, s.service_id, s.response_flags, s.security_policy,
+                    sum(r.count) AS connections, sum(r.request_bytes) AS received_bytes, sum(r.response_bytes) AS sent_bytes
                 FROM call_rollups r JOIN call_series s ON s.id = r.series_id
                 WHERE r.tier = 86400 AND s.protocol = ?
                 GROUP BY s.reporter, s.proxy_id, s.peer_id, s.service_id, s.response_flags, s.security_policy
                 """, [RequestProtocol.tcp.rawValue], sign: 1)
             try accumulate(
                 """
-                SELECT reporter, proxy_id, 0, service_id, response_flags, security_policy, count(*), sum(received_bytes),
-                    sum(sent_bytes)
+                SELECT reporter, proxy_id, 0 AS peer_id, service_id, response_flags, security_policy, count(*) AS connections,
+                    sum(received_bytes) AS received_bytes, sum(sent_bytes) AS sent_bytes
                 FROM tcp_connections WHERE paired = 0 AND peer_id IS NULL AND ts_us >= ?
                 GROUP BY reporter, proxy_id, service_id, response_flags, security_policy
                 """, [cutoff], sign: -1)
@@ -426,8 +432,9 @@ extension SextantDatabase {
             _ = arguments.append(contentsOf: [limit])
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
                 LogRecord(
-                    timeMicros: row[0], service: row[1], severityNumber: row[2], severityText: row[3], body: row[4],
-                    traceID: row[5], spanID: row[6], attributes: SpanJSON.decodeObject(row[7]).dictionary)
+                    timeMicros: row["ts_us"], service: row["service"], severityNumber: row["severity_number"],
+                    severityText: row["severity_text"], body: row["body"], traceID: row["trace_id"],
+                    spanID: row["span_id"], attributes: SpanJSON.decodeObject(row["attributes"]).dictionary)
             }
         }
     }
