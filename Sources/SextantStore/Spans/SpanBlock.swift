@@ -407,16 +407,6 @@ private struct StringTable {
         }
         return UInt64(index)
     }
-
-    mutating func index(_ string: String) -> UInt64 {
-        var string = string
-        return string.withUTF8 { index(UnsafeRawBufferPointer($0)) }
-    }
-
-    /// 0 for nil, else the string's index plus one.
-    mutating func optionalIndex(_ string: String?) -> UInt64 {
-        string.map { index($0) + 1 } ?? 0
-    }
 }
 
 struct ByteWriter {
