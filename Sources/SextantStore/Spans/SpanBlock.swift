@@ -349,10 +349,9 @@ package enum SpanBlock {
         ) throws(FormatError) {
             guard annotationsPending else { return }
             annotationsPending = false
-            let n = Int(try annotationColumn.varint())
-            guard n <= annotationColumn.remaining else { throw FormatError(description: "span block annotation count exceeds its column") }
-            count(n)
-            for _ in 0..<n { try each(unzigzag(try annotationColumn.varint()), try annotationColumn.varint()) }
+            try Self.pairs(in: &annotationColumn, noun: "annotation", count: count) { offset, value throws(FormatError) in
+                try each(unzigzag(offset), value)
+            }
         }
 
         /// The last span's tags: their count, then each one's key and value indices (not checked
@@ -362,10 +361,18 @@ package enum SpanBlock {
         ) throws(FormatError) {
             guard tagsPending else { return }
             tagsPending = false
-            let n = Int(try tagColumn.varint())
-            guard n <= tagColumn.remaining else { throw FormatError(description: "span block tag count exceeds its column") }
+            try Self.pairs(in: &tagColumn, noun: "tag", count: count, each: each)
+        }
+
+        /// A list of one span in `column`: its count, then that many pairs of varints.
+        private static func pairs(
+            in column: inout ByteReader, noun: String, count: (Int) -> Void,
+            each: (UInt64, UInt64) throws(FormatError) -> Void
+        ) throws(FormatError) {
+            let n = Int(try column.varint())
+            guard n <= column.remaining else { throw FormatError(description: "span block \(noun) count exceeds its column") }
             count(n)
-            for _ in 0..<n { try each(try tagColumn.varint(), try tagColumn.varint()) }
+            for _ in 0..<n { try each(try column.varint(), try column.varint()) }
         }
     }
 
