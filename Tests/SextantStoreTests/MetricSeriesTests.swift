@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import SextantModel
 import SextantStore
+import Synchronization
 import Testing
 
 private func point(
@@ -100,6 +101,92 @@ extension MetricSeriesTests {
             }
             #expect(stats?[0] == 0.0 && stats?[1] == 6.0 && stats?[3] == 180)
             #expect(stats?[2] == Double((0..<180).reduce(0) { $0 + $1 % 7 }))
+        }
+    }
+}
+
+extension MetricSeriesTests {
+    private static func open(_ folder: String) throws -> SextantDatabase {
+        try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+    }
+
+    private static func count(_ table: String, _ database: SextantDatabase) async throws -> Int {
+        try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM \(table)") ?? 0 }
+    }
+
+    @Test func aRestartReplaysTheAppendsAndKeepsCountingWhereItWas() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        do {
+            let database = try Self.open(folder)
+            for (i, raw) in [10.0, 15].enumerated() {
+                _ = try await database.write([IngestBatch(metrics: [point("rq", raw, at: Int64(i) * 1000)])])
+            }
+            // Nothing is in chunks yet: the appends hold the samples.
+            #expect(try await Self.count("metric_chunks", database) == 0)
+            #expect(try await Self.count("metric_appends", database) == 2)
+        }
+        do {
+            // As after a crash: the head is rebuilt from the appends, reset detection included.
+            let database = try Self.open(folder)
+            _ = try await database.write([IngestBatch(metrics: [point("rq", 2, at: 2000)])])
+            let series = try #require(try await database.latestSamples(sinceMs: 0).first)
+            #expect(series.value == 17)
+            try await database.flushMetricHead()
+            #expect(try await Self.count("metric_appends", database) == 0)
+            #expect(try await Self.count("metric_chunks", database) == 1)
+            _ = try await database.write([IngestBatch(metrics: [point("rq", 6, at: 3000)])])
+        }
+        let database = try Self.open(folder)
+        let id = try #require(try await database.latestSamples(sinceMs: 0).first?.series.id)
+        // Chunks and the append written after the flush, merged in time order.
+        #expect(try await database.samples(seriesIDs: [id], fromMs: 0, toMs: 10_000)[id]?.map(\.1) == [10, 15, 17, 21])
+        #expect(try await database.latestSamples(sinceMs: 0).first?.value == 21)
+    }
+
+    @Test func aSampleSentAgainReplacesTheOneOfTheSameTime() async throws {
+        try await withTemporaryDatabase { database, _ in
+            _ = try await database.write([IngestBatch(metrics: [point("g", 1, at: 1000, kind: .gauge), point("g", 2, at: 2000, kind: .gauge)])])
+            try await database.flushMetricHead()
+            _ = try await database.write([IngestBatch(metrics: [point("g", 5, at: 2000, kind: .gauge), point("g", 0.5, at: 500, kind: .gauge)])])
+            let id = try #require(try await database.series(named: ["g"]).first?.id)
+            #expect(try await database.samples(seriesIDs: [id], fromMs: 0, toMs: 10_000)[id]?.map(\.1) == [0.5, 1, 5])
+            try await database.flushMetricHead()
+            #expect(try await database.samples(seriesIDs: [id], fromMs: 0, toMs: 10_000)[id]?.map(\.1) == [0.5, 1, 5])
+            #expect(try await database.samples(seriesIDs: [id], fromMs: 900, toMs: 1500)[id]?.map(\.1) == [1])
+        }
+    }
+
+    @Test func retentionLetsEveryMetricTableShrinkOnceASeriesIsGone() async throws {
+        try await withTemporaryDatabase { database, _ in
+            let start: Int64 = 1_795_698_000  // seconds
+            // Two days of a pod that then went away, and one series that stays.
+            let gone = (0..<48).map { point("rq", Double($0), at: (start + Int64($0) * 3600) * 1000, labels: [MetricLabelPair("pod", "old")]) }
+            _ = try await database.write([IngestBatch(metrics: gone)])
+            let end = start + 47 * 3600
+            var config = RetentionService.Configuration()
+            config.rawSeconds = 3600
+            config.minuteSeconds = 3600
+            config.hourSeconds = 3600
+            var now = end + 1800
+            let clock = Mutex(now)
+            let retention = RetentionService(database: database, configuration: config, logger: .quiet, now: { clock.withLock { $0 } })
+            _ = try await database.write([IngestBatch(metrics: [point("rq", 1, at: now * 1000, labels: [MetricLabelPair("pod", "new")])])])
+            try await retention.enforce()
+            // Within every horizon: both series, their newest chunk and rollups, are still there.
+            #expect(try await database.series(named: ["rq"]).count == 2)
+            #expect(try await Self.count("metric_rollups", database) == 4)
+            now += 7200
+            clock.withLock { $0 = now }
+            try await retention.enforce()
+            for table in ["metric_chunks", "metric_rollups", "metric_latest", "metric_appends"] {
+                #expect(try await Self.count(table, database) == 0, "\(table)")
+            }
+            #expect(try await Self.count("metric_series", database) == 0)
+            #expect(try await database.series(named: nil).isEmpty)
+            // A series that comes back is a new one, with nothing of the old.
+            _ = try await database.write([IngestBatch(metrics: [point("rq", 4, at: now * 1000, labels: [MetricLabelPair("pod", "old")])])])
+            #expect(try await database.latestSamples(sinceMs: 0).map(\.value) == [4])
         }
     }
 }

@@ -37,7 +37,8 @@ package final class SextantDatabase: Sendable {
     package let pool: DatabasePool
     package let path: String
     let cache = DictionaryCache()
-    let metricCache = MetricSeriesCache()
+    /// Every metric series, its newest sample and the samples not yet in chunks.
+    package let metricHead = MetricHead()
     let callSeriesCache = CallSeriesCache()
     /// Every span block's time range and trace filter.
     let spanBlocks = SpanBlockIndex()
@@ -82,6 +83,7 @@ package final class SextantDatabase: Sendable {
         pool = try DatabasePool(path: path, configuration: config)
         try migrate(logger: logger)
         try loadSpanBlockIndex()
+        try pool.read(metricHead.load)
     }
 
     /// Applies every migration not yet recorded in the database, in order.
@@ -104,7 +106,8 @@ package final class SextantDatabase: Sendable {
     /// What a migration does beyond its SQL, in the same transaction: moving rows into a format
     /// SQL cannot write.
     private static let migrationSteps: [String: @Sendable (Database) throws -> Void] = [
-        "0011_call_blocks": moveRequestsIntoCallBlocks
+        "0011_call_blocks": moveRequestsIntoCallBlocks,
+        "0013_metric_chunks": MetricHead.moveSamplesIntoChunks,
     ]
 
     /// The names of the migrations recorded in the database.

@@ -1,4 +1,4 @@
-import Foundation
+internal import Foundation
 import GRDB
 package import SextantModel
 
@@ -18,74 +18,102 @@ package struct LatestSample: Sendable, Hashable {
     package var value: Double
 }
 
+extension MetricHeadView {
+    package func stored(_ slot: Int32) -> StoredSeries {
+        StoredSeries(id: id(slot), name: name(slot), family: family(slot), kind: kind(slot), labels: labels(slot))
+    }
+}
+
 extension SextantDatabase {
     /// Every series whose newest sample is at least `sinceMs`, with that sample; only series with
     /// one of `names` when given.
     package func latestSamples(sinceMs: Int64, names: Set<String>? = nil) async throws -> [LatestSample] {
-        try await pool.read { db in
-            let sql = """
-                SELECT s.id, s.name, s.family, s.kind, s.labels, l.ts_ms, l.value
-                FROM metric_latest l JOIN metric_series s ON s.id = l.series_id WHERE l.ts_ms >= ?
-                """
-            let rows: [Row]
-            if let names {
-                let statement = try db.cachedStatement(sql: sql + " AND s.name = ?")
-                rows = try names.sorted().flatMap { try Row.fetchAll(statement, arguments: [sinceMs, $0]) }
-            } else {
-                rows = try Row.fetchAll(db, sql: sql, arguments: [sinceMs])
-            }
-            return rows.map { row in LatestSample(series: Self.series(row), timestampMs: row[5], value: row[6]) }
+        let view = metricHead.view()
+        return Self.slots(view, named: names).compactMap { slot in
+            guard let latest = view.latest(slot), latest.timeMs >= sinceMs else { return nil }
+            return LatestSample(series: view.stored(slot), timestampMs: latest.timeMs, value: latest.value)
         }
     }
 
     /// Stored series: those with one of `names`, or all when `names` is nil.
     package func series(named names: Set<String>?) async throws -> [StoredSeries] {
-        try await pool.read { db in
-            guard let names else {
-                return try Row.fetchAll(db, sql: "SELECT id, name, family, kind, labels FROM metric_series").map(Self.series)
-            }
-            let statement = try db.cachedStatement(sql: "SELECT id, name, family, kind, labels FROM metric_series WHERE name = ?")
-            return try names.sorted().flatMap { try Row.fetchAll(statement, arguments: [$0]).map(Self.series) }
-        }
+        let view = metricHead.view()
+        return Self.slots(view, named: names).map(view.stored)
     }
 
-    /// Samples of the given series in `[from, to]` (ms), ordered by series and time.
+    private static func slots(_ view: MetricHeadView, named names: Set<String>?) -> [Int32] {
+        guard let names else { return view.candidates(name: nil, equal: []) }
+        return names.sorted().flatMap { view.candidates(name: $0, equal: []) }
+    }
+
+    /// Samples of the given series in `[from, to]` (ms), ordered by time: the chunks' and those
+    /// still pending in the head (of two at the same time, the one stored last).
     package func samples(seriesIDs: [Int64], fromMs: Int64, toMs: Int64) async throws -> [Int64: [(Int64, Double)]] {
-        try await pool.read { db in
-            var out: [Int64: [(Int64, Double)]] = [:]
+        let view = metricHead.view()
+        let chunks = try await pool.read { db in
+            var out: [Int64: [[(Int64, Double)]]] = [:]
             let statement = try db.cachedStatement(
-                sql: "SELECT ts_ms, value FROM metric_samples WHERE series_id = ? AND ts_ms >= ? AND ts_ms <= ? ORDER BY ts_ms")
+                sql: "SELECT data FROM metric_chunks WHERE series_id = ? AND max_ts_ms >= ? AND min_ts_ms <= ? ORDER BY id")
             for id in seriesIDs {
                 let rows = try Row.fetchAll(statement, arguments: [id, fromMs, toMs])
-                out[id] = rows.map { ($0[0], $0[1]) }
+                out[id] = try rows.map { try SampleChunk.decode([UInt8]($0["data"] as Data)) }
             }
             return out
         }
+        let pending = view.pendingSamples(of: Set(seriesIDs), fromMs: fromMs, toMs: toMs)
+        var out: [Int64: [(Int64, Double)]] = [:]
+        for id in seriesIDs {
+            // In the order stored (chunks by id, then pending), so that a stable sort keeps the
+            // last stored of equal times last.
+            var all = (chunks[id] ?? []).joined().filter { $0.0 >= fromMs && $0.0 <= toMs }
+            all.append(contentsOf: pending[id] ?? [])
+            all.sort { $0.0 < $1.0 }
+            var unique: [(Int64, Double)] = []
+            unique.reserveCapacity(all.count)
+            for sample in all {
+                if unique.last?.0 == sample.0 { unique[unique.count - 1] = sample } else { unique.append(sample) }
+            }
+            out[id] = unique
+        }
+        return out
     }
 
     /// Each bucket's newest sample from a rollup tier (60 or 3600 s), as `(ms, value)` points in
     /// `[from, to]` (ms): the same shape as `samples`, reaching back as far as the tier is kept.
+    /// Samples still pending in the head count as if they were rolled up.
     package func rollupSamples(seriesIDs: [Int64], tier: Int64, fromMs: Int64, toMs: Int64) async throws
         -> [Int64: [(Int64, Double)]]
     {
-        try await pool.read { db in
-            var out: [Int64: [(Int64, Double)]] = [:]
+        let view = metricHead.view()
+        let fromBucket = fromMs / 1000 - tier
+        let rows = try await pool.read { db in
+            var out: [Int64: [(Int64, (Int64, Double))]] = [:]
             let statement = try db.cachedStatement(
                 sql: """
-                    SELECT last_ts_ms, last_value FROM metric_rollups WHERE tier = ? AND series_id = ? AND bucket >= ?
+                    SELECT bucket, last_ts_ms, last_value FROM metric_rollups WHERE tier = ? AND series_id = ? AND bucket >= ?
                         AND bucket <= ? ORDER BY bucket
                     """)
             for id in seriesIDs {
-                out[id] = try Row.fetchAll(statement, arguments: [tier, id, fromMs / 1000 - tier, toMs / 1000])
-                    .map { ($0[0], $0[1]) }.filter { $0.0 >= fromMs && $0.0 <= toMs }
+                out[id] = try Row.fetchAll(statement, arguments: [tier, id, fromBucket, toMs / 1000])
+                    .map { ($0["bucket"], ($0["last_ts_ms"], $0["last_value"])) }
             }
             return out
         }
-    }
-
-    private static func series(_ row: Row) -> StoredSeries {
-        let labels = SpanJSON.decodeObject(row[4]).map { MetricLabelPair($0.key, $0.value) }.sorted { $0.name < $1.name }
-        return StoredSeries(
-            id: row[0], name: row[1], family: row[2], kind: MetricPoint.Kind(rawValue: row[3]) ?? .untyped, labels: labels)
+        let pending = view.pendingSamples(of: Set(seriesIDs), fromMs: fromBucket * 1000, toMs: toMs)
+        var out: [Int64: [(Int64, Double)]] = [:]
+        for id in seriesIDs {
+            var byBucket: [Int64: (Int64, Double)] = [:]
+            for (bucket, last) in rows[id] ?? [] { byBucket[bucket] = last }
+            for sample in pending[id] ?? [] {
+                let bucket = RollupDeltas.bucket(seconds: RollupDeltas.floorSeconds(milliseconds: sample.0), tier: tier)
+                if let known = byBucket[bucket], known.0 > sample.0 { continue }
+                byBucket[bucket] = sample
+            }
+            out[id] = byBucket.keys.sorted().compactMap { bucket in
+                let last = byBucket[bucket]!
+                return last.0 >= fromMs && last.0 <= toMs ? last : nil
+            }
+        }
+        return out
     }
 }

@@ -61,6 +61,8 @@ package final class RetentionService: Service, Sendable {
         // The rollup rows it deletes then hold every committed call (changes still in memory
         // would bring back a deleted bucket).
         await database.flushRollupsOrWarn()
+        // Likewise the metric samples still pending in the head, which retention cannot reach.
+        try await database.flushMetricHead()
         let t = now()
         let raw = t - configuration.rawSeconds
         let minute = t - configuration.minuteSeconds
@@ -69,12 +71,7 @@ package final class RetentionService: Service, Sendable {
             ("DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE start_us < ? LIMIT 10000)", raw * 1_000_000),
             ("DELETE FROM tcp_connections WHERE id IN (SELECT id FROM tcp_connections WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
             ("DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
-            (
-                """
-                DELETE FROM metric_samples WHERE (series_id, ts_ms) IN
-                    (SELECT series_id, ts_ms FROM metric_samples WHERE ts_ms < ? LIMIT 10000)
-                """, raw * 1000
-            ),
+            ("DELETE FROM metric_chunks WHERE id IN (SELECT id FROM metric_chunks WHERE max_ts_ms < ? LIMIT 10000)", raw * 1000),
             Self.rollupStep(tier: 60, horizon: minute),
             Self.rollupStep(tier: 300, horizon: minute),
             Self.rollupStep(tier: 600, horizon: minute),
@@ -119,6 +116,8 @@ package final class RetentionService: Service, Sendable {
                 if deleted < 10000 { break }
             }
         }
+        // A series none of whose data is left (a pod long gone) goes, with its newest sample.
+        total += try await database.deleteIdleSeries(beforeMs: (t - max(configuration.rawSeconds, configuration.minuteSeconds, configuration.hourSeconds)) * 1000)
         return total
     }
 }

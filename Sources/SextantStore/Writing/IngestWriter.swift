@@ -136,7 +136,10 @@ package final class IngestWriter: Service, Sendable {
         do {
             // In a task of its own: a cancelled shutdown still writes them.
             let database = self.database
-            try await Task { try await database.flushRollups() }.value
+            try await Task {
+                try await database.flushRollups()
+                try await database.flushMetricHead()
+            }.value
         } catch {
             // The next start folds the calls in from their blocks.
             logger.error("writing the rollups at shutdown failed", metadata: ["error": "\(error)"])

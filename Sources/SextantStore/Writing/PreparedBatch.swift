@@ -173,21 +173,16 @@ struct PreparedLog: Sendable {
 /// One metric point with its series key (name and labels as stored).
 struct PreparedMetric: Sendable {
     var point: MetricPoint
-    var key: MetricSeriesCache.Key
-    /// The point's time in whole seconds, for its rollup buckets.
-    var seconds: Int64
+    var key: MetricSeriesKey
 
     init(_ point: MetricPoint) {
         self.point = point
-        // A repeated label name keeps its first value.
-        let labels = SpanJSON.encode(
-            Dictionary(point.labels.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }))
-        key = MetricSeriesCache.Key(name: point.name, labels: labels)
-        seconds = RollupDeltas.floorSeconds(milliseconds: point.timestampMs)
+        key = MetricSeriesKey(name: point.name, labels: point.labels)
     }
 
     var estimatedBytes: Int {
-        recordOverheadBytes + point.name.utf8.count * 2 + point.family.utf8.count + key.labels.utf8.count
+        recordOverheadBytes + point.name.utf8.count * 2 + point.family.utf8.count
+            + point.labels.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 32 }
     }
 }
 

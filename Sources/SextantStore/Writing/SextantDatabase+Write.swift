@@ -62,6 +62,9 @@ extension SextantDatabase {
                 let start = ContinuousClock.now
                 defer { busy?(start.duration(to: .now)) }
                 var summaries: [WriteSummary] = []
+                var metrics = MetricWrites()
+                var appendID: Int64?
+                var flushed = (samples: 0, appends: 0)
                 // The index leaves its lock for the transaction and goes back only once the
                 // commit has succeeded; after a failure the next write rebuilds it from the rows.
                 var calls = try self.callIndex.withLock { $0.take() } ?? CallIndex.rebuilt(db, atMicros: Self.nowMicros())
@@ -69,11 +72,16 @@ extension SextantDatabase {
                 var rollups = try self.pendingRollups.withLock { $0.take() } ?? PendingRollups.replayed(db)
                 // As `DatabaseWriter.write` does, with the commit inside the time measured.
                 try db.inTransaction {
-                    summaries = try self.store(batches, db, calls: &calls, rollups: &rollups)
+                    summaries = try self.store(batches, db, calls: &calls, rollups: &rollups, metrics: &metrics)
+                    appendID = try self.storeAppend(metrics, db)
+                    if self.metricHead.isFlushDue { flushed = try self.flushMetricHeadIfRoom(db) }
                     return .commit
                 }
                 self.callIndex.withLock { $0 = calls }
                 self.pendingRollups.withLock { $0 = rollups }
+                // The head takes the commit only now: a failed one leaves it as it was.
+                self.metricHead.flushed(flushed)
+                self.metricHead.apply(newSeries: metrics.newSeries, samples: metrics.append.samples, appendID: appendID)
                 return summaries
             }
         } catch {
@@ -87,7 +95,8 @@ extension SextantDatabase {
 
     /// The statements of one write transaction: nothing but look-ups and inserts of prepared values.
     private func store(
-        _ batches: [PreparedBatch], _ db: Database, calls: inout CallIndex, rollups pending: inout PendingRollups
+        _ batches: [PreparedBatch], _ db: Database, calls: inout CallIndex, rollups pending: inout PendingRollups,
+        metrics: inout MetricWrites
     ) throws -> [WriteSummary] {
         let now = Self.nowMicros()
         var summaries: [WriteSummary] = []
@@ -133,7 +142,7 @@ extension SextantDatabase {
                 summary.logsStored += 1
             }
             for (index, point) in batch.metrics.enumerated() {
-                if try !insert(metric: point, db, summary: &summary) {
+                if try !insert(metric: point, db, writes: &metrics, summary: &summary) {
                     summary.seriesLimitedPoints.append(index)
                 }
             }
@@ -151,7 +160,6 @@ extension SextantDatabase {
     /// made (rolled back), and the rollup changes not yet written (folded in again from the blocks).
     private func resetAfterFailure() {
         cache.reset()
-        metricCache.reset()
         callSeriesCache.reset()
         pendingRollups.withLock { $0 = rollupsInEveryCommit ? PendingRollups() : nil }
     }
@@ -168,6 +176,36 @@ extension SextantDatabase {
         } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
             // Series rows made in the savepoint are gone with it.
             callSeriesCache.reset()
+        }
+    }
+
+    /// Writes the metric head's pending samples into chunks and rollups in a savepoint of a
+    /// commit's transaction; with no room on disk they stay pending (their appends hold them).
+    /// Returns what the head forgets once the transaction is committed.
+    private func flushMetricHeadIfRoom(_ db: Database) throws -> (samples: Int, appends: Int) {
+        var done = (samples: 0, appends: 0)
+        do {
+            try db.inSavepoint {
+                done = try metricHead.flush(db)
+                return .commit
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            return (0, 0)
+        }
+        return done
+    }
+
+    /// Writes the metric head's pending samples into chunks and rollups now (before retention,
+    /// at shutdown), so that their appends can go.
+    package func flushMetricHead() async throws {
+        guard metricHead.hasPending else { return }
+        try await pool.writeWithoutTransaction { db in
+            var done = (samples: 0, appends: 0)
+            try db.inTransaction {
+                done = try self.metricHead.flush(db)
+                return .commit
+            }
+            self.metricHead.flushed(done)
         }
     }
 

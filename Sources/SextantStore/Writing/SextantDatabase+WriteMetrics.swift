@@ -1,92 +1,120 @@
+internal import Foundation
 import GRDB
 import SextantModel
 
+/// The metric writes of one transaction: the series it made, each touched series' counter state
+/// as its samples leave it, and the samples as one append.
+struct MetricWrites {
+    var newSeries: [MetricHead.NewSeries] = []
+    /// Indices in `newSeries` by key hash.
+    private var newByHash: [Int: [Int]] = [:]
+    private var newByName: [String: Int] = [:]
+    var states: [Int64: MetricHead.Latest] = [:]
+    var append = MetricAppend()
+
+    func made(_ key: MetricSeriesKey) -> Int64? {
+        for index in newByHash[key.hash] ?? [] where newSeries[index].key.name == key.name && newSeries[index].key.labels == key.labels {
+            return newSeries[index].id
+        }
+        return nil
+    }
+
+    func madeCount(name: String) -> Int { newByName[name] ?? 0 }
+
+    mutating func add(_ series: MetricHead.NewSeries) {
+        newByHash[series.key.hash, default: []].append(newSeries.count)
+        newByName[series.key.name, default: 0] += 1
+        newSeries.append(series)
+    }
+}
+
 extension SextantDatabase {
     /// Stores one metric point: finds or creates its series (refusing new series past the
-    /// per-name cap), turns counter deltas and resets into a monotonic cumulative value, and keeps
-    /// the series' newest sample.
+    /// per-name cap), turns counter deltas and resets into a monotonic cumulative value, and adds
+    /// the sample to the transaction's append.
     /// - Returns: false when the point was refused because its metric has `maxSeriesPerMetric` series.
     @discardableResult
-    func insert(metric prepared: PreparedMetric, _ db: Database, summary: inout WriteSummary) throws -> Bool {
+    func insert(metric prepared: PreparedMetric, _ db: Database, writes: inout MetricWrites, summary: inout WriteSummary) throws -> Bool {
         let p = prepared.point
-        // SQLite cannot hold NaN (it would become NULL); such a sample says nothing anyway.
+        // A NaN says nothing (and SQLite would read it back as NULL).
         guard !p.value.isNaN else {
             summary.metricsDropped += 1
             return true
         }
         let key = prepared.key
-        let labels = key.labels
-        var series: MetricSeriesCache.Series
-        if let cached = metricCache.cached(key) {
-            series = cached
-        } else if metricCache.isFullAndCached(name: p.name, limit: maxSeriesPerMetric) {
-            // A flood of new label values costs no look-up once the metric is full.
-            summary.metricsDropped += 1
-            return false
-        } else if let row = try Row.fetchOne(
-            db.cachedStatement(
-                sql: """
-                    SELECT s.id, l.ts_ms, l.value, l.raw, l.offset FROM metric_series s
-                    LEFT JOIN metric_latest l ON l.series_id = s.id WHERE s.name = ? AND s.labels = ?
-                    """), arguments: [p.name, labels])
-        {
-            let ts: Int64? = row[1]
-            series = MetricSeriesCache.Series(
-                id: row[0], hasLatest: ts != nil, ts: ts ?? 0, value: row[2] ?? 0, raw: row[3] ?? 0, offset: row[4] ?? 0)
+        let id: Int64
+        var latest: MetricHead.Latest?
+        if let found = metricHead.find(key) {
+            id = found.series.id
+            latest = writes.states[id] ?? found.series.latest
+        } else if let made = writes.made(key) {
+            id = made
+            latest = writes.states[id]
         } else {
-            guard try metricCache.seriesCount(name: p.name, db) < maxSeriesPerMetric else {
+            guard metricHead.count(name: key.name) + writes.madeCount(name: key.name) < maxSeriesPerMetric else {
                 summary.metricsDropped += 1
                 return false
             }
             try db.cachedStatement(sql: "INSERT INTO metric_series (name, family, kind, labels) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [p.name, p.family, p.kind.rawValue, labels])
-            metricCache.added(name: p.name)
-            series = MetricSeriesCache.Series(id: db.lastInsertedRowID, hasLatest: false, ts: 0, value: 0, raw: 0, offset: 0)
+                .execute(arguments: [p.name, p.family, p.kind.rawValue, key.labelsText])
+            id = db.lastInsertedRowID
+            writes.add(MetricHead.NewSeries(id: id, key: key, family: p.family, kind: p.kind))
         }
-        let value: Double
+        var value = p.value
         var raw = p.value
+        var offset = latest?.offset ?? 0
         if p.isCumulative {
             switch p.temporality {
             case .delta:
-                value = (series.hasLatest ? series.value : 0) + p.value
+                value = (latest?.value ?? 0) + p.value
                 raw = value
             case .cumulative:
-                if series.hasLatest, p.timestampMs >= series.ts, p.value < series.raw {
+                if let latest, p.timestampMs >= latest.timeMs, p.value < latest.raw {
                     // The sender restarted: carry what it had counted.
-                    series.offset += series.raw
+                    offset += latest.raw
                 }
-                value = p.value + series.offset
+                value = p.value + offset
             }
-        } else {
-            value = p.value
         }
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO metric_samples (series_id, ts_ms, value) VALUES (?, ?, ?)")
-            .execute(arguments: [series.id, p.timestampMs, value])
-        let rollup = try db.cachedStatement(
-            sql: """
-                INSERT INTO metric_rollups (tier, bucket, series_id, min_value, max_value, sum_value, count, last_value, last_ts_ms)
-                VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
-                ON CONFLICT (tier, bucket, series_id) DO UPDATE SET
-                    min_value = min(min_value, excluded.min_value), max_value = max(max_value, excluded.max_value),
-                    sum_value = sum_value + excluded.sum_value, count = count + 1,
-                    last_value = iif(excluded.last_ts_ms >= last_ts_ms, excluded.last_value, last_value),
-                    last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)
-                """)
-        for tier in RollupDeltas.tiers {
-            let bucket = RollupDeltas.bucket(seconds: prepared.seconds, tier: tier)
-            try rollup.execute(arguments: [tier, bucket, series.id, value, value, value, value, p.timestampMs])
-        }
-        if !series.hasLatest || p.timestampMs >= series.ts || p.temporality == .delta {
-            series.hasLatest = true
-            series.ts = max(series.ts, p.timestampMs)
-            series.value = value
-            series.raw = raw
-            try db.cachedStatement(
-                sql: "INSERT OR REPLACE INTO metric_latest (series_id, ts_ms, value, raw, offset) VALUES (?, ?, ?, ?, ?)"
-            ).execute(arguments: [series.id, series.ts, series.value, series.raw, series.offset])
-        }
-        metricCache.store(key, series)
+        let sample = MetricAppend.Sample(
+            seriesID: id, timeMs: p.timestampMs, value: value, raw: raw, offset: offset, isDelta: p.temporality == .delta)
+        writes.states[id] = MetricHead.Latest.advanced(latest, by: sample)
+        writes.append.samples.append(sample)
         summary.metricsStored += 1
         return true
+    }
+
+    /// Writes the transaction's samples as one append row; returns its id (nil when there were none).
+    func storeAppend(_ writes: MetricWrites, _ db: Database) throws -> Int64? {
+        guard !writes.append.samples.isEmpty else { return nil }
+        try db.cachedStatement(sql: "INSERT INTO metric_appends (data) VALUES (?)").execute(arguments: [Data(writes.append.encoded())])
+        return db.lastInsertedRowID
+    }
+}
+
+extension SextantDatabase {
+    /// Deletes the series whose newest sample is older than `beforeMs` (every horizon): their
+    /// chunks and rollups are past their horizons, and nothing of them is pending. Returns the rows deleted.
+    func deleteIdleSeries(beforeMs: Int64) async throws -> Int {
+        try await pool.writeWithoutTransaction { db in
+            // On the writer's connection: no commit can give these series a sample meanwhile.
+            let ids = self.metricHead.idle(beforeMs: beforeMs)
+            guard !ids.isEmpty else { return 0 }
+            var deleted = 0
+            try db.inTransaction {
+                for start in stride(from: 0, to: ids.count, by: 500) {
+                    let list = ids[start..<min(start + 500, ids.count)].map(String.init).joined(separator: ",")
+                    for table in ["metric_chunks", "metric_latest"] {
+                        try db.execute(sql: "DELETE FROM \(table) WHERE series_id IN (\(list))")
+                        deleted += db.changesCount
+                    }
+                    try db.execute(sql: "DELETE FROM metric_series WHERE id IN (\(list))")
+                    deleted += db.changesCount
+                }
+                return .commit
+            }
+            self.metricHead.remove(ids: ids)
+            return deleted
+        }
     }
 }

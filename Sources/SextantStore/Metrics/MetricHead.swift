@@ -1,0 +1,389 @@
+internal import Foundation
+import GRDB
+import SextantModel
+import Synchronization
+
+/// Every metric series in memory, as Prometheus's TSDB head holds them: label sets interned as
+/// symbols, postings from each name and label pair to its series, each series' newest sample and
+/// counter state, and the samples not yet written into chunks.
+///
+/// The writer changes it only after a commit, with what the commit stored (`apply`); readers take
+/// a snapshot (`view`), a copy of a few array references, and never wait for the writer. At start it
+/// is loaded from `metric_series` and `metric_latest`, then the `metric_appends` rows still there
+/// are replayed. A flush (`flushIfDue`) writes the pending samples into per-series chunks and
+/// rollups, saves the newest samples and deletes the appends, in one transaction.
+package final class MetricHead: Sendable {
+    /// A flush is due once the oldest pending sample is this old, or when `maxPendingSamples` wait.
+    static let flushInterval: Duration = .seconds(600)
+    static let maxPendingSamples = 500_000
+    /// The rollup tiers of ingested metrics (seconds): read by `query_range`, kept by retention.
+    package static let rollupTiers: [Int64] = [60, 3600]
+
+    /// A series' newest sample and what counter accumulation needs.
+    struct Latest: Equatable {
+        var timeMs: Int64
+        var value: Double
+        /// The sender's own (cumulative) value.
+        var raw: Double
+        /// What the sender's resets added.
+        var offset: Double
+
+        /// The state after a stored sample: a sample no older than the newest (or any delta
+        /// point) becomes the newest.
+        static func advanced(_ latest: Latest?, by sample: MetricAppend.Sample) -> Latest? {
+            guard let latest else {
+                return Latest(timeMs: sample.timeMs, value: sample.value, raw: sample.raw, offset: sample.offset)
+            }
+            guard sample.timeMs >= latest.timeMs || sample.isDelta else { return latest }
+            return Latest(timeMs: max(latest.timeMs, sample.timeMs), value: sample.value, raw: sample.raw, offset: sample.offset)
+        }
+    }
+
+    struct Series {
+        var id: Int64
+        var name: UInt32
+        var family: UInt32
+        var kind: MetricPoint.Kind
+        /// Label name and value symbols, alternating, sorted by name.
+        var labels: [UInt32]
+        var latest: Latest?
+        var hash: Int
+        /// False once retention removed it (its slot stays, out of every look-up).
+        var isLive = true
+    }
+
+    /// A sample stored but not yet in a chunk.
+    struct Pending {
+        var series: Int32
+        var timeMs: Int64
+        var value: Double
+    }
+
+    /// A series made by a commit, added to the head once the commit is done.
+    struct NewSeries {
+        var id: Int64
+        var key: MetricSeriesKey
+        var family: String
+        var kind: MetricPoint.Kind
+    }
+
+    struct State {
+        var symbols: [String] = []
+        var symbolIDs: [String: UInt32] = [:]
+        var series: [Series] = []
+        /// Live series by key hash; `collided` holds the rare live series whose hash another took.
+        var byHash: [Int: Int32] = [:]
+        var collided: [Int32] = []
+        var byID: [Int64: Int32] = [:]
+        var byName: [UInt32: [Int32]] = [:]
+        /// Series by label pair: name symbol in the high half, value symbol in the low.
+        var byLabel: [UInt64: [Int32]] = [:]
+        var liveByName: [String: Int] = [:]
+        var pending: [Pending] = []
+        /// The `metric_appends` rows holding `pending`.
+        var appends: [Int64] = []
+        var pendingSince: ContinuousClock.Instant?
+        /// Live series in federation order (name, then labels), made by a reader when missing.
+        var order: [Int32]?
+    }
+
+    let state = Mutex(State())
+
+    init() {}
+
+    // MARK: - Writer
+
+    /// The live series of a key, if any.
+    func find(_ key: MetricSeriesKey) -> (index: Int32, series: Series)? {
+        state.withLock { $0.find(key) }
+    }
+
+    /// Live series of a metric name.
+    func count(name: String) -> Int {
+        state.withLock { $0.liveByName[name] ?? 0 }
+    }
+
+    /// Takes what a commit stored: its new series, then its samples in order.
+    func apply(newSeries: [NewSeries], samples: [MetricAppend.Sample], appendID: Int64?) {
+        state.withLock { state in
+            for series in newSeries { state.add(series, latest: nil) }
+            state.take(samples)
+            if let appendID { state.appends.append(appendID) }
+        }
+    }
+
+    /// Whether the pending samples should be written now.
+    var isFlushDue: Bool {
+        state.withLock { state in
+            guard let since = state.pendingSince else { return false }
+            return state.pending.count >= Self.maxPendingSamples || since.duration(to: .now) >= Self.flushInterval
+        }
+    }
+
+    var hasPending: Bool {
+        state.withLock { !$0.pending.isEmpty || !$0.appends.isEmpty }
+    }
+
+    /// Writes the pending samples into chunks and rollups, saves the newest sample of each series
+    /// they touched and deletes their appends (inside the caller's transaction). Returns what
+    /// `flushed` takes once the transaction is committed.
+    func flush(_ db: Database) throws -> (samples: Int, appends: Int) {
+        let (pending, appends, series) = state.withLock { ($0.pending, $0.appends, $0.series) }
+        guard !pending.isEmpty || !appends.isEmpty else { return (0, 0) }
+        // Each series' samples in time order; of equal times the later stored wins.
+        let order = pending.indices.sorted { a, b in
+            let x = pending[a]
+            let y = pending[b]
+            return x.series != y.series ? x.series < y.series : (x.timeMs != y.timeMs ? x.timeMs < y.timeMs : a < b)
+        }
+        let chunk = try db.cachedStatement(
+            sql: "INSERT INTO metric_chunks (series_id, min_ts_ms, max_ts_ms, count, data) VALUES (?, ?, ?, ?, ?)")
+        let latest = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO metric_latest (series_id, ts_ms, value, raw, offset) VALUES (?, ?, ?, ?, ?)")
+        var start = 0
+        var run: [(Int64, Double)] = []
+        while start < order.count {
+            let index = pending[order[start]].series
+            run.removeAll(keepingCapacity: true)
+            var end = start
+            while end < order.count, pending[order[end]].series == index {
+                let sample = pending[order[end]]
+                if run.last?.0 == sample.timeMs {
+                    run[run.count - 1].1 = sample.value
+                } else {
+                    run.append((sample.timeMs, sample.value))
+                }
+                end += 1
+            }
+            start = end
+            let s = series[Int(index)]
+            try chunk.execute(arguments: [s.id, run.first!.0, run.last!.0, run.count, Data(SampleChunk.encode(run))])
+            for tier in Self.rollupTiers { try Self.rollUp(run, tier: tier, seriesID: s.id, db) }
+            if let l = s.latest { try latest.execute(arguments: [s.id, l.timeMs, l.value, l.raw, l.offset]) }
+        }
+        if let last = appends.last {
+            try db.execute(sql: "DELETE FROM metric_appends WHERE id <= ?", arguments: [last])
+        }
+        return (pending.count, appends.count)
+    }
+
+    /// Forgets what a committed flush wrote: the first `samples` pending samples and `appends` appends.
+    func flushed(_ done: (samples: Int, appends: Int)) {
+        state.withLock { state in
+            state.pending.removeFirst(done.samples)
+            state.appends.removeFirst(done.appends)
+            state.pendingSince = state.pending.isEmpty && state.appends.isEmpty ? nil : .now
+        }
+    }
+
+    /// Adds one series' samples (time order) to its rollup rows of one tier.
+    private static func rollUp(_ run: [(Int64, Double)], tier: Int64, seriesID: Int64, _ db: Database) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO metric_rollups (tier, bucket, series_id, min_value, max_value, sum_value, count, last_value, last_ts_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (tier, bucket, series_id) DO UPDATE SET
+                    min_value = min(min_value, excluded.min_value), max_value = max(max_value, excluded.max_value),
+                    sum_value = sum_value + excluded.sum_value, count = count + excluded.count,
+                    last_value = iif(excluded.last_ts_ms >= last_ts_ms, excluded.last_value, last_value),
+                    last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)
+                """)
+        var index = 0
+        while index < run.count {
+            let bucket = RollupDeltas.bucket(seconds: RollupDeltas.floorSeconds(milliseconds: run[index].0), tier: tier)
+            var low = run[index].1
+            var high = low
+            var sum = 0.0
+            var count = 0
+            var last = run[index]
+            while index < run.count,
+                RollupDeltas.bucket(seconds: RollupDeltas.floorSeconds(milliseconds: run[index].0), tier: tier) == bucket
+            {
+                let value = run[index].1
+                low = min(low, value)
+                high = max(high, value)
+                sum += value
+                count += 1
+                last = run[index]
+                index += 1
+            }
+            try statement.execute(arguments: [tier, bucket, seriesID, low, high, sum, count, last.1, last.0])
+        }
+    }
+
+    // MARK: - Start and retention
+
+    /// Loads every series and its newest saved sample, then replays the appends no flush wrote.
+    func load(_ db: Database) throws {
+        try state.withLock { state in
+            state = State()
+            let latest = try Row.fetchAll(db, sql: "SELECT series_id, ts_ms, value, raw, offset FROM metric_latest")
+            var saved: [Int64: Latest] = [:]
+            for row in latest {
+                saved[row["series_id"]] = Latest(timeMs: row["ts_ms"], value: row["value"], raw: row["raw"], offset: row["offset"])
+            }
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, name, family, kind, labels FROM metric_series ORDER BY id")
+            while let row = try rows.next() {
+                let labels = SpanJSON.decodeObject(row["labels"]).map { MetricLabelPair($0.key, $0.value) }
+                let id: Int64 = row["id"]
+                state.add(
+                    NewSeries(
+                        id: id, key: MetricSeriesKey(name: row["name"], labels: labels), family: row["family"],
+                        kind: MetricPoint.Kind(rawValue: row["kind"]) ?? .untyped),
+                    latest: saved[id])
+            }
+            let appends = try Row.fetchCursor(db, sql: "SELECT id, data FROM metric_appends ORDER BY id")
+            while let row = try appends.next() {
+                let append = try MetricAppend.decode([UInt8](row["data"] as Data))
+                state.take(append.samples)
+                state.appends.append(row["id"])
+            }
+        }
+    }
+
+    /// Moves the rows of `metric_samples` (one per sample) into chunks of at most 120 samples,
+    /// then drops the table.
+    static func moveSamplesIntoChunks(_ db: Database) throws {
+        let insert = try db.makeStatement(
+            sql: "INSERT INTO metric_chunks (series_id, min_ts_ms, max_ts_ms, count, data) VALUES (?, ?, ?, ?, ?)")
+        var run: [(Int64, Double)] = []
+        var current: Int64?
+        func write() throws {
+            guard let current, !run.isEmpty else { return }
+            try insert.execute(arguments: [current, run.first!.0, run.last!.0, run.count, Data(SampleChunk.encode(run))])
+            run.removeAll(keepingCapacity: true)
+        }
+        let rows = try Row.fetchCursor(db, sql: "SELECT series_id, ts_ms, value FROM metric_samples ORDER BY series_id, ts_ms")
+        while let row = try rows.next() {
+            let series: Int64 = row["series_id"]
+            if series != current || run.count == 120 {
+                try write()
+                current = series
+            }
+            run.append((row["ts_ms"], row["value"]))
+        }
+        try write()
+        try db.execute(sql: "DROP TABLE metric_samples")
+    }
+
+    /// Series whose newest sample is older than `beforeMs` and that have nothing pending: what
+    /// retention may delete once none of their data is left.
+    func idle(beforeMs: Int64) -> [Int64] {
+        state.withLock { state in
+            var busy = Set<Int32>()
+            for sample in state.pending { busy.insert(sample.series) }
+            return state.series.indices.compactMap { index in
+                let series = state.series[index]
+                guard series.isLive, !busy.contains(Int32(index)), (series.latest?.timeMs ?? .min) < beforeMs else { return nil }
+                return series.id
+            }
+        }
+    }
+
+    /// Takes series out after retention deleted their rows.
+    func remove(ids: [Int64]) {
+        state.withLock { state in
+            for id in ids { state.remove(id: id) }
+        }
+    }
+
+    // MARK: - Readers
+
+    /// A snapshot for readers: taken in O(1); the writer's next change copies what it touches.
+    package func view() -> MetricHeadView {
+        MetricHeadView(state: state.withLock { $0 }, head: self)
+    }
+
+    func keep(order: [Int32], forSeries count: Int) {
+        state.withLock { state in
+            if state.series.count == count { state.order = order }
+        }
+    }
+}
+
+extension MetricHead.State {
+    func find(_ key: MetricSeriesKey) -> (index: Int32, series: MetricHead.Series)? {
+        if let index = byHash[key.hash], matches(Int(index), key) { return (index, series[Int(index)]) }
+        for index in collided where series[Int(index)].hash == key.hash && matches(Int(index), key) {
+            return (index, series[Int(index)])
+        }
+        return nil
+    }
+
+    private func matches(_ index: Int, _ key: MetricSeriesKey) -> Bool {
+        let s = series[index]
+        guard s.isLive, s.labels.count == key.labels.count * 2, symbols[Int(s.name)] == key.name else { return false }
+        for (position, label) in key.labels.enumerated()
+        where symbols[Int(s.labels[2 * position])] != label.name || symbols[Int(s.labels[2 * position + 1])] != label.value {
+            return false
+        }
+        return true
+    }
+
+    mutating func symbol(_ text: String) -> UInt32 {
+        if let id = symbolIDs[text] { return id }
+        let id = UInt32(symbols.count)
+        symbols.append(text)
+        symbolIDs[text] = id
+        return id
+    }
+
+    mutating func add(_ new: MetricHead.NewSeries, latest: MetricHead.Latest?) {
+        let index = Int32(series.count)
+        let name = symbol(new.key.name)
+        var labels: [UInt32] = []
+        labels.reserveCapacity(new.key.labels.count * 2)
+        for label in new.key.labels {
+            let pair = (symbol(label.name), symbol(label.value))
+            labels.append(pair.0)
+            labels.append(pair.1)
+            byLabel[UInt64(pair.0) << 32 | UInt64(pair.1), default: []].append(index)
+        }
+        series.append(
+            MetricHead.Series(
+                id: new.id, name: name, family: symbol(new.family), kind: new.kind, labels: labels, latest: latest,
+                hash: new.key.hash))
+        if byHash[new.key.hash] == nil {
+            byHash[new.key.hash] = index
+        } else {
+            collided.append(index)
+        }
+        byID[new.id] = index
+        byName[name, default: []].append(index)
+        liveByName[new.key.name, default: 0] += 1
+        order = nil
+    }
+
+    mutating func take(_ samples: [MetricAppend.Sample]) {
+        guard !samples.isEmpty else { return }
+        pending.reserveCapacity(pending.count + samples.count)
+        for sample in samples {
+            // A series retention removed cannot have samples after it: its row is gone.
+            guard let index = byID[sample.seriesID] else { continue }
+            series[Int(index)].latest = MetricHead.Latest.advanced(series[Int(index)].latest, by: sample)
+            pending.append(MetricHead.Pending(series: index, timeMs: sample.timeMs, value: sample.value))
+        }
+        if pendingSince == nil { pendingSince = .now }
+    }
+
+    mutating func remove(id: Int64) {
+        guard let index = byID.removeValue(forKey: id) else { return }
+        let s = series[Int(index)]
+        series[Int(index)].isLive = false
+        if byHash[s.hash] == index {
+            byHash[s.hash] = nil
+            // A collided series of the same hash takes the slot.
+            if let position = collided.firstIndex(where: { series[Int($0)].hash == s.hash }) {
+                byHash[s.hash] = collided.remove(at: position)
+            }
+        } else {
+            collided.removeAll { $0 == index }
+        }
+        byName[s.name]?.removeAll { $0 == index }
+        for position in stride(from: 0, to: s.labels.count, by: 2) {
+            byLabel[UInt64(s.labels[position]) << 32 | UInt64(s.labels[position + 1])]?.removeAll { $0 == index }
+        }
+        liveByName[symbols[Int(s.name)], default: 1] -= 1
+        order = nil
+    }
+}
