@@ -54,8 +54,10 @@ struct MetricsController: Sendable {
             // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
             // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
             let selectors = try SeriesController.selectors(request, parameter: "match[]", required: true)
-            let families = try await allFamilies()
-            let bytes = Federation.renderBytes(families, selectors: selectors)
+            let now = Federation.currentMilliseconds()
+            let bytes = Federation.renderBytes(
+                try await computedFamilies(), ingested: database.metricHead.view(), sinceMs: now - Self.ingestedLookbackMs,
+                selectors: selectors, now: now)
             return Response(
                 status: .ok, headers: [.contentType: ExpositionFormat.text004.contentType],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
@@ -64,16 +66,24 @@ struct MetricsController: Sendable {
         }
     }
 
+    /// Ingested series are exposed while their newest sample is this recent (Prometheus's lookback).
+    static let ingestedLookbackMs: Int64 = 5 * 60 * 1000
+
+    /// Sextant's own families, Istio's, then the ingested series (newest sample each).
+    private func allFamilies() async throws -> [MetricFamily] {
+        let sinceMs = Federation.currentMilliseconds() - Self.ingestedLookbackMs
+        return try await computedFamilies() + Self.families(database.metricHead.view(), sinceMs: sinceMs)
+    }
+
     /// Sextant's own families followed by Istio's, all as of now (federation stamps them with the
     /// time of the request).
-    private func allFamilies() async throws -> [MetricFamily] {
+    private func computedFamilies() async throws -> [MetricFamily] {
         let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let series = try await database.seriesTotals(
             unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
         let tcp = try await database.tcpSeriesTotals(
             unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
         let istio = IstioMetrics.families(series) + IstioMetrics.tcpFamilies(tcp)
-        let ingested = Self.families(try await database.latestSamples(sinceMs: nowMicros / 1000 - 5 * 60 * 1000))
         let stats = writer.statistics
         var own = metrics.families(help: Self.help)
         own.append(contentsOf: [
@@ -109,7 +119,7 @@ struct MetricsController: Sendable {
                 name: "sextant_database_bytes", help: "Size of the database file and its write-ahead log.",
                 type: .gauge, samples: [MetricSample(name: "sextant_database_bytes", value: Double(databaseBytes()))]),
         ])
-        return own + istio + ingested
+        return own + istio
     }
 
     /// The ingest writer's own figures: commits, time inside transactions, records per commit, queue.
@@ -154,16 +164,21 @@ struct MetricsController: Sendable {
         ]
     }
 
-    /// Ingested series as families, each with its newest sample and that sample's time.
-    static func families(_ samples: [LatestSample]) -> [MetricFamily] {
+    /// Ingested series as families, each with its newest sample and that sample's time: series
+    /// whose newest sample is at least `sinceMs`, grouped by family, families by name.
+    static func families(_ view: MetricHeadView, sinceMs: Int64) -> [MetricFamily] {
         var byFamily: [String: (MetricPoint.Kind, [MetricSample])] = [:]
-        for sample in samples {
-            let series = sample.series
-            let family = series.kind == .counter || series.kind == .gauge || series.kind == .untyped ? series.name : series.family
-            byFamily[family, default: (series.kind, [])].1.append(
-                MetricSample(
-                    name: series.name, labels: series.labels.map { MetricLabel($0.name, $0.value) }, value: sample.value,
-                    timestampMs: sample.timestampMs))
+        for slot in view.candidates(name: nil, equal: []) {
+            guard let latest = view.latest(slot), latest.timeMs >= sinceMs else { continue }
+            let kind = view.kind(slot)
+            let name = view.name(slot)
+            let family = kind == .counter || kind == .gauge || kind == .untyped ? name : view.family(slot)
+            let labels = (0..<view.labelCount(slot)).map { position in
+                let label = view.label(slot, position)
+                return MetricLabel(label.name, label.value)
+            }
+            byFamily[family, default: (kind, [])].1.append(
+                MetricSample(name: name, labels: labels, value: latest.value, timestampMs: latest.timeMs))
         }
         return byFamily.keys.sorted().map { name in
             let (kind, samples) = byFamily[name]!

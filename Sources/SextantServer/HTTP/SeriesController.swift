@@ -13,7 +13,7 @@ struct SeriesController: Sendable {
     func series(_ request: Request, _ context: some RequestContext) async throws -> Response {
         do {
             let selectors = try Self.selectors(request, parameter: "match[]", required: true)
-            let matching = try await database.series(named: Self.names(selectors)).filter { Self.matches($0, selectors) }
+            let matching = Self.matching(selectors, in: database.metricHead.view())
             let data = matching
                 .map { s in ["__name__": s.name].merging(s.labels.map { ($0.name, $0.value) }) { a, _ in a } }
                 .sorted { ($0["__name__"] ?? "", $0.description) < ($1["__name__"] ?? "", $1.description) }
@@ -43,7 +43,7 @@ struct SeriesController: Sendable {
                 step = s
             }
             var lookback = 300.0
-            let matching = try await database.series(named: Self.names(selectors)).filter { Self.matches($0, selectors) }
+            let matching = Self.matching(selectors, in: database.metricHead.view())
             guard matching.count <= 10_000 else { throw QueryError("\(matching.count) series match: narrow the selector") }
             // Steps of a minute or more read the rollups' newest value per bucket; finer steps and
             // raw listings read the samples.
@@ -89,15 +89,9 @@ struct SeriesController: Sendable {
         }
     }
 
-    /// The metric names the selectors are limited to, when every one names its metric.
-    static func names(_ selectors: [SeriesSelector]) -> Set<String>? {
-        let names = selectors.map(\.metricName)
-        return names.contains(nil) ? nil : Set(names.compactMap { $0 })
-    }
-
-    static func matches(_ series: StoredSeries, _ selectors: [SeriesSelector]) -> Bool {
-        let labels = series.labels.map { MetricLabel($0.name, $0.value) }
-        return selectors.contains { $0.matches(name: series.name, labels: labels) }
+    /// The stored series the selectors pick, found through the head's postings.
+    static func matching(_ selectors: [SeriesSelector], in view: MetricHeadView) -> [StoredSeries] {
+        view.selected(by: selectors).map(view.stored)
     }
 
     /// The selectors given in a (possibly percent-encoded) repeated parameter.

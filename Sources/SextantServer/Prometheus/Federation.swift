@@ -1,4 +1,5 @@
 import Foundation
+package import SextantStore
 
 /// Renders the samples picked by `match[]` selectors the way Prometheus's `/federate` does.
 ///
@@ -45,27 +46,132 @@ package enum Federation {
                 out.append(contentsOf: series.name.utf8)
                 out.append(contentsOf: " untyped\n".utf8)
             }
-            out.append(contentsOf: series.name.utf8)
-            if !series.labels.isEmpty {
-                out.append(UInt8(ascii: "{"))
-                for (position, label) in series.labels.enumerated() {
-                    if position > 0 {
-                        out.append(UInt8(ascii: ","))
-                    }
-                    out.append(contentsOf: label.name.utf8)
-                    out.append(contentsOf: "=\"".utf8)
-                    ExpositionEncoder.appendEscaped(label.value, escapingQuotes: true, to: &out)
-                    out.append(UInt8(ascii: "\""))
-                }
-                out.append(UInt8(ascii: "}"))
-            }
-            out.append(UInt8(ascii: " "))
-            ExpositionEncoder.appendFloat(series.value, canonical: false, to: &out)
-            out.append(UInt8(ascii: " "))
-            out.append(contentsOf: String(series.timestampMs).utf8)
-            out.append(UInt8(ascii: "\n"))
+            append(series, to: &out)
         }
         return out
+    }
+
+    /// Renders the computed `families` and the ingested series of `ingested` whose newest sample
+    /// is at least `sinceMs`, merged in federation order (of a series in both, the newer sample).
+    /// The ingested series are found through the head's postings and written from its symbols.
+    package static func renderBytes(
+        _ families: [MetricFamily],
+        ingested: MetricHeadView,
+        sinceMs: Int64,
+        selectors: [SeriesSelector],
+        now: Int64 = currentMilliseconds()
+    ) -> [UInt8] {
+        let computed = selectedSeries(families, selectors: selectors, externalLabels: [], now: now)
+        var selected = [Bool](repeating: false, count: ingested.slots)
+        for slot in ingested.selected(by: selectors) { selected[Int(slot)] = true }
+        var slots: [Int32] = []
+        for slot in ingested.federationOrder() where selected[Int(slot)] {
+            if let latest = ingested.latest(slot), latest.timeMs >= sinceMs, latest.value.bitPattern != staleNaNBits {
+                slots.append(slot)
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(computed.reduce(slots.count * 400) { total, series in
+            total + ExpositionEncoder.estimatedLineLength(name: series.name, labels: series.labels)
+        })
+        var currentName: String?
+        func header(_ name: String) {
+            guard name != currentName else { return }
+            currentName = name
+            out.append(contentsOf: "# TYPE ".utf8)
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: " untyped\n".utf8)
+        }
+        var next = 0
+        for slot in slots {
+            let name = ingested.name(slot)
+            var keep = true
+            // The computed series that sort before this one go first.
+            while next < computed.count {
+                let order = compare(computed[next], slot, name: name, in: ingested)
+                if order > 0 { break }
+                if order == 0 {
+                    // The same series computed and ingested: the newer sample.
+                    keep = ingested.latest(slot)!.timeMs > computed[next].timestampMs
+                    if keep {
+                        next += 1
+                        break
+                    }
+                }
+                header(computed[next].name)
+                append(computed[next], to: &out)
+                next += 1
+                if order == 0 { break }
+            }
+            guard keep else { continue }
+            header(name)
+            append(slot, name: name, of: ingested, to: &out)
+        }
+        for series in computed[next...] {
+            header(series.name)
+            append(series, to: &out)
+        }
+        return out
+    }
+
+    private static func append(_ series: Series, to out: inout [UInt8]) {
+        out.append(contentsOf: series.name.utf8)
+        if !series.labels.isEmpty {
+            out.append(UInt8(ascii: "{"))
+            for (position, label) in series.labels.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: label.name.utf8)
+                out.append(contentsOf: "=\"".utf8)
+                ExpositionEncoder.appendEscaped(label.value, escapingQuotes: true, to: &out)
+                out.append(UInt8(ascii: "\""))
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        appendValue(series.value, timestampMs: series.timestampMs, to: &out)
+    }
+
+    private static func append(_ slot: Int32, name: String, of view: MetricHeadView, to out: inout [UInt8]) {
+        out.append(contentsOf: name.utf8)
+        var opened = false
+        for position in 0..<view.labelCount(slot) {
+            let label = view.label(slot, position)
+            guard !label.value.isEmpty else { continue }
+            out.append(UInt8(ascii: opened ? "," : "{"))
+            opened = true
+            out.append(contentsOf: label.name.utf8)
+            out.append(contentsOf: "=\"".utf8)
+            ExpositionEncoder.appendEscaped(label.value, escapingQuotes: true, to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        if opened { out.append(UInt8(ascii: "}")) }
+        let latest = view.latest(slot)!
+        appendValue(latest.value, timestampMs: latest.timeMs, to: &out)
+    }
+
+    private static func appendValue(_ value: Double, timestampMs: Int64, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: " "))
+        ExpositionEncoder.appendFloat(value, canonical: false, to: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: String(timestampMs).utf8)
+        out.append(UInt8(ascii: "\n"))
+    }
+
+    /// How a computed series sorts against an ingested one: name, then label by label (empty
+    /// values left out); negative, zero or positive.
+    private static func compare(_ series: Series, _ slot: Int32, name: String, in view: MetricHeadView) -> Int {
+        if series.name != name { return series.name < name ? -1 : 1 }
+        var position = 0
+        let count = view.labelCount(slot)
+        for label in series.labels {
+            while position < count, view.label(slot, position).value.isEmpty { position += 1 }
+            guard position < count else { return 1 }
+            let other = view.label(slot, position)
+            if label.name != other.name { return label.name < other.name ? -1 : 1 }
+            if label.value != other.value { return label.value < other.value ? -1 : 1 }
+            position += 1
+        }
+        while position < count, view.label(slot, position).value.isEmpty { position += 1 }
+        return position < count ? -1 : 0
     }
 
     /// The current wall-clock time in milliseconds since the Unix epoch.

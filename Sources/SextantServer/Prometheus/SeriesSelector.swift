@@ -73,6 +73,22 @@ package struct SeriesSelector: Sendable, CustomStringConvertible {
         return true
     }
 
+    /// Whether a series is selected, its label values read through `value` (empty when absent).
+    package func matches(name: String, value: (String) -> String) -> Bool {
+        matchers.allSatisfy { matcher in
+            matcher.matches(matcher.name == Self.metricNameLabel ? name : value(matcher.name))
+        }
+    }
+
+    /// The `label="value"` matchers a postings index can answer: equality to a non-empty value,
+    /// the metric name aside.
+    package var postingPairs: [(name: String, value: String)] {
+        matchers.compactMap { matcher in
+            matcher.kind == .equal && !matcher.value.isEmpty && matcher.name != Self.metricNameLabel
+                ? (matcher.name, matcher.value) : nil
+        }
+    }
+
     /// Whether the sample's series is selected.
     package func matches(_ sample: MetricSample) -> Bool {
         matches(name: sample.name, labels: sample.labels)
