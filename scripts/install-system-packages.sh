@@ -3,12 +3,13 @@
 # dpkg process holds the lock. Usage: scripts/install-system-packages.sh [--test]
 #   (default)  libsqlite3-dev zlib1g-dev libssl-dev libsnappy-dev libzstd-dev libre2-dev: what building
 #              and running need
-#   --test     also prometheus (prometheus, promtool) and python3-venv for the test suite
+#   --test     also prometheus (prometheus, promtool), victoria-metrics and python3-venv for the tests
+#              and benchmarks
 set -euo pipefail
 
 packages=(libsqlite3-dev zlib1g-dev libssl-dev libsnappy-dev libzstd-dev libre2-dev)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(prometheus python3-venv)
+    packages+=(prometheus python3-venv victoria-metrics)
 fi
 
 missing=()

@@ -47,7 +47,9 @@ package struct MetricPoint: Sendable, Hashable {
         self.name = name
         self.family = family ?? name
         self.kind = kind
-        self.labels = labels.sorted { $0.name < $1.name }
+        // Most senders sort them already (remote write must): then the array is shared, not copied.
+        let sorted = labels.indices.dropFirst().allSatisfy { labels[$0 - 1].name <= labels[$0].name }
+        self.labels = sorted ? labels : labels.sorted { $0.name < $1.name }
         self.value = value
         self.timestampMs = timestampMs
         self.temporality = temporality

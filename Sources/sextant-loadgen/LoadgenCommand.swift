@@ -65,6 +65,9 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "The Prometheus binary of the anchor.")
     var prometheusBin = "/usr/bin/prometheus"
 
+    @Option(help: "VictoriaMetrics single-node binary for the metrics anchor (skipped when missing).")
+    var victoriaBin = "/usr/bin/victoria-metrics"
+
     @Option(help: "Remote-write rounds of the 10k series (samples per series).")
     var remoteWriteRounds = 20
 
@@ -219,23 +222,15 @@ struct LoadgenCommand: AsyncParsableCommand {
         if modes.contains(.prometheus) {
             if FileManager.default.isExecutableFile(atPath: prometheusBin) {
                 log("Prometheus anchor")
+                let victoria = FileManager.default.isExecutableFile(atPath: victoriaBin) ? victoriaBin : nil
                 let r = try await prometheusAnchor(
-                    prometheusBinary: prometheusBin, sextantBinary: sextantBin, series: 10_000,
+                    prometheusBinary: prometheusBin, victoriaBinary: victoria, sextantBinary: sextantBin, series: 10_000,
                     rounds: quick ? 2 : remoteWriteRounds, group: group, log: log)
                 output.append("")
-                output.append("| anchor: 10k Istio series | Sextant | Prometheus 2.42 | ratio | goal |")
-                output.append("|---|---:|---:|---:|---|")
-                output.append(
-                    "| remote write (\(grouped(Double(r.samples))) samples, 10 senders), samples/s | \(grouped(r.sextantSamplesPerSecond)) | "
-                        + "\(grouped(r.prometheusSamplesPerSecond)) | \(fmt(r.sextantSamplesPerSecond / r.prometheusSamplesPerSecond, 2))× | ≥ 2× |")
-                output.append(
-                    "| remote write, cores used | \(fmt(r.sextantCores, 2)) | \(fmt(r.prometheusCores, 2)) | | |")
-                output.append(
-                    "| `/federate?match[]=istio_requests_total`, median ms | \(fmt(r.sextantFederateMs)) (\(grouped(Double(r.sextantFederateBytes))) B) | "
-                        + "\(fmt(r.prometheusFederateMs)) (\(grouped(Double(r.prometheusFederateBytes))) B) | \(fmt(r.sextantFederateMs / r.prometheusFederateMs, 2))× | ≤ 0.5× |")
-                if !r.sextantErrors.isEmpty || !r.prometheusErrors.isEmpty {
+                output.append(contentsOf: Self.metricsAnchorTable(r))
+                if victoria == nil {
                     output.append("")
-                    output.append("remote-write errors: sextant \(r.sextantErrors), prometheus \(r.prometheusErrors)")
+                    output.append("VictoriaMetrics skipped: \(victoriaBin) not found (apt-get install victoria-metrics).")
                 }
             } else {
                 output.append("")
@@ -243,6 +238,37 @@ struct LoadgenCommand: AsyncParsableCommand {
             }
         }
         print(output.joined(separator: "\n"))
+    }
+
+    /// Remote write, `/federate`, `/metrics` and disk, Sextant beside Prometheus and VictoriaMetrics.
+    static func metricsAnchorTable(_ r: PrometheusAnchorReport) -> [String] {
+        let servers = [("Sextant", r.sextant), ("Prometheus 2.42", r.prometheus)] + (r.victoria.map { [("VictoriaMetrics", $0)] } ?? [])
+        func row(_ label: String, _ value: (MetricsServerFigures) -> String, goal: String) -> String {
+            "| \(label) | " + servers.map { value($0.1) }.joined(separator: " | ") + " | \(goal) |"
+        }
+        var lines = [
+            "| 10k Istio series, \(grouped(Double(r.samples))) samples | " + servers.map(\.0).joined(separator: " | ") + " | goal |",
+            "|---|" + servers.map { _ in "---:|" }.joined() + "---|",
+            row("remote write, samples/s (10 senders)", { grouped($0.samplesPerSecond) }, goal: "≥ 2× Prometheus, ≥ VictoriaMetrics"),
+            row("remote write, cores used", { fmt($0.cores, 2) }, goal: ""),
+            row("`/federate?match[]=istio_requests_total`, median ms", { "\(fmt($0.federateMs)) (\(grouped(Double($0.federateBytes))) B)" },
+                goal: "≤ 0.5× Prometheus, ≤ VictoriaMetrics"),
+            row("`/metrics`, median ms", { $0.metricsMs.map { fmt($0) } ?? "" }, goal: "≤ 100 ms"),
+            row("data directory after a clean stop, B/sample", { fmt(Double($0.diskBytes) / Double(r.samples), 1) }, goal: "≤ Prometheus"),
+        ]
+        let p = r.prometheus
+        var ratios = "Sextant ÷ Prometheus: remote write \(fmt(r.sextant.samplesPerSecond / p.samplesPerSecond, 2))×, "
+            + "/federate \(fmt(r.sextant.federateMs / p.federateMs, 2))×"
+        if let v = r.victoria {
+            ratios += "; ÷ VictoriaMetrics: remote write \(fmt(r.sextant.samplesPerSecond / v.samplesPerSecond, 2))×, "
+                + "/federate \(fmt(r.sextant.federateMs / v.federateMs, 2))×"
+        }
+        lines.append("")
+        lines.append(ratios + ".")
+        for (name, figures) in servers where !figures.errors.isEmpty {
+            lines.append("remote-write errors, \(name): \(figures.errors)")
+        }
+        return lines
     }
 
     func loadTable(_ reports: [ChannelReport]) -> [String] {

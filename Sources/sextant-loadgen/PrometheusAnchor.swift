@@ -9,39 +9,55 @@ import Synchronization
 
 /// Prometheus (Debian's 2.42) beside Sextant on the same series: remote-write ingest of 10k Istio
 /// series and `/federate` of them.
+/// What one server did with the same remote-write payloads and federation query.
+struct MetricsServerFigures {
+    var samplesPerSecond: Double
+    var cores: Double?
+    var federateMs: Double
+    var federateBytes: Int
+    /// `/metrics` with the ingested series (Sextant only).
+    var metricsMs: Double?
+    /// Bytes of the data directory after a clean stop.
+    var diskBytes: Int
+    var errors: [String]
+}
+
 struct PrometheusAnchorReport {
     var series: Int
     var samples: Int
-    var sextantSamplesPerSecond: Double
-    var prometheusSamplesPerSecond: Double
-    var sextantFederateMs: Double
-    var prometheusFederateMs: Double
-    var sextantFederateBytes: Int
-    var prometheusFederateBytes: Int
-    var sextantCores: Double?
-    var prometheusCores: Double?
-    var sextantErrors: [String]
-    var prometheusErrors: [String]
+    var sextant: MetricsServerFigures
+    var prometheus: MetricsServerFigures
+    var victoria: MetricsServerFigures?
 }
 
-/// A started Prometheus, stopped by `stop()`.
-final class PrometheusProcess: @unchecked Sendable {  // set once in init
+/// Prometheus 2.42 or VictoriaMetrics on loopback, each with a data directory of its own.
+final class PeerProcess: @unchecked Sendable {  // set once in init
+    enum Kind { case prometheus, victoriaMetrics }
     let port: Int
     let pid: Int32
     private let process: Process
     private let folder: String
 
-    init(binary: String, group: MultiThreadedEventLoopGroup) async throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-loadgen-prom-\(UUID().uuidString.prefix(8))").path
+    init(_ kind: Kind, binary: String, group: MultiThreadedEventLoopGroup) async throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-loadgen-peer-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder + "/data", withIntermediateDirectories: true)
-        try "global:\n  scrape_interval: 1h\n".write(toFile: folder + "/prometheus.yml", atomically: true, encoding: .utf8)
         port = try ServerProcess.freePorts(1)[0]
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "--config.file=\(folder)/prometheus.yml", "--storage.tsdb.path=\(folder)/data",
-            "--web.listen-address=127.0.0.1:\(port)", "--web.enable-remote-write-receiver",
-        ]
+        switch kind {
+        case .prometheus:
+            try "global:\n  scrape_interval: 1h\n".write(toFile: folder + "/prometheus.yml", atomically: true, encoding: .utf8)
+            process.arguments = [
+                "--config.file=\(folder)/prometheus.yml", "--storage.tsdb.path=\(folder)/data",
+                "--web.listen-address=127.0.0.1:\(port)", "--web.enable-remote-write-receiver",
+            ]
+        case .victoriaMetrics:
+            // Samples are searchable as soon as they are in memory, as Prometheus's and Sextant's are.
+            process.arguments = [
+                "-storageDataPath=\(folder)/data", "-httpListenAddr=127.0.0.1:\(port)", "-search.latencyOffset=0s",
+                "-retentionPeriod=1",
+            ]
+        }
         FileManager.default.createFile(atPath: folder + "/prometheus.log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/prometheus.log"))
         process.standardOutput = log
@@ -50,15 +66,28 @@ final class PrometheusProcess: @unchecked Sendable {  // set once in init
         process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" }
         try process.run()
         pid = process.processIdentifier
+        let ready = kind == .prometheus ? "/-/ready" : "/health"
         for _ in 0..<300 {
-            if let (status, _) = try? await ServerProcess.get(port: port, path: "/-/ready", group: group), status == 200 { return }
+            if let (status, _) = try? await ServerProcess.get(port: port, path: ready, group: group), status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         stop()
-        throw LoadError("prometheus not ready after 30 s")
+        throw LoadError("\(binary) not ready after 30 s")
+    }
+
+    /// Stops the server (SIGTERM: each writes what it holds in memory) and gives the bytes its
+    /// data directory then holds.
+    func stopAndMeasure() -> Int {
+        terminate()
+        return directoryBytes(folder + "/data")
     }
 
     func stop() {
+        terminate()
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private func terminate() {
         if process.isRunning {
             kill(pid, SIGTERM)
             let deadline = Date().addingTimeInterval(20)
@@ -66,8 +95,18 @@ final class PrometheusProcess: @unchecked Sendable {  // set once in init
             if process.isRunning { kill(pid, SIGKILL) }
             process.waitUntilExit()
         }
-        try? FileManager.default.removeItem(atPath: folder)
     }
+}
+
+/// Bytes of the regular files under a folder.
+func directoryBytes(_ path: String) -> Int {
+    guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
+    var total = 0
+    while let name = walker.nextObject() as? String {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path + "/" + name)
+        if attributes?[.type] as? FileAttributeType == .typeRegular { total += (attributes?[.size] as? Int) ?? 0 }
+    }
+    return total
 }
 
 enum RemoteWritePayloads {
@@ -196,41 +235,57 @@ func timeGet(port: Int, path: String, runs: Int, group: MultiThreadedEventLoopGr
 }
 
 func prometheusAnchor(
-    prometheusBinary: String, sextantBinary: String, series: Int, rounds: Int, group: MultiThreadedEventLoopGroup,
-    log: (String) -> Void
+    prometheusBinary: String, victoriaBinary: String?, sextantBinary: String, series: Int, rounds: Int,
+    group: MultiThreadedEventLoopGroup, log: (String) -> Void
 ) async throws -> PrometheusAnchorReport {
     let chunks = try RemoteWritePayloads.build(series: series, rounds: rounds, seriesPerRequest: 1000)
     let samples = chunks.reduce(0) { $0 + $1.count } * 1000
-    let sextant = try await ServerProcess(binary: sextantBinary, extraArguments: [], group: group)
-    defer { sextant.stop() }
-    let prometheus = try await PrometheusProcess(binary: prometheusBinary, group: group)
-    defer { prometheus.stop() }
     func cpu(_ pid: Int32?) -> Int? { pid.flatMap { ProcStats.read(pid: $0)?.cpuTicks } }
-
-    let sBefore = cpu(sextant.pid)
-    let s = await remoteWrite(
-        chunks: chunks, port: sextant.ports.http, path: "/api/v1/write",
-        headers: [("content-encoding", "snappy"), ("x-prometheus-remote-write-version", "0.1.0")], group: group)
-    let sCores = zip(sBefore, cpu(sextant.pid)).map { Double($1 - $0) / ProcStats.ticksPerSecond / s.seconds }
-    log("  remote write to sextant: \(Int(Double(samples) / s.seconds)) samples/s \(s.errors)")
-    let pBefore = cpu(prometheus.pid)
-    let p = await remoteWrite(
-        chunks: chunks, port: prometheus.port, path: "/api/v1/write",
-        headers: [("content-encoding", "snappy"), ("x-prometheus-remote-write-version", "0.1.0")], group: group)
-    let pCores = zip(pBefore, cpu(prometheus.pid)).map { Double($1 - $0) / ProcStats.ticksPerSecond / p.seconds }
-    log("  remote write to prometheus: \(Int(Double(samples) / p.seconds)) samples/s \(p.errors)")
-
+    let headers = [("content-encoding", "snappy"), ("x-prometheus-remote-write-version", "0.1.0")]
     let query = "/federate?match%5B%5D=istio_requests_total"
-    _ = try await timeGet(port: sextant.ports.http, path: query, runs: 2, group: group)
-    _ = try await timeGet(port: prometheus.port, path: query, runs: 2, group: group)
-    let (sMs, sBytes) = try await timeGet(port: sextant.ports.http, path: query, runs: 7, group: group)
-    let (pMs, pBytes) = try await timeGet(port: prometheus.port, path: query, runs: 7, group: group)
-    log("  /federate: sextant \(fmt(sMs)) ms (\(sBytes) B), prometheus \(fmt(pMs)) ms (\(pBytes) B)")
+
+    /// Remote write, then the federation query (and `/metrics`), on one server running alone.
+    func measure(_ name: String, port: Int, pid: Int32?, metrics: Bool) async throws -> MetricsServerFigures {
+        let before = cpu(pid)
+        let written = await remoteWrite(chunks: chunks, port: port, path: "/api/v1/write", headers: headers, group: group)
+        let cores = zip(before, cpu(pid)).map { Double($1 - $0) / ProcStats.ticksPerSecond / written.seconds }
+        log("  remote write to \(name): \(Int(Double(samples) / written.seconds)) samples/s \(written.errors)")
+        // What a server has taken is searchable within a second or two (VictoriaMetrics' in-memory parts).
+        try await Task.sleep(for: .seconds(2))
+        _ = try await timeGet(port: port, path: query, runs: 2, group: group)
+        let (ms, bytes) = try await timeGet(port: port, path: query, runs: 7, group: group)
+        var metricsMs: Double?
+        if metrics {
+            _ = try await timeGet(port: port, path: "/metrics", runs: 1, group: group)
+            metricsMs = try await timeGet(port: port, path: "/metrics", runs: 5, group: group).0
+        }
+        log("  /federate on \(name): \(fmt(ms)) ms (\(bytes) B)" + (metricsMs.map { ", /metrics \(fmt($0)) ms" } ?? ""))
+        return MetricsServerFigures(
+            samplesPerSecond: Double(samples) / written.seconds, cores: cores, federateMs: ms, federateBytes: bytes,
+            metricsMs: metricsMs, diskBytes: 0, errors: written.errors)
+    }
+
+    let sextant = try await ServerProcess(binary: sextantBinary, extraArguments: [], group: group)
+    var sextantFigures = try await measure("sextant", port: sextant.ports.http, pid: sextant.pid, metrics: true)
+    sextant.stop(keep: true)
+    sextantFigures.diskBytes = sextant.diskBytes() ?? 0
+    sextant.stop()
+
+    let prometheus = try await PeerProcess(.prometheus, binary: prometheusBinary, group: group)
+    var prometheusFigures = try await measure("prometheus", port: prometheus.port, pid: prometheus.pid, metrics: false)
+    prometheusFigures.diskBytes = prometheus.stopAndMeasure()
+    prometheus.stop()
+
+    var victoriaFigures: MetricsServerFigures?
+    if let victoriaBinary {
+        let victoria = try await PeerProcess(.victoriaMetrics, binary: victoriaBinary, group: group)
+        var figures = try await measure("victoria-metrics", port: victoria.port, pid: victoria.pid, metrics: false)
+        figures.diskBytes = victoria.stopAndMeasure()
+        victoria.stop()
+        victoriaFigures = figures
+    }
     return PrometheusAnchorReport(
-        series: series, samples: samples, sextantSamplesPerSecond: Double(samples) / s.seconds,
-        prometheusSamplesPerSecond: Double(samples) / p.seconds, sextantFederateMs: sMs, prometheusFederateMs: pMs,
-        sextantFederateBytes: sBytes, prometheusFederateBytes: pBytes, sextantCores: sCores,
-        prometheusCores: pCores, sextantErrors: s.errors, prometheusErrors: p.errors)
+        series: series, samples: samples, sextant: sextantFigures, prometheus: prometheusFigures, victoria: victoriaFigures)
 }
 
 private func zip(_ a: Int?, _ b: Int?) -> (Int, Int)? {

@@ -1,46 +1,129 @@
-internal import SwiftProtobuf
 package import SextantModel
-internal import SextantWire
 
 /// Decodes a Prometheus remote-write 1.0 `WriteRequest` (already snappy-decoded).
-/// Series keep their own labels; samples that break the spec are rejected one by one.
+///
+/// Reads the wire format itself (`ProtobufReader`): label names and values are interned from their
+/// bytes, so the thousands of labels of a request make a few hundred strings, and a series' labels,
+/// which the spec sorts by name, are checked in one pass. Series keep their own labels; series
+/// that break the spec are rejected one by one.
 /// Spec: https://prometheus.io/docs/specs/prw/remote_write_spec/
 package struct RemoteWriteDecoder: Sendable {
     package init() {}
 
+    static let messageName = "prometheus.WriteRequest"
+    /// Staleness markers end a series; there is nothing to store.
+    static let staleNaNBits: UInt64 = 0x7ff0_0000_0000_0002
+
     package func decode(protobuf body: [UInt8]) throws(DecodeError) -> IngestBatch {
-        let request: Prometheus_WriteRequest
-        do {
-            request = try Prometheus_WriteRequest(serializedBytes: body)
-        } catch {
-            throw DecodeError(.malformed, "body is not a protobuf prometheus.WriteRequest")
-        }
-        var kinds: [String: MetricPoint.Kind] = [:]
-        for metadata in request.metadata {
-            switch metadata.type {
-            case .counter: kinds[metadata.metricFamilyName] = .counter
-            case .gauge: kinds[metadata.metricFamilyName] = .gauge
-            case .histogram: kinds[metadata.metricFamilyName] = .histogram
-            case .summary: kinds[metadata.metricFamilyName] = .summary
-            default: break
+        var result: Result<IngestBatch, DecodeError> = .success(IngestBatch())
+        body.withUnsafeBytes { bytes in
+            do throws(ProtobufReader.WireError) {
+                result = .success(try Self.decode(bytes))
+            } catch {
+                result = .failure(DecodeError(.malformed, "body is not a protobuf \(Self.messageName): \(error)"))
             }
         }
+        return try result.get()
+    }
+
+    private static func decode(_ body: UnsafeRawBufferPointer) throws(ProtobufReader.WireError) -> IngestBatch {
+        let strings = InternTable(capacity: 8192)
+        // Metadata (field 3) may follow the series: read it first.
+        var kinds: [String: MetricPoint.Kind] = [:]
+        var pass = ProtobufReader(body)
+        while let field = try pass.next() {
+            guard field.number == 3, field.wireType == .lengthDelimited else {
+                try pass.skip(field)
+                continue
+            }
+            var metadata = try pass.message()
+            var type: UInt64 = 0
+            var family: String?
+            while let f = try metadata.next() {
+                switch (f.number, f.wireType) {
+                case (1, .varint): type = try metadata.varint()
+                case (2, .lengthDelimited): family = strings.string(try metadata.string())
+                // Help and unit are not kept, but must be text as in any string field.
+                case (4, .lengthDelimited), (5, .lengthDelimited): _ = try metadata.string()
+                default: try metadata.skip(f)
+                }
+            }
+            // MetricType: 1 counter, 2 gauge, 3 histogram, 4 gaugehistogram, 5 summary.
+            let kind: MetricPoint.Kind? =
+                switch type {
+                case 1: .counter
+                case 2: .gauge
+                case 3: .histogram
+                case 5: .summary
+                default: nil
+                }
+            if let family, let kind { kinds[family] = kind }
+        }
+
         var batch = IngestBatch()
-        for (index, series) in request.timeseries.enumerated() {
-            guard let name = series.labels.first(where: { $0.name == "__name__" })?.value, !name.isEmpty else {
+        var reader = ProtobufReader(body)
+        var index = 0
+        var labels: [MetricLabelPair] = []
+        var samples: [(value: Double, timestamp: Int64)] = []
+        while let field = try reader.next() {
+            guard field.number == 1, field.wireType == .lengthDelimited else {
+                try reader.skip(field)
+                continue
+            }
+            defer { index += 1 }
+            var series = try reader.message()
+            labels.removeAll(keepingCapacity: true)
+            samples.removeAll(keepingCapacity: true)
+            var name: String?
+            var problem: String?
+            while let f = try series.next() {
+                switch (f.number, f.wireType) {
+                case (1, .lengthDelimited):
+                    var label = try series.message()
+                    var labelName: String?
+                    var labelValue = ""
+                    while let g = try label.next() {
+                        switch (g.number, g.wireType) {
+                        case (1, .lengthDelimited): labelName = strings.string(try label.string())
+                        case (2, .lengthDelimited): labelValue = strings.string(try label.string())
+                        default: try label.skip(g)
+                        }
+                    }
+                    let n = labelName ?? ""
+                    if n == "__name__" {
+                        if name == nil { name = labelValue }
+                    } else if n.isEmpty || labelValue.isEmpty || labels.contains(where: { $0.name == n }) {
+                        problem = "duplicated or empty"
+                    } else {
+                        labels.append(MetricLabelPair(n, labelValue))
+                    }
+                case (2, .lengthDelimited):
+                    var sample = try series.message()
+                    var value = 0.0
+                    var timestamp: Int64 = 0
+                    while let g = try sample.next() {
+                        switch (g.number, g.wireType) {
+                        case (1, .fixed64): value = Double(bitPattern: try sample.fixed64())
+                        case (2, .varint): timestamp = Int64(bitPattern: try sample.varint())
+                        default: try sample.skip(g)
+                        }
+                    }
+                    samples.append((value, timestamp))
+                default:
+                    try series.skip(f)
+                }
+            }
+            guard let name, !name.isEmpty else {
                 batch.rejected.append(RecordError(location: "timeseries[\(index)]", message: "no __name__ label"))
                 continue
             }
-            let labels = series.labels.filter { $0.name != "__name__" }.map { MetricLabelPair($0.name, $0.value) }
-            guard Set(labels.map(\.name)).count == labels.count, !labels.contains(where: { $0.name.isEmpty || $0.value.isEmpty }) else {
+            if let problem {
                 batch.rejected.append(
-                    RecordError(location: "timeseries[\(index)]", message: "labels of '\(name.prefix(80))' are duplicated or empty"))
+                    RecordError(location: "timeseries[\(index)]", message: "labels of '\(name.prefix(80))' are \(problem)"))
                 continue
             }
             let (family, kind) = Self.family(of: name, kinds: kinds)
-            for sample in series.samples {
-                // Staleness markers end a series; there is nothing to store.
-                if sample.value.bitPattern == 0x7ff0_0000_0000_0002 { continue }
+            for sample in samples where sample.value.bitPattern != staleNaNBits {
                 batch.metrics.append(
                     MetricPoint(name: name, family: family, kind: kind, labels: labels, value: sample.value, timestampMs: sample.timestamp))
             }

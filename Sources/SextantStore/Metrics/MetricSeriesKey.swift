@@ -11,13 +11,15 @@ package struct MetricSeriesKey: Sendable {
 
     package init(name: String, labels: [MetricLabelPair]) {
         self.name = name
+        let strictlySorted = labels.indices.dropFirst().allSatisfy { labels[$0 - 1].name < labels[$0].name }
         var unique: [MetricLabelPair] = []
-        unique.reserveCapacity(labels.count)
-        let sorted = labels.indices.dropFirst().allSatisfy { labels[$0 - 1].name <= labels[$0].name }
-        // Sorting is stable, so of repeated names the first one given comes first.
-        for label in sorted ? labels : labels.sorted(by: { $0.name < $1.name })
-        where unique.last?.name != label.name {
-            unique.append(label)
+        if strictlySorted {
+            unique = labels
+        } else {
+            // Sorting is stable, so of repeated names the first one given comes first.
+            for label in labels.sorted(by: { $0.name < $1.name }) where unique.last?.name != label.name {
+                unique.append(label)
+            }
         }
         self.labels = unique
         // Seeded per process: label values come from senders, and the table lives for the process.
