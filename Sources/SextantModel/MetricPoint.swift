@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One sample of a named metric series, whatever protocol brought it (statsd, Envoy metrics
 /// service, OTLP metrics, Prometheus remote write, scrapes).
 ///
@@ -48,8 +56,8 @@ package struct MetricPoint: Sendable, Hashable {
         self.family = family ?? name
         self.kind = kind
         // Most senders sort them already (remote write must): then the array is shared, not copied.
-        let sorted = labels.indices.dropFirst().allSatisfy { labels[$0 - 1].name <= labels[$0].name }
-        self.labels = sorted ? labels : labels.sorted { $0.name < $1.name }
+        let sorted = labels.indices.dropFirst().allSatisfy { !MetricLabelPair.precedes(labels[$0].name, labels[$0 - 1].name) }
+        self.labels = sorted ? labels : labels.sorted { MetricLabelPair.precedes($0.name, $1.name) }
         self.value = value
         self.timestampMs = timestampMs
         self.temporality = temporality
@@ -73,5 +81,22 @@ package struct MetricLabelPair: Sendable, Hashable {
     package init(_ name: String, _ value: String) {
         self.name = name
         self.value = value
+    }
+}
+
+extension MetricLabelPair {
+    /// Whether label name `a` sorts before `b`: by their UTF-8 bytes, as Prometheus orders label
+    /// names (one `memcmp`, no Unicode normalization).
+    @inlinable
+    package static func precedes(_ a: String, _ b: String) -> Bool {
+        var a = a
+        var b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                return order != 0 ? order < 0 : x.count < y.count
+            }
+        }
     }
 }

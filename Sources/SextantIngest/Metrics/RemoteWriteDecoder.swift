@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 package import SextantModel
 
 /// Decodes a Prometheus remote-write 1.0 `WriteRequest` (already snappy-decoded).
@@ -11,6 +18,19 @@ package struct RemoteWriteDecoder: Sendable {
     package init() {}
 
     static let messageName = "prometheus.WriteRequest"
+    private static func isNameLabel(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let name: StaticString = "__name__"
+        return bytes.count == 8 && memcmp(bytes.baseAddress!, name.utf8Start, 8) == 0
+    }
+
+    /// Whether bytes `a` sort strictly before `b` (an empty `a`, no label yet, before anything).
+    private static func precedes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard !a.isEmpty else { return true }
+        let common = min(a.count, b.count)
+        let order = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
+        return order != 0 ? order < 0 : a.count < b.count
+    }
+
     /// Staleness markers end a series; there is nothing to store.
     static let staleNaNBits: UInt64 = 0x7ff0_0000_0000_0002
 
@@ -76,26 +96,32 @@ package struct RemoteWriteDecoder: Sendable {
             samples.removeAll(keepingCapacity: true)
             var name: String?
             var problem: String?
+            var previous = UnsafeRawBufferPointer(start: nil, count: 0)
             while let f = try series.next() {
                 switch (f.number, f.wireType) {
                 case (1, .lengthDelimited):
                     var label = try series.message()
-                    var labelName: String?
-                    var labelValue = ""
+                    var nameBytes = UnsafeRawBufferPointer(start: nil, count: 0)
+                    var valueBytes = UnsafeRawBufferPointer(start: nil, count: 0)
                     while let g = try label.next() {
                         switch (g.number, g.wireType) {
-                        case (1, .lengthDelimited): labelName = strings.string(try label.string())
-                        case (2, .lengthDelimited): labelValue = strings.string(try label.string())
+                        case (1, .lengthDelimited): nameBytes = try label.string()
+                        case (2, .lengthDelimited): valueBytes = try label.string()
                         default: try label.skip(g)
                         }
                     }
-                    let n = labelName ?? ""
-                    if n == "__name__" {
-                        if name == nil { name = labelValue }
-                    } else if n.isEmpty || labelValue.isEmpty || labels.contains(where: { $0.name == n }) {
+                    if Self.isNameLabel(nameBytes) {
+                        if name == nil { name = strings.string(valueBytes) }
+                    } else if nameBytes.isEmpty || valueBytes.isEmpty {
                         problem = "duplicated or empty"
                     } else {
-                        labels.append(MetricLabelPair(n, labelValue))
+                        // The spec sorts labels by name: a name after the last one cannot repeat it.
+                        let n = strings.string(nameBytes)
+                        if !Self.precedes(previous, nameBytes), labels.contains(where: { $0.name == n }) {
+                            problem = "duplicated or empty"
+                        }
+                        previous = nameBytes
+                        labels.append(MetricLabelPair(n, strings.string(valueBytes)))
                     }
                 case (2, .lengthDelimited):
                     var sample = try series.message()

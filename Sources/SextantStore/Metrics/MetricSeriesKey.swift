@@ -5,19 +5,19 @@ package import SextantModel
 /// writer only hashes a word.
 package struct MetricSeriesKey: Sendable {
     package var name: String
-    /// Sorted by name, each name once.
+    /// Sorted by name (bytes), each name once.
     package var labels: [MetricLabelPair]
     var hash: Int
 
     package init(name: String, labels: [MetricLabelPair]) {
         self.name = name
-        let strictlySorted = labels.indices.dropFirst().allSatisfy { labels[$0 - 1].name < labels[$0].name }
+        let strictlySorted = labels.indices.dropFirst().allSatisfy { MetricLabelPair.precedes(labels[$0 - 1].name, labels[$0].name) }
         var unique: [MetricLabelPair] = []
         if strictlySorted {
             unique = labels
         } else {
             // Sorting is stable, so of repeated names the first one given comes first.
-            for label in labels.sorted(by: { $0.name < $1.name }) where unique.last?.name != label.name {
+            for label in labels.sorted(by: { MetricLabelPair.precedes($0.name, $1.name) }) where unique.last?.name != label.name {
                 unique.append(label)
             }
         }
