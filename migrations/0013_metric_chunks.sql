@@ -1,11 +1,28 @@
--- Metric samples as a TSDB keeps them: per-series chunks, compressed (delta-of-delta times, XOR'd
--- values), instead of one row per sample.
+-- Metric series and samples as a TSDB keeps them, instead of a row per series (its labels as JSON
+-- text under a unique index) and a row per sample with five rollup rows.
 --
--- A commit writes its samples as one metric_appends row, all series together: the write-ahead record
--- of the in-memory head. About every ten minutes (or past 500,000 samples) the head writes what is
--- pending into one chunk per series, rolls it up and saves each series' newest sample in
--- metric_latest, and deletes the appends, in one transaction. A start loads the series and their
--- newest samples, then replays the appends still there.
+-- Series: the series one commit makes are one metric_series_blocks row (ids, names, labels,
+-- compressed together); the head in memory finds a series by its labels. A series retention
+-- removes is listed in metric_series_deleted until its whole block goes.
+--
+-- Samples: a commit writes its samples as one metric_appends row, all series together: the
+-- write-ahead record of the in-memory head. About every ten minutes (or past 500,000 samples) the
+-- head writes what is pending as one chunk per series (delta-of-delta times, XOR'd values), saves
+-- each series' newest sample in metric_latest, and deletes the appends, in one transaction. A start
+-- loads the series and their newest samples, then replays the appends still there.
+--
+-- Rollups: chunks are kept to the minute horizon (a sample in a chunk takes a few bytes, far less
+-- than a minute rollup row); retention rolls chunks up into hours before it deletes them, so the
+-- hour tier holds only what the chunks no longer do.
+CREATE TABLE metric_series_blocks (
+    id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+
+CREATE TABLE metric_series_deleted (
+    series_id INTEGER PRIMARY KEY
+);
+
 CREATE TABLE metric_appends (
     id INTEGER PRIMARY KEY,
     data BLOB NOT NULL
@@ -13,7 +30,7 @@ CREATE TABLE metric_appends (
 
 CREATE TABLE metric_chunks (
     id INTEGER PRIMARY KEY,
-    series_id INTEGER NOT NULL REFERENCES metric_series (id),
+    series_id INTEGER NOT NULL,
     min_ts_ms INTEGER NOT NULL,
     max_ts_ms INTEGER NOT NULL,
     count INTEGER NOT NULL,
@@ -22,5 +39,31 @@ CREATE TABLE metric_chunks (
 CREATE INDEX metric_chunks_by_series ON metric_chunks (series_id, max_ts_ms);
 CREATE INDEX metric_chunks_by_time ON metric_chunks (max_ts_ms);
 
--- Only the minute and hour tiers of metric rollups are read (query_range) and kept (retention).
-DELETE FROM metric_rollups WHERE tier NOT IN (60, 3600);
+-- The newest sample per series, and the hour tier of rollups (the others are gone), without their
+-- references to metric_series, which the step after this file drops.
+CREATE TABLE metric_latest_new (
+    series_id INTEGER PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    value REAL NOT NULL,
+    raw REAL NOT NULL,
+    offset REAL NOT NULL
+);
+INSERT INTO metric_latest_new SELECT series_id, ts_ms, value, raw, offset FROM metric_latest;
+DROP TABLE metric_latest;
+ALTER TABLE metric_latest_new RENAME TO metric_latest;
+
+CREATE TABLE metric_rollups_new (
+    tier INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    series_id INTEGER NOT NULL,
+    min_value REAL NOT NULL,
+    max_value REAL NOT NULL,
+    sum_value REAL NOT NULL,
+    count INTEGER NOT NULL,
+    last_value REAL NOT NULL,
+    last_ts_ms INTEGER NOT NULL,
+    PRIMARY KEY (tier, bucket, series_id)
+) WITHOUT ROWID;
+INSERT INTO metric_rollups_new SELECT * FROM metric_rollups WHERE tier = 3600;
+DROP TABLE metric_rollups;
+ALTER TABLE metric_rollups_new RENAME TO metric_rollups;

@@ -70,7 +70,7 @@ extension MetricSeriesTests {
 }
 
 extension MetricSeriesTests {
-    @Test func rollsSamplesUpPerMinuteAndHourAndKeepsThemPastRawRetention() async throws {
+    @Test func samplesStayInChunksToTheMinuteHorizonThenAsHours() async throws {
         try await withTemporaryDatabase { database, _ in
             let hour: Int64 = 1_795_698_000  // an hour boundary, in seconds
             // A gauge sampled every 20 s for two hours.
@@ -79,21 +79,21 @@ extension MetricSeriesTests {
             }
             _ = try await database.write([IngestBatch(metrics: points)])
             let id = try #require(try await database.series(named: ["active"]).first?.id)
-            let minutes = try await database.rollupSamples(
-                seriesIDs: [id], tier: 60, fromMs: hour * 1000, toMs: (hour + 7200) * 1000)
-            #expect(minutes[id]?.count == 120)
-            // Each minute's newest sample is the one at +40 s.
-            #expect(minutes[id]?.first.map { $0.0 } == (hour + 40) * 1000)
-            #expect(minutes[id]?.first.map { $0.1 } == 2)
-            let hours = try await database.rollupSamples(seriesIDs: [id], tier: 3600, fromMs: hour * 1000, toMs: (hour + 7200) * 1000)
-            #expect(hours[id]?.map(\.1) == [Double(179 % 7), Double(359 % 7)])
-            // Raw samples expire after a day; the rollups still answer.
             var config = RetentionService.Configuration()
-            config.rawSeconds = 3600
-            let retention = RetentionService(database: database, configuration: config, logger: .quiet, now: { hour + 90_000 })
+            config.rawSeconds = 600
+            config.minuteSeconds = 3 * 3600
+            // Past the raw horizon, within the minute one: every sample is still there.
+            var retention = RetentionService(database: database, configuration: config, logger: .quiet, now: { hour + 4 * 3600 })
+            try await retention.enforce()
+            #expect(try await database.samples(seriesIDs: [id], fromMs: 0, toMs: .max)[id]?.count == 360)
+            #expect(try await database.hourlySamples(seriesIDs: [id], fromMs: 0, toMs: .max)[id]?.isEmpty == true)
+            // Past the minute horizon: the chunks are gone, rolled up into their two hours.
+            retention = RetentionService(database: database, configuration: config, logger: .quiet, now: { hour + 6 * 3600 })
             try await retention.enforce()
             #expect(try await database.samples(seriesIDs: [id], fromMs: 0, toMs: .max)[id]?.isEmpty == true)
-            #expect(try await database.rollupSamples(seriesIDs: [id], tier: 60, fromMs: 0, toMs: .max)[id]?.count == 120)
+            let hours = try await database.hourlySamples(seriesIDs: [id], fromMs: hour * 1000, toMs: (hour + 7200) * 1000)
+            #expect(hours[id]?.map(\.1) == [Double(179 % 7), Double(359 % 7)])
+            #expect(hours[id]?.map(\.0) == [(hour + 179 * 20) * 1000, (hour + 359 * 20) * 1000])
             let stats = try await database.pool.read { db in
                 try Row.fetchOne(
                     db, sql: "SELECT min_value, max_value, sum_value, count FROM metric_rollups WHERE tier = 3600 AND series_id = ? ORDER BY bucket",
@@ -173,20 +173,48 @@ extension MetricSeriesTests {
             let retention = RetentionService(database: database, configuration: config, logger: .quiet, now: { clock.withLock { $0 } })
             _ = try await database.write([IngestBatch(metrics: [point("rq", 1, at: now * 1000, labels: [MetricLabelPair("pod", "new")])])])
             try await retention.enforce()
-            // Within every horizon: both series, their newest chunk and rollups, are still there.
+            // Within every horizon: both series and their chunks are still there.
             #expect(try await database.series(named: ["rq"]).count == 2)
-            #expect(try await Self.count("metric_rollups", database) == 4)
+            #expect(try await Self.count("metric_chunks", database) == 2)
             now += 7200
             clock.withLock { $0 = now }
             try await retention.enforce()
-            for table in ["metric_chunks", "metric_rollups", "metric_latest", "metric_appends"] {
+            for table in ["metric_chunks", "metric_rollups", "metric_latest", "metric_appends", "metric_series_blocks", "metric_series_deleted"] {
                 #expect(try await Self.count(table, database) == 0, "\(table)")
             }
-            #expect(try await Self.count("metric_series", database) == 0)
             #expect(try await database.series(named: nil).isEmpty)
             // A series that comes back is a new one, with nothing of the old.
             _ = try await database.write([IngestBatch(metrics: [point("rq", 4, at: now * 1000, labels: [MetricLabelPair("pod", "old")])])])
             #expect(try await database.latestSamples(sinceMs: 0).map(\.value) == [4])
         }
+    }
+}
+
+extension MetricSeriesTests {
+    @Test func aBlockThatLostMostOfItsSeriesIsRewrittenWithTheRest() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let start: Int64 = 1_795_698_000
+        do {
+            let database = try Self.open(folder)
+            // Four pods' series made by one commit; three of the pods then go away.
+            _ = try await database.write([
+                IngestBatch(metrics: (0..<4).map { point("rq", 1, at: start * 1000, labels: [MetricLabelPair("pod", "p\($0)")]) })
+            ])
+            _ = try await database.write([
+                IngestBatch(metrics: [point("rq", 2, at: (start + 7200) * 1000, labels: [MetricLabelPair("pod", "p3")])])
+            ])
+            var config = RetentionService.Configuration()
+            (config.rawSeconds, config.minuteSeconds, config.hourSeconds) = (600, 600, 600)
+            try await RetentionService(database: database, configuration: config, logger: .quiet, now: { start + 7300 }).enforce()
+            #expect(try await Self.count("metric_series_blocks", database) == 1)
+            #expect(try await Self.count("metric_series_deleted", database) == 0)
+            #expect(try await database.series(named: nil).map(\.labels) == [[MetricLabelPair("pod", "p3")]])
+        }
+        // What a start reads from the rewritten block: the one series, with its id and newest sample.
+        let database = try Self.open(folder)
+        #expect(try await database.latestSamples(sinceMs: 0).map(\.value) == [2])
+        _ = try await database.write([IngestBatch(metrics: [point("rq", 3, at: (start + 7210) * 1000, labels: [MetricLabelPair("pod", "p9")])])])
+        #expect(Set(try await database.series(named: ["rq"]).map(\.id)).count == 2)
     }
 }

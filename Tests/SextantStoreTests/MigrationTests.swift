@@ -223,8 +223,9 @@ import Testing
 }
 
 extension MigrationTests {
-    /// Samples stored one row each before migration 0013 are read back from chunks after it, the
-    /// series' newest sample and counter state are kept, and the rollup tiers nothing read are gone.
+    /// Series and samples stored one row each before migration 0013 are read back from series
+    /// blocks and chunks after it, with their ids; the series' newest sample and counter state are
+    /// kept, and of the rollups only the hour tier.
     @Test func metricChunksMigrationKeepsEverySample() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-migrate-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -237,7 +238,7 @@ extension MigrationTests {
                         (4, 'rq', 'rq', 0, '{"pod":"a"}'), (9, 'active', 'active', 1, '{"pod":"a"}');
                     INSERT INTO metric_latest VALUES (4, \(start + 299 * 15_000), 1299, 299, 1000), (9, \(start), 3.5, 3.5, 0);
                     INSERT INTO metric_samples VALUES (9, \(start), 3.5);
-                    INSERT INTO metric_rollups VALUES (300, 1, 4, 0, 0, 0, 1, 0, 0), (60, 1, 4, 0, 0, 0, 1, 0, 0);
+                    INSERT INTO metric_rollups VALUES (300, 1, 4, 0, 0, 0, 1, 0, 0), (60, 1, 4, 0, 0, 0, 1, 0, 0), (3600, 0, 4, 0, 0, 0, 1, 0, 0);
                     """)
                 for i in 0..<300 {
                     try db.execute(sql: "INSERT INTO metric_samples VALUES (4, ?, ?)", arguments: [start + Int64(i) * 15_000, Double(1000 + i)])
@@ -250,6 +251,7 @@ extension MigrationTests {
         #expect(samples[9]?.map(\.0) == [start])
         #expect(try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM metric_chunks") } == 4)
         #expect(try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM metric_rollups") } == 1)
+        #expect(try await database.series(named: ["rq", "active"]).map(\.id).sorted() == [4, 9])
         // The counter goes on from its offset: a sender reset after the migration is bridged.
         _ = try await database.write([
             IngestBatch(metrics: [MetricPoint(name: "rq", kind: .counter, labels: [MetricLabelPair("pod", "a")], value: 5, timestampMs: start + 300 * 15_000)])

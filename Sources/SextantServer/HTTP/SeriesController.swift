@@ -42,36 +42,42 @@ struct SeriesController: Sendable {
                 guard (end - start) / s <= 11_000 else { throw QueryError("too many steps: raise step or shorten the range") }
                 step = s
             }
-            var lookback = 300.0
+            // A plain selector looks back 5 minutes; over hours whose samples retention rolled
+            // up, the hour's newest sample answers for the hour after it.
+            let lookback = 300.0
+            let hourLookback = Double(MetricHead.rollupTier)
             let matching = Self.matching(selectors, in: database.metricHead.view())
             guard matching.count <= 10_000 else { throw QueryError("\(matching.count) series match: narrow the selector") }
-            // Steps of a minute or more read the rollups' newest value per bucket; finer steps and
-            // raw listings read the samples.
-            let tier: Int64? = step.map { $0 >= 3600 ? 3600 : ($0 >= 60 ? 60 : 0) }.flatMap { $0 == 0 ? nil : $0 }
-            if let tier { lookback = max(lookback, Double(tier)) }
-            let fromMs = Int64((start - (step == nil ? 0 : lookback)) * 1000)
-            let samples =
-                if let tier {
-                    try await database.rollupSamples(seriesIDs: matching.map(\.id), tier: tier, fromMs: fromMs, toMs: Int64(end * 1000))
-                } else {
-                    try await database.samples(seriesIDs: matching.map(\.id), fromMs: fromMs, toMs: Int64(end * 1000))
-                }
+            let ids = matching.map(\.id)
+            let toMs = Int64(end * 1000)
+            let samples = try await database.samples(seriesIDs: ids, fromMs: Int64((start - (step == nil ? 0 : lookback)) * 1000), toMs: toMs)
+            let hourly =
+                step == nil ? [:] : try await database.hourlySamples(seriesIDs: ids, fromMs: Int64((start - hourLookback) * 1000), toMs: toMs)
             var result: [RangeSeries] = []
             for series in matching {
                 let points = samples[series.id] ?? []
                 var values: [[RangeValue]] = []
                 if let step {
+                    let hours = hourly[series.id] ?? []
                     var index = 0
+                    var hourIndex = 0
                     var t = start
                     var last: (Int64, Double)?
+                    var lastHour: (Int64, Double)?
                     while t <= end + 1e-9 {
                         let limit = Int64(t * 1000)
                         while index < points.count, points[index].0 <= limit {
                             last = points[index]
                             index += 1
                         }
+                        while hourIndex < hours.count, hours[hourIndex].0 <= limit {
+                            lastHour = hours[hourIndex]
+                            hourIndex += 1
+                        }
                         if let last, Double(limit - last.0) <= lookback * 1000 {
                             values.append([.time(t), .value(last.1)])
+                        } else if let lastHour, Double(limit - lastHour.0) <= hourLookback * 1000 {
+                            values.append([.time(t), .value(lastHour.1)])
                         }
                         t += step
                     }

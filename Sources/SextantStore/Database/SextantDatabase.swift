@@ -107,7 +107,7 @@ package final class SextantDatabase: Sendable {
     /// SQL cannot write.
     private static let migrationSteps: [String: @Sendable (Database) throws -> Void] = [
         "0011_call_blocks": moveRequestsIntoCallBlocks,
-        "0013_metric_chunks": MetricHead.moveSamplesIntoChunks,
+        "0013_metric_chunks": MetricHead.moveSeriesAndSamplesIntoBlocks,
     ]
 
     /// The names of the migrations recorded in the database.

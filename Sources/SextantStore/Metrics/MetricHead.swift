@@ -9,15 +9,15 @@ import Synchronization
 ///
 /// The writer changes it only after a commit, with what the commit stored (`apply`); readers take
 /// a snapshot (`view`), a copy of a few array references, and never wait for the writer. At start it
-/// is loaded from `metric_series` and `metric_latest`, then the `metric_appends` rows still there
-/// are replayed. A flush (`flushIfDue`) writes the pending samples into per-series chunks and
-/// rollups, saves the newest samples and deletes the appends, in one transaction.
+/// is loaded from `metric_series_blocks` and `metric_latest`, then the `metric_appends` rows still
+/// there are replayed. A flush writes the pending samples into per-series chunks, saves the newest
+/// samples and deletes the appends, in one transaction.
 package final class MetricHead: Sendable {
     /// A flush is due once the oldest pending sample is this old, or when `maxPendingSamples` wait.
     static let flushInterval: Duration = .seconds(600)
     static let maxPendingSamples = 500_000
-    /// The rollup tiers of ingested metrics (seconds): read by `query_range`, kept by retention.
-    package static let rollupTiers: [Int64] = [60, 3600]
+    /// The one rollup tier of ingested metrics (seconds): what retention keeps of expired chunks.
+    package static let rollupTier: Int64 = 3600
 
     /// A series' newest sample and what counter accumulation needs.
     struct Latest: Equatable {
@@ -48,6 +48,8 @@ package final class MetricHead: Sendable {
         var labels: [UInt32]
         var latest: Latest?
         var hash: Int
+        /// The `metric_series_blocks` row that holds it.
+        var block: Int64
         /// False once retention removed it (its slot stays, out of every look-up).
         var isLive = true
     }
@@ -79,6 +81,13 @@ package final class MetricHead: Sendable {
         /// Series by label pair: name symbol in the high half, value symbol in the low.
         var byLabel: [UInt64: [Int32]] = [:]
         var liveByName: [String: Int] = [:]
+        /// The id the next new series takes.
+        var nextID: Int64 = 1
+        /// Live series per series block.
+        var blockLive: [Int64: Int] = [:]
+        /// Blocks under half live since they were written, for retention to rewrite or delete.
+        var sparseBlocks: Set<Int64> = []
+        var blockSize: [Int64: Int] = [:]
         var pending: [Pending] = []
         /// The `metric_appends` rows holding `pending`.
         var appends: [Int64] = []
@@ -98,15 +107,23 @@ package final class MetricHead: Sendable {
         state.withLock { $0.find(key) }
     }
 
+    /// The id a commit's `n`th new series takes (ids are the head's to give).
+    func newID(_ n: Int) -> Int64 {
+        state.withLock { $0.nextID } + Int64(n)
+    }
+
     /// Live series of a metric name.
     func count(name: String) -> Int {
         state.withLock { $0.liveByName[name] ?? 0 }
     }
 
     /// Takes what a commit stored: its new series, then its samples in order.
-    func apply(newSeries: [NewSeries], samples: [MetricAppend.Sample], appendID: Int64?) {
+    func apply(newSeries: [NewSeries], seriesBlock: Int64?, samples: [MetricAppend.Sample], appendID: Int64?) {
         state.withLock { state in
-            for series in newSeries { state.add(series, latest: nil) }
+            if let seriesBlock {
+                for series in newSeries { state.add(series, latest: nil, block: seriesBlock) }
+                state.blockSize[seriesBlock] = newSeries.count
+            }
             state.take(samples)
             if let appendID { state.appends.append(appendID) }
         }
@@ -124,7 +141,7 @@ package final class MetricHead: Sendable {
         state.withLock { !$0.pending.isEmpty || !$0.appends.isEmpty }
     }
 
-    /// Writes the pending samples into chunks and rollups, saves the newest sample of each series
+    /// Writes the pending samples into chunks, saves the newest sample of each series
     /// they touched and deletes their appends (inside the caller's transaction). Returns what
     /// `flushed` takes once the transaction is committed.
     func flush(_ db: Database) throws -> (samples: Int, appends: Int) {
@@ -158,7 +175,6 @@ package final class MetricHead: Sendable {
             start = end
             let s = series[Int(index)]
             try chunk.execute(arguments: [s.id, run.first!.0, run.last!.0, run.count, Data(SampleChunk.encode(run))])
-            for tier in Self.rollupTiers { try Self.rollUp(run, tier: tier, seriesID: s.id, db) }
             if let l = s.latest { try latest.execute(arguments: [s.id, l.timeMs, l.value, l.raw, l.offset]) }
         }
         if let last = appends.last {
@@ -177,7 +193,7 @@ package final class MetricHead: Sendable {
     }
 
     /// Adds one series' samples (time order) to its rollup rows of one tier.
-    private static func rollUp(_ run: [(Int64, Double)], tier: Int64, seriesID: Int64, _ db: Database) throws {
+    static func rollUp(_ run: [(Int64, Double)], tier: Int64, seriesID: Int64, _ db: Database) throws {
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO metric_rollups (tier, bucket, series_id, min_value, max_value, sum_value, count, last_value, last_ts_ms)
@@ -222,15 +238,17 @@ package final class MetricHead: Sendable {
             for row in latest {
                 saved[row["series_id"]] = Latest(timeMs: row["ts_ms"], value: row["value"], raw: row["raw"], offset: row["offset"])
             }
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, name, family, kind, labels FROM metric_series ORDER BY id")
-            while let row = try rows.next() {
-                let labels = SpanJSON.decodeObject(row["labels"]).map { MetricLabelPair($0.key, $0.value) }
-                let id: Int64 = row["id"]
-                state.add(
-                    NewSeries(
-                        id: id, key: MetricSeriesKey(name: row["name"], labels: labels), family: row["family"],
-                        kind: MetricPoint.Kind(rawValue: row["kind"]) ?? .untyped),
-                    latest: saved[id])
+            let deleted = Set(try Int64.fetchAll(db, sql: "SELECT series_id FROM metric_series_deleted"))
+            let blocks = try Row.fetchCursor(db, sql: "SELECT id, data FROM metric_series_blocks ORDER BY id")
+            while let row = try blocks.next() {
+                let block: Int64 = row["id"]
+                let series = try MetricSeriesBlock.decode([UInt8](row["data"] as Data))
+                state.blockSize[block] = series.count
+                for s in series {
+                    state.nextID = max(state.nextID, s.id + 1)
+                    if !deleted.contains(s.id) { state.add(s, latest: saved[s.id], block: block) }
+                }
+                if (state.blockLive[block] ?? 0) * 2 < series.count { state.sparseBlocks.insert(block) }
             }
             let appends = try Row.fetchCursor(db, sql: "SELECT id, data FROM metric_appends ORDER BY id")
             while let row = try appends.next() {
@@ -241,29 +259,46 @@ package final class MetricHead: Sendable {
         }
     }
 
-    /// Moves the rows of `metric_samples` (one per sample) into chunks of at most 120 samples,
-    /// then drops the table.
-    static func moveSamplesIntoChunks(_ db: Database) throws {
+    /// Moves the rows of `metric_series` into series blocks and those of `metric_samples` (one per
+    /// sample) into chunks of at most 120 samples, then drops both tables.
+    static func moveSeriesAndSamplesIntoBlocks(_ db: Database) throws {
+        var series: [NewSeries] = []
+        func writeSeries() throws {
+            guard !series.isEmpty else { return }
+            try db.execute(sql: "INSERT INTO metric_series_blocks (data) VALUES (?)", arguments: [Data(MetricSeriesBlock.encode(series))])
+            series.removeAll(keepingCapacity: true)
+        }
+        let rows = try Row.fetchCursor(db, sql: "SELECT id, name, family, kind, labels FROM metric_series ORDER BY id")
+        while let row = try rows.next() {
+            let labels = SpanJSON.decodeObject(row["labels"]).map { MetricLabelPair($0.key, $0.value) }
+            series.append(
+                NewSeries(
+                    id: row["id"], key: MetricSeriesKey(name: row["name"], labels: labels), family: row["family"],
+                    kind: MetricPoint.Kind(rawValue: row["kind"]) ?? .untyped))
+            if series.count == 1000 { try writeSeries() }
+        }
+        try writeSeries()
+
         let insert = try db.makeStatement(
             sql: "INSERT INTO metric_chunks (series_id, min_ts_ms, max_ts_ms, count, data) VALUES (?, ?, ?, ?, ?)")
         var run: [(Int64, Double)] = []
         var current: Int64?
-        func write() throws {
+        func writeChunk() throws {
             guard let current, !run.isEmpty else { return }
             try insert.execute(arguments: [current, run.first!.0, run.last!.0, run.count, Data(SampleChunk.encode(run))])
             run.removeAll(keepingCapacity: true)
         }
-        let rows = try Row.fetchCursor(db, sql: "SELECT series_id, ts_ms, value FROM metric_samples ORDER BY series_id, ts_ms")
-        while let row = try rows.next() {
-            let series: Int64 = row["series_id"]
-            if series != current || run.count == 120 {
-                try write()
-                current = series
+        let samples = try Row.fetchCursor(db, sql: "SELECT series_id, ts_ms, value FROM metric_samples ORDER BY series_id, ts_ms")
+        while let row = try samples.next() {
+            let id: Int64 = row["series_id"]
+            if id != current || run.count == 120 {
+                try writeChunk()
+                current = id
             }
             run.append((row["ts_ms"], row["value"]))
         }
-        try write()
-        try db.execute(sql: "DROP TABLE metric_samples")
+        try writeChunk()
+        try db.execute(sql: "DROP TABLE metric_samples; DROP TABLE metric_series")
     }
 
     /// Series whose newest sample is older than `beforeMs` and that have nothing pending: what
@@ -284,6 +319,28 @@ package final class MetricHead: Sendable {
     func remove(ids: [Int64]) {
         state.withLock { state in
             for id in ids { state.remove(id: id) }
+        }
+    }
+
+    /// Series blocks that have lost at least half their series, with which of their series live.
+    func sparseBlocks() -> [(block: Int64, live: Set<Int64>)] {
+        state.withLock { state in
+            state.sparseBlocks.sorted().map { block in
+                (block, Set(state.series.lazy.filter { $0.isLive && $0.block == block }.map(\.id)))
+            }
+        }
+    }
+
+    /// Takes a rewritten block: its live series moved to `new` (nil: it had none left).
+    func rewrote(_ old: Int64, into new: Int64?, series: Set<Int64>) {
+        state.withLock { state in
+            state.sparseBlocks.remove(old)
+            state.blockLive[old] = nil
+            state.blockSize[old] = nil
+            guard let new else { return }
+            for id in series { if let slot = state.byID[id] { state.series[Int(slot)].block = new } }
+            state.blockLive[new] = series.count
+            state.blockSize[new] = series.count
         }
     }
 
@@ -328,7 +385,7 @@ extension MetricHead.State {
         return id
     }
 
-    mutating func add(_ new: MetricHead.NewSeries, latest: MetricHead.Latest?) {
+    mutating func add(_ new: MetricHead.NewSeries, latest: MetricHead.Latest?, block: Int64) {
         let index = Int32(series.count)
         let name = symbol(new.key.name)
         var labels: [UInt32] = []
@@ -342,7 +399,9 @@ extension MetricHead.State {
         series.append(
             MetricHead.Series(
                 id: new.id, name: name, family: symbol(new.family), kind: new.kind, labels: labels, latest: latest,
-                hash: new.key.hash))
+                hash: new.key.hash, block: block))
+        blockLive[block, default: 0] += 1
+        nextID = max(nextID, new.id + 1)
         if byHash[new.key.hash] == nil {
             byHash[new.key.hash] = index
         } else {
@@ -384,6 +443,8 @@ extension MetricHead.State {
             byLabel[UInt64(s.labels[position]) << 32 | UInt64(s.labels[position + 1])]?.removeAll { $0 == index }
         }
         liveByName[symbols[Int(s.name)], default: 1] -= 1
+        blockLive[s.block, default: 1] -= 1
+        if blockLive[s.block, default: 0] * 2 < blockSize[s.block, default: 0] { sparseBlocks.insert(s.block) }
         order = nil
     }
 }

@@ -38,9 +38,4 @@ package struct MetricSeriesKey: Sendable {
         // A separator no UTF-8 string holds: "ab" + "c" differs from "a" + "bc".
         hasher.combine(UInt8(0xFF))
     }
-
-    /// The labels as `metric_series.labels` stores them: a JSON object.
-    var labelsText: String {
-        SpanJSON.encode(Dictionary(labels.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }))
-    }
 }

@@ -78,42 +78,22 @@ extension SextantDatabase {
         return out
     }
 
-    /// Each bucket's newest sample from a rollup tier (60 or 3600 s), as `(ms, value)` points in
-    /// `[from, to]` (ms): the same shape as `samples`, reaching back as far as the tier is kept.
-    /// Samples still pending in the head count as if they were rolled up.
-    package func rollupSamples(seriesIDs: [Int64], tier: Int64, fromMs: Int64, toMs: Int64) async throws
-        -> [Int64: [(Int64, Double)]]
-    {
-        let view = metricHead.view()
-        let fromBucket = fromMs / 1000 - tier
-        let rows = try await pool.read { db in
-            var out: [Int64: [(Int64, (Int64, Double))]] = [:]
+    /// Each hour's newest sample, for the hours whose chunks retention rolled up and deleted, as
+    /// `(ms, value)` points in `[from, to]` (ms), ordered by time.
+    package func hourlySamples(seriesIDs: [Int64], fromMs: Int64, toMs: Int64) async throws -> [Int64: [(Int64, Double)]] {
+        try await pool.read { db in
+            var out: [Int64: [(Int64, Double)]] = [:]
             let statement = try db.cachedStatement(
                 sql: """
-                    SELECT bucket, last_ts_ms, last_value FROM metric_rollups WHERE tier = ? AND series_id = ? AND bucket >= ?
+                    SELECT last_ts_ms, last_value FROM metric_rollups WHERE tier = ? AND series_id = ? AND bucket >= ?
                         AND bucket <= ? ORDER BY bucket
                     """)
+            let tier = MetricHead.rollupTier
             for id in seriesIDs {
-                out[id] = try Row.fetchAll(statement, arguments: [tier, id, fromBucket, toMs / 1000])
-                    .map { ($0["bucket"], ($0["last_ts_ms"], $0["last_value"])) }
+                out[id] = try Row.fetchAll(statement, arguments: [tier, id, fromMs / 1000 - tier, toMs / 1000])
+                    .map { ($0["last_ts_ms"], $0["last_value"]) }.filter { $0.0 >= fromMs && $0.0 <= toMs }
             }
             return out
         }
-        let pending = view.pendingSamples(of: Set(seriesIDs), fromMs: fromBucket * 1000, toMs: toMs)
-        var out: [Int64: [(Int64, Double)]] = [:]
-        for id in seriesIDs {
-            var byBucket: [Int64: (Int64, Double)] = [:]
-            for (bucket, last) in rows[id] ?? [] { byBucket[bucket] = last }
-            for sample in pending[id] ?? [] {
-                let bucket = RollupDeltas.bucket(seconds: RollupDeltas.floorSeconds(milliseconds: sample.0), tier: tier)
-                if let known = byBucket[bucket], known.0 > sample.0 { continue }
-                byBucket[bucket] = sample
-            }
-            out[id] = byBucket.keys.sorted().compactMap { bucket in
-                let last = byBucket[bucket]!
-                return last.0 >= fromMs && last.0 <= toMs ? last : nil
-            }
-        }
-        return out
     }
 }

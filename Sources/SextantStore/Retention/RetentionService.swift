@@ -10,11 +10,12 @@ package import ServiceLifecycle
 /// rewrites the whole file under an exclusive lock, which is an operator's choice to make offline.
 package final class RetentionService: Service, Sendable {
     package struct Configuration: Sendable {
-        /// Raw calls, spans, connections, logs and metric samples (flag `--retention-raw`, default 24 h).
+        /// Raw calls, spans, connections and logs (flag `--retention-raw`, default 24 h).
         package var rawSeconds: Int64 = 24 * 3600
-        /// 1-, 5- and 10-minute rollups (flag `--retention-minute`, default 7 d).
+        /// 1-, 5- and 10-minute rollups, and metric samples, whose chunks take less room than minute
+        /// rollups would (flag `--retention-minute`, default 7 d).
         package var minuteSeconds: Int64 = 7 * 24 * 3600
-        /// Hourly and daily rollups (flag `--retention-hour`, default 90 d).
+        /// Hourly and daily rollups, metric samples' hours included (flag `--retention-hour`, default 90 d).
         package var hourSeconds: Int64 = 90 * 24 * 3600
         /// How often to enforce the horizons.
         package var interval: Duration = .seconds(60)
@@ -71,13 +72,11 @@ package final class RetentionService: Service, Sendable {
             ("DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE start_us < ? LIMIT 10000)", raw * 1_000_000),
             ("DELETE FROM tcp_connections WHERE id IN (SELECT id FROM tcp_connections WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
             ("DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE ts_us < ? LIMIT 10000)", raw * 1_000_000),
-            ("DELETE FROM metric_chunks WHERE id IN (SELECT id FROM metric_chunks WHERE max_ts_ms < ? LIMIT 10000)", raw * 1000),
             Self.rollupStep(tier: 60, horizon: minute),
             Self.rollupStep(tier: 300, horizon: minute),
             Self.rollupStep(tier: 600, horizon: minute),
             Self.rollupStep(tier: 3600, horizon: hour),
             Self.rollupStep(tier: 86_400, horizon: hour),
-            ("DELETE FROM metric_rollups WHERE tier = 60 AND bucket < ?", minute),
             ("DELETE FROM metric_rollups WHERE tier = 3600 AND bucket < ?", hour),
             ("DELETE FROM endpoints WHERE last_seen_us < ?", raw * 1_000_000),
             // Examples point at traces, which go with the raw records.
@@ -105,6 +104,9 @@ package final class RetentionService: Service, Sendable {
             total += deleted.calls
             if deleted.blocks < 1000 { break }
         }
+        // Metric samples are kept in chunks to the minute horizon, then as hours (before the hours
+        // past their own horizon go).
+        total += try await database.expireMetricChunks(beforeMs: minute * 1000)
         for (sql, cutoff) in steps {
             // Chunks keep each write transaction short, so ingest is never held up for long.
             while true {

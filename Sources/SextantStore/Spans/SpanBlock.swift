@@ -439,6 +439,11 @@ struct ByteWriter {
         out.append(contentsOf: bytes)
     }
 
+    mutating func string(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
+    }
+
     mutating func trace(_ trace: TraceID, count: Int) {
         fixed64(trace.high)
         fixed64(trace.low)

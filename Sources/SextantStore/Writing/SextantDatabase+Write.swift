@@ -64,6 +64,7 @@ extension SextantDatabase {
                 var summaries: [WriteSummary] = []
                 var metrics = MetricWrites()
                 var appendID: Int64?
+                var seriesBlock: Int64?
                 var flushed = (samples: 0, appends: 0)
                 // The index leaves its lock for the transaction and goes back only once the
                 // commit has succeeded; after a failure the next write rebuilds it from the rows.
@@ -73,6 +74,7 @@ extension SextantDatabase {
                 // As `DatabaseWriter.write` does, with the commit inside the time measured.
                 try db.inTransaction {
                     summaries = try self.store(batches, db, calls: &calls, rollups: &rollups, metrics: &metrics)
+                    seriesBlock = try self.storeSeries(metrics, db)
                     appendID = try self.storeAppend(metrics, db)
                     if self.metricHead.isFlushDue { flushed = try self.flushMetricHeadIfRoom(db) }
                     return .commit
@@ -81,7 +83,8 @@ extension SextantDatabase {
                 self.pendingRollups.withLock { $0 = rollups }
                 // The head takes the commit only now: a failed one leaves it as it was.
                 self.metricHead.flushed(flushed)
-                self.metricHead.apply(newSeries: metrics.newSeries, samples: metrics.append.samples, appendID: appendID)
+                self.metricHead.apply(
+                    newSeries: metrics.newSeries, seriesBlock: seriesBlock, samples: metrics.append.samples, appendID: appendID)
                 return summaries
             }
         } catch {

@@ -55,9 +55,8 @@ extension SextantDatabase {
                 summary.metricsDropped += 1
                 return false
             }
-            try db.cachedStatement(sql: "INSERT INTO metric_series (name, family, kind, labels) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [p.name, p.family, p.kind.rawValue, key.labelsText])
-            id = db.lastInsertedRowID
+            // Written with the commit's other new series, as one block (`storeSeries`).
+            id = metricHead.newID(writes.newSeries.count)
             writes.add(MetricHead.NewSeries(id: id, key: key, family: p.family, kind: p.kind))
         }
         var value = p.value
@@ -84,6 +83,14 @@ extension SextantDatabase {
         return true
     }
 
+    /// Writes the transaction's new series as one block; returns its id (nil when there were none).
+    func storeSeries(_ writes: MetricWrites, _ db: Database) throws -> Int64? {
+        guard !writes.newSeries.isEmpty else { return nil }
+        try db.cachedStatement(sql: "INSERT INTO metric_series_blocks (data) VALUES (?)")
+            .execute(arguments: [Data(MetricSeriesBlock.encode(writes.newSeries))])
+        return db.lastInsertedRowID
+    }
+
     /// Writes the transaction's samples as one append row; returns its id (nil when there were none).
     func storeAppend(_ writes: MetricWrites, _ db: Database) throws -> Int64? {
         guard !writes.append.samples.isEmpty else { return nil }
@@ -94,9 +101,11 @@ extension SextantDatabase {
 
 extension SextantDatabase {
     /// Deletes the series whose newest sample is older than `beforeMs` (every horizon): their
-    /// chunks and rollups are past their horizons, and nothing of them is pending. Returns the rows deleted.
+    /// chunks and rollups are past their horizons, and nothing of them is pending. Then rewrites
+    /// the series blocks that lost half their series (or deletes them when none is left). Returns
+    /// the rows deleted.
     func deleteIdleSeries(beforeMs: Int64) async throws -> Int {
-        try await pool.writeWithoutTransaction { db in
+        var deleted = try await pool.writeWithoutTransaction { db in
             // On the writer's connection: no commit can give these series a sample meanwhile.
             let ids = self.metricHead.idle(beforeMs: beforeMs)
             guard !ids.isEmpty else { return 0 }
@@ -108,13 +117,69 @@ extension SextantDatabase {
                         try db.execute(sql: "DELETE FROM \(table) WHERE series_id IN (\(list))")
                         deleted += db.changesCount
                     }
-                    try db.execute(sql: "DELETE FROM metric_series WHERE id IN (\(list))")
-                    deleted += db.changesCount
+                    try db.execute(sql: "INSERT OR IGNORE INTO metric_series_deleted (series_id) VALUES " + ids[start..<min(start + 500, ids.count)].map { "(\($0))" }.joined(separator: ","))
                 }
                 return .commit
             }
             self.metricHead.remove(ids: ids)
-            return deleted
+            return deleted + ids.count
+        }
+        for (block, live) in metricHead.sparseBlocks() {
+            deleted += try await pool.writeWithoutTransaction { db in
+                var written: Int64?
+                var gone = 0
+                try db.inTransaction {
+                    guard let data = try Data.fetchOne(db, sql: "SELECT data FROM metric_series_blocks WHERE id = ?", arguments: [block])
+                    else { return .commit }
+                    let series = try MetricSeriesBlock.decode([UInt8](data))
+                    let survivors = series.filter { live.contains($0.id) }
+                    if !survivors.isEmpty {
+                        try db.execute(
+                            sql: "INSERT INTO metric_series_blocks (data) VALUES (?)", arguments: [Data(MetricSeriesBlock.encode(survivors))])
+                        written = db.lastInsertedRowID
+                    }
+                    try db.execute(sql: "DELETE FROM metric_series_blocks WHERE id = ?", arguments: [block])
+                    let dead = series.filter { !live.contains($0.id) }.map { String($0.id) }
+                    for start in stride(from: 0, to: dead.count, by: 500) {
+                        try db.execute(
+                            sql: "DELETE FROM metric_series_deleted WHERE series_id IN (\(dead[start..<min(start + 500, dead.count)].joined(separator: ",")))")
+                    }
+                    gone = dead.count
+                    return .commit
+                }
+                self.metricHead.rewrote(block, into: written, series: live)
+                return gone
+            }
+        }
+        return deleted
+    }
+}
+
+extension SextantDatabase {
+    /// Rolls the chunks whose samples are all older than `beforeMs` up into the hour tier, then
+    /// deletes them: the hours stay answerable to the hour horizon. Returns the chunks deleted.
+    func expireMetricChunks(beforeMs: Int64) async throws -> Int {
+        var total = 0
+        while true {
+            let done = try await pool.write { db -> Int in
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT id, series_id, data FROM metric_chunks WHERE max_ts_ms < ? ORDER BY max_ts_ms LIMIT 1000",
+                    arguments: [beforeMs])
+                var bySeries: [Int64: [(Int64, Double)]] = [:]
+                for row in rows {
+                    bySeries[row["series_id"], default: []].append(contentsOf: try SampleChunk.decode([UInt8](row["data"] as Data)))
+                }
+                for (id, samples) in bySeries {
+                    // Stable: of equal times the later chunk's sample stays last.
+                    let sorted = samples.enumerated().sorted { a, b in a.element.0 != b.element.0 ? a.element.0 < b.element.0 : a.offset < b.offset }
+                    try MetricHead.rollUp(sorted.map(\.element), tier: MetricHead.rollupTier, seriesID: id, db)
+                }
+                let ids = rows.map { String($0["id"] as Int64) }.joined(separator: ",")
+                if !ids.isEmpty { try db.execute(sql: "DELETE FROM metric_chunks WHERE id IN (\(ids))") }
+                return rows.count
+            }
+            total += done
+            if done < 1000 { return total }
         }
     }
 }
