@@ -8,8 +8,8 @@
 -- Samples: a commit writes its samples as one metric_appends row, all series together: the
 -- write-ahead record of the in-memory head. About every ten minutes (or past 500,000 samples) the
 -- head writes what is pending as one chunk per series (delta-of-delta times, XOR'd values), saves
--- each series' newest sample in metric_latest, and deletes the appends, in one transaction. A start
--- loads the series and their newest samples, then replays the appends still there.
+-- every series' newest sample in metric_latest_snapshot, and deletes the appends, in one
+-- transaction. A start loads the series and their newest samples, then replays the appends left.
 --
 -- Rollups: chunks are kept to the minute horizon (a sample in a chunk takes a few bytes, far less
 -- than a minute rollup row); retention rolls chunks up into hours before it deletes them, so the
@@ -28,30 +28,28 @@ CREATE TABLE metric_appends (
     data BLOB NOT NULL
 );
 
+-- Keyed by series and newest sample time: a series' chunks over a range are one range of the key.
+-- `flush` tells which of two chunks holding the same time was written later (its sample wins).
 CREATE TABLE metric_chunks (
-    id INTEGER PRIMARY KEY,
     series_id INTEGER NOT NULL,
-    min_ts_ms INTEGER NOT NULL,
     max_ts_ms INTEGER NOT NULL,
+    flush INTEGER NOT NULL,
+    min_ts_ms INTEGER NOT NULL,
     count INTEGER NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE INDEX metric_chunks_by_series ON metric_chunks (series_id, max_ts_ms);
+    data BLOB NOT NULL,
+    PRIMARY KEY (series_id, max_ts_ms, flush)
+) WITHOUT ROWID;
 CREATE INDEX metric_chunks_by_time ON metric_chunks (max_ts_ms);
 
--- The newest sample per series, and the hour tier of rollups (the others are gone), without their
--- references to metric_series, which the step after this file drops.
-CREATE TABLE metric_latest_new (
-    series_id INTEGER PRIMARY KEY,
-    ts_ms INTEGER NOT NULL,
-    value REAL NOT NULL,
-    raw REAL NOT NULL,
-    offset REAL NOT NULL
+-- Every series' newest sample and counter state as of the last flush, in one row (the appends
+-- since bring them up to date at start).
+CREATE TABLE metric_latest_snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    data BLOB NOT NULL
 );
-INSERT INTO metric_latest_new SELECT series_id, ts_ms, value, raw, offset FROM metric_latest;
-DROP TABLE metric_latest;
-ALTER TABLE metric_latest_new RENAME TO metric_latest;
 
+-- The hour tier of rollups (the others are gone), without its reference to metric_series, which
+-- the step after this file drops with metric_samples and metric_latest.
 CREATE TABLE metric_rollups_new (
     tier INTEGER NOT NULL,
     bucket INTEGER NOT NULL,

@@ -179,7 +179,7 @@ extension MetricSeriesTests {
             now += 7200
             clock.withLock { $0 = now }
             try await retention.enforce()
-            for table in ["metric_chunks", "metric_rollups", "metric_latest", "metric_appends", "metric_series_blocks", "metric_series_deleted"] {
+            for table in ["metric_chunks", "metric_rollups", "metric_appends", "metric_series_blocks", "metric_series_deleted"] {
                 #expect(try await Self.count(table, database) == 0, "\(table)")
             }
             #expect(try await database.series(named: nil).isEmpty)

@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// The writer changes it only after a commit, with what the commit stored (`apply`); readers take
 /// a snapshot (`view`), a copy of a few array references, and never wait for the writer. At start it
-/// is loaded from `metric_series_blocks` and `metric_latest`, then the `metric_appends` rows still
+/// is loaded from `metric_series_blocks` and `metric_latest_snapshot`, then the `metric_appends` rows still
 /// there are replayed. A flush writes the pending samples into per-series chunks, saves the newest
 /// samples and deletes the appends, in one transaction.
 package final class MetricHead: Sendable {
@@ -88,6 +88,8 @@ package final class MetricHead: Sendable {
         /// Blocks under half live since they were written, for retention to rewrite or delete.
         var sparseBlocks: Set<Int64> = []
         var blockSize: [Int64: Int] = [:]
+        /// The number the next flush writes its chunks under.
+        var flush: Int64 = 1
         var pending: [Pending] = []
         /// The `metric_appends` rows holding `pending`.
         var appends: [Int64] = []
@@ -145,7 +147,7 @@ package final class MetricHead: Sendable {
     /// they touched and deletes their appends (inside the caller's transaction). Returns what
     /// `flushed` takes once the transaction is committed.
     func flush(_ db: Database) throws -> (samples: Int, appends: Int) {
-        let (pending, appends, series) = state.withLock { ($0.pending, $0.appends, $0.series) }
+        let (pending, appends, series, flush) = state.withLock { ($0.pending, $0.appends, $0.series, $0.flush) }
         guard !pending.isEmpty || !appends.isEmpty else { return (0, 0) }
         // Each series' samples in time order; of equal times the later stored wins.
         let order = pending.indices.sorted { a, b in
@@ -153,10 +155,12 @@ package final class MetricHead: Sendable {
             let y = pending[b]
             return x.series != y.series ? x.series < y.series : (x.timeMs != y.timeMs ? x.timeMs < y.timeMs : a < b)
         }
+        // The appends go first: the chunks take the pages they free.
+        if let last = appends.last {
+            try db.execute(sql: "DELETE FROM metric_appends WHERE id <= ?", arguments: [last])
+        }
         let chunk = try db.cachedStatement(
-            sql: "INSERT INTO metric_chunks (series_id, min_ts_ms, max_ts_ms, count, data) VALUES (?, ?, ?, ?, ?)")
-        let latest = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO metric_latest (series_id, ts_ms, value, raw, offset) VALUES (?, ?, ?, ?, ?)")
+            sql: "INSERT INTO metric_chunks (series_id, max_ts_ms, flush, min_ts_ms, count, data) VALUES (?, ?, ?, ?, ?, ?)")
         var start = 0
         var run: [(Int64, Double)] = []
         while start < order.count {
@@ -173,19 +177,26 @@ package final class MetricHead: Sendable {
                 end += 1
             }
             start = end
-            let s = series[Int(index)]
-            try chunk.execute(arguments: [s.id, run.first!.0, run.last!.0, run.count, Data(SampleChunk.encode(run))])
-            if let l = s.latest { try latest.execute(arguments: [s.id, l.timeMs, l.value, l.raw, l.offset]) }
+            try chunk.execute(arguments: [
+                series[Int(index)].id, run.last!.0, flush, run.first!.0, run.count, Data(SampleChunk.encode(run)),
+            ])
         }
-        if let last = appends.last {
-            try db.execute(sql: "DELETE FROM metric_appends WHERE id <= ?", arguments: [last])
+        var snapshot = MetricAppend()
+        for s in series where s.isLive {
+            if let l = s.latest {
+                snapshot.samples.append(
+                    MetricAppend.Sample(seriesID: s.id, timeMs: l.timeMs, value: l.value, raw: l.raw, offset: l.offset, isDelta: false))
+            }
         }
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO metric_latest_snapshot (id, data) VALUES (1, ?)", arguments: [Data(snapshot.encoded())])
         return (pending.count, appends.count)
     }
 
     /// Forgets what a committed flush wrote: the first `samples` pending samples and `appends` appends.
     func flushed(_ done: (samples: Int, appends: Int)) {
         state.withLock { state in
+            if done.samples > 0 || done.appends > 0 { state.flush += 1 }
             state.pending.removeFirst(done.samples)
             state.appends.removeFirst(done.appends)
             state.pendingSince = state.pending.isEmpty && state.appends.isEmpty ? nil : .now
@@ -233,11 +244,13 @@ package final class MetricHead: Sendable {
     func load(_ db: Database) throws {
         try state.withLock { state in
             state = State()
-            let latest = try Row.fetchAll(db, sql: "SELECT series_id, ts_ms, value, raw, offset FROM metric_latest")
             var saved: [Int64: Latest] = [:]
-            for row in latest {
-                saved[row["series_id"]] = Latest(timeMs: row["ts_ms"], value: row["value"], raw: row["raw"], offset: row["offset"])
+            if let data = try Data.fetchOne(db, sql: "SELECT data FROM metric_latest_snapshot WHERE id = 1") {
+                for l in try MetricAppend.decode([UInt8](data)).samples {
+                    saved[l.seriesID] = Latest(timeMs: l.timeMs, value: l.value, raw: l.raw, offset: l.offset)
+                }
             }
+            state.flush = (try Int64.fetchOne(db, sql: "SELECT max(flush) FROM metric_chunks") ?? 0) + 1
             let deleted = Set(try Int64.fetchAll(db, sql: "SELECT series_id FROM metric_series_deleted"))
             let blocks = try Row.fetchCursor(db, sql: "SELECT id, data FROM metric_series_blocks ORDER BY id")
             while let row = try blocks.next() {
@@ -259,8 +272,9 @@ package final class MetricHead: Sendable {
         }
     }
 
-    /// Moves the rows of `metric_series` into series blocks and those of `metric_samples` (one per
-    /// sample) into chunks of at most 120 samples, then drops both tables.
+    /// Moves the rows of `metric_series` into series blocks, those of `metric_samples` (one per
+    /// sample) into chunks of at most 120 samples and those of `metric_latest` into the snapshot,
+    /// then drops the three tables.
     static func moveSeriesAndSamplesIntoBlocks(_ db: Database) throws {
         var series: [NewSeries] = []
         func writeSeries() throws {
@@ -280,12 +294,12 @@ package final class MetricHead: Sendable {
         try writeSeries()
 
         let insert = try db.makeStatement(
-            sql: "INSERT INTO metric_chunks (series_id, min_ts_ms, max_ts_ms, count, data) VALUES (?, ?, ?, ?, ?)")
+            sql: "INSERT INTO metric_chunks (series_id, max_ts_ms, flush, min_ts_ms, count, data) VALUES (?, ?, 0, ?, ?, ?)")
         var run: [(Int64, Double)] = []
         var current: Int64?
         func writeChunk() throws {
             guard let current, !run.isEmpty else { return }
-            try insert.execute(arguments: [current, run.first!.0, run.last!.0, run.count, Data(SampleChunk.encode(run))])
+            try insert.execute(arguments: [current, run.last!.0, run.first!.0, run.count, Data(SampleChunk.encode(run))])
             run.removeAll(keepingCapacity: true)
         }
         let samples = try Row.fetchCursor(db, sql: "SELECT series_id, ts_ms, value FROM metric_samples ORDER BY series_id, ts_ms")
@@ -298,7 +312,15 @@ package final class MetricHead: Sendable {
             run.append((row["ts_ms"], row["value"]))
         }
         try writeChunk()
-        try db.execute(sql: "DROP TABLE metric_samples; DROP TABLE metric_series")
+        var snapshot = MetricAppend()
+        for row in try Row.fetchAll(db, sql: "SELECT series_id, ts_ms, value, raw, offset FROM metric_latest ORDER BY series_id") {
+            snapshot.samples.append(
+                MetricAppend.Sample(
+                    seriesID: row["series_id"], timeMs: row["ts_ms"], value: row["value"], raw: row["raw"], offset: row["offset"],
+                    isDelta: false))
+        }
+        try db.execute(sql: "INSERT INTO metric_latest_snapshot (id, data) VALUES (1, ?)", arguments: [Data(snapshot.encoded())])
+        try db.execute(sql: "DROP TABLE metric_samples; DROP TABLE metric_latest; DROP TABLE metric_series")
     }
 
     /// Series whose newest sample is older than `beforeMs` and that have nothing pending: what

@@ -53,7 +53,7 @@ extension SextantDatabase {
         let chunks = try await pool.read { db in
             var out: [Int64: [[(Int64, Double)]]] = [:]
             let statement = try db.cachedStatement(
-                sql: "SELECT data FROM metric_chunks WHERE series_id = ? AND max_ts_ms >= ? AND min_ts_ms <= ? ORDER BY id")
+                sql: "SELECT data FROM metric_chunks WHERE series_id = ? AND max_ts_ms >= ? AND min_ts_ms <= ? ORDER BY flush")
             for id in seriesIDs {
                 let rows = try Row.fetchAll(statement, arguments: [id, fromMs, toMs])
                 out[id] = try rows.map { try SampleChunk.decode([UInt8]($0["data"] as Data)) }

@@ -113,10 +113,9 @@ extension SextantDatabase {
             try db.inTransaction {
                 for start in stride(from: 0, to: ids.count, by: 500) {
                     let list = ids[start..<min(start + 500, ids.count)].map(String.init).joined(separator: ",")
-                    for table in ["metric_chunks", "metric_latest"] {
-                        try db.execute(sql: "DELETE FROM \(table) WHERE series_id IN (\(list))")
-                        deleted += db.changesCount
-                    }
+                    // Their newest samples leave the snapshot at the next flush.
+                    try db.execute(sql: "DELETE FROM metric_chunks WHERE series_id IN (\(list))")
+                    deleted += db.changesCount
                     try db.execute(sql: "INSERT OR IGNORE INTO metric_series_deleted (series_id) VALUES " + ids[start..<min(start + 500, ids.count)].map { "(\($0))" }.joined(separator: ","))
                 }
                 return .commit
@@ -163,7 +162,11 @@ extension SextantDatabase {
         while true {
             let done = try await pool.write { db -> Int in
                 let rows = try Row.fetchAll(
-                    db, sql: "SELECT id, series_id, data FROM metric_chunks WHERE max_ts_ms < ? ORDER BY max_ts_ms LIMIT 1000",
+                    db,
+                    sql: """
+                        SELECT series_id, max_ts_ms, flush, data FROM metric_chunks WHERE max_ts_ms < ?
+                        ORDER BY max_ts_ms, flush LIMIT 1000
+                        """,
                     arguments: [beforeMs])
                 var bySeries: [Int64: [(Int64, Double)]] = [:]
                 for row in rows {
@@ -174,8 +177,10 @@ extension SextantDatabase {
                     let sorted = samples.enumerated().sorted { a, b in a.element.0 != b.element.0 ? a.element.0 < b.element.0 : a.offset < b.offset }
                     try MetricHead.rollUp(sorted.map(\.element), tier: MetricHead.rollupTier, seriesID: id, db)
                 }
-                let ids = rows.map { String($0["id"] as Int64) }.joined(separator: ",")
-                if !ids.isEmpty { try db.execute(sql: "DELETE FROM metric_chunks WHERE id IN (\(ids))") }
+                let delete = try db.cachedStatement(sql: "DELETE FROM metric_chunks WHERE series_id = ? AND max_ts_ms = ? AND flush = ?")
+                for row in rows {
+                    try delete.execute(arguments: [row["series_id"] as Int64, row["max_ts_ms"] as Int64, row["flush"] as Int64])
+                }
                 return rows.count
             }
             total += done
