@@ -23,19 +23,47 @@ package struct MetricSeriesKey: Sendable {
         }
         self.labels = unique
         // Seeded per process: label values come from senders, and the table lives for the process.
-        var hasher = Hasher()
-        Self.combine(name, into: &hasher)
+        var h = Self.seed
+        h = Self.mix(h, name)
         for label in unique {
-            Self.combine(label.name, into: &hasher)
-            Self.combine(label.value, into: &hasher)
+            h = Self.mix(h, label.name)
+            h = Self.mix(h, label.value)
         }
-        hash = hasher.finalize()
+        hash = Int(truncatingIfNeeded: Self.finish(h))
     }
 
-    private static func combine(_ text: String, into hasher: inout Hasher) {
+    /// A random seed per process, so that no sender can aim label values at one hash.
+    private static let seed: UInt64 = .random(in: .min ... .max)
+
+    /// Folds a string's bytes (eight at a time) and its length into the hash: FNV-style multiply
+    /// and shift, as `ByteHash` does, from the seeded state.
+    private static func mix(_ state: UInt64, _ text: String) -> UInt64 {
         var text = text
-        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-        // A separator no UTF-8 string holds: "ab" + "c" differs from "a" + "bc".
-        hasher.combine(UInt8(0xFF))
+        return text.withUTF8 { bytes in
+            var h = state ^ UInt64(bytes.count)
+            let raw = UnsafeRawBufferPointer(bytes)
+            var i = 0
+            while i + 8 <= raw.count {
+                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x0000_0100_0000_01b3
+                h ^= h >> 29
+                i += 8
+            }
+            var tail: UInt64 = 0
+            while i < raw.count {
+                tail = tail << 8 | UInt64(raw[i])
+                i += 1
+            }
+            h = (h ^ tail) &* 0x0000_0100_0000_01b3
+            return h ^ (h >> 29)
+        }
+    }
+
+    private static func finish(_ state: UInt64) -> UInt64 {
+        var h = state
+        h ^= h >> 33
+        h = h &* 0xff51_afd7_ed55_8ccd
+        h ^= h >> 33
+        h = h &* 0xc4ce_b9fe_1a85_ec53
+        return h ^ (h >> 33)
     }
 }
