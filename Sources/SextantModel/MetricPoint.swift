@@ -41,23 +41,23 @@ package struct MetricPoint: Sendable, Hashable {
     package var name: String
     package var family: String
     package var kind: Kind
-    /// Label pairs, sorted by name, without `__name__`.
+    /// Label pairs, sorted by name (bytes), each name once (the first given), without `__name__`.
     package var labels: [MetricLabelPair]
     package var value: Double
     /// Milliseconds since the epoch.
     package var timestampMs: Int64
     package var temporality: Temporality
 
+    /// - Parameter labelsAreCanonical: the caller has checked that `labels` are sorted by name,
+    ///   each name once (remote write's decoder does, as it reads them).
     package init(
         name: String, family: String? = nil, kind: Kind, labels: [MetricLabelPair], value: Double, timestampMs: Int64,
-        temporality: Temporality = .cumulative
+        temporality: Temporality = .cumulative, labelsAreCanonical: Bool = false
     ) {
         self.name = name
         self.family = family ?? name
         self.kind = kind
-        // Most senders sort them already (remote write must): then the array is shared, not copied.
-        let sorted = labels.indices.dropFirst().allSatisfy { !MetricLabelPair.precedes(labels[$0].name, labels[$0 - 1].name) }
-        self.labels = sorted ? labels : labels.sorted { MetricLabelPair.precedes($0.name, $1.name) }
+        self.labels = labelsAreCanonical ? labels : MetricLabelPair.canonical(labels)
         self.value = value
         self.timestampMs = timestampMs
         self.temporality = temporality
@@ -85,18 +85,31 @@ package struct MetricLabelPair: Sendable, Hashable {
 }
 
 extension MetricLabelPair {
+    /// Labels sorted by name, each name once (the first given of a repeated one). Most senders
+    /// sort them already: then the array is shared, not copied.
+    package static func canonical(_ labels: [MetricLabelPair]) -> [MetricLabelPair] {
+        if labels.indices.dropFirst().allSatisfy({ precedes(labels[$0 - 1].name, labels[$0].name) }) { return labels }
+        var unique: [MetricLabelPair] = []
+        unique.reserveCapacity(labels.count)
+        // Sorting is stable, so of repeated names the first one given comes first.
+        for label in labels.sorted(by: { precedes($0.name, $1.name) }) where unique.last?.name != label.name {
+            unique.append(label)
+        }
+        return unique
+    }
+
     /// Whether label name `a` sorts before `b`: by their UTF-8 bytes, as Prometheus orders label
     /// names (one `memcmp`, no Unicode normalization).
     @inlinable
     package static func precedes(_ a: String, _ b: String) -> Bool {
-        var a = a
-        var b = b
-        return a.withUTF8 { x in
-            b.withUTF8 { y in
+        // Native strings lend their bytes in place; others are compared byte by byte.
+        let order = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in
                 let common = min(x.count, y.count)
                 let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
                 return order != 0 ? order < 0 : x.count < y.count
             }
         }
+        return (order ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 }

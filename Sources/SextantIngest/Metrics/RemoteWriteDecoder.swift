@@ -97,6 +97,7 @@ package struct RemoteWriteDecoder: Sendable {
             var name: String?
             var problem: String?
             var previous = UnsafeRawBufferPointer(start: nil, count: 0)
+            var unsorted = false
             while let f = try series.next() {
                 switch (f.number, f.wireType) {
                 case (1, .lengthDelimited):
@@ -117,8 +118,9 @@ package struct RemoteWriteDecoder: Sendable {
                     } else {
                         // The spec sorts labels by name: a name after the last one cannot repeat it.
                         let n = strings.string(nameBytes)
-                        if !Self.precedes(previous, nameBytes), labels.contains(where: { $0.name == n }) {
-                            problem = "duplicated or empty"
+                        if !Self.precedes(previous, nameBytes) {
+                            unsorted = true
+                            if labels.contains(where: { $0.name == n }) { problem = "duplicated or empty" }
                         }
                         previous = nameBytes
                         labels.append(MetricLabelPair(n, strings.string(valueBytes)))
@@ -149,9 +151,13 @@ package struct RemoteWriteDecoder: Sendable {
                 continue
             }
             let (family, kind) = Self.family(of: name, kinds: kinds)
+            // Labels in byte order, each once, as the spec asks: nothing for MetricPoint to sort.
+            let canonical = !unsorted
             for sample in samples where sample.value.bitPattern != staleNaNBits {
                 batch.metrics.append(
-                    MetricPoint(name: name, family: family, kind: kind, labels: labels, value: sample.value, timestampMs: sample.timestamp))
+                    MetricPoint(
+                        name: name, family: family, kind: kind, labels: labels, value: sample.value, timestampMs: sample.timestamp,
+                        labelsAreCanonical: canonical))
             }
         }
         return batch

@@ -9,18 +9,18 @@ package struct MetricSeriesKey: Sendable {
     package var labels: [MetricLabelPair]
     var hash: Int
 
+    /// The key of a point's series: its labels are canonical already.
+    package init(_ point: MetricPoint) {
+        self.init(name: point.name, canonicalLabels: point.labels)
+    }
+
+    /// The key of a series named `name` with `labels` in any order, repeated names too.
     package init(name: String, labels: [MetricLabelPair]) {
+        self.init(name: name, canonicalLabels: MetricLabelPair.canonical(labels))
+    }
+
+    private init(name: String, canonicalLabels unique: [MetricLabelPair]) {
         self.name = name
-        let strictlySorted = labels.indices.dropFirst().allSatisfy { MetricLabelPair.precedes(labels[$0 - 1].name, labels[$0].name) }
-        var unique: [MetricLabelPair] = []
-        if strictlySorted {
-            unique = labels
-        } else {
-            // Sorting is stable, so of repeated names the first one given comes first.
-            for label in labels.sorted(by: { MetricLabelPair.precedes($0.name, $1.name) }) where unique.last?.name != label.name {
-                unique.append(label)
-            }
-        }
         self.labels = unique
         // Seeded per process: label values come from senders, and the table lives for the process.
         var h = Self.seed
@@ -38,24 +38,25 @@ package struct MetricSeriesKey: Sendable {
     /// Folds a string's bytes (eight at a time) and its length into the hash: FNV-style multiply
     /// and shift, as `ByteHash` does, from the seeded state.
     private static func mix(_ state: UInt64, _ text: String) -> UInt64 {
-        var text = text
-        return text.withUTF8 { bytes in
-            var h = state ^ UInt64(bytes.count)
-            let raw = UnsafeRawBufferPointer(bytes)
-            var i = 0
-            while i + 8 <= raw.count {
-                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x0000_0100_0000_01b3
-                h ^= h >> 29
-                i += 8
-            }
-            var tail: UInt64 = 0
-            while i < raw.count {
-                tail = tail << 8 | UInt64(raw[i])
-                i += 1
-            }
-            h = (h ^ tail) &* 0x0000_0100_0000_01b3
-            return h ^ (h >> 29)
+        if let h = text.utf8.withContiguousStorageIfAvailable({ mix(state, UnsafeRawBufferPointer($0)) }) { return h }
+        return Array(text.utf8).withUnsafeBytes { mix(state, $0) }
+    }
+
+    private static func mix(_ state: UInt64, _ raw: UnsafeRawBufferPointer) -> UInt64 {
+        var h = state ^ UInt64(raw.count)
+        var i = 0
+        while i + 8 <= raw.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x0000_0100_0000_01b3
+            h ^= h >> 29
+            i += 8
         }
+        var tail: UInt64 = 0
+        while i < raw.count {
+            tail = tail << 8 | UInt64(raw[i])
+            i += 1
+        }
+        h = (h ^ tail) &* 0x0000_0100_0000_01b3
+        return h ^ (h >> 29)
     }
 
     private static func finish(_ state: UInt64) -> UInt64 {

@@ -177,7 +177,7 @@ struct PreparedMetric: Sendable {
 
     init(_ point: MetricPoint) {
         self.point = point
-        key = MetricSeriesKey(name: point.name, labels: point.labels)
+        key = MetricSeriesKey(point)
     }
 
     var estimatedBytes: Int {
