@@ -68,8 +68,11 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "VictoriaMetrics single-node binary for the metrics anchor (skipped when missing).")
     var victoriaBin = "/usr/bin/victoria-metrics"
 
-    @Option(help: "Remote-write rounds of the 10k series (samples per series).")
+    @Option(help: "Remote-write rounds of the metrics anchor (samples per series).")
     var remoteWriteRounds = 20
+
+    @Option(help: "Istio-shaped series of the metrics anchor.")
+    var metricSeries = 10_000
 
     @Option(help: "Seconds each decoder runs alone.")
     var decoderSeconds: Double = 3
@@ -224,7 +227,7 @@ struct LoadgenCommand: AsyncParsableCommand {
                 log("Prometheus anchor")
                 let victoria = FileManager.default.isExecutableFile(atPath: victoriaBin) ? victoriaBin : nil
                 let r = try await prometheusAnchor(
-                    prometheusBinary: prometheusBin, victoriaBinary: victoria, sextantBinary: sextantBin, series: 10_000,
+                    prometheusBinary: prometheusBin, victoriaBinary: victoria, sextantBinary: sextantBin, series: metricSeries,
                     rounds: quick ? 2 : remoteWriteRounds, group: group, log: log)
                 output.append("")
                 output.append(contentsOf: Self.metricsAnchorTable(r))
@@ -247,7 +250,7 @@ struct LoadgenCommand: AsyncParsableCommand {
             "| \(label) | " + servers.map { value($0.1) }.joined(separator: " | ") + " | \(goal) |"
         }
         var lines = [
-            "| 10k Istio series, \(grouped(Double(r.samples))) samples | " + servers.map(\.0).joined(separator: " | ") + " | goal |",
+            "| \(grouped(Double(r.series))) Istio series, \(grouped(Double(r.samples))) samples | " + servers.map(\.0).joined(separator: " | ") + " | goal |",
             "|---|" + servers.map { _ in "---:|" }.joined() + "---|",
             row("remote write, samples/s (10 senders)", { grouped($0.samplesPerSecond) }, goal: "≥ 2× Prometheus, ≥ VictoriaMetrics"),
             row("remote write, cores used", { fmt($0.cores, 2) }, goal: ""),
@@ -255,6 +258,9 @@ struct LoadgenCommand: AsyncParsableCommand {
                 goal: "≤ 0.5× Prometheus, ≤ VictoriaMetrics"),
             row("`/metrics`, median ms", { $0.metricsMs.map { fmt($0) } ?? "" }, goal: "≤ 100 ms"),
             row("data directory after a clean stop, B/sample", { fmt(Double($0.diskBytes) / Double(r.samples), 1) }, goal: "≤ Prometheus"),
+            row("RssAnon: peak while taking the writes, MB", { fmt($0.peakRssAnonBytes.map { Double($0) / 1_048_576 }, 0) }, goal: ""),
+            row("RssAnon: settled, holding the series, MB", { fmt($0.settledRssAnonBytes.map { Double($0) / 1_048_576 }, 0) },
+                goal: "≤ 150 MB at 100k series"),
         ]
         let p = r.prometheus
         var ratios = "Sextant ÷ Prometheus: remote write \(fmt(r.sextant.samplesPerSecond / p.samplesPerSecond, 2))×, "

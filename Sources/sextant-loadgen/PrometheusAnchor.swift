@@ -19,6 +19,11 @@ struct MetricsServerFigures {
     var metricsMs: Double?
     /// Bytes of the data directory after a clean stop.
     var diskBytes: Int
+    /// The most anonymous memory the server held while it took the writes and answered.
+    var peakRssAnonBytes: Int?
+    /// Anonymous memory once the writes are in and the queries answered (3 s idle): what holding
+    /// the series costs, without requests in flight.
+    var settledRssAnonBytes: Int?
     var errors: [String]
 }
 
@@ -117,7 +122,7 @@ enum RemoteWritePayloads {
         let nowMs = Int64(Date().timeIntervalSince1970 * 1000) - 5000
         var labelSets: [[Prometheus_Label]] = []
         var index = 0
-        outer: for source in 0..<100 {
+        outer: for source in 0..<(series + 99) / 100 {
             for destination in 0..<25 {
                 for reporter in ["source", "destination"] {
                     for code in ["200", "503"] {
@@ -246,6 +251,14 @@ func prometheusAnchor(
 
     /// Remote write, then the federation query (and `/metrics`), on one server running alone.
     func measure(_ name: String, port: Int, pid: Int32?, metrics: Bool) async throws -> MetricsServerFigures {
+        let peak = Mutex<Int?>(nil)
+        let sampler = Task {
+            while !Task.isCancelled {
+                if let pid, let rss = ProcStats.rssAnonBytes(pid: pid) { peak.withLock { $0 = max($0 ?? 0, rss) } }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { sampler.cancel() }
         let before = cpu(pid)
         let written = await remoteWrite(chunks: chunks, port: port, path: "/api/v1/write", headers: headers, group: group)
         let cores = zip(before, cpu(pid)).map { Double($1 - $0) / ProcStats.ticksPerSecond / written.seconds }
@@ -260,12 +273,17 @@ func prometheusAnchor(
             metricsMs = try await timeGet(port: port, path: "/metrics", runs: 5, group: group).0
         }
         log("  /federate on \(name): \(fmt(ms)) ms (\(bytes) B)" + (metricsMs.map { ", /metrics \(fmt($0)) ms" } ?? ""))
+        try await Task.sleep(for: .seconds(3))
+        let settled = pid.flatMap { ProcStats.rssAnonBytes(pid: $0) }
         return MetricsServerFigures(
             samplesPerSecond: Double(samples) / written.seconds, cores: cores, federateMs: ms, federateBytes: bytes,
-            metricsMs: metricsMs, diskBytes: 0, errors: written.errors)
+            metricsMs: metricsMs, diskBytes: 0, peakRssAnonBytes: peak.withLock { $0 }, settledRssAnonBytes: settled,
+            errors: written.errors)
     }
 
-    let sextant = try await ServerProcess(binary: sextantBinary, extraArguments: [], group: group)
+    // Room for every series of the run under one metric name.
+    let sextant = try await ServerProcess(
+        binary: sextantBinary, extraArguments: ["--max-series-per-metric", "\(max(10_000, series))"], group: group)
     var sextantFigures = try await measure("sextant", port: sextant.ports.http, pid: sextant.pid, metrics: true)
     sextant.stop(keep: true)
     sextantFigures.diskBytes = sextant.diskBytes() ?? 0

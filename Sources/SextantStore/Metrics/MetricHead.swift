@@ -197,7 +197,8 @@ package final class MetricHead: Sendable {
     func flushed(_ done: (samples: Int, appends: Int)) {
         state.withLock { state in
             if done.samples > 0 || done.appends > 0 { state.flush += 1 }
-            state.pending.removeFirst(done.samples)
+            // A new array: the flushed run's capacity (up to `maxPendingSamples`) goes back.
+            state.pending = Array(state.pending[done.samples...])
             state.appends.removeFirst(done.appends)
             state.pendingSince = state.pending.isEmpty && state.appends.isEmpty ? nil : .now
         }
