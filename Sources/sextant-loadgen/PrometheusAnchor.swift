@@ -205,11 +205,23 @@ func remoteWrite(
                 do {
                     try await HTTPLoadConnection.with(port: port, group: group) { session in
                         for body in chunk {
-                            let answer = try await session.send(
-                                method: .POST, path: path, contentType: "application/x-protobuf", body: body,
-                                extraHeaders: headers)
-                            if !(200..<300).contains(answer.status) {
-                                errors.note("HTTP \(answer.status): \(String(buffer: answer.body).prefix(160))")
+                            // As Prometheus's sender does: a 429 or 503 is sent again after a pause,
+                            // so that every sample counted was acknowledged.
+                            var retries = 0
+                            while true {
+                                let answer = try await session.send(
+                                    method: .POST, path: path, contentType: "application/x-protobuf", body: body,
+                                    extraHeaders: headers)
+                                if answer.status == 429 || answer.status == 503, retries < 200 {
+                                    retries += 1
+                                    try await Task.sleep(for: .milliseconds(50))
+                                    continue
+                                }
+                                if !(200..<300).contains(answer.status) {
+                                    errors.note("HTTP \(answer.status): \(String(buffer: answer.body).prefix(160))")
+                                }
+                                if retries > 0 { errors.note("retried \(retries)× after 429/503") }
+                                break
                             }
                         }
                     }
