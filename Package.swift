@@ -129,7 +129,7 @@ let package = Package(
         // Open-loop ingest load generator and its anchors (README, "Ingest (sextant-loadgen)"):
         // scripts/bench-ingest.sh. The pure parts (schedule, templates, /proc readings) are a library
         // so they have unit tests.
-        .target(name: "SextantLoadgen", swiftSettings: swiftSettings),
+        .target(name: "SextantLoadgen", dependencies: ["SextantModel"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "sextant-loadgen",
             dependencies: [

@@ -1,3 +1,5 @@
+import SextantModel
+
 /// Mutates protobuf messages at the wire level, so that a mutation keeps the message readable.
 ///
 /// A byte-level mutator rarely gets past a protobuf decoder: a changed varint shifts every
@@ -190,23 +192,5 @@ package struct ProtobufWireMutator {
             values.append(v)
         }
         return values
-    }
-}
-
-/// A small seeded generator (Steele, Lea and Flood's SplitMix64), so that a libFuzzer seed
-/// replays the same mutation.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

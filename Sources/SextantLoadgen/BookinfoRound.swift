@@ -1,3 +1,5 @@
+import SextantModel
+
 /// One round of simulated Bookinfo traffic, as the sidecars of the fixtures' mesh report it
 /// (Tests/Fixtures/envoy/topology.json): each driver request goes to productpage, which calls
 /// details and one of reviews v1/v2/v3, which (v2, v3) call ratings. Every call gives a record on
@@ -188,18 +190,5 @@ package struct BookinfoRound: Sendable {
             out.append(digits[Int(b & 0xF)])
         }
         return String(decoding: out, as: UTF8.self)
-    }
-}
-
-/// A small, fast, seedable generator (Steele, Lea and Flood's SplitMix64).
-package struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    package init(seed: UInt64) { state = seed }
-    package mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

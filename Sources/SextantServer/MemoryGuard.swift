@@ -93,15 +93,20 @@ final class MemoryGuard: Service, Sendable {
             return
         }
         var lastTrim = ContinuousClock.now
+        var afterTrim = sample()
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: Self.sampleInterval)
             let resident = sample()
             // glibc keeps freed memory for reuse; handing it back lets the resident size (and
-            // shedding) follow what is really in use once a burst is over.
-            if resident > limitBytes / 2, ContinuousClock.now - lastTrim > .seconds(1) {
+            // shedding) follow what is really in use once a burst is over: near the limit, and
+            // whenever a burst (a large federation answer, a wave of new series) left it well
+            // above what it was after the last trim.
+            let grown = resident > afterTrim + max(32 << 20, afterTrim / 4)
+            let wait: Duration = resident > limitBytes / 2 ? .seconds(1) : .seconds(5)
+            if resident > limitBytes / 2 || grown, ContinuousClock.now - lastTrim > wait {
                 lastTrim = .now
                 Malloc.trim()
-                sample()
+                afterTrim = sample()
             }
         }
     }

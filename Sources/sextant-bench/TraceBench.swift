@@ -13,22 +13,8 @@ enum TraceBench {
     static let end: Int64 = 1_800_000_000_000_000
     static let day: Int64 = 86_400_000_000
 
-    /// SplitMix64: the same spans on every run.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-        mutating func normal() -> Double { sqrt(-2 * log(max(unit(), 1e-12))) * cos(2 * .pi * unit()) }
-    }
-
     static func run(_ database: SextantDatabase, spans total: Int) async throws {
-        var random = Random(state: 42)
+        var random = SplitMix64(seed: 42)
         let traces = total / 6
         let step = 7 * day / Int64(max(traces, 1))
         var batch: [Span] = []
@@ -117,4 +103,11 @@ enum TraceBench {
     }
 
     static func seconds(_ d: Duration) -> Double { SextantBench.milliseconds(d) / 1000 }
+}
+
+extension SplitMix64 {
+    /// Uniform in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// Standard normal (Box–Muller).
+    mutating func normal() -> Double { sqrt(-2 * log(max(unit(), 1e-12))) * cos(2 * .pi * unit()) }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDBSQLite
 import SextantLoadgen
+import SextantModel
 
 /// The ceiling of the naive design: the same span rows inserted straight through the sqlite3 C
 /// API, (trace_id, span_id) primary key plus a (service, start) index, WAL, `synchronous=FULL`,

@@ -1,10 +1,11 @@
 import Foundation
+import SextantModel
 @testable import SextantStore
 import Testing
 
 @Suite struct MetricChunkTests {
     @Test func chunksGiveBackEverySampleBitForBit() throws {
-        var generator = SeededGenerator(seed: 7)
+        var generator = SplitMix64(seed: 7)
         var samples: [(Int64, Double)] = []
         var time: Int64 = 1_795_698_000_000
         var counter = 0.0
@@ -65,18 +66,5 @@ import Testing
         ]
         #expect(try MetricAppend.decode(append.encoded()) == append)
         #expect(throws: SpanBlock.FormatError.self) { try MetricAppend.decode(Array(append.encoded().dropLast(2))) }
-    }
-}
-
-/// SplitMix64: the same numbers on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
