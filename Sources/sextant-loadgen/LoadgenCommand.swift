@@ -252,7 +252,8 @@ struct LoadgenCommand: AsyncParsableCommand {
         var lines = [
             "| \(grouped(Double(r.series))) Istio series, \(grouped(Double(r.samples))) samples | " + servers.map(\.0).joined(separator: " | ") + " | goal |",
             "|---|" + servers.map { _ in "---:|" }.joined() + "---|",
-            row("remote write, samples/s (10 senders)", { grouped($0.samplesPerSecond) }, goal: "≥ 2× Prometheus, ≥ VictoriaMetrics"),
+            // One sender (connection) per 1,000 series, each sending its series' rounds in turn.
+            row("remote write, samples/s (\((r.series + 999) / 1000) senders)", { grouped($0.samplesPerSecond) }, goal: "≥ 2× Prometheus, ≥ VictoriaMetrics"),
             row("remote write, cores used", { fmt($0.cores, 2) }, goal: ""),
             row("`/federate?match[]=istio_requests_total`, median ms", { "\(fmt($0.federateMs)) (\(grouped(Double($0.federateBytes))) B)" },
                 goal: "≤ 0.5× Prometheus, ≤ VictoriaMetrics"),
