@@ -72,6 +72,9 @@ package final class MetricHead: Sendable {
     struct State {
         var symbols: [String] = []
         var symbolIDs: [String: UInt32] = [:]
+        /// Live series' uses of each symbol; a symbol no series uses is freed and its id reused.
+        var symbolUses: [UInt32] = []
+        var freeSymbols: [UInt32] = []
         var series: [Series] = []
         /// Live series by key hash; `collided` holds the rare live series whose hash another took.
         var byHash: [Int: Int32] = [:]
@@ -400,12 +403,32 @@ extension MetricHead.State {
         return true
     }
 
+    /// The symbol of `text`, made when new, with one more use.
     mutating func symbol(_ text: String) -> UInt32 {
-        if let id = symbolIDs[text] { return id }
-        let id = UInt32(symbols.count)
-        symbols.append(text)
-        symbolIDs[text] = id
+        let id: UInt32
+        if let known = symbolIDs[text] {
+            id = known
+        } else if let free = freeSymbols.popLast() {
+            id = free
+            symbols[Int(id)] = text
+            symbolIDs[text] = id
+        } else {
+            id = UInt32(symbols.count)
+            symbols.append(text)
+            symbolUses.append(0)
+            symbolIDs[text] = id
+        }
+        symbolUses[Int(id)] += 1
         return id
+    }
+
+    /// One use fewer of a symbol; freed at none.
+    mutating func release(_ id: UInt32) {
+        symbolUses[Int(id)] -= 1
+        guard symbolUses[Int(id)] == 0 else { return }
+        symbolIDs[symbols[Int(id)]] = nil
+        symbols[Int(id)] = ""
+        freeSymbols.append(id)
     }
 
     mutating func add(_ new: MetricHead.NewSeries, latest: MetricHead.Latest?, block: Int64) {
@@ -461,11 +484,18 @@ extension MetricHead.State {
         } else {
             collided.removeAll { $0 == index }
         }
+        // Empty postings go with their keys: a freed symbol's id may name another string later.
         byName[s.name]?.removeAll { $0 == index }
+        if byName[s.name]?.isEmpty == true { byName[s.name] = nil }
         for position in stride(from: 0, to: s.labels.count, by: 2) {
-            byLabel[UInt64(s.labels[position]) << 32 | UInt64(s.labels[position + 1])]?.removeAll { $0 == index }
+            let key = UInt64(s.labels[position]) << 32 | UInt64(s.labels[position + 1])
+            byLabel[key]?.removeAll { $0 == index }
+            if byLabel[key]?.isEmpty == true { byLabel[key] = nil }
         }
         liveByName[symbols[Int(s.name)], default: 1] -= 1
+        if liveByName[symbols[Int(s.name)]] == 0 { liveByName[symbols[Int(s.name)]] = nil }
+        for symbol in [s.name, s.family] + s.labels { release(symbol) }
+        series[Int(index)].labels = []
         blockLive[s.block, default: 1] -= 1
         if blockLive[s.block, default: 0] * 2 < blockSize[s.block, default: 0] { sparseBlocks.insert(s.block) }
         order = nil
