@@ -42,6 +42,23 @@ import Testing
         #expect(try SampleChunk.decode(SampleChunk.encode(one)).map { $0.0 } == [5])
     }
 
+    @Test func anAppenderKeepsSamplesAsTheyComeInTheStoredFormat() throws {
+        var generator = SplitMix64(seed: 11)
+        var appender = SampleChunk.Appender()
+        var samples: [(Int64, Double)] = []
+        for _ in 0..<500 {
+            // Times that go back and forth, as a head sees out-of-order and resent samples.
+            let sample = (Int64.random(in: 1_795_698_000_000...1_795_698_900_000, using: &generator), Double(Int.random(in: 0...9, using: &generator)))
+            appender.append(sample.0, sample.1)
+            samples.append(sample)
+        }
+        #expect(appender.count == 500)
+        #expect(appender.samples().map(\.0) == samples.map(\.0))
+        #expect(appender.samples().map(\.1) == samples.map(\.1))
+        // A stored chunk is its count, then the same stream.
+        #expect(Array(SampleChunk.encode(samples).dropFirst(4)) == appender.bits.bytes)
+    }
+
     @Test func aScrapedCounterTakesAboutTwoBytesASample() throws {
         let samples: [(Int64, Double)] = (0..<120).map { i in
             let time = Int64(1_795_698_000_000) + Int64(i) * 15_000

@@ -13,9 +13,10 @@ import Synchronization
 /// there are replayed. A flush writes the pending samples into per-series chunks, saves the newest
 /// samples and deletes the appends, in one transaction.
 package final class MetricHead: Sendable {
-    /// A flush is due once the oldest pending sample is this old, or when `maxPendingSamples` wait.
-    static let flushInterval: Duration = .seconds(600)
-    static let maxPendingSamples = 500_000
+    /// A flush is due once the oldest pending sample is this old, or when the head chunks hold
+    /// `maxPendingBytes`: at a 15 s scrape, chunks of about 60 samples, as compact as stored ones.
+    static let flushInterval: Duration = .seconds(900)
+    static let maxPendingBytes = 16 << 20
     /// The one rollup tier of ingested metrics (seconds): what retention keeps of expired chunks.
     package static let rollupTier: Int64 = 3600
 
@@ -54,12 +55,6 @@ package final class MetricHead: Sendable {
         var isLive = true
     }
 
-    /// A sample stored but not yet in a chunk.
-    struct Pending {
-        var series: Int32
-        var timeMs: Int64
-        var value: Double
-    }
 
     /// A series made by a commit, added to the head once the commit is done.
     struct NewSeries {
@@ -93,8 +88,11 @@ package final class MetricHead: Sendable {
         var blockSize: [Int64: Int] = [:]
         /// The number the next flush writes its chunks under.
         var flush: Int64 = 1
-        var pending: [Pending] = []
-        /// The `metric_appends` rows holding `pending`.
+        /// Each series' samples not yet in a stored chunk, compressed as they come (by slot).
+        var heads: [SampleChunk.Appender?] = []
+        var pendingSamples = 0
+        var pendingBytes = 0
+        /// The `metric_appends` rows holding the head chunks' samples.
         var appends: [Int64] = []
         var pendingSince: ContinuousClock.Instant?
         /// Live series in federation order (name, then labels), made by a reader when missing.
@@ -138,50 +136,38 @@ package final class MetricHead: Sendable {
     var isFlushDue: Bool {
         state.withLock { state in
             guard let since = state.pendingSince else { return false }
-            return state.pending.count >= Self.maxPendingSamples || since.duration(to: .now) >= Self.flushInterval
+            return state.pendingBytes >= Self.maxPendingBytes || since.duration(to: .now) >= Self.flushInterval
         }
     }
 
     var hasPending: Bool {
-        state.withLock { !$0.pending.isEmpty || !$0.appends.isEmpty }
+        state.withLock { $0.pendingSamples > 0 || !$0.appends.isEmpty }
     }
 
     /// Writes the pending samples into chunks, saves the newest sample of each series
     /// they touched and deletes their appends (inside the caller's transaction). Returns what
     /// `flushed` takes once the transaction is committed.
     func flush(_ db: Database) throws -> (samples: Int, appends: Int) {
-        let (pending, appends, series, flush) = state.withLock { ($0.pending, $0.appends, $0.series, $0.flush) }
-        guard !pending.isEmpty || !appends.isEmpty else { return (0, 0) }
-        // Each series' samples in time order; of equal times the later stored wins.
-        let order = pending.indices.sorted { a, b in
-            let x = pending[a]
-            let y = pending[b]
-            return x.series != y.series ? x.series < y.series : (x.timeMs != y.timeMs ? x.timeMs < y.timeMs : a < b)
+        let (heads, pendingSamples, appends, series, flush) = state.withLock {
+            ($0.heads, $0.pendingSamples, $0.appends, $0.series, $0.flush)
         }
+        guard pendingSamples > 0 || !appends.isEmpty else { return (0, 0) }
         // The appends go first: the chunks take the pages they free.
         if let last = appends.last {
             try db.execute(sql: "DELETE FROM metric_appends WHERE id <= ?", arguments: [last])
         }
         let chunk = try db.cachedStatement(
             sql: "INSERT INTO metric_chunks (series_id, max_ts_ms, flush, min_ts_ms, count, data) VALUES (?, ?, ?, ?, ?, ?)")
-        var start = 0
-        var run: [(Int64, Double)] = []
-        while start < order.count {
-            let index = pending[order[start]].series
-            run.removeAll(keepingCapacity: true)
-            var end = start
-            while end < order.count, pending[order[end]].series == index {
-                let sample = pending[order[end]]
-                if run.last?.0 == sample.timeMs {
-                    run[run.count - 1].1 = sample.value
-                } else {
-                    run.append((sample.timeMs, sample.value))
-                }
-                end += 1
+        for (slot, head) in heads.enumerated() {
+            guard let head, head.count > 0 else { continue }
+            // In time order; of equal times the later stored wins (the sort is stable).
+            var run: [(Int64, Double)] = []
+            run.reserveCapacity(head.count)
+            for sample in head.samples().sorted(by: { $0.0 < $1.0 }) {
+                if run.last?.0 == sample.0 { run[run.count - 1].1 = sample.1 } else { run.append(sample) }
             }
-            start = end
             try chunk.execute(arguments: [
-                series[Int(index)].id, run.last!.0, flush, run.first!.0, run.count, Data(SampleChunk.encode(run)),
+                series[slot].id, run.last!.0, flush, run.first!.0, run.count, Data(SampleChunk.encode(run)),
             ])
         }
         var snapshot = MetricAppend()
@@ -193,17 +179,21 @@ package final class MetricHead: Sendable {
         }
         try db.execute(
             sql: "INSERT OR REPLACE INTO metric_latest_snapshot (id, data) VALUES (1, ?)", arguments: [Data(snapshot.encoded())])
-        return (pending.count, appends.count)
+        return (pendingSamples, appends.count)
     }
 
     /// Forgets what a committed flush wrote: the first `samples` pending samples and `appends` appends.
     func flushed(_ done: (samples: Int, appends: Int)) {
         state.withLock { state in
             if done.samples > 0 || done.appends > 0 { state.flush += 1 }
-            // A new array: the flushed run's capacity (up to `maxPendingSamples`) goes back.
-            state.pending = Array(state.pending[done.samples...])
+            // The writer flushes between commits: nothing came since the flush read the heads.
+            if done.samples > 0 {
+                state.heads = []
+                state.pendingSamples = 0
+                state.pendingBytes = 0
+            }
             state.appends.removeFirst(done.appends)
-            state.pendingSince = state.pending.isEmpty && state.appends.isEmpty ? nil : .now
+            state.pendingSince = state.pendingSamples == 0 && state.appends.isEmpty ? nil : .now
         }
     }
 
@@ -331,11 +321,10 @@ package final class MetricHead: Sendable {
     /// retention may delete once none of their data is left.
     func idle(beforeMs: Int64) -> [Int64] {
         state.withLock { state in
-            var busy = Set<Int32>()
-            for sample in state.pending { busy.insert(sample.series) }
             return state.series.indices.compactMap { index in
                 let series = state.series[index]
-                guard series.isLive, !busy.contains(Int32(index)), (series.latest?.timeMs ?? .min) < beforeMs else { return nil }
+                let busy = index < state.heads.count && state.heads[index] != nil
+                guard series.isLive, !busy, (series.latest?.timeMs ?? .min) < beforeMs else { return nil }
                 return series.id
             }
         }
@@ -461,12 +450,16 @@ extension MetricHead.State {
 
     mutating func take(_ samples: [MetricAppend.Sample]) {
         guard !samples.isEmpty else { return }
-        pending.reserveCapacity(pending.count + samples.count)
+        if heads.count < series.count { heads.append(contentsOf: repeatElement(nil, count: series.count - heads.count)) }
         for sample in samples {
             // A series retention removed cannot have samples after it: its row is gone.
             guard let index = byID[sample.seriesID] else { continue }
             series[Int(index)].latest = MetricHead.Latest.advanced(series[Int(index)].latest, by: sample)
-            pending.append(MetricHead.Pending(series: index, timeMs: sample.timeMs, value: sample.value))
+            let before = heads[Int(index)]?.bits.bytes.count ?? 0
+            if heads[Int(index)] == nil { heads[Int(index)] = SampleChunk.Appender() }
+            heads[Int(index)]!.append(sample.timeMs, sample.value)
+            pendingBytes += heads[Int(index)]!.bits.bytes.count - before
+            pendingSamples += 1
         }
         if pendingSince == nil { pendingSince = .now }
     }

@@ -107,12 +107,11 @@ package struct MetricHeadView: Sendable {
     /// The pending samples (not yet in chunks) of the given series in `[from, to]` (ms), in the
     /// order they were stored.
     func pendingSamples(of ids: Set<Int64>, fromMs: Int64, toMs: Int64) -> [Int64: [(Int64, Double)]] {
-        var slots = Set<Int32>()
-        for id in ids { if let slot = state.byID[id] { slots.insert(slot) } }
         var out: [Int64: [(Int64, Double)]] = [:]
-        guard !slots.isEmpty else { return out }
-        for sample in state.pending where sample.timeMs >= fromMs && sample.timeMs <= toMs && slots.contains(sample.series) {
-            out[state.series[Int(sample.series)].id, default: []].append((sample.timeMs, sample.value))
+        for id in ids {
+            guard let slot = state.byID[id], Int(slot) < state.heads.count, let head = state.heads[Int(slot)] else { continue }
+            let samples = head.samples().filter { $0.0 >= fromMs && $0.0 <= toMs }
+            if !samples.isEmpty { out[id] = samples }
         }
         return out
     }

@@ -4,28 +4,30 @@
 ///
 /// A counter that grows by a few requests between scrapes every 15 s takes one or two bytes a sample.
 enum SampleChunk {
-    /// Encodes samples, which must be in increasing time order (equal times are kept as they come).
-    static func encode(_ samples: some Collection<(Int64, Double)>) -> [UInt8] {
-        var bits = BitWriter()
-        bits.write(UInt64(samples.count), width: 32)
-        var previousTime: Int64 = 0
-        var previousDelta: Int64 = 0
-        var previousValue: UInt64 = 0
+    /// Samples written one at a time, as they come (the head keeps one per series until a flush).
+    /// Times may go back: a delta of deltas of any size has a bucket.
+    struct Appender {
+        private(set) var bits = BitWriter()
+        private(set) var count = 0
+        private var previousTime: Int64 = 0
+        private var previousDelta: Int64 = 0
+        private var previousValue: UInt64 = 0
         // The window of the last XOR written in full: leading zeros and meaningful bits.
-        var leading = 0
-        var meaningful = 0
-        for (position, (time, value)) in samples.enumerated() {
+        private var leading = 0
+        private var meaningful = 0
+
+        mutating func append(_ time: Int64, _ value: Double) {
             let valueBits = value.bitPattern
-            switch position {
+            switch count {
             case 0:
                 bits.write(UInt64(bitPattern: time), width: 64)
                 bits.write(valueBits, width: 64)
             default:
                 let delta = time &- previousTime
-                if position == 1 {
+                if count == 1 {
                     bits.write(BlockFrame.zigzag(delta), width: 64)
                 } else {
-                    writeDeltaOfDelta(delta &- previousDelta, to: &bits)
+                    SampleChunk.writeDeltaOfDelta(delta &- previousDelta, to: &bits)
                 }
                 previousDelta = delta
                 let xor = valueBits ^ previousValue
@@ -51,12 +53,28 @@ enum SampleChunk {
             }
             previousTime = time
             previousValue = valueBits
+            count += 1
         }
-        return bits.bytes
+
+        /// The samples appended, in the order they came.
+        func samples() -> [(Int64, Double)] {
+            // Written here, so well formed.
+            (try? SampleChunk.decode(stream: bits.bytes, startingAt: 0, count: count)) ?? []
+        }
+    }
+
+    /// Encodes samples, which must be in increasing time order (equal times are kept as they come):
+    /// their count in 32 bits, then the stream an `Appender` writes.
+    static func encode(_ samples: some Collection<(Int64, Double)>) -> [UInt8] {
+        var appender = Appender()
+        for (time, value) in samples { appender.append(time, value) }
+        var header = BitWriter()
+        header.write(UInt64(samples.count), width: 32)
+        return header.bytes + appender.bits.bytes
     }
 
     /// The delta of deltas in the smallest bucket that holds it: 0; 14, 17 or 20 bits; or 64.
-    private static func writeDeltaOfDelta(_ dod: Int64, to bits: inout BitWriter) {
+    fileprivate static func writeDeltaOfDelta(_ dod: Int64, to bits: inout BitWriter) {
         switch dod {
         case 0:
             bits.write(0, width: 1)
@@ -77,8 +95,14 @@ enum SampleChunk {
 
     /// The samples of an encoded chunk, in the order they were encoded.
     static func decode(_ bytes: [UInt8]) throws(SpanBlock.FormatError) -> [(Int64, Double)] {
-        var bits = BitReader(bytes)
-        let count = Int(try bits.read(32))
+        var header = BitReader(bytes)
+        let count = Int(try header.read(32))
+        return try decode(stream: bytes, startingAt: 32, count: count)
+    }
+
+    /// `count` samples of the stream that starts at bit `start`.
+    static func decode(stream bytes: [UInt8], startingAt start: Int, count: Int) throws(SpanBlock.FormatError) -> [(Int64, Double)] {
+        var bits = BitReader(bytes, bit: start)
         guard count <= bytes.count * 8 else { throw SpanBlock.FormatError(description: "sample chunk count too large") }
         var out: [(Int64, Double)] = []
         out.reserveCapacity(count)
@@ -163,8 +187,9 @@ struct BitReader {
     private let bytes: [UInt8]
     private var position = 0
 
-    init(_ bytes: [UInt8]) {
+    init(_ bytes: [UInt8], bit: Int = 0) {
         self.bytes = bytes
+        position = bit
     }
 
     mutating func read(_ width: Int) throws(SpanBlock.FormatError) -> UInt64 {
