@@ -6,8 +6,9 @@
 -- removes is listed in metric_series_deleted until its whole block goes.
 --
 -- Samples: a commit writes its samples as one metric_appends row, all series together: the
--- write-ahead record of the in-memory head. About every ten minutes (or past 500,000 samples) the
--- head writes what is pending as one chunk per series (delta-of-delta times, XOR'd values), saves
+-- write-ahead record of the in-memory head, which keeps each series' samples compressed as they come.
+-- Every fifteen minutes (or once those hold 16 MB) the head writes them as one chunk per series
+-- (delta-of-delta times, XOR'd values), saves
 -- every series' newest sample in metric_latest_snapshot, and deletes the appends, in one
 -- transaction. A start loads the series and their newest samples, then replays the appends left.
 --
