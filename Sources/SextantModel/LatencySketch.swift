@@ -59,11 +59,6 @@ package struct LatencySketch: Sendable, Hashable {
         self.sumMicros += sumMicros
     }
 
-    /// Adds to the sum only, for calls counted in buckets already (a rollup row keeps its sum apart).
-    package mutating func addSum(micros: Double) {
-        sumMicros += micros
-    }
-
     package mutating func merge(_ other: LatencySketch) {
         if counts.isEmpty {
             let sum = sumMicros

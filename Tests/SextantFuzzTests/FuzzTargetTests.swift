@@ -26,8 +26,10 @@ private func inputs(_ kind: String) -> [(String, String)] {
     @Test func everyCorpusFolderNamesATarget() {
         for kind in ["corpus", "regressions"] {
             let root = fuzzFolder.appendingPathComponent(kind)
-            let folders = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-            for folder in folders where !folder.hasPrefix(".") {
+            // A missing or empty folder is a failure, not a pass with nothing checked.
+            let folders = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).filter { !$0.hasPrefix(".") }
+            #expect(!folders.isEmpty, "Tests/Fuzz/\(kind) is missing or empty")
+            for folder in folders {
                 #expect(FuzzTarget.named(folder) != nil, "Tests/Fuzz/\(kind)/\(folder) names no fuzz target")
             }
         }

@@ -14,9 +14,9 @@ extension ServiceGraph {
         var byEdge: [String: ExampleTraces] = [:]
         var slowestMicros: [String: Int64] = [:]
         for e in examples {
-            let source = Self.node(for: e.sourceWorkload, graphType: type, isSource: true)
+            let source = Self.node(for: e.sourceWorkload, graphType: type)
             let target =
-                e.destinationWorkload.flatMap { $0.isKnown ? Self.node(for: $0, graphType: type, isSource: false) : nil }
+                e.destinationWorkload.flatMap { $0.isKnown ? Self.node(for: $0, graphType: type) : nil }
                 .map { type == .service ? Self.serviceNode(e.service) : $0 } ?? Self.serviceNode(e.service)
             let key = "\(source.id)\u{0}\(target.id)\u{0}\(e.requestProtocol.label)"
             var found = byEdge[key, default: ExampleTraces()]

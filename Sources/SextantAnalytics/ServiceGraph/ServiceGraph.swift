@@ -87,9 +87,9 @@ extension ServiceGraph {
         }
         var totals: [EdgeKey: EdgeTotals] = [:]
         for a in aggregates {
-            let sourceNode = Self.node(for: a.sourceWorkload, graphType: graphType, isSource: true)
+            let sourceNode = Self.node(for: a.sourceWorkload, graphType: graphType)
             let targetNode =
-                a.destinationWorkload.flatMap { $0.isKnown ? Self.node(for: $0, graphType: graphType, isSource: false) : nil }
+                a.destinationWorkload.flatMap { $0.isKnown ? Self.node(for: $0, graphType: graphType) : nil }
                 .map { graphType == .service ? Self.serviceNode(a.service) : $0 } ?? Self.serviceNode(a.service)
             if let namespace, sourceNode.namespace != namespace, targetNode.namespace != namespace { continue }
             let key = EdgeKey(source: sourceNode, target: targetNode, proto: a.requestProtocol)
@@ -136,7 +136,7 @@ extension ServiceGraph {
         self.edges = edges.sorted { ($0.source, $0.target, $0.protocol) < ($1.source, $1.target, $1.protocol) }
     }
 
-    static func node(for w: WorkloadIdentity, graphType: GraphType, isSource: Bool) -> Node {
+    static func node(for w: WorkloadIdentity, graphType: GraphType) -> Node {
         guard w.isKnown else {
             return Node(id: "unknown", type: "unknown", namespace: "unknown", workload: "unknown", app: "unknown")
         }

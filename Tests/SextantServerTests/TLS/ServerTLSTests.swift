@@ -1,5 +1,5 @@
 import Foundation
-import SextantServer
+@testable import SextantServer
 import Testing
 
 @Suite struct ServerTLSTests {
@@ -69,6 +69,13 @@ import Testing
         try withFiles { files in
             let tls = try ServerTLS(certificateFile: files.certificate, privateKeyFile: files.key)
             #expect(!tls.requiresClientCertificate)
+            // What both listeners are given: the files' own bytes, and a configuration holding one
+            // certificate and the key.
+            #expect(tls.certificateChainPEM == [UInt8](try Data(contentsOf: URL(fileURLWithPath: files.certificate))))
+            #expect(tls.privateKeyPEM == [UInt8](try Data(contentsOf: URL(fileURLWithPath: files.key))))
+            #expect(tls.httpConfiguration.certificateChain.count == 1)
+            #expect(tls.httpConfiguration.privateKey != nil)
+            #expect(tls.httpConfiguration.certificateVerification == .none)
         }
     }
 
