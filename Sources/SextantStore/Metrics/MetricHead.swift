@@ -144,9 +144,9 @@ package final class MetricHead: Sendable {
         state.withLock { $0.pendingSamples > 0 || !$0.appends.isEmpty }
     }
 
-    /// Writes the pending samples into chunks, saves the newest sample of each series
-    /// they touched and deletes their appends (inside the caller's transaction). Returns what
-    /// `flushed` takes once the transaction is committed.
+    /// Writes the head chunks as stored chunks, saves every series' newest sample as the snapshot
+    /// and deletes the appends (inside the caller's transaction). Returns what `flushed` takes once
+    /// the transaction is committed.
     func flush(_ db: Database) throws -> (samples: Int, appends: Int) {
         let (heads, pendingSamples, appends, series, flush) = state.withLock {
             ($0.heads, $0.pendingSamples, $0.appends, $0.series, $0.flush)
@@ -182,7 +182,8 @@ package final class MetricHead: Sendable {
         return (pendingSamples, appends.count)
     }
 
-    /// Forgets what a committed flush wrote: the first `samples` pending samples and `appends` appends.
+    /// Forgets what a committed flush wrote: the head chunks (when it wrote samples) and its first
+    /// `appends` appends.
     func flushed(_ done: (samples: Int, appends: Int)) {
         state.withLock { state in
             if done.samples > 0 || done.appends > 0 { state.flush += 1 }
