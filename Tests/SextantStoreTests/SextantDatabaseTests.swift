@@ -185,3 +185,17 @@ extension Logger {
         return logger
     }
 }
+
+extension SextantDatabase {
+    /// Calls and spans stored, counted from their blocks (and rows of older databases): what the
+    /// store tests check writes against.
+    func rowCounts() async throws -> (requests: Int, spans: Int) {
+        try await pool.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT coalesce(sum(call_count), 0) FROM call_blocks") ?? 0,
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM spans") ?? 0)
+                    + (try Int.fetchOne(db, sql: "SELECT coalesce(sum(span_count), 0) FROM span_blocks") ?? 0)
+            )
+        }
+    }
+}

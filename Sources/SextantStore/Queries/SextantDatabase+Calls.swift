@@ -229,17 +229,6 @@ extension SextantDatabase {
             }
         }
     }
-
-    /// Rows per table, for Sextant's own metrics.
-    package func rowCounts() async throws -> (requests: Int, spans: Int) {
-        try await pool.read { db in
-            (
-                try Int.fetchOne(db, sql: "SELECT coalesce(sum(call_count), 0) FROM call_blocks") ?? 0,
-                (try Int.fetchOne(db, sql: "SELECT count(*) FROM spans") ?? 0)
-                    + (try Int.fetchOne(db, sql: "SELECT coalesce(sum(span_count), 0) FROM span_blocks") ?? 0)
-            )
-        }
-    }
 }
 
 extension SextantDatabase {
