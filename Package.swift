@@ -72,6 +72,7 @@ let package = Package(
                 .copy("0011_call_blocks.sql"),
                 .copy("0012_call_blocks_rolled_up_and_row_ids.sql"),
                 .copy("0013_metric_chunks.sql"),
+                .copy("0014_istio_counters.sql"),
             ]
         ),
         .target(

@@ -38,8 +38,7 @@ package struct Collector {
         let ingest = IngestController(sink: sink, limits: limits, logger: logger)
         let queries = QueryController(database: database, logger: logger)
         let exposition = MetricsController(
-            database: database, writer: writer, metrics: metrics, memory: memory,
-            pairingGraceSeconds: limits.pairingGraceSeconds, logger: logger)
+            database: database, writer: writer, metrics: metrics, memory: memory, logger: logger)
 
         let tokens = configuration.tokens
         let api = Router()

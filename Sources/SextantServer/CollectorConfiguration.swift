@@ -28,9 +28,6 @@ package struct CollectorConfiguration: Sendable {
         package var maxBodyBytes = 16 << 20
         /// Largest request body after decompression, in bytes (flag `--max-decompressed-bytes`).
         package var maxDecompressedBytes = 64 << 20
-        /// How long a call's other side may take to arrive before `/metrics` counts the call with
-        /// `unknown` in its place, in seconds.
-        package var pairingGraceSeconds: Double = 15
         /// Resident memory past which ingest sheds, in bytes; 0 for no limit (flag `--memory-limit`,
         /// default 1 GiB). Ingest is refused from `MemoryGuard.sheddingFraction` of it.
         package var memoryLimitBytes = 1 << 30

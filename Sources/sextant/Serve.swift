@@ -109,7 +109,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Seconds a call waits for the other proxy's report before /metrics counts it with an unknown peer.",
+            "Seconds after a call is stored before Istio's counters on /metrics count it (with an unknown peer if the other proxy's report has not come).",
             valueName: "seconds"))
     var pairingGrace: Double = 15
 
@@ -220,7 +220,7 @@ struct Serve: AsyncParsableCommand {
         configuration.server.scrapeIntervalSeconds = scrapeInterval
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
-        configuration.server.pairingGraceSeconds = pairingGrace
+        configuration.store.countingGraceSeconds = pairingGrace
         configuration.server.memoryLimitBytes = Int(Self.bytes(memoryLimit)!)
         configuration.store.maxDatabaseBytes = maxDbSize.flatMap(Self.bytes)
         configuration.limits.maxRecordsPerRequest = maxRecordsPerRequest

@@ -14,7 +14,7 @@ func withStoppedWriterCollector(
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: folder) }
     var configuration = CollectorConfiguration(dataDirectory: folder)
-    configuration.server.pairingGraceSeconds = 0
+    configuration.store.countingGraceSeconds = 0
     configure(&configuration)
     try await body(try Collector(configuration: configuration, logger: Logger.quiet))
 }

@@ -92,11 +92,11 @@ import Testing
 
         let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
         #expect(
-            try database.appliedMigrations().suffix(7)
+            try database.appliedMigrations().suffix(8)
                 == [
                     "0007_rollup_sketch_blobs_and_tiers", "0008_span_blocks", "0009_calls_without_random_key_indexes",
                     "0010_call_examples", "0011_call_blocks", "0012_call_blocks_rolled_up_and_row_ids",
-                    "0013_metric_chunks",
+                    "0013_metric_chunks", "0014_istio_counters",
                 ])
         let tiers = try await database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT tier, count(*), sum(count) FROM call_rollups GROUP BY tier ORDER BY tier")
@@ -117,8 +117,8 @@ import Testing
             fromMicros: hour * 1_000_000, toMicros: (hour + 600) * 1_000_000)
         #expect(connections.map(\.count) == [3])
         #expect(connections.first?.latency.counts == [500: 3])
-        #expect(try await database.seriesTotals(unresolvedBeforeMicros: .max).map(\.count) == [100])
-        #expect(try await database.tcpSeriesTotals(unresolvedBeforeMicros: .max).map(\.connections) == [3])
+        #expect(try await database.istioTotals(atMicros: .max).requests.map(\.count) == [100])
+        #expect(try await database.istioTotals(atMicros: .max).connections.map(\.connections) == [3])
     }
 
     /// A database written before migration 0010 keeps its graph's example traces: they are

@@ -141,7 +141,7 @@ private func classicQuantile(_ sorted: [Int64], _ q: Double) -> Double {
             }
             #expect(edges(rollup) == ["web-v1->api-v1:200": 45, "web-v1->api-v1:503": 5])
             #expect(edges(rollup) == edges(raw))
-            let totals = try await database.seriesTotals(unresolvedBeforeMicros: .max)
+            let totals = try await database.istioTotals(atMicros: .max).requests
             #expect(totals.filter { $0.reporter == .destination }.map(\.source.workload) .allSatisfy { $0 == "web-v1" })
             #expect(totals.reduce(0) { $0 + $1.count } == 100)
         }
@@ -195,7 +195,7 @@ private func classicQuantile(_ sorted: [Int64], _ q: Double) -> Double {
             try await database.pool.write { try $0.execute(sql: "DELETE FROM tcp_connections") }
             let later = try await database.connectionAggregates(fromMicros: t - 80_000_000, toMicros: t + 7_300_000_000)
             #expect(edges(later)["source web-v1->api-v1"] == [120, 12_000, 240_000, 120 * 20_000 + 1000 * 7140])
-            let totals = try await database.tcpSeriesTotals(unresolvedBeforeMicros: .max)
+            let totals = try await database.istioTotals(atMicros: .max).connections
             #expect(totals.map(\.connections).sorted() == [120, 120])
             #expect(totals.allSatisfy { $0.source.workload == "web-v1" && $0.destination.workload == "api-v1" })
         }

@@ -147,7 +147,7 @@ let fixtureEdges = [
     @Test func totalsIstioSeriesPerReporter() async throws {
         try await withTemporaryDatabase { database, _ in
             _ = try await database.write(try zipkinFixtureBatches())
-            let series = try await database.seriesTotals(unresolvedBeforeMicros: .max)
+            let series = try await database.istioTotals(atMicros: .max).requests
             let received = Dictionary(
                 grouping: series.filter { $0.reporter == .destination }, by: \.destination.workload
             ).mapValues { $0.reduce(0) { $0 + $1.count } }
@@ -167,12 +167,14 @@ let fixtureEdges = [
         }
     }
 
-    @Test func holdsBackUnpairedYoungCallsFromTheTotals() async throws {
+    @Test func countsCallsOnlyOnceTheGraceHasPassed() async throws {
         try await withTemporaryDatabase { database, _ in
+            let stored = SextantDatabase.nowMicros()
             _ = try await database.write(try zipkinFixtureBatches())
-            // Root calls (no caller sidecar) are unpaired: only counted once older than the cutoff.
-            let series = try await database.seriesTotals(unresolvedBeforeMicros: 0)
-            #expect(series.reduce(0) { $0 + $1.count } == 312 - 50)
+            // The other side's report of a call may still come until the grace (15 s) has passed.
+            #expect(try await database.istioTotals(atMicros: stored + 10_000_000).requests.isEmpty)
+            let series = try await database.istioTotals(atMicros: stored + 17_000_000).requests
+            #expect(series.reduce(0) { $0 + $1.count } == 312)
         }
     }
 }

@@ -11,7 +11,6 @@ struct MetricsController: Sendable {
     let writer: IngestWriter
     let metrics: SelfMetrics
     let memory: MemoryGuard
-    let pairingGraceSeconds: Double
     let logger: Logger
 
     private static let help: [String: String] = [
@@ -52,7 +51,6 @@ struct MetricsController: Sendable {
     func federate(_ request: Request, _ context: some RequestContext) async throws -> Response {
         do {
             // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
-            // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
             let selectors = try SeriesController.selectors(request, parameter: "match[]", required: true)
             let now = Federation.currentMilliseconds()
             let bytes = Federation.renderBytes(
@@ -78,12 +76,8 @@ struct MetricsController: Sendable {
     /// Sextant's own families followed by Istio's, all as of now (federation stamps them with the
     /// time of the request).
     private func computedFamilies() async throws -> [MetricFamily] {
-        let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        let series = try await database.seriesTotals(
-            unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
-        let tcp = try await database.tcpSeriesTotals(
-            unresolvedBeforeMicros: nowMicros - Int64(pairingGraceSeconds * 1_000_000))
-        let istio = IstioMetrics.families(series) + IstioMetrics.tcpFamilies(tcp)
+        let totals = try await database.istioTotals()
+        let istio = IstioMetrics.families(totals.requests) + IstioMetrics.tcpFamilies(totals.connections)
         let stats = writer.statistics
         var own = metrics.families(help: Self.help)
         own.append(contentsOf: [

@@ -66,8 +66,11 @@ enum IstioMetrics {
         var closed: [MetricSample] = []
         var sent: [MetricSample] = []
         var received: [MetricSample] = []
-        for s in series {
-            let labels = tcpLabels(s)
+        // In a kept order, as the request series are.
+        let labelled = series.map { ($0, tcpLabels($0)) }.sorted { a, b in
+            a.1.map(\.value).lexicographicallyPrecedes(b.1.map(\.value))
+        }
+        for (s, labels) in labelled {
             opened.append(MetricSample(name: "istio_tcp_connections_opened_total", labels: labels, value: Double(s.connections)))
             closed.append(MetricSample(name: "istio_tcp_connections_closed_total", labels: labels, value: Double(s.connections)))
             sent.append(MetricSample(name: "istio_tcp_sent_bytes_total", labels: labels, value: Double(s.sentBytes)))

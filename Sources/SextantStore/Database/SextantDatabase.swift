@@ -28,6 +28,10 @@ package final class SextantDatabase: Sendable {
         /// short-lived writer beside a running server (`sextant import`), which must leave no
         /// rollups behind in memory nor take up the server's.
         package var rollupsInEveryCommit = false
+        /// How long after a call is stored Istio's counters count it: its other side, or another
+        /// channel's report of it, may still move it to another series until then (flag
+        /// `--pairing-grace`, default 15 s).
+        package var countingGraceSeconds: Double = 15
 
         package init(directory: String) {
             self.directory = directory
@@ -51,6 +55,17 @@ package final class SextantDatabase: Sendable {
     /// until the first write, and after a failed one, when they are folded in again from the blocks).
     let pendingRollups: Mutex<PendingRollups?>
     let rollupsInEveryCommit: Bool
+    /// Istio's counters as exposed (`IstioCounters.swift`).
+    let istioCounters = Mutex(SettledCounters())
+    /// The counters' changes not yet settled (taken by the writer for each transaction; nil until
+    /// the first, and after a failed one, when they are folded in again from the stored calls).
+    let unsettledCounters = Mutex<UnsettledCounters?>(nil)
+    /// The workloads and services the exposed counters name.
+    let identityNamesCache = Mutex<Dictionaries?>(nil)
+    let countingGraceMicros: Int64
+    /// Whether this process keeps Istio's counters: not a short-lived writer beside a running
+    /// server (`sextant import`), whose calls the server folds in.
+    var countsIstioSeries: Bool { !rollupsInEveryCommit }
     let maxSeriesPerMetric: Int
     let logger: Logger
 
@@ -59,6 +74,7 @@ package final class SextantDatabase: Sendable {
         path = (configuration.directory as NSString).appendingPathComponent("sextant.db")
         maxSeriesPerMetric = configuration.maxSeriesPerMetric
         rollupsInEveryCommit = configuration.rollupsInEveryCommit
+        countingGraceMicros = Int64(configuration.countingGraceSeconds * 1_000_000)
         // A server folds in the blocks a crash left without rollups at its first write; a writer
         // that rolls up every commit never does, as those blocks may be a running server's.
         pendingRollups = Mutex(configuration.rollupsInEveryCommit ? PendingRollups() : nil)
@@ -84,6 +100,8 @@ package final class SextantDatabase: Sendable {
         try migrate(logger: logger)
         try loadSpanBlockIndex()
         try pool.read(metricHead.load)
+        let settled = try pool.read(SettledCounters.load)
+        istioCounters.withLock { $0 = settled }
     }
 
     /// Applies every migration not yet recorded in the database, in order.
@@ -108,6 +126,7 @@ package final class SextantDatabase: Sendable {
     private static let migrationSteps: [String: @Sendable (Database) throws -> Void] = [
         "0011_call_blocks": moveRequestsIntoCallBlocks,
         "0013_metric_chunks": MetricHead.moveSeriesAndSamplesIntoBlocks,
+        "0014_istio_counters": seedIstioCounters,
     ]
 
     /// The names of the migrations recorded in the database.

@@ -144,91 +144,6 @@ extension SextantDatabase {
         }
         return result
     }
-
-    /// Totals of every Istio request series over all stored calls (from the daily rollups), less
-    /// the calls younger than `unresolvedBeforeMicros` whose other side is still unknown: the other
-    /// proxy's report may still arrive and name it, and counting them now would move them between
-    /// series later.
-    package func seriesTotals(unresolvedBeforeMicros cutoff: Int64) async throws -> [SeriesTotals] {
-        let n = IstioHistogram.bounds.count
-        let bucketSums = ["d", "q", "r"].flatMap { p in (0..<n).map { "sum(r.\(p)\($0))" } }.joined(separator: ", ")
-        let rollupSQL = """
-            SELECT s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
-                s.response_flags, s.security_policy, sum(r.count), sum(r.duration_us), sum(r.request_bytes),
-                sum(r.response_bytes), \(bucketSums)
-            FROM call_rollups r JOIN call_series s ON s.id = r.series_id
-            WHERE r.tier = 86400 AND s.protocol != \(RequestProtocol.tcp.rawValue)
-            GROUP BY s.reporter, s.proxy_id, s.peer_id, s.service_id, s.protocol, s.response_code, s.grpc_status,
-                s.response_flags, s.security_policy
-            HAVING sum(r.count) > 0
-            """
-        struct Key: Hashable {
-            var reporter: Int, proxy: Int64, peer: Int64, service: Int64, proto: Int, code: Int, grpc: Int
-            var flags: String, policy: String
-        }
-        struct Sums {
-            var count = 0, duration: Int64 = 0, requestBytes: Int64 = 0, responseBytes: Int64 = 0
-            var buckets = [Int](repeating: 0, count: 3 * IstioHistogram.bounds.count)
-
-            mutating func modify(_ body: (inout Sums) -> Void) { body(&self) }
-        }
-        await flushRollupsOrWarn()
-        return try await pool.read { db in
-            let dictionaries = try Dictionaries(db)
-            var sums: [Key: Sums] = [:]
-            func accumulate(_ row: Row, sign: Int) {
-                let key = Key(
-                    reporter: row[0], proxy: row[1], peer: row[2], service: row[3], proto: row[4], code: row[5],
-                    grpc: row[6], flags: row[7], policy: row[8])
-                var s = sums[key, default: Sums()]
-                s.count += sign * (row[9] as Int)
-                s.duration += Int64(sign) * (row[10] as Int64)
-                s.requestBytes += Int64(sign) * (row[11] as Int64)
-                s.responseBytes += Int64(sign) * (row[12] as Int64)
-                for i in 0..<(3 * n) { s.buckets[i] += sign * (row[13 + i] as Int) }
-                sums[key] = s
-            }
-            for row in try Row.fetchAll(db, sql: rollupSQL) { accumulate(row, sign: 1) }
-            // The held-back calls, as the rollups counted them.
-            try Self.storedCalls(db, fromMicros: cutoff, toMicros: .max) { call in
-                let c = call.sample
-                let f = c.facts
-                guard !f.paired, f.peerID == 0, f.requestProtocol != RequestProtocol.tcp.rawValue else { return }
-                let key = Key(
-                    reporter: f.reporter, proxy: f.proxyID, peer: 0, service: f.serviceID, proto: f.requestProtocol,
-                    code: f.responseCode, grpc: f.grpcStatus, flags: f.responseFlags, policy: f.securityPolicy)
-                let place = RollupDeltas.Placement(measures: c.measures)
-                sums[key, default: Sums()].modify { s in
-                    s.count -= 1
-                    s.duration -= c.durationMicros
-                    s.requestBytes -= c.requestBytes
-                    s.responseBytes -= c.responseBytes
-                    for (part, bound) in [place.durationBound, place.requestBound, place.responseBound].enumerated() {
-                        if let bound { s.buckets[part * n + bound] -= 1 }
-                    }
-                }
-            }
-            func cumulative(_ counts: ArraySlice<Int>) -> [Int] {
-                var running = 0
-                return counts.map { running += $0; return running }
-            }
-            return sums.compactMap { key, s in
-                guard s.count > 0 else { return nil }
-                let reporter = Reporter(rawValue: key.reporter) ?? .source
-                let proxy = dictionaries.workload(key.proxy)
-                let peer = key.peer == 0 ? WorkloadIdentity.unknown : dictionaries.workload(key.peer)
-                return SeriesTotals(
-                    reporter: reporter, source: reporter == .source ? proxy : peer,
-                    destination: reporter == .source ? peer : proxy, service: dictionaries.service(key.service),
-                    requestProtocol: RequestProtocol(rawValue: key.proto) ?? .http, responseCode: key.code,
-                    grpcStatus: key.grpc < 0 ? nil : key.grpc, responseFlags: key.flags, securityPolicy: key.policy,
-                    count: s.count, durationMillisSum: Double(s.duration) / 1000, requestBytesSum: s.requestBytes,
-                    responseBytesSum: s.responseBytes, durationBuckets: cumulative(s.buckets[0..<n]),
-                    requestBytesBuckets: cumulative(s.buckets[n..<(2 * n)]),
-                    responseBytesBuckets: cumulative(s.buckets[(2 * n)..<(3 * n)]))
-            }
-        }
-    }
 }
 
 extension SextantDatabase {
@@ -320,6 +235,8 @@ struct Dictionaries {
 
     func workload(_ id: Int64) -> WorkloadIdentity { workloads[id] ?? .unknown }
     func service(_ id: Int64) -> ServiceRef { services[id] ?? .unknown }
+    func knows(workload id: Int64) -> Bool { workloads[id] != nil }
+    func knows(service id: Int64) -> Bool { services[id] != nil }
 }
 
 extension SextantDatabase {
@@ -349,57 +266,6 @@ extension SextantDatabase {
                     requestBytes: row["received_bytes"], responseBytes: row["sent_bytes"]))
         }
         return result
-    }
-
-    /// Totals of every Istio TCP series (from the daily rollups), with the same hold-back of young
-    /// unresolved connections as `seriesTotals`.
-    package func tcpSeriesTotals(unresolvedBeforeMicros cutoff: Int64) async throws -> [TCPSeriesTotals] {
-        struct Key: Hashable {
-            var reporter: Int, proxy: Int64, peer: Int64, service: Int64, flags: String, policy: String
-        }
-        return try await pool.read { db in
-            let dictionaries = try Dictionaries(db)
-            var sums: [Key: (connections: Int, received: Int64, sent: Int64)] = [:]
-            func accumulate(_ sql: String, _ arguments: StatementArguments, sign: Int) throws {
-                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-                while let row = try rows.next() {
-                    let key = Key(
-                        reporter: row["reporter"], proxy: row["proxy_id"], peer: row["peer_id"], service: row["service_id"],
-                        flags: row["response_flags"], policy: row["security_policy"])
-                    var s = sums[key, default: (0, 0, 0)]
-                    s.connections += sign * (row["connections"] as Int)
-                    s.received += Int64(sign) * (row["received_bytes"] as Int64)
-                    s.sent += Int64(sign) * (row["sent_bytes"] as Int64)
-                    sums[key] = s
-                }
-            }
-            try accumulate(
-                """
-                SELECT s.reporter, s.proxy_id, s.peer_id, s.service_id, s.response_flags, s.security_policy,
-                    sum(r.count) AS connections, sum(r.request_bytes) AS received_bytes, sum(r.response_bytes) AS sent_bytes
-                FROM call_rollups r JOIN call_series s ON s.id = r.series_id
-                WHERE r.tier = 86400 AND s.protocol = ?
-                GROUP BY s.reporter, s.proxy_id, s.peer_id, s.service_id, s.response_flags, s.security_policy
-                """, [RequestProtocol.tcp.rawValue], sign: 1)
-            try accumulate(
-                """
-                SELECT reporter, proxy_id, 0 AS peer_id, service_id, response_flags, security_policy, count(*) AS connections,
-                    sum(received_bytes) AS received_bytes, sum(sent_bytes) AS sent_bytes
-                FROM tcp_connections WHERE paired = 0 AND peer_id IS NULL AND ts_us >= ?
-                GROUP BY reporter, proxy_id, service_id, response_flags, security_policy
-                """, [cutoff], sign: -1)
-            return sums.compactMap { key, s in
-                guard s.connections > 0 else { return nil }
-                let reporter = Reporter(rawValue: key.reporter) ?? .source
-                let proxy = dictionaries.workload(key.proxy)
-                let peer = key.peer == 0 ? WorkloadIdentity.unknown : dictionaries.workload(key.peer)
-                return TCPSeriesTotals(
-                    reporter: reporter, source: reporter == .source ? proxy : peer,
-                    destination: reporter == .source ? peer : proxy, service: dictionaries.service(key.service),
-                    responseFlags: key.flags, securityPolicy: key.policy, connections: s.connections,
-                    receivedBytes: s.received, sentBytes: s.sent)
-            }
-        }
     }
 
     /// Application log records, newest first.

@@ -118,6 +118,8 @@ package final class RetentionService: Service, Sendable {
                 if deleted < 10000 { break }
             }
         }
+        // Istio's counters of a series that has not grown for the hour horizon go, as its rollups do.
+        total += try await database.expireIstioCounters(idleBeforeSeconds: hour)
         // A series none of whose data is left (a pod long gone) goes, with its newest sample.
         total += try await database.deleteIdleSeries(beforeMs: (t - max(configuration.rawSeconds, configuration.minuteSeconds, configuration.hourSeconds)) * 1000)
         return total

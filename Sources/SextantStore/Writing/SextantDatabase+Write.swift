@@ -71,9 +71,14 @@ extension SextantDatabase {
                 var calls = try self.callIndex.withLock { $0.take() } ?? CallIndex.rebuilt(db, atMicros: Self.nowMicros())
                 // Likewise the rollup changes not yet written, folded in again from the blocks after a failure.
                 var rollups = try self.pendingRollups.withLock { $0.take() } ?? PendingRollups.replayed(db)
+                // And Istio's counters not yet settled.
+                var counters = self.countsIstioSeries ? try self.takeUnsettledCounters(db, atMicros: Self.nowMicros()) : nil
+                var settlement: CounterSettlement?
                 // As `DatabaseWriter.write` does, with the commit inside the time measured.
                 try db.inTransaction {
-                    summaries = try self.store(batches, db, calls: &calls, rollups: &rollups, metrics: &metrics)
+                    summaries = try self.store(
+                        batches, db, calls: &calls, rollups: &rollups, metrics: &metrics, counters: &counters)
+                    if counters != nil { settlement = try self.settle(&counters!, db, atMicros: Self.nowMicros()) }
                     seriesBlock = try self.storeSeries(metrics, db)
                     appendID = try self.storeAppend(metrics, db)
                     if self.metricHead.isFlushDue { flushed = try self.flushMetricHeadIfRoom(db) }
@@ -81,6 +86,10 @@ extension SextantDatabase {
                 }
                 self.callIndex.withLock { $0 = calls }
                 self.pendingRollups.withLock { $0 = rollups }
+                if let counters {
+                    self.applySettlement(settlement, unsettled: counters)
+                    self.unsettledCounters.withLock { $0 = counters }
+                }
                 // The head takes the commit only now: a failed one leaves it as it was.
                 self.metricHead.flushed(flushed)
                 self.metricHead.apply(
@@ -99,7 +108,7 @@ extension SextantDatabase {
     /// The statements of one write transaction: nothing but look-ups and inserts of prepared values.
     private func store(
         _ batches: [PreparedBatch], _ db: Database, calls: inout CallIndex, rollups pending: inout PendingRollups,
-        metrics: inout MetricWrites
+        metrics: inout MetricWrites, counters: inout UnsettledCounters?
     ) throws -> [WriteSummary] {
         let now = Self.nowMicros()
         var summaries: [WriteSummary] = []
@@ -111,6 +120,8 @@ extension SextantDatabase {
         swap(&callWrites.index, &calls)
         // Another process (`sextant import`) may have stored calls since: new ids follow theirs.
         callWrites.index.rowIDs(after: try Self.largestCallRowID(db))
+        // Whose calls and connections Istio's counters take in as well.
+        try counters?.catchUp(db, atMicros: now)
         // A batch whose spans are all new goes in as the block its receiver encoded; the spans
         // left of batches that repeated some go in one block built here.
         var blocks: [PreparedSpanBlock] = []
@@ -138,7 +149,8 @@ extension SextantDatabase {
                 try upsert(request: request, db, writes: &callWrites, now: now, summary: &summary)
             }
             for connection in batch.connections {
-                try upsert(connection: connection, db, summary: &summary, rollups: &rollups)
+                try upsert(
+                    connection: connection, db, summary: &summary, rollups: &rollups, counters: &counters, atMicros: now)
             }
             for log in batch.logs {
                 try Self.insert(log: log, db)
@@ -151,7 +163,7 @@ extension SextantDatabase {
             }
             summaries.append(summary)
         }
-        calls = try callWrites.store(db, rollups: &pending)
+        calls = try callWrites.store(db, rollups: &pending, counters: &counters, atMicros: now)
         for block in blocks { try store(block, db) }
         try storeBlock(of: leftSpans, db)
         try rollups.apply(db, series: callSeriesCache)
@@ -165,6 +177,8 @@ extension SextantDatabase {
         cache.reset()
         callSeriesCache.reset()
         pendingRollups.withLock { $0 = rollupsInEveryCommit ? PendingRollups() : nil }
+        unsettledCounters.withLock { $0 = nil }
+        istioCounters.withLock { $0.nextDueMicros = .min }
     }
 
     /// Writes the call rollups' changes in a savepoint of a commit's transaction. When the disk
@@ -342,7 +356,9 @@ struct CallWrites {
 
     /// Writes every new and changed call, as one block, and moves the rollups and examples with
     /// them; returns the index as it is once they are stored.
-    consuming func store(_ db: Database, rollups: inout PendingRollups) throws -> CallIndex {
+    consuming func store(
+        _ db: Database, rollups: inout PendingRollups, counters: inout UnsettledCounters?, atMicros now: Int64
+    ) throws -> CallIndex {
         var examples = ExampleDeltas()
         var entries: [(entry: CallBlock.Entry, call: OpenCall)] = []
         entries.reserveCapacity(pending.count)
@@ -357,8 +373,12 @@ struct CallWrites {
             for p in pending {
                 if let before = p.before {
                     deltas.move(from: before.sample, to: p.call.sample, placement: p.placement)
+                    counters?.moved(
+                        from: before.sample, to: p.call.sample, row: p.call.rowID, connection: false, placement: p.placement)
                 } else {
                     deltas.add(p.call.sample, sign: 1, placement: p.placement)
+                    counters?.added(
+                        p.call.sample, row: p.call.rowID, connection: false, placement: p.placement, atMicros: now)
                 }
             }
         }

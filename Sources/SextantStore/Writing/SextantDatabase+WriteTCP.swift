@@ -7,7 +7,7 @@ extension SextantDatabase {
     /// `downstream_local_address`/`downstream_remote_address`.
     func upsert(
         connection prepared: PreparedConnection, _ db: Database, summary: inout WriteSummary,
-        rollups: inout RollupDeltas
+        rollups: inout RollupDeltas, counters: inout UnsettledCounters?, atMicros now: Int64
     ) throws {
         let c = prepared.connection
         let proxyID = try cache.workloadID(c.proxy, db)
@@ -28,7 +28,7 @@ extension SextantDatabase {
         if let known = try Int64.fetchOne(
             db.cachedStatement(sql: "SELECT id FROM tcp_connections WHERE conn_key = ?"), arguments: [key])
         {
-            try moving(connections: [known], db, rollups: &rollups) {
+            try moving(connections: [known], db, rollups: &rollups, counters: &counters) {
                 try db.cachedStatement(sql: "UPDATE tcp_connections SET sources = sources | ? WHERE id = ?")
                     .execute(arguments: [c.channel.rawValue, known])
             }
@@ -50,6 +50,7 @@ extension SextantDatabase {
         summary.connectionsStored += 1
         if let stored = try CallSample.fetch(connectionID: rowID, db) {
             rollups.add(stored, sign: 1, placement: prepared.placement)
+            counters?.added(stored, row: rowID, connection: true, placement: prepared.placement, atMicros: now)
         }
         if c.reporter == .destination, let address = c.localAddress {
             try Self.learnEndpoint(address, workloadID: proxyID, atMicros: c.startMicros, db)
@@ -65,7 +66,7 @@ extension SextantDatabase {
                     c.reporter == .source ? local : remote, rowID, c.startMicros])
         else { return }
         let otherID: Int64 = match["id"]
-        try moving(connections: [rowID, otherID], db, rollups: &rollups) {
+        try moving(connections: [rowID, otherID], db, rollups: &rollups, counters: &counters) {
             let link = try db.cachedStatement(sql: "UPDATE tcp_connections SET paired = 1, peer_id = ? WHERE id = ?")
             try link.execute(arguments: [match["proxy_id"] as Int64, rowID])
             try link.execute(arguments: [proxyID, otherID])
@@ -75,12 +76,16 @@ extension SextantDatabase {
 
     /// Runs `change` on stored connections and moves them between rollup series accordingly.
     private func moving(
-        connections ids: [Int64], _ db: Database, rollups: inout RollupDeltas, _ change: () throws -> Void
+        connections ids: [Int64], _ db: Database, rollups: inout RollupDeltas, counters: inout UnsettledCounters?,
+        _ change: () throws -> Void
     ) throws {
         let before = try ids.map { try CallSample.fetch(connectionID: $0, db) }
         try change()
         for (id, old) in zip(ids, before) {
-            if let old, let new = try CallSample.fetch(connectionID: id, db) { rollups.move(from: old, to: new) }
+            if let old, let new = try CallSample.fetch(connectionID: id, db) {
+                rollups.move(from: old, to: new)
+                counters?.moved(from: old, to: new, row: id, connection: true)
+            }
         }
     }
 

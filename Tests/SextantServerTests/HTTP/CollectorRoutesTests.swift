@@ -15,7 +15,7 @@ func withCollector(
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: folder) }
     var configuration = CollectorConfiguration(dataDirectory: folder)
-    configuration.server.pairingGraceSeconds = 0
+    configuration.store.countingGraceSeconds = 0
     configure(&configuration)
     let collector = try Collector(configuration: configuration, logger: Logger.quiet)
     try await withThrowingTaskGroup(of: Void.self) { group in
