@@ -101,6 +101,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long hourly rollups are kept (e.g. 90d).", valueName: "duration"))
     var retentionHour = "90d"
 
+    @Option(help: ArgumentHelp("How often retention deletes what is past its horizon (e.g. 1m).", valueName: "duration"))
+    var retentionInterval = "1m"
+
     @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
     var maxBodyBytes = 16 << 20
 
@@ -183,6 +186,9 @@ struct Serve: AsyncParsableCommand {
                 throw ValidationError("\(flag) '\(text)' must be a duration of at least 1m, such as 24h or 7d")
             }
         }
+        guard Self.seconds(retentionInterval) != nil else {
+            throw ValidationError("--retention-interval '\(retentionInterval)' must be a duration such as 1m or 10s")
+        }
         guard (tlsCertFile == nil) == (tlsKeyFile == nil) else {
             throw ValidationError("--tls-cert-file and --tls-key-file go together")
         }
@@ -214,6 +220,7 @@ struct Serve: AsyncParsableCommand {
         configuration.retention.rawSeconds = Self.seconds(retentionRaw)!
         configuration.retention.minuteSeconds = Self.seconds(retentionMinute)!
         configuration.retention.hourSeconds = Self.seconds(retentionHour)!
+        configuration.retention.interval = .seconds(Self.seconds(retentionInterval)!)
         configuration.tokens = AccessTokens(ingest: try Self.token(ingestTokenFile), query: try Self.token(queryTokenFile))
         configuration.server.tls = try tls()
         configuration.server.scrapeTargets = scrapeTargets
