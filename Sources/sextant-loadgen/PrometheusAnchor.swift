@@ -30,6 +30,10 @@ struct MetricsServerFigures {
 struct PrometheusAnchorReport {
     var series: Int
     var samples: Int
+    /// `/metrics` of a Sextant holding Istio series computed from calls (no ingested ones): about
+    /// `series` of them (a label set makes 67: a counter and three histograms), then `series`
+    /// label sets.
+    var computedMetrics: [ComputedScrape]
     var sextant: MetricsServerFigures
     var prometheus: MetricsServerFigures
     var victoria: MetricsServerFigures?
@@ -314,8 +318,74 @@ func prometheusAnchor(
         victoria.stop()
         victoriaFigures = figures
     }
+    var computed: [ComputedScrape] = []
+    for labelSets in [(series + 66) / 67, series] {
+        computed.append(try await computedSeriesScrape(sextantBinary: sextantBinary, labelSets: labelSets, group: group, log: log))
+    }
     return PrometheusAnchorReport(
-        series: series, samples: samples, sextant: sextantFigures, prometheus: prometheusFigures, victoria: victoriaFigures)
+        series: series, samples: samples, computedMetrics: computed, sextant: sextantFigures, prometheus: prometheusFigures, victoria: victoriaFigures)
+}
+
+/// A `/metrics` scrape of Istio's series computed from calls.
+struct ComputedScrape {
+    var labelSets: Int
+    /// Lines of `istio_*` series.
+    var series: Int
+    var medianMs: Double
+    var bytes: Int
+}
+
+/// A Sextant given `labelSets` distinct Istio label sets through access-log lines (a sidecar per
+/// 100, each answering with 100 response codes), scraped once they are counted: the cost of
+/// `/metrics` for Istio's own series.
+func computedSeriesScrape(
+    sextantBinary: String, labelSets series: Int, group: MultiThreadedEventLoopGroup, log: (String) -> Void
+) async throws -> ComputedScrape {
+    let sextant = try await ServerProcess(binary: sextantBinary, extraArguments: ["--pairing-grace", "1"], group: group)
+    defer { sextant.stop() }
+    let codes = 100
+    let sidecars = (series + codes - 1) / codes
+    let start = ISO8601DateFormatter().string(from: Date())
+    try await HTTPLoadConnection.with(port: sextant.ports.http, group: group) { session in
+        for sidecar in 0..<sidecars {
+            var body = ""
+            for code in 0..<min(codes, series - sidecar * codes) {
+                body += """
+                    {"start_time":"\(start)","duration":4,"response_code":\(200 + code),"response_flags":"-",\
+                    "request_id":"r-\(sidecar)-\(code)","upstream_cluster":"inbound|9080||","protocol":"HTTP/1.1",\
+                    "authority":"svc\(sidecar):9080","bytes_received":10,"bytes_sent":300,\
+                    "downstream_local_address":"10.1.\(sidecar / 250).\(sidecar % 250 + 1):9080",\
+                    "downstream_remote_address":"10.2.0.1:4\(code)"}
+
+                    """
+            }
+            let node = "sidecar~10.1.\(sidecar / 250).\(sidecar % 250 + 1)~app\(sidecar)-v1-6b7f9c8d4-x2k9p.mesh~mesh.svc.cluster.local"
+            let answer = try await session.send(
+                method: .POST, path: "/api/v1/accesslogs?node=\(JSONPayloads.percentEncoded(node))", contentType: "application/x-ndjson",
+                body: Array(body.utf8))
+            guard answer.status == 200 else { throw LoadError("access-log upload: HTTP \(answer.status)") }
+        }
+    }
+    // Counted once the grace (1 s) has passed.
+    try await Task.sleep(for: .seconds(3))
+    _ = try await timeGet(port: sextant.ports.http, path: "/metrics", runs: 2, group: group)
+    let (ms, bytes) = try await timeGet(port: sextant.ports.http, path: "/metrics", runs: 7, group: group)
+    let text = try await fetchText(port: sextant.ports.http, path: "/metrics", group: group)
+    let lines = text.split(separator: "\n")
+    let labelSets = lines.filter { $0.hasPrefix("istio_requests_total{") }.count
+    let istio = lines.filter { $0.hasPrefix("istio_") }.count
+    log("  /metrics with \(labelSets) computed Istio label sets (\(istio) istio_* series): \(fmt(ms)) ms (\(bytes) B)")
+    return ComputedScrape(labelSets: labelSets, series: istio, medianMs: ms, bytes: bytes)
+}
+
+/// The body of one `GET path`, as text.
+func fetchText(port: Int, path: String, group: MultiThreadedEventLoopGroup) async throws -> String {
+    var text = ""
+    try await HTTPLoadConnection.with(port: port, group: group) { session in
+        let answer = try await session.send(method: .GET, path: path, contentType: nil, body: nil)
+        text = String(buffer: answer.body)
+    }
+    return text
 }
 
 private func zip(_ a: Int?, _ b: Int?) -> (Int, Int)? {

@@ -38,8 +38,7 @@ struct MetricsController: Sendable {
     func metrics(_ request: Request, _ context: some RequestContext) async throws -> Response {
         do {
             let format = ExpositionFormat.negotiate(accept: request.headers[.accept])
-            let families = try await allFamilies()
-            let bytes = ExpositionEncoder.encodeBytes(families, format: format)
+            let bytes = try await exposition(format: format)
             return Response(
                 status: .ok, headers: [.contentType: format.contentType],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
@@ -67,17 +66,31 @@ struct MetricsController: Sendable {
     /// Ingested series are exposed while their newest sample is this recent (Prometheus's lookback).
     static let ingestedLookbackMs: Int64 = 5 * 60 * 1000
 
-    /// Sextant's own families, Istio's, then the ingested series (newest sample each).
-    private func allFamilies() async throws -> [MetricFamily] {
+    /// `/metrics`: Sextant's own families and the ingested series (newest sample each), then
+    /// Istio's, written straight from their totals.
+    private func exposition(format: ExpositionFormat) async throws -> [UInt8] {
         let sinceMs = Federation.currentMilliseconds() - Self.ingestedLookbackMs
-        return try await computedFamilies() + Self.families(database.metricHead.view(), sinceMs: sinceMs)
+        let totals = try await database.istioTotals()
+        var ingested = Self.families(database.metricHead.view(), sinceMs: sinceMs)
+        var out: [UInt8] = []
+        let remoteIstio = Dictionary(
+            ingested.filter { IstioMetrics.names.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        ingested.removeAll { IstioMetrics.names.contains($0.name) }
+        ExpositionEncoder.appendFamilies(ownFamilies() + ingested, format: format, to: &out)
+        IstioExposition.append(totals, merging: remoteIstio, format: format, to: &out)
+        if format == .openMetrics { out.append(contentsOf: "# EOF\n".utf8) }
+        return out
     }
 
     /// Sextant's own families followed by Istio's, all as of now (federation stamps them with the
     /// time of the request).
     private func computedFamilies() async throws -> [MetricFamily] {
         let totals = try await database.istioTotals()
-        let istio = IstioMetrics.families(totals.requests) + IstioMetrics.tcpFamilies(totals.connections)
+        return ownFamilies() + IstioMetrics.families(totals.requests) + IstioMetrics.tcpFamilies(totals.connections)
+    }
+
+    /// Sextant's own families.
+    private func ownFamilies() -> [MetricFamily] {
         let stats = writer.statistics
         var own = metrics.families(help: Self.help)
         own.append(contentsOf: [
@@ -113,7 +126,7 @@ struct MetricsController: Sendable {
                 name: "sextant_database_bytes", help: "Size of the database file and its write-ahead log.",
                 type: .gauge, samples: [MetricSample(name: "sextant_database_bytes", value: Double(databaseBytes()))]),
         ])
-        return own + istio
+        return own
     }
 
     /// The ingest writer's own figures: commits, time inside transactions, records per commit, queue.

@@ -14,10 +14,20 @@ package struct ExpositionEncoder {
     /// histogram and summary samples are put in series order (buckets by `le`, then `_sum`,
     /// `_count`, `_created`). Families without samples are left out.
     package static func encodeBytes(_ families: [MetricFamily], format: ExpositionFormat) -> [UInt8] {
-        let merged = mergingSameNames(families)
         var out: [UInt8] = []
+        appendFamilies(families, format: format, to: &out)
+        if format == .openMetrics {
+            out.append(contentsOf: "# EOF\n".utf8)
+        }
+        return out
+    }
+
+    /// Appends `families` as `encodeBytes` renders them, without OpenMetrics' `# EOF`: for an
+    /// exposition written in parts.
+    static func appendFamilies(_ families: [MetricFamily], format: ExpositionFormat, to out: inout [UInt8]) {
+        let merged = mergingSameNames(families)
         // Size the buffer from each family's first line so large expositions are not regrown.
-        out.reserveCapacity(merged.reduce(64) { total, family in
+        out.reserveCapacity(merged.reduce(out.count + 64) { total, family in
             guard let first = family.samples.first else {
                 return total
             }
@@ -26,10 +36,6 @@ package struct ExpositionEncoder {
         for family in merged {
             appendFamily(family, format: format, to: &out)
         }
-        if format == .openMetrics {
-            out.append(contentsOf: "# EOF\n".utf8)
-        }
-        return out
     }
 
     /// Renders a value like Go's `strconv.FormatFloat(v, 'g', -1, 64)` (`49`, `0.5`, `3.6e+06`, `+Inf`); `-0` is `0`.
@@ -70,16 +76,27 @@ package struct ExpositionEncoder {
     }
 
     private static func appendFamily(_ family: MetricFamily, format: ExpositionFormat, to out: inout [UInt8]) {
-        guard !family.samples.isEmpty else {
+        guard let first = family.samples.first else {
             return
         }
-        let help = family.help.flatMap { $0.isEmpty ? nil : $0 }
+        let totalName = appendHeader(
+            name: family.name, type: family.type, help: family.help, firstSampleName: first.name, format: format, to: &out)
+        appendSamples(of: family, format: format, totalName: totalName, to: &out)
+    }
+
+    /// Appends a family's `# HELP` and `# TYPE` lines; returns, for an OpenMetrics counter, the
+    /// name its samples take `_total` after.
+    static func appendHeader(
+        name familyName: String, type: MetricType, help: String?, firstSampleName: String, format: ExpositionFormat,
+        to out: inout [UInt8]
+    ) -> String? {
+        let help = help.flatMap { $0.isEmpty ? nil : $0 }
         // For OpenMetrics the counter family is named without `_total`; its samples keep (or gain) it.
         var totalName: String?
         switch format {
         case .text004:
-            var name = family.name
-            if family.type == .counter, !name.hasSuffix("_total"), family.samples[0].name == name + "_total" {
+            var name = familyName
+            if type == .counter, !name.hasSuffix("_total"), firstSampleName == name + "_total" {
                 name += "_total"
             }
             if let help {
@@ -92,11 +109,11 @@ package struct ExpositionEncoder {
             out.append(contentsOf: "# TYPE ".utf8)
             out.append(contentsOf: name.utf8)
             out.append(UInt8(ascii: " "))
-            out.append(contentsOf: family.type.rawValue.utf8)
+            out.append(contentsOf: type.rawValue.utf8)
             out.append(UInt8(ascii: "\n"))
         case .openMetrics:
-            var name = family.name
-            if family.type == .counter {
+            var name = familyName
+            if type == .counter {
                 if name.hasSuffix("_total") {
                     name.removeLast("_total".count)
                 }
@@ -106,7 +123,7 @@ package struct ExpositionEncoder {
             out.append(contentsOf: "# TYPE ".utf8)
             out.append(contentsOf: name.utf8)
             out.append(UInt8(ascii: " "))
-            out.append(contentsOf: (family.type == .untyped ? "unknown" : family.type.rawValue).utf8)
+            out.append(contentsOf: (type == .untyped ? "unknown" : type.rawValue).utf8)
             out.append(UInt8(ascii: "\n"))
             if let help {
                 out.append(contentsOf: "# HELP ".utf8)
@@ -116,7 +133,13 @@ package struct ExpositionEncoder {
                 out.append(UInt8(ascii: "\n"))
             }
         }
+        return totalName
+    }
 
+    /// Appends a family's samples, in series order (no header).
+    static func appendSamples(
+        of family: MetricFamily, format: ExpositionFormat, totalName: String?, to out: inout [UInt8]
+    ) {
         let numericLabel: String? = switch family.type {
         case .histogram: "le"
         case .summary: "quantile"

@@ -3,44 +3,66 @@ import SextantModel
 /// Istio's standard request metrics, computed from stored calls, with Istio's labels in Istio's
 /// order (reference: istio-telemetry §1.3).
 enum IstioMetrics {
+    /// One of Istio's families: its name (that of its samples, `_bucket`, `_sum` and `_count`
+    /// added for a histogram), type and help.
+    struct Definition: Sendable {
+        var name: String
+        var type: MetricType
+        var help: String
+    }
+
+    static let requests = Definition(
+        name: "istio_requests_total", type: .counter, help: "Requests observed by the mesh's proxies.")
+    /// The three request histograms, in the order of `SeriesTotals`' buckets.
+    static let histograms = [
+        Definition(
+            name: "istio_request_duration_milliseconds", type: .histogram,
+            help: "Request durations observed by the proxies."),
+        Definition(name: "istio_request_bytes", type: .histogram, help: "Request sizes observed by the proxies."),
+        Definition(name: "istio_response_bytes", type: .histogram, help: "Response sizes observed by the proxies."),
+    ]
+    /// Connections opened, closed, bytes sent, bytes received.
+    static let tcp = [
+        Definition(
+            name: "istio_tcp_connections_opened_total", type: .counter, help: "TCP connections opened, as the proxies saw them."),
+        Definition(
+            name: "istio_tcp_connections_closed_total", type: .counter, help: "TCP connections closed, as the proxies saw them."),
+        Definition(
+            name: "istio_tcp_sent_bytes_total", type: .counter, help: "Bytes sent to the downstream peer of TCP connections."),
+        Definition(
+            name: "istio_tcp_received_bytes_total", type: .counter,
+            help: "Bytes received from the downstream peer of TCP connections."),
+    ]
+    static let names = Set(([requests] + histograms + tcp).map(\.name))
+
     static func families(_ series: [SeriesTotals]) -> [MetricFamily] {
         var requests: [MetricSample] = []
-        var duration: [MetricSample] = []
-        var requestBytes: [MetricSample] = []
-        var responseBytes: [MetricSample] = []
+        var parts = [[MetricSample]](repeating: [], count: histograms.count)
         requests.reserveCapacity(series.count)
-        for s in series.sorted(by: order) {
-            let labels = labels(s)
-            requests.append(
-                MetricSample(name: "istio_requests_total", labels: labels, value: Double(s.count)))
-            histogram(
-                "istio_request_duration_milliseconds", labels: labels, buckets: s.durationBuckets, count: s.count,
-                sum: s.durationMillisSum, into: &duration)
-            histogram(
-                "istio_request_bytes", labels: labels, buckets: s.requestBytesBuckets, count: s.count,
-                sum: Double(s.requestBytesSum), into: &requestBytes)
-            histogram(
-                "istio_response_bytes", labels: labels, buckets: s.responseBytesBuckets, count: s.count,
-                sum: Double(s.responseBytesSum), into: &responseBytes)
+        for (s, labels) in sorted(series, labels: labels) {
+            requests.append(MetricSample(name: Self.requests.name, labels: labels, value: Double(s.count)))
+            for (part, (buckets, sum)) in histogramValues(s).enumerated() {
+                histogram(histograms[part].name, labels: labels, buckets: buckets, count: s.count, sum: sum, into: &parts[part])
+            }
         }
-        return [
-            MetricFamily(
-                name: "istio_requests_total", help: "Requests observed by the mesh's proxies.", type: .counter,
-                samples: requests),
-            MetricFamily(
-                name: "istio_request_duration_milliseconds", help: "Request durations observed by the proxies.",
-                type: .histogram, samples: duration),
-            MetricFamily(
-                name: "istio_request_bytes", help: "Request sizes observed by the proxies.", type: .histogram,
-                samples: requestBytes),
-            MetricFamily(
-                name: "istio_response_bytes", help: "Response sizes observed by the proxies.", type: .histogram,
-                samples: responseBytes),
+        return zip([Self.requests] + histograms, [requests] + parts).map { definition, samples in
+            MetricFamily(name: definition.name, help: definition.help, type: definition.type, samples: samples)
+        }
+    }
+
+    /// A request series' cumulative buckets and sum, in the order of `histograms`.
+    static func histogramValues(_ s: SeriesTotals) -> [(buckets: [Int], sum: Double)] {
+        [
+            (s.durationBuckets, s.durationMillisSum), (s.requestBytesBuckets, Double(s.requestBytesSum)),
+            (s.responseBytesBuckets, Double(s.responseBytesSum)),
         ]
     }
 
-    private static func order(_ a: SeriesTotals, _ b: SeriesTotals) -> Bool {
-        labels(a).map(\.value).lexicographicallyPrecedes(labels(b).map(\.value))
+    /// Series with their labels, in a kept order: label value by label value.
+    static func sorted<T>(_ series: [T], labels: (T) -> [MetricLabel]) -> [(T, [MetricLabel])] {
+        series.map { ($0, labels($0)) }.sorted { a, b in
+            a.1.lazy.map(\.value).lexicographicallyPrecedes(b.1.lazy.map(\.value))
+        }
     }
 
     private static func histogram(
@@ -62,35 +84,20 @@ enum IstioMetrics {
 
     /// `istio_tcp_*`: each stored connection is a closed one, so opened equals closed.
     static func tcpFamilies(_ series: [TCPSeriesTotals]) -> [MetricFamily] {
-        var opened: [MetricSample] = []
-        var closed: [MetricSample] = []
-        var sent: [MetricSample] = []
-        var received: [MetricSample] = []
-        // In a kept order, as the request series are.
-        let labelled = series.map { ($0, tcpLabels($0)) }.sorted { a, b in
-            a.1.map(\.value).lexicographicallyPrecedes(b.1.map(\.value))
+        var samples = [[MetricSample]](repeating: [], count: tcp.count)
+        for (s, labels) in sorted(series, labels: tcpLabels) {
+            for (i, value) in tcpValues(s).enumerated() {
+                samples[i].append(MetricSample(name: tcp[i].name, labels: labels, value: value))
+            }
         }
-        for (s, labels) in labelled {
-            opened.append(MetricSample(name: "istio_tcp_connections_opened_total", labels: labels, value: Double(s.connections)))
-            closed.append(MetricSample(name: "istio_tcp_connections_closed_total", labels: labels, value: Double(s.connections)))
-            sent.append(MetricSample(name: "istio_tcp_sent_bytes_total", labels: labels, value: Double(s.sentBytes)))
-            received.append(
-                MetricSample(name: "istio_tcp_received_bytes_total", labels: labels, value: Double(s.receivedBytes)))
+        return zip(tcp, samples).map { definition, samples in
+            MetricFamily(name: definition.name, help: definition.help, type: definition.type, samples: samples)
         }
-        return [
-            MetricFamily(
-                name: "istio_tcp_connections_opened_total", help: "TCP connections opened, as the proxies saw them.",
-                type: .counter, samples: opened),
-            MetricFamily(
-                name: "istio_tcp_connections_closed_total", help: "TCP connections closed, as the proxies saw them.",
-                type: .counter, samples: closed),
-            MetricFamily(
-                name: "istio_tcp_sent_bytes_total", help: "Bytes sent to the downstream peer of TCP connections.",
-                type: .counter, samples: sent),
-            MetricFamily(
-                name: "istio_tcp_received_bytes_total", help: "Bytes received from the downstream peer of TCP connections.",
-                type: .counter, samples: received),
-        ]
+    }
+
+    /// A TCP series' values, in the order of `tcp`.
+    static func tcpValues(_ s: TCPSeriesTotals) -> [Double] {
+        [Double(s.connections), Double(s.connections), Double(s.sentBytes), Double(s.receivedBytes)]
     }
 
     static func tcpLabels(_ s: TCPSeriesTotals) -> [MetricLabel] {

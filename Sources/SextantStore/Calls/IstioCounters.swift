@@ -265,6 +265,11 @@ struct UnsettledCounters {
 package struct IstioTotals: Sendable {
     package var requests: [SeriesTotals]
     package var connections: [TCPSeriesTotals]
+
+    package init(requests: [SeriesTotals], connections: [TCPSeriesTotals]) {
+        self.requests = requests
+        self.connections = connections
+    }
 }
 
 extension SextantDatabase {
