@@ -40,9 +40,9 @@ struct CounterValues: Equatable, Sendable {
         durationMicros += Int64(sign) * s.durationMicros
         requestBytes += Int64(sign) * s.requestBytes
         responseBytes += Int64(sign) * s.responseBytes
-        for (part, bound) in [place.durationBound, place.requestBound, place.responseBound].enumerated() {
-            if let bound { buckets[part * Self.boundCount + bound] += sign }
-        }
+        if let bound = place.durationBound { buckets[bound] += sign }
+        if let bound = place.requestBound { buckets[Self.boundCount + bound] += sign }
+        if let bound = place.responseBound { buckets[2 * Self.boundCount + bound] += sign }
     }
 
     mutating func add(_ other: CounterValues) {
