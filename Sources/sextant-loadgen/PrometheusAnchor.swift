@@ -333,6 +333,9 @@ struct ComputedScrape {
     var series: Int
     var medianMs: Double
     var bytes: Int
+    /// `/federate?match[]={__name__=~"istio_.*"}`: median ms and bytes.
+    var federateMs: Double
+    var federateBytes: Int
 }
 
 /// A Sextant given `labelSets` distinct Istio label sets through access-log lines (a sidecar per
@@ -370,12 +373,19 @@ func computedSeriesScrape(
     try await Task.sleep(for: .seconds(3))
     _ = try await timeGet(port: sextant.ports.http, path: "/metrics", runs: 2, group: group)
     let (ms, bytes) = try await timeGet(port: sextant.ports.http, path: "/metrics", runs: 7, group: group)
+    let federate = "/federate?match%5B%5D=%7B__name__%3D~%22istio_.%2A%22%7D"
+    _ = try await timeGet(port: sextant.ports.http, path: federate, runs: 1, group: group)
+    let (federateMs, federateBytes) = try await timeGet(port: sextant.ports.http, path: federate, runs: 5, group: group)
     let text = try await fetchText(port: sextant.ports.http, path: "/metrics", group: group)
     let lines = text.split(separator: "\n")
     let labelSets = lines.filter { $0.hasPrefix("istio_requests_total{") }.count
     let istio = lines.filter { $0.hasPrefix("istio_") }.count
-    log("  /metrics with \(labelSets) computed Istio label sets (\(istio) istio_* series): \(fmt(ms)) ms (\(bytes) B)")
-    return ComputedScrape(labelSets: labelSets, series: istio, medianMs: ms, bytes: bytes)
+    log(
+        "  \(labelSets) computed Istio label sets (\(istio) istio_* series): /metrics \(fmt(ms)) ms (\(bytes) B), "
+            + "/federate \(fmt(federateMs)) ms (\(federateBytes) B)")
+    return ComputedScrape(
+        labelSets: labelSets, series: istio, medianMs: ms, bytes: bytes, federateMs: federateMs,
+        federateBytes: federateBytes)
 }
 
 /// The body of one `GET path`, as text.
