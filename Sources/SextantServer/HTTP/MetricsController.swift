@@ -53,8 +53,8 @@ struct MetricsController: Sendable {
             let selectors = try SeriesController.selectors(request, parameter: "match[]", required: true)
             let now = Federation.currentMilliseconds()
             let bytes = Federation.renderBytes(
-                try await computedFamilies(), ingested: database.metricHead.view(), sinceMs: now - Self.ingestedLookbackMs,
-                selectors: selectors, now: now)
+                ownFamilies(), istio: try await database.istioTotals(), ingested: database.metricHead.view(),
+                sinceMs: now - Self.ingestedLookbackMs, selectors: selectors, now: now)
             return Response(
                 status: .ok, headers: [.contentType: ExpositionFormat.text004.contentType],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
@@ -80,13 +80,6 @@ struct MetricsController: Sendable {
         IstioExposition.append(totals, merging: remoteIstio, format: format, to: &out)
         if format == .openMetrics { out.append(contentsOf: "# EOF\n".utf8) }
         return out
-    }
-
-    /// Sextant's own families followed by Istio's, all as of now (federation stamps them with the
-    /// time of the request).
-    private func computedFamilies() async throws -> [MetricFamily] {
-        let totals = try await database.istioTotals()
-        return ownFamilies() + IstioMetrics.families(totals.requests) + IstioMetrics.tcpFamilies(totals.connections)
     }
 
     /// Sextant's own families.

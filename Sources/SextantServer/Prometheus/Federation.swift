@@ -51,17 +51,25 @@ package enum Federation {
         return out
     }
 
-    /// Renders the computed `families` and the ingested series of `ingested` whose newest sample
-    /// is at least `sinceMs`, merged in federation order (of a series in both, the newer sample).
-    /// The ingested series are found through the head's postings and written from its symbols.
+    /// Renders the computed `families`, Istio's series from their `istio` totals, and the ingested
+    /// series of `ingested` whose newest sample is at least `sinceMs`, merged in federation order
+    /// (of a series in both, the newer sample). The ingested series are found through the head's
+    /// postings and written from its symbols.
     package static func renderBytes(
         _ families: [MetricFamily],
+        istio: IstioTotals = IstioTotals(requests: [], connections: []),
         ingested: MetricHeadView,
         sinceMs: Int64,
         selectors: [SeriesSelector],
         now: Int64 = currentMilliseconds()
     ) -> [UInt8] {
-        let computed = selectedSeries(families, selectors: selectors, externalLabels: [], now: now)
+        let computed = merged(
+            selectedSeries(families, selectors: selectors, externalLabels: [], now: now).map { series in
+                FederatedSeries(
+                    name: series.name, labels: FederatedLabels(sorted: series.labels, splitAtLE: false), le: nil,
+                    value: series.value, timestampMs: series.timestampMs)
+            },
+            IstioMetrics.federated(istio, selectors: selectors, now: now))
         var selected = [Bool](repeating: false, count: ingested.slots)
         for slot in ingested.selected(by: selectors) { selected[Int(slot)] = true }
         var slots: [Int32] = []
@@ -72,7 +80,7 @@ package enum Federation {
         }
         var out: [UInt8] = []
         out.reserveCapacity(computed.reduce(slots.count * 400) { total, series in
-            total + ExpositionEncoder.estimatedLineLength(name: series.name, labels: series.labels)
+            total + series.name.utf8.count + series.labels.renderedBefore.count + series.labels.renderedAfter.count + 60
         })
         var currentName: String?
         func header(_ name: String) {
@@ -99,7 +107,7 @@ package enum Federation {
                     }
                 }
                 header(computed[next].name)
-                append(computed[next], to: &out)
+                computed[next].append(to: &out)
                 next += 1
                 if order == 0 { break }
             }
@@ -109,8 +117,29 @@ package enum Federation {
         }
         for series in computed[next...] {
             header(series.name)
-            append(series, to: &out)
+            series.append(to: &out)
         }
+        return out
+    }
+
+    /// Two lists in federation order as one (they share no series).
+    private static func merged(_ a: [FederatedSeries], _ b: [FederatedSeries]) -> [FederatedSeries] {
+        guard !a.isEmpty else { return b }
+        guard !b.isEmpty else { return a }
+        var out: [FederatedSeries] = []
+        out.reserveCapacity(a.count + b.count)
+        var (i, j) = (0, 0)
+        while i < a.count, j < b.count {
+            if FederatedSeries.compare(a[i], b[j]) <= 0 {
+                out.append(a[i])
+                i += 1
+            } else {
+                out.append(b[j])
+                j += 1
+            }
+        }
+        out += a[i...]
+        out += b[j...]
         return out
     }
 
@@ -158,11 +187,12 @@ package enum Federation {
 
     /// How a computed series sorts against an ingested one: name, then label by label (empty
     /// values left out); negative, zero or positive.
-    private static func compare(_ series: Series, _ slot: Int32, name: String, in view: MetricHeadView) -> Int {
+    private static func compare(_ series: FederatedSeries, _ slot: Int32, name: String, in view: MetricHeadView) -> Int {
         if series.name != name { return series.name < name ? -1 : 1 }
         var position = 0
         let count = view.labelCount(slot)
-        for label in series.labels {
+        for index in 0..<series.labelCount {
+            let label = series.label(index)
             while position < count, view.label(slot, position).value.isEmpty { position += 1 }
             guard position < count else { return 1 }
             let other = view.label(slot, position)

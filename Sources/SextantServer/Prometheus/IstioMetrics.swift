@@ -35,21 +35,6 @@ enum IstioMetrics {
     ]
     static let names = Set(([requests] + histograms + tcp).map(\.name))
 
-    static func families(_ series: [SeriesTotals]) -> [MetricFamily] {
-        var requests: [MetricSample] = []
-        var parts = [[MetricSample]](repeating: [], count: histograms.count)
-        requests.reserveCapacity(series.count)
-        for (s, labels) in sorted(series, labels: labels) {
-            requests.append(MetricSample(name: Self.requests.name, labels: labels, value: Double(s.count)))
-            for (part, (buckets, sum)) in histogramValues(s).enumerated() {
-                histogram(histograms[part].name, labels: labels, buckets: buckets, count: s.count, sum: sum, into: &parts[part])
-            }
-        }
-        return zip([Self.requests] + histograms, [requests] + parts).map { definition, samples in
-            MetricFamily(name: definition.name, help: definition.help, type: definition.type, samples: samples)
-        }
-    }
-
     /// A request series' cumulative buckets and sum, in the order of `histograms`.
     static func histogramValues(_ s: SeriesTotals) -> [(buckets: [Int], sum: Double)] {
         [
@@ -62,36 +47,6 @@ enum IstioMetrics {
     static func sorted<T>(_ series: [T], labels: (T) -> [MetricLabel]) -> [(T, [MetricLabel])] {
         series.map { ($0, labels($0)) }.sorted { a, b in
             a.1.lazy.map(\.value).lexicographicallyPrecedes(b.1.lazy.map(\.value))
-        }
-    }
-
-    private static func histogram(
-        _ name: String, labels: [MetricLabel], buckets: [Int], count: Int, sum: Double,
-        into samples: inout [MetricSample]
-    ) {
-        for (bound, n) in zip(IstioHistogram.bounds, buckets) {
-            samples.append(
-                MetricSample(
-                    name: name + "_bucket", labels: labels + [MetricLabel("le", ExpositionEncoder.formatFloat(bound))],
-                    value: Double(n)))
-        }
-        samples.append(
-            MetricSample(
-                name: name + "_bucket", labels: labels + [MetricLabel("le", "+Inf")], value: Double(count)))
-        samples.append(MetricSample(name: name + "_sum", labels: labels, value: sum))
-        samples.append(MetricSample(name: name + "_count", labels: labels, value: Double(count)))
-    }
-
-    /// `istio_tcp_*`: each stored connection is a closed one, so opened equals closed.
-    static func tcpFamilies(_ series: [TCPSeriesTotals]) -> [MetricFamily] {
-        var samples = [[MetricSample]](repeating: [], count: tcp.count)
-        for (s, labels) in sorted(series, labels: tcpLabels) {
-            for (i, value) in tcpValues(s).enumerated() {
-                samples[i].append(MetricSample(name: tcp[i].name, labels: labels, value: value))
-            }
-        }
-        return zip(tcp, samples).map { definition, samples in
-            MetricFamily(name: definition.name, help: definition.help, type: definition.type, samples: samples)
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+import Logging
 import SextantModel
 import SextantStore
 import Testing
@@ -70,5 +72,52 @@ import Testing
         let text = String(decoding: out, as: UTF8.self)
         #expect(text.components(separatedBy: "# TYPE istio_requests_total counter").count == 2)
         #expect(text.contains("istio_requests_total{pod=\"x\"} 5 9\n# HELP istio_request_duration_milliseconds"))
+    }
+
+    @Test func federatedStraightEqualsTheFamilies() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let database = try SextantDatabase(configuration: .init(directory: folder), logger: Logger.quiet)
+        let now: Int64 = 1_800_000_000_000
+        // Remote-written: one series the same as a computed one (newer), one between computed ones.
+        let same = IstioMetrics.labels(Self.totals.requests[0]).filter { !$0.value.isEmpty }
+        let between = same.map { $0.name == "source_workload" ? MetricLabel($0.name, "web-v1b") : $0 }
+        _ = try await database.write([
+            IngestBatch(metrics: [same, between].map { labels in
+                MetricPoint(
+                    name: "istio_requests_total", kind: .counter, labels: labels.map { MetricLabelPair($0.name, $0.value) },
+                    value: 77, timestampMs: now - 1000)
+            })
+        ])
+        let own = [
+            MetricFamily(name: "sextant_up", type: .gauge, samples: [MetricSample(name: "sextant_up", value: 1)]),
+            MetricFamily(
+                name: "a_histogram", type: .histogram,
+                samples: [
+                    MetricSample(name: "a_histogram_bucket", labels: [MetricLabel("le", "1"), MetricLabel("x", "y")], value: 1),
+                    MetricSample(name: "a_histogram_bucket", labels: [MetricLabel("le", "+Inf"), MetricLabel("x", "y")], value: 2),
+                ]),
+        ]
+        let families = own + IstioMetrics.families(Self.totals.requests) + IstioMetrics.tcpFamilies(Self.totals.connections)
+        let view = database.metricHead.view()
+        let since = now - MetricsController.ingestedLookbackMs
+        for text in [
+            #"{__name__=~".+"}"#, #"{__name__=~"istio_.*"}"#, "istio_request_bytes_bucket", #"{le=~"1.*",reporter="destination"}"#,
+            #"{destination_workload="api-v1",response_code!="200"}"#, #"istio_tcp_sent_bytes_total{source_workload=~"odd.*"}"#,
+            #"istio_requests_total{grpc_response_status=""}"#, "nothing",
+        ] {
+            let selectors = [try SeriesSelector(parsing: text)]
+            let expected = Federation.renderBytes(families, ingested: view, sinceMs: since, selectors: selectors, now: now)
+            let direct = Federation.renderBytes(
+                own, istio: Self.totals, ingested: view, sinceMs: since, selectors: selectors, now: now)
+            #expect(String(decoding: direct, as: UTF8.self) == String(decoding: expected, as: UTF8.self), "\(text)")
+        }
+        let all = String(
+            decoding: Federation.renderBytes(
+                own, istio: Self.totals, ingested: view, sinceMs: since,
+                selectors: [try SeriesSelector(parsing: #"{__name__=~"istio_.*"}"#)], now: now),
+            as: UTF8.self)
+        #expect(all.contains("source_workload=\"web-v1b\",source_workload_namespace=\"shop\"} 77 \(now - 1000)\n"))
+        #expect(all.contains("le=\"+Inf\""))
     }
 }
