@@ -121,7 +121,7 @@ package struct Collector {
             OTLPMetricsService(sink: sink, logger: logger),
         ]
         grpcInterceptors = [BearerTokenInterceptor(tokens: tokens)]
-        let grpc = GRPCListener(
+        let grpc = try GRPCListener(
             host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes, tls: tls,
             services: grpcServices, interceptors: grpcInterceptors,
             onListening: { address in

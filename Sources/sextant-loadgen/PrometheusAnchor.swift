@@ -32,7 +32,7 @@ struct PrometheusAnchorReport {
     var samples: Int
     /// `/metrics` of a Sextant holding Istio series computed from calls (no ingested ones): about
     /// `series` of them (a label set makes 67: a counter and three histograms), then `series`
-    /// label sets.
+    /// label sets (at most 10,000).
     var computedMetrics: [ComputedScrape]
     var sextant: MetricsServerFigures
     var prometheus: MetricsServerFigures
@@ -319,7 +319,8 @@ func prometheusAnchor(
         victoriaFigures = figures
     }
     var computed: [ComputedScrape] = []
-    for labelSets in [(series + 66) / 67, series] {
+    // At most 10,000 label sets: 670,000 series, half a gigabyte a scrape.
+    for labelSets in [(series + 66) / 67, min(series, 10_000)] {
         computed.append(try await computedSeriesScrape(sextantBinary: sextantBinary, labelSets: labelSets, group: group, log: log))
     }
     return PrometheusAnchorReport(

@@ -294,10 +294,10 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    /// `90s`, `15m`, `24h`, `7d`, `2w` in seconds.
+    /// A duration flag (`90s`, `15m`, `24h`, `7d`, `1h30m`: the grammar of query windows) in whole
+    /// seconds; nil when it is not one or not positive.
     static func seconds(_ text: String) -> Int64? {
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
-        guard let unit = text.last.flatMap({ units[$0] }), let n = Int64(text.dropLast()), n > 0 else { return nil }
-        return n * unit
+        guard let seconds = DurationText.seconds(text), seconds >= 1, seconds < 1e15 else { return nil }
+        return Int64(seconds.rounded())
     }
 }

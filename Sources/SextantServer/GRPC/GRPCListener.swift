@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// The gRPC listener (HTTP/2, cleartext or TLS) as a service: serves until graceful shutdown, then lets
@@ -10,12 +11,14 @@ struct GRPCListener: Service {
     let transport: HTTP2ServerTransport.Posix
     let onListening: @Sendable (String) -> Void
 
+    /// - Parameter host: what `--listen` names, as the HTTP listeners take it: an IPv4 or IPv6
+    ///   address (`0.0.0.0`, `::`, `::1`) or a host name, bound at its first address.
     init(
         host: String, port: Int, maxMessageBytes: Int, tls: ServerTLS?, services: [any RegistrableRPCService],
         interceptors: [any ServerInterceptor], onListening: @escaping @Sendable (String) -> Void
-    ) {
+    ) throws {
         transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: host, port: port),
+            address: try Self.address(host: host, port: port),
             transportSecurity: tls?.grpcSecurity ?? .plaintext,
             config: .defaults { config in
                 config.rpc.maxRequestPayloadSize = maxMessageBytes
@@ -23,6 +26,17 @@ struct GRPCListener: Service {
             })
         server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
         self.onListening = onListening
+    }
+
+    /// The address to bind, of the family the host resolves to (a literal stays as it is).
+    static func address(host: String, port: Int) throws -> GRPCNIOTransportCore.SocketAddress {
+        let resolved = try NIOCore.SocketAddress.makeAddressResolvingHost(host, port: port)
+        switch resolved {
+        case .v6:
+            return .ipv6(host: resolved.ipAddress ?? host, port: port)
+        default:
+            return .ipv4(host: resolved.ipAddress ?? host, port: port)
+        }
     }
 
     func run() async throws {

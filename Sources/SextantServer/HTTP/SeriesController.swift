@@ -36,7 +36,7 @@ struct SeriesController: Sendable {
             guard start <= end else { throw QueryError("start must not be after end") }
             var step: Double?
             if let text = query["step"] {
-                guard let s = QueryWindow.parseDuration(String(text)), s > 0 else {
+                guard let s = DurationText.seconds(String(text)), s > 0 else {
                     throw QueryError("step '\(text.prefix(40))' is not a duration such as 15s or 1m")
                 }
                 guard (end - start) / s <= 11_000 else { throw QueryError("too many steps: raise step or shorten the range") }

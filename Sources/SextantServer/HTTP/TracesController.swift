@@ -64,7 +64,7 @@ struct TracesController: Sendable {
 
     private static func duration(_ text: Substring?, name: String) throws(QueryError) -> Int64? {
         guard let text else { return nil }
-        guard let seconds = QueryWindow.parseDuration(String(text)), seconds >= 0, seconds < 1e9 else {
+        guard let seconds = DurationText.seconds(String(text)), seconds >= 0, seconds < 1e9 else {
             throw QueryError("\(name) '\(text.prefix(40))' is not a duration such as 250ms or 2s")
         }
         return Int64((seconds * 1_000_000).rounded())
