@@ -35,66 +35,43 @@ package struct Collector {
         let limits = configuration.server
         let memory = MemoryGuard(limitBytes: limits.memoryLimitBytes, logger: logger)
         let sink = IngestSink(writer: writer, metrics: metrics, limits: configuration.limits, memory: memory)
-        let ingest = IngestController(sink: sink, limits: limits, logger: logger)
-        let queries = QueryController(database: database, logger: logger)
+        let ingest = IngestController(sink: sink, limits: limits)
         let exposition = MetricsController(
-            database: database, writer: writer, metrics: metrics, memory: memory, logger: logger)
+            database: database, writer: writer, metrics: metrics, memory: memory)
 
         let tokens = configuration.tokens
+        // Each port's routes sit in groups by the token they need: a route lands in a group and
+        // takes its token. What a route throws is answered in one place (`ErrorMiddleware`).
         let api = Router()
-        api.add(middleware: BearerTokenMiddleware(tokens: tokens) { request in
-            switch request.uri.path {
-            case "/readyz", "/healthz": .open
-            case "/api/v1/accesslogs", "/api/v1/write": .ingest
-            default: .query
-            }
-        })
+        api.add(middleware: ErrorMiddleware(style: .json, logger: logger))
         api.get("/readyz") { _, _ -> Response in
             readiness.isReady
                 ? Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ready\n")))
                 : Response(status: .serviceUnavailable, body: ResponseBody(byteBuffer: ByteBuffer(string: "starting\n")))
         }
         api.get("/healthz") { _, _ in "ok\n" }
-        api.post("/api/v1/accesslogs", use: ingest.accessLogs)
-        api.get("/api/v1/graph", use: queries.graph)
-        api.get("/api/v1/signals", use: queries.signals)
-        api.get("/metrics", use: exposition.metrics)
-        api.get("/federate", use: exposition.federate)
+        ingest.addRoutes(to: api.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .ingest)))
+        let apiQueries = api.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .query))
+        QueryController(database: database).addRoutes(to: apiQueries)
+        exposition.addRoutes(to: apiQueries)
+        TracesController(database: database).addRoutes(to: apiQueries)
+        SeriesController(database: database).addRoutes(to: apiQueries)
 
-        api.get("/api/v1/logs", use: queries.logs)
-
+        // Zipkin's port: its API answers errors of queries as plain text.
         let zipkin = Router()
-        zipkin.add(middleware: BearerTokenMiddleware(tokens: tokens) { request in
-            request.uri.path == "/health" ? .open : (request.method == .post ? .ingest : .query)
-        })
-        zipkin.post("/api/v2/spans", use: ingest.zipkinSpans)
         zipkin.get("/health") { _, _ in "ok\n" }
-        let zipkinQueries = ZipkinQueryController(database: database, logger: logger)
-        zipkin.get("/api/v2/services", use: zipkinQueries.services)
-        zipkin.get("/api/v2/spans", use: zipkinQueries.spanNames)
-        zipkin.get("/api/v2/remoteServices", use: zipkinQueries.remoteServices)
-        zipkin.get("/api/v2/traces", use: zipkinQueries.traces)
-        zipkin.get("/api/v2/trace/:traceId", use: zipkinQueries.trace)
-        zipkin.get("/api/v2/traceMany", use: zipkinQueries.traceMany)
-        zipkin.get("/api/v2/dependencies", use: zipkinQueries.dependencies)
-        zipkin.get("/api/v2/autocompleteKeys", use: zipkinQueries.autocompleteKeys)
-        zipkin.get("/api/v2/autocompleteValues", use: zipkinQueries.autocompleteValues)
-        let traces = TracesController(database: database, logger: logger)
-        api.get("/api/v1/traces", use: traces.search)
-        api.get("/api/v1/traces/:id", use: traces.trace)
+        ingest.addZipkinRoutes(
+            to: zipkin.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .ingest))
+                .add(middleware: ErrorMiddleware(style: .json, logger: logger)))
+        ZipkinQueryController(database: database).addRoutes(
+            to: zipkin.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .query))
+                .add(middleware: ErrorMiddleware(style: .plainText, logger: logger)))
 
         let directory = ProxyDirectory()
-        let otlp = OTLPHTTPController(sink: sink, limits: limits, logger: logger)
         let otlpRouter = Router()
-        otlpRouter.add(middleware: BearerTokenMiddleware(tokens: tokens) { _ in .ingest })
-        otlpRouter.post("/v1/traces", use: otlp.traces)
-        otlpRouter.post("/v1/logs", use: otlp.logs)
-        otlpRouter.post("/v1/metrics", use: otlp.metrics)
-
-        let series = SeriesController(database: database, logger: logger)
-        api.post("/api/v1/write", use: ingest.remoteWrite)
-        api.get("/api/v1/series", use: series.series)
-        api.get("/api/v1/query_range", use: series.queryRange)
+        otlpRouter.add(middleware: ErrorMiddleware(style: .json, logger: logger))
+        OTLPHTTPController(sink: sink, limits: limits).addRoutes(
+            to: otlpRouter.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .ingest)))
 
         let tls = limits.tls
         func listener(_ router: Router<BasicRequestContext>, port: Int, name: String, what: String) throws

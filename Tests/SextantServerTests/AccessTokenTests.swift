@@ -54,6 +54,31 @@ import Testing
         }
     }
 
+    /// Every route of every port needs a token, the one of its group: none is left open by
+    /// mistake (only the health routes are), and none takes the other group's token.
+    @Test func everyRouteNeedsItsGroupsToken() async throws {
+        try await withTokens { collector in
+            let open: Set<String> = ["/readyz", "/healthz", "/health"]
+            for router in [collector.apiRouter, collector.zipkinRouter, collector.otlpRouter] {
+                let routes = router.routes.filter { !open.contains($0.path.description) }
+                    .map { (path: $0.path.description, method: $0.method) }
+                #expect(routes.count >= 3)
+                try await Application(router: router).test(.router) { client in
+                    for route in routes {
+                        let uri = route.path.replacingOccurrences(of: ":traceId", with: "1")
+                            .replacingOccurrences(of: ":id", with: "1")
+                        let token = route.method == .post ? "read-secret" : "in-secret"
+                        for headers: HTTPFields in [[:], [.authorization: "Bearer \(token)"]] {
+                            try await client.execute(uri: uri, method: route.method, headers: headers) { response in
+                                #expect(response.status == .unauthorized, "\(route.method) \(route.path) with \(headers)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test func refusesGRPCCallsWithoutTheIngestToken() async throws {
         try await withTokens { collector in
             try await withGRPC(collector) { client in

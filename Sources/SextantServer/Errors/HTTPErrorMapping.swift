@@ -22,6 +22,8 @@ enum HTTPErrorMapping {
             return HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: e.message)
         case let e as QueryError:
             return HTTPError(.badRequest, message: e.message)
+        case let e as NotFound:
+            return HTTPError(.notFound, message: e.message)
         case let e as StoreError:
             switch e.code {
             case .overloaded:
@@ -37,6 +39,11 @@ enum HTTPErrorMapping {
             return HTTPError(.internalServerError, message: "internal error")
         }
     }
+}
+
+/// What a query names is not stored (a trace).
+struct NotFound: Error, Sendable {
+    var message: String
 }
 
 /// A query parameter Sextant cannot use.

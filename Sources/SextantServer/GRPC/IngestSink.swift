@@ -80,6 +80,17 @@ struct IngestSink: Sendable {
 
     /// Counts a request refused as a whole: by the sender's fault (`sextant_ingest_rejected_requests_total`)
     /// or because Sextant could not take it now (`sextant_ingest_refused_total`).
+    /// Runs `body`, counting what it throws for `channel` (a rejected or refused request) before
+    /// passing it on.
+    func counting<T>(channel: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            count(error, channel: channel)
+            throw error
+        }
+    }
+
     func count(_ error: any Error, channel: String) {
         switch error {
         case let e as DecodeError:

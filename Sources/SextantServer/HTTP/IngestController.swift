@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import Logging
 import NIOCore
 import SextantIngest
 import SextantModel
@@ -10,12 +9,22 @@ import SextantStore
 struct IngestController: Sendable {
     let sink: IngestSink
     let limits: CollectorConfiguration.Server
-    let logger: Logger
+
+    /// The HTTP API's ingest routes: access-log lines and remote write.
+    func addRoutes(to group: RouterGroup<some RequestContext>) {
+        group.post("/api/v1/accesslogs", use: accessLogs)
+        group.post("/api/v1/write", use: remoteWrite)
+    }
+
+    /// The Zipkin port's ingest route.
+    func addZipkinRoutes(to group: RouterGroup<some RequestContext>) {
+        group.post("/api/v2/spans", use: zipkinSpans)
+    }
 
     /// `POST /api/v2/spans`: a JSON array of Zipkin v2 spans, optionally gzip. 202 once durable;
     /// 400 naming the bad spans (the good ones are stored).
     func zipkinSpans(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        do {
+        try await sink.counting(channel: "zipkin") {
             let type = request.headers[.contentType]
             let isProtobuf = type.map(Self.mime) == "application/x-protobuf"
             if let type, !isProtobuf, !Self.isJSON(type) {
@@ -36,15 +45,12 @@ struct IngestController: Sendable {
                         + Self.summary(batch.rejected))
             }
             return Response(status: .accepted)
-        } catch {
-            sink.count(error, channel: "zipkin")
-            throw HTTPErrorMapping.httpError(error, logger: logger)
         }
     }
 
     /// `POST /api/v1/accesslogs?node=<node id>`: newline-delimited Envoy JSON access-log lines.
     func accessLogs(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        do {
+        try await sink.counting(channel: "accesslog") {
             let query = request.uri.queryParameters
             var proxy: WorkloadIdentity?
             if let nodeText = query["node"].map(String.init) {
@@ -77,9 +83,6 @@ struct IngestController: Sendable {
                 errors: batch.rejected.prefix(20).map(\.description))
             let status: HTTPResponse.Status = batch.rejected.isEmpty ? .ok : .badRequest
             return try JSONResponse.make(answer, status: status)
-        } catch {
-            sink.count(error, channel: "accesslog")
-            throw HTTPErrorMapping.httpError(error, logger: logger)
         }
     }
 
@@ -87,7 +90,7 @@ struct IngestController: Sendable {
     /// `WriteRequest`). 204 once durable; 400 for a body that cannot be read or bad series (the
     /// others are stored).
     func remoteWrite(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        do {
+        try await sink.counting(channel: "remote_write") {
             if let type = request.headers[.contentType], Self.mime(type) != "application/x-protobuf" {
                 throw DecodeError(.unsupportedContentType, "unsupported content-type '\(type)'; send application/x-protobuf")
             }
@@ -101,9 +104,6 @@ struct IngestController: Sendable {
                     message: "rejected \(batch.rejected.count) series (the others were stored): " + Self.summary(batch.rejected))
             }
             return Response(status: .noContent)
-        } catch {
-            sink.count(error, channel: "remote_write")
-            throw HTTPErrorMapping.httpError(error, logger: logger)
         }
     }
 

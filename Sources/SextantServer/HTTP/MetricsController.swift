@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import Logging
 import NIOCore
 import SextantModel
 import SextantStore
@@ -11,7 +10,11 @@ struct MetricsController: Sendable {
     let writer: IngestWriter
     let metrics: SelfMetrics
     let memory: MemoryGuard
-    let logger: Logger
+
+    func addRoutes(to group: RouterGroup<some RequestContext>) {
+        group.get("/metrics", use: metrics)
+        group.get("/federate", use: federate)
+    }
 
     private static let help: [String: String] = [
         "sextant_received_records_total": "Records received per channel, by whether they were accepted.",
@@ -36,31 +39,23 @@ struct MetricsController: Sendable {
     ]
 
     func metrics(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        do {
-            let format = ExpositionFormat.negotiate(accept: request.headers[.accept])
-            let bytes = try await exposition(format: format)
-            return Response(
-                status: .ok, headers: [.contentType: format.contentType],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-        } catch {
-            throw HTTPErrorMapping.httpError(error, logger: logger)
-        }
+        let format = ExpositionFormat.negotiate(accept: request.headers[.accept])
+        let bytes = try await exposition(format: format)
+        return Response(
+            status: .ok, headers: [.contentType: format.contentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     func federate(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        do {
-            // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
-            let selectors = try SeriesController.selectors(request, parameter: "match[]", required: true)
-            let now = Federation.currentMilliseconds()
-            let bytes = Federation.renderBytes(
-                ownFamilies(), istio: try await database.istioTotals(), ingested: database.metricHead.view(),
-                sinceMs: now - Self.ingestedLookbackMs, selectors: selectors, now: now)
-            return Response(
-                status: .ok, headers: [.contentType: ExpositionFormat.text004.contentType],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-        } catch {
-            throw HTTPErrorMapping.httpError(error, logger: logger)
-        }
+        // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
+        let selectors = try SeriesController.selectors(request, parameter: "match[]", required: true)
+        let now = Federation.currentMilliseconds()
+        let bytes = Federation.renderBytes(
+            ownFamilies(), istio: try await database.istioTotals(), ingested: database.metricHead.view(),
+            sinceMs: now - Self.ingestedLookbackMs, selectors: selectors, now: now)
+        return Response(
+            status: .ok, headers: [.contentType: ExpositionFormat.text004.contentType],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// Ingested series are exposed while their newest sample is this recent (Prometheus's lookback).

@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import Logging
 import NIOCore
 import SextantIngest
 import SextantModel
@@ -13,7 +12,12 @@ import SextantWire
 struct OTLPHTTPController: Sendable {
     let sink: IngestSink
     let limits: CollectorConfiguration.Server
-    let logger: Logger
+
+    func addRoutes(to group: RouterGroup<some RequestContext>) {
+        group.post("/v1/traces", use: traces)
+        group.post("/v1/logs", use: logs)
+        group.post("/v1/metrics", use: metrics)
+    }
 
     private enum Encoding {
         case protobuf
@@ -48,7 +52,7 @@ struct OTLPHTTPController: Sendable {
     private func handle<Answer: SwiftProtobuf.Message>(
         _ request: Request, channel: String, _ body: ([UInt8], Encoding) async throws -> Answer
     ) async throws -> Response {
-        do {
+        try await sink.counting(channel: channel) {
             let mime = request.headers[.contentType]?.split(separator: ";").first?
                 .trimmingCharacters(in: .whitespaces).lowercased()
             let encoding: Encoding
@@ -68,9 +72,6 @@ struct OTLPHTTPController: Sendable {
             return Response(
                 status: .ok, headers: [.contentType: encoding.contentType],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-        } catch {
-            sink.count(error, channel: channel)
-            throw HTTPErrorMapping.httpError(error, logger: logger)
         }
     }
 

@@ -29,8 +29,13 @@ extension Request {
         let raw: ByteBuffer
         do {
             raw = try await request.collectBody(upTo: limits.maxBodyBytes)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw DecodeError(.payloadTooLarge, "body exceeds the limit of \(limits.maxBodyBytes) bytes")
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw DecodeError(.payloadTooLarge, "body exceeds the limit of \(limits.maxBodyBytes) bytes")
+        } catch {
+            // The connection dropped or the framing broke: not the body's size.
+            throw DecodeError(.malformed, "the body could not be read: \(error)")
         }
         let decoded = try BodyDecompressor.decode(
             raw, contentEncoding: headers[.contentEncoding] ?? encoding, limit: limits.maxDecompressedBytes)

@@ -1,60 +1,55 @@
 import Foundation
 import Hummingbird
-import Logging
 import SextantModel
 import SextantStore
 
 /// `/api/v1/traces` (search) and `/api/v1/traces/{id}` (one trace) in Sextant's own JSON.
 struct TracesController: Sendable {
     let database: SextantDatabase
-    let logger: Logger
+
+    func addRoutes(to group: RouterGroup<some RequestContext>) {
+        group.get("/api/v1/traces", use: search)
+        group.get("/api/v1/traces/:id", use: trace)
+    }
 
     /// `GET /api/v1/traces?service&operation&minDuration&maxDuration&status&window&end&limit`:
     /// summaries of the traces with a span matching every criterion, newest first. Durations are
     /// Prometheus durations (`250ms`, `1.5s`).
     func search(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        do {
-            let query = request.uri.queryParameters
-            let window = try QueryWindow(
-                window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
-            let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 20, range: 1...1000)
-            let minDuration = try Self.duration(query["minDuration"], name: "minDuration")
-            let maxDuration = try Self.duration(query["maxDuration"], name: "maxDuration")
-            if let minDuration, let maxDuration, maxDuration < minDuration {
-                throw QueryError("maxDuration must not be less than minDuration")
-            }
-            let status = query["status"].map(String.init) ?? "all"
-            guard status == "all" || status == "error" else { throw QueryError("status must be error or all") }
-            let traceQuery = TraceQuery(
-                service: Self.nonEmpty(query["service"]), spanName: Self.nonEmpty(query["operation"]),
-                minDurationMicros: minDuration, maxDurationMicros: maxDuration, errorOnly: status == "error",
-                fromMicros: window.fromMicros, toMicros: window.toMicros, limit: limit)
-            let ids = try await database.traceIDs(matching: traceQuery)
-            let traces = try await database.traces(ids)
-            return try JSONResponse.make(SearchAnswer(traces: traces.map(TraceSummary.init)))
-        } catch {
-            throw HTTPErrorMapping.httpError(error, logger: logger)
+        let query = request.uri.queryParameters
+        let window = try QueryWindow(
+            window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
+        let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 20, range: 1...1000)
+        let minDuration = try Self.duration(query["minDuration"], name: "minDuration")
+        let maxDuration = try Self.duration(query["maxDuration"], name: "maxDuration")
+        if let minDuration, let maxDuration, maxDuration < minDuration {
+            throw QueryError("maxDuration must not be less than minDuration")
         }
+        let status = query["status"].map(String.init) ?? "all"
+        guard status == "all" || status == "error" else { throw QueryError("status must be error or all") }
+        let traceQuery = TraceQuery(
+            service: Self.nonEmpty(query["service"]), spanName: Self.nonEmpty(query["operation"]),
+            minDurationMicros: minDuration, maxDurationMicros: maxDuration, errorOnly: status == "error",
+            fromMicros: window.fromMicros, toMicros: window.toMicros, limit: limit)
+        let ids = try await database.traceIDs(matching: traceQuery)
+        let traces = try await database.traces(ids)
+        return try JSONResponse.make(SearchAnswer(traces: traces.map(TraceSummary.init)))
     }
 
     /// `GET /api/v1/traces/{id}`: every span of a trace, each with the proxy that reported it and
     /// the workload-graph edge its call counts on; 404 when no span of the trace is stored.
     func trace(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        let text = context.parameters.get("id") ?? ""
+        let id: String
         do {
-            let text = context.parameters.get("id") ?? ""
-            let id: String
-            do {
-                id = try ZipkinQueryController.traceID(text)
-            } catch {
-                throw QueryError("trace id '\(text.prefix(40))' must be 1 to 32 hex digits")
-            }
-            let spans = try await database.spans(traceID: id)
-            guard !spans.isEmpty else { throw HTTPError(.notFound, message: "no trace \(id)") }
-            let calls = try await database.spanCalls(traceID: id, spans: spans)
-            return try JSONResponse.make(TraceAnswer(spans: spans, calls: calls))
+            id = try ZipkinQueryController.traceID(text)
         } catch {
-            throw HTTPErrorMapping.httpError(error, logger: logger)
+            throw QueryError("trace id '\(text.prefix(40))' must be 1 to 32 hex digits")
         }
+        let spans = try await database.spans(traceID: id)
+        guard !spans.isEmpty else { throw HTTPError(.notFound, message: "no trace \(id)") }
+        let calls = try await database.spanCalls(traceID: id, spans: spans)
+        return try JSONResponse.make(TraceAnswer(spans: spans, calls: calls))
     }
 
     private static func nonEmpty(_ text: Substring?) -> String? {

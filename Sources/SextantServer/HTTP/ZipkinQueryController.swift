@@ -1,6 +1,5 @@
 import Foundation
 import Hummingbird
-import Logging
 import NIOCore
 import SextantAnalytics
 import SextantModel
@@ -15,83 +14,80 @@ import SextantStore
 /// stores match), and `endTs`/`lookback` bound that span's start.
 struct ZipkinQueryController: Sendable {
     let database: SextantDatabase
-    let logger: Logger
     /// Zipkin's `QUERY_LOOKBACK` default, in milliseconds (one day).
     static let defaultLookbackMillis: Int64 = 86_400_000
     /// The most traces one search returns, whatever `limit` asks.
     static let maxLimit = 1000
 
+    func addRoutes(to group: RouterGroup<some RequestContext>) {
+        group.get("/api/v2/services", use: services)
+        group.get("/api/v2/spans", use: spanNames)
+        group.get("/api/v2/remoteServices", use: remoteServices)
+        group.get("/api/v2/traces", use: traces)
+        group.get("/api/v2/trace/:traceId", use: trace)
+        group.get("/api/v2/traceMany", use: traceMany)
+        group.get("/api/v2/dependencies", use: dependencies)
+        group.get("/api/v2/autocompleteKeys", use: autocompleteKeys)
+        group.get("/api/v2/autocompleteValues", use: autocompleteValues)
+    }
+
     /// `GET /api/v2/services`: every local service name, sorted.
     func services(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await answer {
-            try Self.names(try await database.spanServiceNames())
-        }
+        try Self.names(try await database.spanServiceNames())
     }
 
     /// `GET /api/v2/spans?serviceName=`: the span names of a service, sorted.
     func spanNames(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await answer {
-            let service = try Self.required(request.uri.queryParameters, "serviceName")
-            return try Self.names(try await database.spanNames(service: service))
-        }
+        let service = try Self.required(request.uri.queryParameters, "serviceName")
+        return try Self.names(try await database.spanNames(service: service))
     }
 
     /// `GET /api/v2/remoteServices?serviceName=`: the remote services a service's spans name, sorted.
     func remoteServices(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await answer {
-            let service = try Self.required(request.uri.queryParameters, "serviceName")
-            return try Self.names(try await database.remoteServiceNames(service: service))
-        }
+        let service = try Self.required(request.uri.queryParameters, "serviceName")
+        return try Self.names(try await database.remoteServiceNames(service: service))
     }
 
     /// `GET /api/v2/traces`: traces with a span matching the query, newest first.
     func traces(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await answer {
-            let query = try Self.traceQuery(request.uri.queryParameters, nowMillis: Self.nowMillis())
-            let ids = try await database.traceIDs(matching: query)
-            let traces = try await database.traces(ids)
-            return try Self.json(traces.map { $0.map(ZipkinSpan.init) })
-        }
+        let query = try Self.traceQuery(request.uri.queryParameters, nowMillis: Self.nowMillis())
+        let ids = try await database.traceIDs(matching: query)
+        let traces = try await database.traces(ids)
+        return try Self.json(traces.map { $0.map(ZipkinSpan.init) })
     }
 
     /// `GET /api/v2/trace/{traceId}`: one trace's spans, or 404.
     func trace(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await answer {
-            let text = context.parameters.get("traceId") ?? ""
-            let id = try Self.traceID(text)
-            let spans = try await database.spans(traceID: id)
-            guard !spans.isEmpty else { throw NotFound(message: "Cannot find trace \(text.lowercased())") }
-            return try Self.json(spans.map(ZipkinSpan.init))
-        }
+        let text = context.parameters.get("traceId") ?? ""
+        let id = try Self.traceID(text)
+        let spans = try await database.spans(traceID: id)
+        guard !spans.isEmpty else { throw NotFound(message: "Cannot find trace \(text.lowercased())") }
+        return try Self.json(spans.map(ZipkinSpan.init))
     }
 
     /// `GET /api/v2/traceMany?traceIds=a,b`: the traces found among at least two distinct ids.
     func traceMany(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await answer {
-            let list = try Self.required(request.uri.queryParameters, "traceIds")
-            var ids: [String] = []
-            for item in list.split(separator: ",", omittingEmptySubsequences: false) {
-                let id = try Self.traceID(String(item.trimmingCharacters(in: .whitespaces)))
-                if !ids.contains(id) { ids.append(id) }
-            }
-            guard ids.count >= 2 else {
-                throw QueryError("traceIds must name at least two distinct trace ids; use /api/v2/trace/{traceId} for one")
-            }
-            let traces = try await database.traces(ids)
-            return try Self.json(traces.map { $0.map(ZipkinSpan.init) })
+        let list = try Self.required(request.uri.queryParameters, "traceIds")
+        var ids: [String] = []
+        for item in list.split(separator: ",", omittingEmptySubsequences: false) {
+            let id = try Self.traceID(String(item.trimmingCharacters(in: .whitespaces)))
+            if !ids.contains(id) { ids.append(id) }
         }
+        guard ids.count >= 2 else {
+            throw QueryError("traceIds must name at least two distinct trace ids; use /api/v2/trace/{traceId} for one")
+        }
+        let traces = try await database.traces(ids)
+        return try Self.json(traces.map { $0.map(ZipkinSpan.init) })
     }
 
     /// `GET /api/v2/dependencies?endTs&lookback`: links between services from the stored calls.
     func dependencies(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await answer {
-            let query = request.uri.queryParameters
-            guard query["endTs"] != nil else { throw QueryError("endTs is required") }
-            let (from, to) = try Self.timeRange(query, nowMillis: Self.nowMillis())
-            let aggregates = try await database.callAggregates(
-                fromMicros: from, toMicros: to == .max ? .max : to + 1)
-            return try Self.json(DependencyLinks(aggregates: aggregates).links.map(ZipkinLink.init))
-        }
+        let query = request.uri.queryParameters
+        guard query["endTs"] != nil else { throw QueryError("endTs is required") }
+        let (from, to) = try Self.timeRange(query, nowMillis: Self.nowMillis())
+        let aggregates = try await database.callAggregates(
+            fromMicros: from, toMicros: to == .max ? .max : to + 1)
+        return try Self.json(DependencyLinks(aggregates: aggregates).links.map(ZipkinLink.init))
     }
 
     /// `GET /api/v2/autocompleteKeys`: no tag keys are configured for autocompletion.
@@ -101,10 +97,8 @@ struct ZipkinQueryController: Sendable {
 
     /// `GET /api/v2/autocompleteValues?key=`: none, as no keys are configured.
     func autocompleteValues(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try await answer {
-            _ = try Self.required(request.uri.queryParameters, "key")
-            return try Self.json([String]())
-        }
+        _ = try Self.required(request.uri.queryParameters, "key")
+        return try Self.json([String]())
     }
 
     // MARK: - Parameters
@@ -193,28 +187,6 @@ struct ZipkinQueryController: Sendable {
 
     // MARK: - Answers
 
-    private struct NotFound: Error {
-        var message: String
-    }
-
-    /// Runs a handler, answering Zipkin's way: bad input and unknown traces as text.
-    private func answer(_ body: () async throws -> Response) async throws -> Response {
-        do {
-            return try await body()
-        } catch let e as QueryError {
-            return Self.text(.badRequest, e.message)
-        } catch let e as NotFound {
-            return Self.text(.notFound, e.message)
-        } catch {
-            throw HTTPErrorMapping.httpError(error, logger: logger)
-        }
-    }
-
-    private static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        Response(
-            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: message)))
-    }
 
     private static func json(_ value: some Encodable) throws -> Response {
         let data = try JSONEncoder().encode(value)
