@@ -16,7 +16,7 @@ package struct CallAggregate: Sendable, Hashable {
     package var paired: Bool
     /// The calls' durations (its sum is `durationMicrosSum`).
     package var latency: LatencySketch
-    package var sources: Channel
+    package var sources: IngestChannel
     package var count: Int
     package var durationMicrosSum: Int64
     package var requestBytes: Int64
@@ -25,7 +25,7 @@ package struct CallAggregate: Sendable, Hashable {
     package init(
         reporter: Reporter, proxy: WorkloadIdentity, peer: WorkloadIdentity?, service: ServiceRef,
         requestProtocol: RequestProtocol, responseCode: Int, grpcStatus: Int?, responseFlags: String,
-        paired: Bool, latency: LatencySketch, sources: Channel, count: Int, durationMicrosSum: Int64,
+        paired: Bool, latency: LatencySketch, sources: IngestChannel, count: Int, durationMicrosSum: Int64,
         requestBytes: Int64, responseBytes: Int64
     ) {
         self.reporter = reporter

@@ -1,14 +1,14 @@
 /// What one decoded payload holds: records in the canonical model, plus what was rejected.
 package struct IngestBatch: Sendable {
     package var spans: [Span]
-    package var requests: [Request]
+    package var requests: [CallReport]
     package var connections: [TCPConnection]
     package var logs: [LogRecord]
     package var metrics: [MetricPoint]
     package var rejected: [RecordError]
 
     package init(
-        spans: [Span] = [], requests: [Request] = [], connections: [TCPConnection] = [], logs: [LogRecord] = [],
+        spans: [Span] = [], requests: [CallReport] = [], connections: [TCPConnection] = [], logs: [LogRecord] = [],
         metrics: [MetricPoint] = [], rejected: [RecordError] = []
     ) {
         self.spans = spans

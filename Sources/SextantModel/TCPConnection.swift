@@ -17,13 +17,13 @@ package struct TCPConnection: Sendable, Hashable {
     package var localAddress: String?
     /// Inbound: `downstream_remote_address`; outbound: `upstream_host`.
     package var remoteAddress: String?
-    package var channel: Channel
+    package var channel: IngestChannel
 
     package init(
         reporter: Reporter, proxy: WorkloadIdentity, peer: WorkloadIdentity? = nil, service: ServiceRef,
         startMicros: Int64, durationMicros: Int64, receivedBytes: Int64, sentBytes: Int64,
         responseFlags: String = "-", securityPolicy: String? = nil, localAddress: String? = nil,
-        remoteAddress: String? = nil, channel: Channel
+        remoteAddress: String? = nil, channel: IngestChannel
     ) {
         self.reporter = reporter
         self.proxy = proxy

@@ -145,7 +145,7 @@ struct SextantBench {
             for i in 0..<rows {
                 let start = now * 1_000_000 + Int64(i) * (kind.hasPrefix("edge") ? 60_000_000 : 1000)
                 let id = UInt64(i) &* 0x9E37_79B9_7F4A_7C15
-                let call = Request(
+                let call = CallReport(
                     reporter: .source, proxy: proxy, service: service, startMicros: start, durationMicros: 4000 + Int64(i % 300),
                     responseCode: 200, requestBytes: 0, responseBytes: 40, requestID: UUID().uuidString,
                     traceID: kind.hasPrefix("raw span") ? TraceID(high: id, low: id) : nil,

@@ -10,7 +10,7 @@ private let productpageService = ServiceRef(
 
 func aggregate(
     _ reporter: Reporter, proxy: WorkloadIdentity, peer: WorkloadIdentity?, service: ServiceRef, code: Int = 200,
-    paired: Bool, count: Int, millis: Int64 = 10, sources: Channel = .spans
+    paired: Bool, count: Int, millis: Int64 = 10, sources: IngestChannel = .spans
 ) -> CallAggregate {
     CallAggregate(
         reporter: reporter, proxy: proxy, peer: peer, service: service, requestProtocol: .http, responseCode: code,

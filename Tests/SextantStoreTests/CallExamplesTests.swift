@@ -77,8 +77,8 @@ import Testing
             let now: Int64 = 1_795_700_400
             let proxy = WorkloadIdentity(namespace: "shop", workload: "web-v1", app: "web", version: "v1")
             let service = ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop")
-            func call(_ start: Int64, trace: UInt64, millis: Int64, code: Int) -> Request {
-                Request(
+            func call(_ start: Int64, trace: UInt64, millis: Int64, code: Int) -> CallReport {
+                CallReport(
                     reporter: .source, proxy: proxy, service: service, startMicros: start * 1_000_000,
                     durationMicros: millis * 1000, responseCode: code, traceID: TraceID(high: 1, low: trace),
                     spanID: SpanID(trace), channel: .spans)

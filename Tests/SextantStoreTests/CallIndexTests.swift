@@ -159,12 +159,12 @@ import Testing
     @Test func aMergedReportAddsWhatTheCallDidNotKnowAndKeepsWhatWasMeasured() {
         let stored = call(1, reporter: .source, proxy: 1, requestID: "r")
         let report = PreparedRequest(
-            Request(
+            CallReport(
                 reporter: .source, proxy: .unknown, service: .unknown, startMicros: 5, durationMicros: 99_000,
                 responseCode: 503, requestID: "r", traceID: TraceID(high: 1, low: 2), spanID: SpanID(3),
                 remoteAddress: "10.0.0.9:80", channel: .accessLog))
         let merged = stored.merging(report, peerID: 9)
-        #expect(merged.sample.sources == Channel.accessLog.rawValue | Channel.spans.rawValue)
+        #expect(merged.sample.sources == IngestChannel.accessLog.rawValue | IngestChannel.spans.rawValue)
         #expect(merged.sample.facts.peerID == 9)
         #expect(merged.traceID == TraceID(high: 1, low: 2))
         #expect(merged.remoteAddress == TextHash.of("10.0.0.9:80"))

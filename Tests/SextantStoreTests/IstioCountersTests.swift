@@ -25,7 +25,7 @@ import Testing
         before.allSatisfy { key, value in (after[key] ?? 0) >= value }
     }
 
-    private static func calls(_ reporter: Reporter, count: Int, at start: Int64, code: Int = 200) -> [Request] {
+    private static func calls(_ reporter: Reporter, count: Int, at start: Int64, code: Int = 200) -> [CallReport] {
         (0..<count).map { i in
             ShopMesh.call(reporter, at: start + Int64(i) * 1000, code: code, requestID: "req-\(start)-\(i)")
         }

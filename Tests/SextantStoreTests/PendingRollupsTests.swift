@@ -24,14 +24,14 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let t = Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000
-        func outbound(_ range: Range<Int>) -> [Request] {
+        func outbound(_ range: Range<Int>) -> [CallReport] {
             range.map { i in
                 ShopMesh.call(
                     .source, at: t + Int64(i) * 3_000_000, durationMicros: 1000 + Int64(i), code: i % 7 == 0 ? 503 : 200,
                     requestID: "q\(i)")
             }
         }
-        func inbound(_ range: Range<Int>) -> [Request] {
+        func inbound(_ range: Range<Int>) -> [CallReport] {
             outbound(range).map { o in
                 ShopMesh.call(
                     .destination, at: o.startMicros + 300, durationMicros: o.durationMicros - 200, code: o.responseCode,
@@ -67,7 +67,7 @@ import Testing
     private static var tenMinutesAgo: Int64 { Int64(Date().timeIntervalSince1970) * 1_000_000 - 600_000_000 }
 
     /// One side's reports of calls `range`, a second apart from `t`, request ids `r<i>`.
-    private static func calls(_ side: Reporter, _ range: Range<Int>, from t: Int64) -> [Request] {
+    private static func calls(_ side: Reporter, _ range: Range<Int>, from t: Int64) -> [CallReport] {
         range.map { i in ShopMesh.call(side, at: t + Int64(i) * 1_000_000, durationMicros: 800, requestID: "r\(i)") }
     }
 

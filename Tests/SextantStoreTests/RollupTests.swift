@@ -9,8 +9,8 @@ private let callee = WorkloadIdentity(namespace: "shop", workload: "api-v1", app
 private let apiService = ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop")
 
 /// A call web → api as the source proxy reports it, already knowing its peer.
-private func call(at micros: Int64, durationMicros: Int64, code: Int = 200, id: Int) -> Request {
-    Request(
+private func call(at micros: Int64, durationMicros: Int64, code: Int = 200, id: Int) -> CallReport {
+    CallReport(
         reporter: .source, proxy: caller, peer: callee, service: apiService, startMicros: micros,
         durationMicros: durationMicros, responseCode: code, requestID: "r\(id)", channel: .accessLog)
 }
@@ -118,12 +118,12 @@ private func classicQuantile(_ sorted: [Int64], _ q: Double) -> Double {
             let t: Int64 = 1_795_700_000_000_000
             // Outbound reports first, unpaired; the inbound reports pair them in a later write.
             let outbound = (0..<50).map { i in
-                Request(
+                CallReport(
                     reporter: .source, proxy: caller, service: apiService, startMicros: t + Int64(i) * 7_000_000,
                     durationMicros: 3000, responseCode: i % 10 == 0 ? 503 : 200, requestID: "x\(i)", channel: .accessLog)
             }
             let inbound = outbound.map { o in
-                Request(
+                CallReport(
                     reporter: .destination, proxy: callee, service: apiService, startMicros: o.startMicros + 500,
                     durationMicros: 2000, responseCode: o.responseCode, requestID: o.requestID, channel: .accessLog)
             }
@@ -214,7 +214,7 @@ private func classicQuantile(_ sorted: [Int64], _ q: Double) -> Double {
             // A week at a constant rate: 30 calls every 10 minutes, retention every simulated hour.
             for step in 0..<(7 * 24 * 6) {
                 let base = (clock.seconds) * 1_000_000
-                let requests = (0..<30).map { i -> Request in
+                let requests = (0..<30).map { i -> CallReport in
                     id += 1
                     return call(at: base + Int64(i) * 10_000_000, durationMicros: 1000 + Int64(i) * 100, id: id)
                 }

@@ -24,8 +24,8 @@ enum ShopMesh {
     /// api-v1's as the destination.
     static func call(
         _ reporter: Reporter, at micros: Int64, durationMicros: Int64 = 3000, code: Int = 200, requestID: String
-    ) -> Request {
-        Request(
+    ) -> CallReport {
+        CallReport(
             reporter: reporter, proxy: reporter == .source ? web : api, service: apiService, startMicros: micros,
             durationMicros: durationMicros, responseCode: code, requestID: requestID, channel: .accessLog)
     }

@@ -83,7 +83,7 @@ extension ServiceGraph {
             var sourceLatency = LatencySketch()
             var requestBytes: Int64 = 0
             var responseBytes: Int64 = 0
-            var sources: Channel = []
+            var sources: IngestChannel = []
         }
         var totals: [EdgeKey: EdgeTotals] = [:]
         for a in aggregates {

@@ -143,7 +143,7 @@ struct AccessLogLine {
     /// - Parameter location: where the entry stands, for error messages (made only when one is thrown).
     func record(
         defaultProxy: WorkloadIdentity?, location: @autoclosure () -> String, context: DecodeContext? = nil,
-        channel: Channel = .accessLog, into batch: inout IngestBatch
+        channel: IngestChannel = .accessLog, into batch: inout IngestBatch
     ) throws(RecordError) {
         func fail(_ message: String) -> RecordError { RecordError(location: location(), message: message) }
         guard let proxy = proxy(defaultProxy: defaultProxy, context: context) else {
@@ -188,7 +188,7 @@ struct AccessLogLine {
         guard (0...999).contains(code) else { throw fail("'response_code' \(code) is not an HTTP status") }
         let grpc = grpcStatus?.integer.map { Int($0) }
         batch.requests.append(
-            Request(
+            CallReport(
                 reporter: route.reporter,
                 proxy: proxy,
                 service: route.service,

@@ -260,7 +260,7 @@ private struct HTTPEntry {
     }
 
     /// The call this entry records; nil for an entry of a call still running.
-    func request(proxy: WorkloadIdentity, index: Int, context: DecodeContext) throws(RecordError) -> Request? {
+    func request(proxy: WorkloadIdentity, index: Int, context: DecodeContext) throws(RecordError) -> CallReport? {
         // Periodic and start-of-stream entries describe calls that are still running.
         guard !common.intermediate, common.accessLogType == 0 || common.accessLogType == 6 else { return nil }
         guard common.hasStart else { throw RecordError(location: "http_logs[\(index)]", message: "missing start_time") }
@@ -283,7 +283,7 @@ private struct HTTPEntry {
             : common.streamID.isEmpty ? nil : String(decoding: common.streamID, as: UTF8.self)
         let grpcStatus = trailerGRPCStatus.flatMap(integer) ?? headerGRPCStatus.flatMap(integer)
         let own = common.localURI.map { context.strings.string($0) }
-        return Request(
+        return CallReport(
             reporter: route.reporter,
             proxy: own.map { var p = proxy; p.principal = $0; return p } ?? proxy,
             peer: nil,

@@ -9,11 +9,11 @@ internal import Darwin
 ///
 /// Envoy's tracers tag each span with the proxy's `node_id` and the `upstream_cluster`; Istio
 /// adds `istio.canonical_service`, `istio.canonical_revision` and `istio.namespace`. Spans
-/// without `node_id` are application spans and map to no `Request`.
+/// without `node_id` are application spans and map to no `CallReport`.
 package enum EnvoySpanMapper {
     /// - Parameter nodeID: the proxy's node id when the span itself lacks the `node_id` tag (the
     ///   OpenTelemetry tracer puts it in the resource's `service.instance.id`).
-    package static func request(from span: Span, nodeID fallback: String? = nil) -> Request? {
+    package static func request(from span: Span, nodeID fallback: String? = nil) -> CallReport? {
         request(from: span, envoy: EnvoySpanTags(span.tags), nodeID: fallback, context: nil)
     }
 
@@ -25,7 +25,7 @@ package enum EnvoySpanMapper {
     /// pays only for what is its own (times, codes, sizes, request id).
     static func request(
         from span: Span, envoy tags: EnvoySpanTags, nodeID fallback: String? = nil, context: DecodeContext?
-    ) -> Request? {
+    ) -> CallReport? {
         guard tags.has(.upstreamCluster) || tags.has(.nodeID), tags.has(.nodeID) || fallback != nil else { return nil }
         guard span.kind == .client || span.kind == .server else { return nil }
         let routed: RoutedSpan?
@@ -41,7 +41,7 @@ package enum EnvoySpanMapper {
         }
         guard let routed else { return nil }
         let grpcStatus = tags.integer(.grpcStatusCode, span.tags).map { Int($0) }
-        return Request(
+        return CallReport(
             reporter: routed.reporter,
             proxy: routed.proxy,
             service: routed.service,

@@ -6,7 +6,7 @@ package import SextantModel
 /// side's workload; a client span nobody answers names its peer from its attributes, which makes
 /// a virtual node for an uninstrumented database or external API.
 package enum SDKSpanMapper {
-    package static func request(from span: Span, proxy: WorkloadIdentity) -> Request? {
+    package static func request(from span: Span, proxy: WorkloadIdentity) -> CallReport? {
         let tags = span.tags
         let reporter: Reporter
         switch span.kind {
@@ -25,7 +25,7 @@ package enum SDKSpanMapper {
         let grpcStatus = tags["rpc.grpc.status_code"].flatMap { Int($0) }
         // Without an HTTP code the span's status decides: ERROR counts as a failed call.
         let code = httpCode ?? (span.isError ? 500 : 200)
-        return Request(
+        return CallReport(
             reporter: reporter,
             proxy: proxy,
             service: service,

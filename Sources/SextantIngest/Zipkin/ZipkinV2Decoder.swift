@@ -4,7 +4,7 @@ package import SextantModel
 ///
 /// Each span is checked on its own: a bad span is reported in `rejected` and the others are kept;
 /// a body that is not JSON, or not an array, is refused whole. Envoy proxy spans also become
-/// `Request`s (see `EnvoySpanMapper`).
+/// `CallReport`s (see `EnvoySpanMapper`).
 /// Model: https://zipkin.io/zipkin-api/#/default/post_spans
 package struct ZipkinV2Decoder: Sendable {
     package init() {}

@@ -80,7 +80,7 @@ extension SextantDatabase {
                 requestProtocol: RequestProtocol(rawValue: f.requestProtocol) ?? .http, responseCode: f.responseCode,
                 grpcStatus: f.grpcStatus < 0 ? nil : f.grpcStatus, responseFlags: f.responseFlags, paired: f.paired,
                 latency: LatencySketch(index: group.latencyBucket, count: sums.count, sumMicros: Double(sums.duration)),
-                sources: Channel(rawValue: group.sources), count: sums.count, durationMicrosSum: sums.duration,
+                sources: IngestChannel(rawValue: group.sources), count: sums.count, durationMicrosSum: sums.duration,
                 requestBytes: sums.requestBytes, responseBytes: sums.responseBytes)
         }
     }
@@ -138,7 +138,7 @@ extension SextantDatabase {
                     requestProtocol: requestProtocol, responseCode: row["response_code"], grpcStatus: grpc < 0 ? nil : grpc,
                     responseFlags: row["response_flags"], paired: row["paired"],
                     latency: s.latency,
-                    sources: Channel(rawValue: s.sources), count: s.count, durationMicrosSum: s.durationMicros,
+                    sources: IngestChannel(rawValue: s.sources), count: s.count, durationMicrosSum: s.durationMicros,
                     requestBytes: s.requestBytes, responseBytes: s.responseBytes))
             withExtendedLifetime(cursor) {}
         }
@@ -262,7 +262,7 @@ extension SextantDatabase {
                     grpcStatus: nil, responseFlags: row["response_flags"], paired: row["paired"],
                     latency: LatencySketch(
                         index: row["latency_bucket"], count: row["count"], sumMicros: Double(row["duration_us"] as Int64)),
-                    sources: Channel(rawValue: row["sources"]), count: row["count"], durationMicrosSum: row["duration_us"],
+                    sources: IngestChannel(rawValue: row["sources"]), count: row["count"], durationMicrosSum: row["duration_us"],
                     requestBytes: row["received_bytes"], responseBytes: row["sent_bytes"]))
         }
         return result

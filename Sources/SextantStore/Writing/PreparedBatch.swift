@@ -77,7 +77,7 @@ struct PreparedRequest: Sendable {
     var placement: RollupDeltas.Placement
 
     /// The one place the writer reads a call's ids.
-    init(_ r: Request) {
+    init(_ r: CallReport) {
         reporter = r.reporter
         proxy = r.proxy
         peer = r.peer

@@ -49,7 +49,7 @@ import Testing
 
     /// Without a cluster, a span's kind decides the side; the file and ALS entries are the caller's.
     @Test func takesTheSideFromASpansKindWhenTheClusterSaysNothing() throws {
-        func request(kind: String, cluster: String?) throws -> Request {
+        func request(kind: String, cluster: String?) throws -> CallReport {
             let clusterTag = cluster.map { #","upstream_cluster":"\#($0)""# } ?? ""
             let zipkin = """
                 [{"traceId":"5b8efff798038103d269b633813fc60c","id":"eee19b7ec3c1b174","kind":"\(kind)",

@@ -43,7 +43,7 @@ private func resourceSpans(service: String, namespace: String, _ spans: [Opentel
 @Suite struct OTLPTraceDecoderTests {
     @Test func decodesEnvoysOpenTelemetryTracerSpansIntoProxyCalls() throws {
         var spans = 0
-        var calls: [Request] = []
+        var calls: [CallReport] = []
         for file in try Fixtures.files(in: "envoy/otlp/traces", suffix: ".pb") {
             let request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(
                 serializedBytes: Fixtures.bytes(file))
@@ -133,7 +133,7 @@ private func resourceSpans(service: String, namespace: String, _ spans: [Opentel
 
 @Suite struct OTLPLogDecoderTests {
     @Test func readsEnvoysOpenTelemetryAccessLogsAsCalls() throws {
-        var calls: [Request] = []
+        var calls: [CallReport] = []
         for file in try Fixtures.files(in: "envoy/otlp/logs", suffix: ".pb") {
             let request = try Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest(
                 serializedBytes: Fixtures.bytes(file))

@@ -41,7 +41,7 @@ struct LegacyEnvoyALSDecoder: Sendable {
 
     private func request(
         _ entry: Envoy_Data_Accesslog_V3_HTTPAccessLogEntry, proxy: WorkloadIdentity, location: String
-    ) throws(RecordError) -> Request? {
+    ) throws(RecordError) -> CallReport? {
         let common = entry.commonProperties
         // Periodic and start-of-stream entries describe calls that are still running.
         guard !common.intermediateLogEntry, common.accessLogType == .notSet || common.accessLogType == .downstreamEnd
@@ -64,7 +64,7 @@ struct LegacyEnvoyALSDecoder: Sendable {
             : entry.request.requestID
         let grpcStatus = entry.response.responseTrailers["grpc-status"].flatMap { Int($0) }
             ?? entry.response.responseHeaders["grpc-status"].flatMap { Int($0) }
-        return Request(
+        return CallReport(
             reporter: route.reporter,
             proxy: tls.ownPrincipal.map { var p = proxy; p.principal = $0; return p } ?? proxy,
             peer: nil,

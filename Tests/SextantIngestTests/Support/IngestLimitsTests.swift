@@ -11,8 +11,8 @@ import Testing
             durationMicros: duration, localEndpoint: Span.Endpoint(serviceName: "api"), tags: tags)
     }
 
-    static func call(spanID: SpanID?, start: Int64 = now, duration: Int64 = 1000) -> Request {
-        Request(
+    static func call(spanID: SpanID?, start: Int64 = now, duration: Int64 = 1000) -> CallReport {
+        CallReport(
             reporter: .destination, proxy: WorkloadIdentity(namespace: "default", workload: "api-v1"),
             service: .unknown, startMicros: start, durationMicros: duration, responseCode: 200,
             traceID: spanID.map { _ in TraceID(hex: String(repeating: "a", count: 32))! }, spanID: spanID, channel: .spans)

@@ -6,7 +6,7 @@ import Testing
 @Suite struct ZipkinV2DecoderTests {
     @Test func decodesEveryEnvoyFixtureBatch() throws {
         var spans: [Span] = []
-        var requests: [Request] = []
+        var requests: [CallReport] = []
         for file in try Fixtures.files(in: "envoy/zipkin", suffix: ".json") {
             let batch = try ZipkinV2Decoder().decode(json: Fixtures.bytes(file))
             #expect(batch.rejected.isEmpty, "\(file): \(batch.rejected)")

@@ -36,7 +36,7 @@ import Testing
             }
             for chunk in stride(from: 0, to: calls.count, by: 2000) {
                 let requests = calls[chunk..<min(chunk + 2000, calls.count)].enumerated().map { i, c in
-                    SextantModel.Request(
+                    CallReport(
                         reporter: .source, proxy: web, peer: api, service: service, startMicros: c.0,
                         durationMicros: c.1, responseCode: 200, requestID: "p\(chunk + i)", channel: .accessLog)
                 }

@@ -1,9 +1,9 @@
 /// One observed L7 call as one proxy reported it.
 ///
-/// Access-log entries and proxy spans both become `Request`s. The reporting proxy knows itself
+/// Access-log entries and proxy spans both become `CallReport`s. The reporting proxy knows itself
 /// and the service it called (outbound) or was called for (inbound); the workload on the other
 /// side (`peer`) is often learned only later, by pairing with the other proxy's report.
-package struct Request: Sendable, Hashable {
+package struct CallReport: Sendable, Hashable {
     package var reporter: Reporter
     /// The reporting proxy's own workload.
     package var proxy: WorkloadIdentity
@@ -34,7 +34,7 @@ package struct Request: Sendable, Hashable {
     package var localAddress: String?
     /// The other side's address: inbound `downstream_remote_address`, outbound `upstream_host`.
     package var remoteAddress: String?
-    package var channel: Channel
+    package var channel: IngestChannel
 
     package init(
         reporter: Reporter,
@@ -56,7 +56,7 @@ package struct Request: Sendable, Hashable {
         parentSpanID: SpanID? = nil,
         localAddress: String? = nil,
         remoteAddress: String? = nil,
-        channel: Channel
+        channel: IngestChannel
     ) {
         self.reporter = reporter
         self.proxy = proxy

@@ -1,6 +1,6 @@
 /// The telemetry channel a record arrived on. Raw values are bits so a stored call can remember
 /// every channel that reported it.
-package struct Channel: OptionSet, Sendable, Hashable {
+package struct IngestChannel: OptionSet, Sendable, Hashable {
     package let rawValue: Int
 
     package init(rawValue: Int) {
@@ -8,15 +8,15 @@ package struct Channel: OptionSet, Sendable, Hashable {
     }
 
     /// Spans (Zipkin, OTLP traces).
-    package static let spans = Channel(rawValue: 1)
+    package static let spans = IngestChannel(rawValue: 1)
     /// Envoy access-log lines (JSON files, HTTP upload).
-    package static let accessLog = Channel(rawValue: 2)
+    package static let accessLog = IngestChannel(rawValue: 2)
     /// Envoy gRPC access log service.
-    package static let als = Channel(rawValue: 4)
+    package static let als = IngestChannel(rawValue: 4)
     /// OpenTelemetry logs carrying Envoy access-log records.
-    package static let otlpLogs = Channel(rawValue: 8)
+    package static let otlpLogs = IngestChannel(rawValue: 8)
 
-    private static let names: [(Channel, String)] = [
+    private static let names: [(IngestChannel, String)] = [
         (.spans, "spans"), (.accessLog, "accesslog"), (.als, "als"), (.otlpLogs, "otlplogs"),
     ]
 
