@@ -29,6 +29,8 @@ final class MemoryGuard: Service, Sendable {
     /// Bytes a request's decoded records are assumed to take per byte of (decompressed) body.
     static let decodedBytesPerBodyByte = 6
     private static let sampleInterval = Duration.milliseconds(50)
+    /// The longest the guard goes without handing free memory back.
+    static let idleTrimInterval = Duration.seconds(10)
     private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     private struct State {
@@ -101,9 +103,12 @@ final class MemoryGuard: Service, Sendable {
             // shedding) follow what is really in use once a burst is over: near the limit, and
             // whenever a burst (a large federation answer, a wave of new series) left it well
             // above what it was after the last trim.
+            // And every ten seconds whatever happened: a trim taken during a burst measures
+            // memory still in use, so the end of the burst shows no growth to trim for.
             let grown = resident > afterTrim + max(32 << 20, afterTrim / 4)
             let wait: Duration = resident > limitBytes / 2 ? .seconds(1) : .seconds(5)
-            if resident > limitBytes / 2 || grown, ContinuousClock.now - lastTrim > wait {
+            let sinceTrim = ContinuousClock.now - lastTrim
+            if (resident > limitBytes / 2 || grown) && sinceTrim > wait || sinceTrim > Self.idleTrimInterval {
                 lastTrim = .now
                 Malloc.trim()
                 afterTrim = sample()

@@ -21,7 +21,7 @@ struct MetricsServerFigures {
     var diskBytes: Int
     /// The most anonymous memory the server held while it took the writes and answered.
     var peakRssAnonBytes: Int?
-    /// Anonymous memory once the writes are in and the queries answered (7 s idle): what holding
+    /// Anonymous memory once the writes are in and the queries answered (12 s idle): what holding
     /// the series costs, without requests in flight.
     var settledRssAnonBytes: Int?
     var errors: [String]
@@ -289,8 +289,8 @@ func prometheusAnchor(
             metricsMs = try await timeGet(port: port, path: "/metrics", runs: 5, group: group).0
         }
         log("  /federate on \(name): \(fmt(ms)) ms (\(bytes) B)" + (metricsMs.map { ", /metrics \(fmt($0)) ms" } ?? ""))
-        // Idle for longer than Sextant's memory guard waits between trims (5 s).
-        try await Task.sleep(for: .seconds(7))
+        // Idle for longer than Sextant's memory guard goes without a trim (10 s).
+        try await Task.sleep(for: .seconds(12))
         let settled = pid.flatMap { ProcStats.rssAnonBytes(pid: $0) }
         return MetricsServerFigures(
             samplesPerSecond: Double(samples) / written.seconds, cores: cores, federateMs: ms, federateBytes: bytes,
