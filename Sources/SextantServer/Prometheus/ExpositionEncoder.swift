@@ -321,6 +321,20 @@ package struct ExpositionEncoder {
     // MARK: - Low-level writers shared with federation
 
     /// Appends `text` with `\` and newline escaped, and `"` too when `escapingQuotes` is set.
+    /// `name="value",…` of a series' labels, values escaped (no braces): written once, copied into
+    /// every line of the series.
+    static func rendered(_ labels: [MetricLabel]) -> [UInt8] {
+        var out: [UInt8] = []
+        for (position, label) in labels.enumerated() {
+            if position > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: label.name.utf8)
+            out.append(contentsOf: "=\"".utf8)
+            appendEscaped(label.value, escapingQuotes: true, to: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        return out
+    }
+
     static func appendEscaped(_ text: String, escapingQuotes: Bool, to out: inout [UInt8]) {
         var text = text
         text.withUTF8 { bytes in

@@ -15,20 +15,8 @@ final class FederatedLabels: Sendable {
         let split = splitAtLE ? labels.firstIndex { $0.name > "le" } ?? labels.count : labels.count
         before = Array(labels[..<split])
         after = Array(labels[split...])
-        renderedBefore = Self.render(before)
-        renderedAfter = Self.render(after)
-    }
-
-    private static func render(_ labels: [MetricLabel]) -> [UInt8] {
-        var out: [UInt8] = []
-        for (position, label) in labels.enumerated() {
-            if position > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: label.name.utf8)
-            out.append(contentsOf: "=\"".utf8)
-            ExpositionEncoder.appendEscaped(label.value, escapingQuotes: true, to: &out)
-            out.append(UInt8(ascii: "\""))
-        }
-        return out
+        renderedBefore = ExpositionEncoder.rendered(before)
+        renderedAfter = ExpositionEncoder.rendered(after)
     }
 
     /// Label by label (name, then value); negative, zero or positive.

@@ -12,10 +12,10 @@ enum IstioExposition {
         _ totals: IstioTotals, merging ingested: [String: MetricFamily], format: ExpositionFormat, to out: inout [UInt8]
     ) {
         let requests = IstioMetrics.sorted(totals.requests, labels: IstioMetrics.labels).map { s, labels in
-            (s, rendered(labels))
+            (s, ExpositionEncoder.rendered(labels))
         }
         let connections = IstioMetrics.sorted(totals.connections, labels: IstioMetrics.tcpLabels).map { s, labels in
-            (s, rendered(labels))
+            (s, ExpositionEncoder.rendered(labels))
         }
         out.reserveCapacity(
             out.count + requests.reduce(0) { $0 + 67 * ($1.1.count + 60) }
@@ -71,19 +71,6 @@ enum IstioExposition {
             to: &out)
         if hasOwn { own(&out) }
         if let extra { ExpositionEncoder.appendSamples(of: extra, format: format, totalName: totalName, to: &out) }
-    }
-
-    /// `name="value",…` of a series' labels, escaped.
-    private static func rendered(_ labels: [MetricLabel]) -> [UInt8] {
-        var out: [UInt8] = []
-        for (position, label) in labels.enumerated() {
-            if position > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: label.name.utf8)
-            out.append(contentsOf: "=\"".utf8)
-            ExpositionEncoder.appendEscaped(label.value, escapingQuotes: true, to: &out)
-            out.append(UInt8(ascii: "\""))
-        }
-        return out
     }
 
     private static func line(_ name: String, _ labels: [UInt8], _ value: Double, _ out: inout [UInt8]) {
