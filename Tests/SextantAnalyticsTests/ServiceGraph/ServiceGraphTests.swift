@@ -2,25 +2,6 @@ import SextantAnalytics
 import SextantModel
 import Testing
 
-let productpage = WorkloadIdentity(namespace: "default", workload: "productpage-v1", app: "productpage", version: "v1")
-let reviews2 = WorkloadIdentity(namespace: "default", workload: "reviews-v2", app: "reviews", version: "v2")
-let reviews = ServiceRef(host: "reviews.default.svc.cluster.local", name: "reviews", namespace: "default")
-private let productpageService = ServiceRef(
-    host: "productpage.default.svc.cluster.local", name: "productpage", namespace: "default")
-
-func aggregate(
-    _ reporter: Reporter, proxy: WorkloadIdentity, peer: WorkloadIdentity?, service: ServiceRef, code: Int = 200,
-    paired: Bool, count: Int, millis: Int64 = 10, sources: IngestChannel = .spans
-) -> CallAggregate {
-    CallAggregate(
-        reporter: reporter, proxy: proxy, peer: peer, service: service, requestProtocol: .http, responseCode: code,
-        grpcStatus: nil, responseFlags: "-", paired: paired,
-        latency: LatencySketch(
-            index: LatencySketch.index(micros: millis * 1000), count: count, sumMicros: Double(millis * 1000) * Double(count)),
-        sources: sources, count: count, durationMicrosSum: millis * 1000 * Int64(count), requestBytes: 0,
-        responseBytes: 100 * Int64(count))
-}
-
 @Suite struct ServiceGraphTests {
     let aggregates = [
         // 10 calls productpage → reviews-v2 seen by both proxies, 2 of them 503.
@@ -73,37 +54,5 @@ func aggregate(
         #expect(versioned.edges.filter { $0.target.hasPrefix("versionedApp:default:reviews") }.count == 2)
         let services = ServiceGraph(aggregates: more, graphType: .service, windowSeconds: 60, endUnixSeconds: 1000)
         #expect(services.edges.first { $0.target == "service:reviews.default.svc.cluster.local" }?.requests == 14)
-    }
-}
-
-@Suite struct GoldenSignalsTests {
-    @Test func summarisesTrafficErrorsLatencyAndSaturationPerWorkload() throws {
-        let calls = [
-            aggregate(.source, proxy: productpage, peer: reviews2, service: reviews, paired: true, count: 90, millis: 100),
-            aggregate(.source, proxy: productpage, peer: reviews2, service: reviews, code: 500, paired: true, count: 10, millis: 100),
-            aggregate(.destination, proxy: reviews2, peer: productpage, service: reviews, paired: true, count: 100, millis: 80),
-        ]
-        let signals = GoldenSignals(aggregates: calls, by: .workload, windowSeconds: 10, endUnixSeconds: 1000)
-        let item = try #require(signals.items.first { $0.name == "reviews-v2" })
-        #expect(item.requests == 100)
-        #expect(item.rps == 10)
-        #expect(item.errorRate == 0.1)
-        #expect(abs((item.latencyMs?.p99 ?? 0) - 80) <= 0.8)
-        // 100 calls × 0.1 s over 10 s: one call in flight on average.
-        #expect(item.saturation.inFlight == 1)
-        let byService = GoldenSignals(
-            aggregates: calls, by: .service, windowSeconds: 10, endUnixSeconds: 1000, name: "reviews")
-        #expect(byService.items.map(\.requests) == [100])
-    }
-}
-
-extension GoldenSignalsTests {
-    @Test func carriesProxyGaugesIntoSaturation() throws {
-        let calls = [aggregate(.destination, proxy: reviews2, peer: nil, service: reviews, paired: false, count: 10)]
-        var gauges = GoldenSignals.ProxyGauges()
-        gauges.activeRequests = 4
-        let signals = GoldenSignals(
-            aggregates: calls, by: .workload, windowSeconds: 10, endUnixSeconds: 1000, gauges: ["reviews-v2": gauges])
-        #expect(signals.items.first?.saturation.proxy?.activeRequests == 4)
     }
 }
