@@ -37,4 +37,14 @@ package enum DurationText {
         }
         return number.isEmpty ? total : nil
     }
+
+    /// Whole seconds as a flag writes them, in the largest unit that divides them, days from two
+    /// on (`24h`, `7d`, `90s`).
+    package static func text(seconds: Int64) -> String {
+        for (unit, size) in [("d", Int64(86400)), ("h", 3600), ("m", 60)]
+        where seconds > 0 && seconds % size == 0 && (unit != "d" || seconds >= 2 * size) {
+            return "\(seconds / size)\(unit)"
+        }
+        return "\(seconds)s"
+    }
 }

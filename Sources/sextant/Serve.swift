@@ -24,34 +24,37 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
+    /// Every default is the configuration's own: the flags only name them.
+    private static let defaults = CollectorConfiguration(dataDirectory: "")
+
     @OptionGroup var store: StoreOptions
 
     @Option(help: ArgumentHelp("Address every listener binds.", valueName: "address"))
-    var listen = "127.0.0.1"
+    var listen = Self.defaults.server.listen
 
     @Option(help: ArgumentHelp("Port of the HTTP API, /metrics and /federate.", valueName: "port"))
-    var httpPort = 9876
+    var httpPort = Self.defaults.server.httpPort
 
     @Option(help: ArgumentHelp("Port of the Zipkin v2 collector (POST /api/v2/spans).", valueName: "port"))
-    var zipkinPort = 9411
+    var zipkinPort = Self.defaults.server.zipkinPort
 
     @Option(
         help: ArgumentHelp(
             "Port of the gRPC receivers: Envoy access log service, OTLP traces and logs.", valueName: "port"))
-    var grpcPort = 4317
+    var grpcPort = Self.defaults.server.grpcPort
 
     @Option(help: ArgumentHelp("Port of the OTLP/HTTP receiver (POST /v1/traces, /v1/logs).", valueName: "port"))
-    var otlpHttpPort = 4318
+    var otlpHttpPort = Self.defaults.server.otlpHTTPPort
 
     @Option(
         help: ArgumentHelp("UDP port of the statsd receiver (Envoy's statsd sink); plain UDP, never TLS.", valueName: "port"))
-    var statsdPort = 9125
+    var statsdPort = Self.defaults.server.statsdPort
 
     @Option(
         help: ArgumentHelp(
             "Series one ingested metric name may have; points of further series are dropped and counted.",
             valueName: "n"))
-    var maxSeriesPerMetric = 10_000
+    var maxSeriesPerMetric = Self.defaults.store.maxSeriesPerMetric
 
     @Option(
         name: .customLong("scrape"),
@@ -61,7 +64,7 @@ struct Serve: AsyncParsableCommand {
     var scrapeTargets: [String] = []
 
     @Option(help: ArgumentHelp("Seconds between scrapes of each --scrape target.", valueName: "seconds"))
-    var scrapeInterval: Double = 15
+    var scrapeInterval = Self.defaults.server.scrapeIntervalSeconds
 
     @Option(
         help: ArgumentHelp(
@@ -93,57 +96,57 @@ struct Serve: AsyncParsableCommand {
     var tlsClientCaFile: String?
 
     @Option(help: ArgumentHelp("How long raw calls, spans, logs and metric samples are kept (e.g. 24h).", valueName: "duration"))
-    var retentionRaw = "24h"
+    var retentionRaw = DurationText.text(seconds: Self.defaults.retention.rawSeconds)
 
     @Option(help: ArgumentHelp("How long minute rollups are kept (e.g. 7d).", valueName: "duration"))
-    var retentionMinute = "7d"
+    var retentionMinute = DurationText.text(seconds: Self.defaults.retention.minuteSeconds)
 
     @Option(help: ArgumentHelp("How long hourly rollups are kept (e.g. 90d).", valueName: "duration"))
-    var retentionHour = "90d"
+    var retentionHour = DurationText.text(seconds: Self.defaults.retention.hourSeconds)
 
     @Option(help: ArgumentHelp("How often retention deletes what is past its horizon (e.g. 1m).", valueName: "duration"))
-    var retentionInterval = "1m"
+    var retentionInterval = DurationText.text(seconds: Self.defaults.retention.interval.components.seconds)
 
     @Option(help: ArgumentHelp("Largest request body accepted, in bytes.", valueName: "bytes"))
-    var maxBodyBytes = 16 << 20
+    var maxBodyBytes = Self.defaults.server.maxBodyBytes
 
     @Option(help: ArgumentHelp("Largest request body after decompression, in bytes.", valueName: "bytes"))
-    var maxDecompressedBytes = 64 << 20
+    var maxDecompressedBytes = Self.defaults.server.maxDecompressedBytes
 
     @Option(
         help: ArgumentHelp(
             "Seconds after a call is stored before Istio's counters on /metrics count it (with an unknown peer if the other proxy's report has not come).",
             valueName: "seconds"))
-    var pairingGrace: Double = 15
+    var pairingGrace = Self.defaults.store.countingGraceSeconds
 
     @Option(
         help: ArgumentHelp(
             "Spans, log entries or metric points one request (or stream message) may hold; larger requests get 413.",
             valueName: "n"))
-    var maxRecordsPerRequest = 100_000
+    var maxRecordsPerRequest = Self.defaults.limits.maxRecordsPerRequest
 
     @Option(
         help: ArgumentHelp(
             "Attributes a span or log record keeps (excess dropped and counted); metric points with more labels are rejected.",
             valueName: "n"))
-    var maxAttributesPerRecord = 128
+    var maxAttributesPerRecord = Self.defaults.limits.maxAttributesPerRecord
 
     @Option(
         help: ArgumentHelp(
             "Bytes an attribute value, span name or log body keeps (longer ones truncated and counted); metric points with longer labels are rejected.",
             valueName: "bytes"))
-    var maxStringBytes = 16 << 10
+    var maxStringBytes = Self.defaults.limits.maxStringBytes
 
     @Option(
         help: ArgumentHelp(
             "How far in the future a record's time may be (e.g. 10m); later records are rejected.", valueName: "duration"))
-    var maxClockSkew = "10m"
+    var maxClockSkew = DurationText.text(seconds: Self.defaults.limits.maxFutureMicros / 1_000_000)
 
     @Option(
         help: ArgumentHelp(
             "Resident memory past which ingest is shed with 503 / UNAVAILABLE (from 80% of it), e.g. 1G or 512M; 0 for none.",
             valueName: "size"))
-    var memoryLimit = "1G"
+    var memoryLimit = Self.byteText(Self.defaults.server.memoryLimitBytes)
 
     @Option(
         help: ArgumentHelp(
@@ -267,6 +270,14 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// `1048576`, `512K`, `512M`, `2G` (powers of 1024; `KiB`, `MB` and such read the same) in bytes.
+    /// A size as the flags write it: `1G`, `512M`, `64K` or bytes.
+    static func byteText(_ bytes: Int) -> String {
+        for (unit, shift) in [("G", 30), ("M", 20), ("K", 10)] where bytes > 0 && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(unit)"
+        }
+        return "\(bytes)"
+    }
+
     static func bytes(_ text: String) -> Int64? {
         var digits = Substring(text.trimmingCharacters(in: .whitespaces))
         for suffix in ["iB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count {

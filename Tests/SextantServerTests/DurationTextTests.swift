@@ -16,4 +16,11 @@ import Testing
     func refuses(text: String) {
         #expect(DurationText.seconds(text) == nil)
     }
+
+    @Test func writesFlagDefaultsBackInTheirOwnGrammar() {
+        for (seconds, text) in [(86_400, "24h"), (604_800, "7d"), (7_776_000, "90d"), (60, "1m"), (600, "10m"), (90, "90s")] {
+            #expect(DurationText.text(seconds: Int64(seconds)) == text)
+            #expect(DurationText.seconds(text) == Double(seconds))
+        }
+    }
 }
