@@ -1,8 +1,7 @@
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Logging
+import NIOCore
 import SextantIngest
 import SextantModel
 import ServiceLifecycle
@@ -54,14 +53,9 @@ final class ScrapeService: Service, Sendable {
     private func scrape(_ target: URL, labels: [MetricLabelPair]) async {
         let url = target.absoluteString
         do {
-            var request = URLRequest(url: target, timeoutInterval: 10)
-            request.setValue("text/plain;version=0.0.4", forHTTPHeaderField: "Accept")
-            let (data, response) = try await URLSession.shared.data(for: request)
-            guard (response as? HTTPURLResponse)?.statusCode == 200 else {
-                throw ScrapeError(message: "status \((response as? HTTPURLResponse)?.statusCode ?? 0)")
-            }
+            let body = try await Self.get(url, accept: "text/plain;version=0.0.4", timeout: .seconds(10))
             let batch = PrometheusTextDecoder().decode(
-                String(decoding: data, as: UTF8.self), extraLabels: labels, nowMs: Clock.nowMs)
+                String(buffer: body), extraLabels: labels, nowMs: Clock.nowMs)
             try await sink.store(batch, channel: "scrape")
             metrics.add("sextant_scrapes_total", [("target", url), ("outcome", "success")])
         } catch {
@@ -75,8 +69,8 @@ final class ScrapeService: Service, Sendable {
     private func identify(_ target: URL) async -> [MetricLabelPair]? {
         guard target.path.hasSuffix("/stats/prometheus"),
             let info = URL(string: "/server_info", relativeTo: target)?.absoluteURL,
-            let (data, _) = try? await URLSession.shared.data(for: URLRequest(url: info, timeoutInterval: 5)),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let body = try? await Self.get(info.absoluteString, accept: "application/json", timeout: .seconds(5)),
+            let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
             let node = object["node"] as? [String: Any], let id = node["id"] as? String,
             let parsed = NodeIdentity(nodeID: id)
         else { return nil }
@@ -87,6 +81,15 @@ final class ScrapeService: Service, Sendable {
         }
         directory.learn(nodeID: id, identity: identity)
         return MetricNames.proxyLabels(identity, pod: parsed.pod)
+    }
+
+    /// The body of a 200 answer to `GET url` (at most 64 MiB), through the shared HTTP client.
+    private static func get(_ url: String, accept: String, timeout: TimeAmount) async throws -> ByteBuffer {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Accept", value: accept)
+        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        guard response.status == .ok else { throw ScrapeError(message: "status \(response.status.code)") }
+        return try await response.body.collect(upTo: 64 << 20)
     }
 
     private struct ScrapeError: Error {
