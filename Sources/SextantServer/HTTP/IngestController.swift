@@ -137,6 +137,7 @@ struct IngestController: Sendable {
 }
 
 /// JSON bodies for API answers.
+/// Every JSON answer, with one encoder configuration (keys sorted, so answers compare as text).
 enum JSONResponse {
     static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()

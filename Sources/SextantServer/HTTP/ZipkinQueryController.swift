@@ -187,12 +187,8 @@ struct ZipkinQueryController: Sendable {
 
     // MARK: - Answers
 
-
     private static func json(_ value: some Encodable) throws -> Response {
-        let data = try JSONEncoder().encode(value)
-        return Response(
-            status: .ok, headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        try JSONResponse.make(value)
     }
 
     /// A name list; Zipkin lets clients cache it once more than three services exist.
