@@ -58,22 +58,23 @@ let package = Package(
         .target(
             name: "SextantMigrations",
             path: "migrations",
-            // Every numbered migration, in order (a new file must be added here to ship).
+            // Every numbered migration, compiled into the binary (a new file must be added here and
+            // to `SextantMigrations.all` to ship).
             resources: [
-                .copy("0001_create_calls_and_spans.sql"),
-                .copy("0002_create_tcp_connections_and_logs.sql"),
-                .copy("0003_create_metric_series.sql"),
-                .copy("0004_create_call_rollups.sql"),
-                .copy("0005_index_spans_for_traces.sql"),
-                .copy("0006_create_metric_rollups.sql"),
-                .copy("0007_rollup_sketch_blobs_and_tiers.sql"),
-                .copy("0008_span_blocks.sql"),
-                .copy("0009_calls_without_random_key_indexes.sql"),
-                .copy("0010_call_examples.sql"),
-                .copy("0011_call_blocks.sql"),
-                .copy("0012_call_blocks_rolled_up_and_row_ids.sql"),
-                .copy("0013_metric_chunks.sql"),
-                .copy("0014_istio_counters.sql"),
+                .embedInCode("0001_create_calls_and_spans.sql"),
+                .embedInCode("0002_create_tcp_connections_and_logs.sql"),
+                .embedInCode("0003_create_metric_series.sql"),
+                .embedInCode("0004_create_call_rollups.sql"),
+                .embedInCode("0005_index_spans_for_traces.sql"),
+                .embedInCode("0006_create_metric_rollups.sql"),
+                .embedInCode("0007_rollup_sketch_blobs_and_tiers.sql"),
+                .embedInCode("0008_span_blocks.sql"),
+                .embedInCode("0009_calls_without_random_key_indexes.sql"),
+                .embedInCode("0010_call_examples.sql"),
+                .embedInCode("0011_call_blocks.sql"),
+                .embedInCode("0012_call_blocks_rolled_up_and_row_ids.sql"),
+                .embedInCode("0013_metric_chunks.sql"),
+                .embedInCode("0014_istio_counters.sql"),
             ]
         ),
         .target(
@@ -105,6 +106,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            // The operator's page, compiled into the binary.
+            resources: [
+                .embedInCode("Page/index.html"),
+                .embedInCode("Page/sextant.css"),
+                .embedInCode("Page/sextant.js"),
             ],
             swiftSettings: swiftSettings
         ),

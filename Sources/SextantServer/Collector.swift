@@ -50,6 +50,8 @@ package struct Collector {
                 : Response(status: .serviceUnavailable, body: ResponseBody(byteBuffer: ByteBuffer(string: "starting\n")))
         }
         api.get("/healthz") { _, _ in "ok\n" }
+        // The page holds no data: its calls to the query API carry the query token.
+        PageController(directory: limits.pageDirectory).addRoutes(to: api.group())
         ingest.addRoutes(to: api.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .ingest)))
         let apiQueries = api.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .query))
         QueryController(database: database).addRoutes(to: apiQueries)

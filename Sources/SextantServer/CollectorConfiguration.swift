@@ -34,6 +34,9 @@ package struct CollectorConfiguration: Sendable {
         /// Messages and records of one Envoy ALS or metrics service stream that may wait for their
         /// commit while the stream reads on (default 8 messages, 20,000 records).
         package var streamWindow = StreamWindow()
+        /// Serve the operator's page from this folder instead of the copy compiled in (flag
+        /// `--page-directory`, for working on the page without rebuilding; default none).
+        package var pageDirectory: String?
 
         package init() {}
     }

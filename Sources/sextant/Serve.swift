@@ -68,6 +68,13 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Serve the page at / from this folder (index.html, sextant.css, sextant.js) instead of the copy "
+                + "built in, read on every request: for working on the page.",
+            valueName: "path", visibility: .hidden))
+    var pageDirectory: String?
+
+    @Option(
+        help: ArgumentHelp(
             "File holding the bearer token senders must present (HTTP Authorization, gRPC authorization metadata).",
             valueName: "path"))
     var ingestTokenFile: String?
@@ -228,6 +235,7 @@ struct Serve: AsyncParsableCommand {
         configuration.server.tls = try tls()
         configuration.server.scrapeTargets = scrapeTargets
         configuration.server.scrapeIntervalSeconds = scrapeInterval
+        configuration.server.pageDirectory = pageDirectory
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
         configuration.store.countingGraceSeconds = pairingGrace

@@ -107,7 +107,7 @@ package final class SextantDatabase: Sendable {
     /// Applies every migration not yet recorded in the database, in order.
     private func migrate(logger: Logger) throws {
         var migrator = DatabaseMigrator()
-        for migration in try SextantMigrations.all() {
+        for migration in SextantMigrations.all() {
             migrator.registerMigration(migration.name) { db in
                 try db.execute(sql: migration.sql)
                 try Self.migrationSteps[migration.name]?(db)
