@@ -74,66 +74,39 @@ extension ServiceGraph {
             var target: Node
             var proto: RequestProtocol
         }
-        struct EdgeTotals {
-            var requests = 0
-            var errors = 0
-            var serverErrors = 0
-            var byCode: [String: Int] = [:]
-            var destinationLatency = LatencySketch()
-            var sourceLatency = LatencySketch()
-            var requestBytes: Int64 = 0
-            var responseBytes: Int64 = 0
-            var sources: IngestChannel = []
-        }
-        var totals: [EdgeKey: EdgeTotals] = [:]
+        var totals: [EdgeKey: CallTally] = [:]
         for a in aggregates {
-            let sourceNode = Self.node(for: a.sourceWorkload, graphType: graphType)
-            let targetNode =
-                a.destinationWorkload.flatMap { $0.isKnown ? Self.node(for: $0, graphType: graphType) : nil }
-                .map { graphType == .service ? Self.serviceNode(a.service) : $0 } ?? Self.serviceNode(a.service)
+            let (sourceNode, targetNode) = Self.ends(of: a, graphType: graphType)
             if let namespace, sourceNode.namespace != namespace, targetNode.namespace != namespace { continue }
-            let key = EdgeKey(source: sourceNode, target: targetNode, proto: a.requestProtocol)
-            var t = totals[key, default: EdgeTotals()]
-            if a.reporter == .destination {
-                t.destinationLatency.merge(a.latency)
-            } else {
-                t.sourceLatency.merge(a.latency)
-            }
-            t.sources.formUnion(a.sources)
-            if a.isCounted {
-                t.requests += a.count
-                if CallOutcome.isError(
-                    responseCode: a.responseCode, grpcStatus: a.grpcStatus, requestProtocol: a.requestProtocol)
-                {
-                    t.errors += a.count
-                }
-                if CallOutcome.isServerError(responseCode: a.responseCode) { t.serverErrors += a.count }
-                t.byCode[String(a.responseCode), default: 0] += a.count
-                t.requestBytes += a.requestBytes
-                t.responseBytes += a.responseBytes
-            }
-            totals[key] = t
+            totals[EdgeKey(source: sourceNode, target: targetNode, proto: a.requestProtocol), default: CallTally()].add(a)
         }
         var nodes = Set<Node>()
         var edges: [Edge] = []
         for (key, t) in totals where t.requests > 0 {
             nodes.insert(key.source)
             nodes.insert(key.target)
-            let latency = t.destinationLatency.count > 0 ? t.destinationLatency : t.sourceLatency
             edges.append(
                 Edge(
                     source: key.source.id, target: key.target.id, protocol: key.proto.label, requests: t.requests,
                     errors: t.errors, serverErrors: t.serverErrors, byCode: t.byCode,
-                    rps: Latency.round(Double(t.requests) / max(windowSeconds, 1)),
-                    errorRate: Latency.round(Double(t.errors) / Double(t.requests)),
-                    latencyMs: Latency(latency), requestBytes: t.requestBytes, responseBytes: t.responseBytes,
-                    sources: t.sources.names))
+                    rps: t.rps(overSeconds: windowSeconds), errorRate: t.errorRate, latencyMs: Latency(t.latency),
+                    requestBytes: t.requestBytes, responseBytes: t.responseBytes, sources: t.sources.names))
         }
         self.graphType = graphType.rawValue
         self.windowSeconds = windowSeconds
         self.endUnixSeconds = endUnixSeconds
         self.nodes = nodes.sorted { $0.id < $1.id }
         self.edges = edges.sorted { ($0.source, $0.target, $0.protocol) < ($1.source, $1.target, $1.protocol) }
+    }
+
+    /// The graph nodes an aggregate's calls go from and to: the destination's workload when it is
+    /// known (its service on a service graph), otherwise the service the caller addressed.
+    package static func ends(of a: CallAggregate, graphType: GraphType) -> (source: Node, target: Node) {
+        let source = node(for: a.sourceWorkload, graphType: graphType)
+        let target =
+            a.destinationWorkload.flatMap { $0.isKnown ? node(for: $0, graphType: graphType) : nil }
+            .map { graphType == .service ? serviceNode(a.service) : $0 } ?? serviceNode(a.service)
+        return (source, target)
     }
 
     static func node(for w: WorkloadIdentity, graphType: GraphType) -> Node {

@@ -10,21 +10,16 @@ struct QueryController: Sendable {
     func addRoutes(to group: RouterGroup<some RequestContext>) {
         group.get("/api/v1/graph", use: graph)
         group.get("/api/v1/signals", use: signals)
+        group.get("/api/v1/signals/range", use: signalsRange)
+        group.get("/api/v1/diff", use: diff)
         group.get("/api/v1/logs", use: logs)
     }
 
     func graph(_ request: Request, _ context: some RequestContext) async throws -> Response {
         let query = request.uri.queryParameters
-        let typeText = query["graphType"].map(String.init) ?? "workload"
-        guard let type = GraphType(rawValue: typeText) else {
-            throw QueryError(
-                "graphType '\(typeText.prefix(40))' must be one of "
-                    + GraphType.allCases.map(\.rawValue).joined(separator: ", "))
-        }
+        let type = try Self.graphType(query["graphType"])
         let window = try QueryWindow(window: query["window"].map(String.init), end: query["end"].map(String.init))
-        let aggregates =
-            try await database.callAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
-            + database.connectionAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
+        let aggregates = try await graphAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
         var graph = ServiceGraph(
             aggregates: aggregates, graphType: type, windowSeconds: window.seconds,
             endUnixSeconds: window.endSeconds, namespace: query["namespace"].map(String.init))
@@ -48,6 +43,98 @@ struct QueryController: Sendable {
             aggregates: aggregates, by: grouping, windowSeconds: window.seconds, endUnixSeconds: window.endSeconds,
             name: query["name"].map(String.init), gauges: ProxyGaugeReader.gauges(gaugeSamples, by: grouping))
         return try JSONResponse.make(signals)
+    }
+
+    /// `GET /api/v1/signals/range?graphType&node[&direction]|source&target[&protocol]&window&end&step`:
+    /// one node's or edge's signals step by step, as the graph counts them.
+    func signalsRange(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        let type = try Self.graphType(query["graphType"])
+        let window = try QueryWindow(
+            window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
+        let subject: GraphSubject
+        if let node = query["node"].map(String.init) {
+            let direction = query["direction"].map(String.init) ?? "inbound"
+            guard direction == "inbound" || direction == "outbound" else {
+                throw QueryError("direction '\(direction.prefix(40))' must be inbound or outbound")
+            }
+            subject = .node(id: node, outbound: direction == "outbound")
+        } else if let source = query["source"].map(String.init), let target = query["target"].map(String.init) {
+            let proto = query["protocol"].map(String.init)
+            if let proto, !["http", "grpc", "tcp"].contains(proto) {
+                throw QueryError("protocol '\(proto.prefix(40))' must be http, grpc or tcp")
+            }
+            subject = .edge(source: source, target: target, protocol: proto)
+        } else {
+            throw QueryError("give node, or source and target: the graph's node ids")
+        }
+        let stepSeconds: Double
+        if let text = query["step"].map(String.init) {
+            guard let s = DurationText.seconds(text), s >= 1 else {
+                throw QueryError("step '\(text.prefix(40))' is not a duration of at least 1s, such as 30s or 1m")
+            }
+            stepSeconds = s
+        } else {
+            stepSeconds = max(1, (window.seconds / 60).rounded(.up))
+        }
+        guard window.seconds / stepSeconds <= Double(Self.maxPoints) else {
+            throw QueryError("window / step gives more than \(Self.maxPoints) points: take a longer step")
+        }
+        var steps: [SignalsRange.Step] = []
+        for bound in SignalsRange.steps(windowSeconds: window.seconds, endSeconds: window.endSeconds, stepSeconds: stepSeconds) {
+            let aggregates = try await graphAggregates(
+                fromMicros: Int64(bound.from * 1_000_000), toMicros: Int64(bound.to * 1_000_000))
+            steps.append(SignalsRange.Step(fromSeconds: bound.from, toSeconds: bound.to, aggregates: aggregates))
+        }
+        return try JSONResponse.make(SignalsRange(steps: steps, subject: subject, graphType: type, stepSeconds: stepSeconds))
+    }
+
+    /// The most points one `/api/v1/signals/range` answers.
+    static let maxPoints = 1_000
+
+    /// `GET /api/v1/diff?graphType&window&end&baseline|baselineEnd&minRequests&namespace`: what got
+    /// worse on each edge and node since the baseline window, worst first.
+    func diff(_ request: Request, _ context: some RequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        let type = try Self.graphType(query["graphType"])
+        let window = try QueryWindow(
+            window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 900)
+        let baselineEnd: Double
+        if let text = query["baselineEnd"].map(String.init) {
+            guard let end = Double(text), end.isFinite, end > window.seconds, end <= QueryWindow.maxSeconds else {
+                throw QueryError("baselineEnd '\(text.prefix(40))' is not a Unix time in seconds")
+            }
+            baselineEnd = end
+        } else {
+            switch query["baseline"].map(String.init) ?? "previous" {
+            case "previous": baselineEnd = window.endSeconds - window.seconds
+            case "day": baselineEnd = window.endSeconds - 86_400
+            case let other: throw QueryError("baseline '\(other.prefix(40))' must be previous or day (or give baselineEnd)")
+            }
+        }
+        let minRequests = try QueryParameter.integer(query["minRequests"], name: "minRequests", default: 20, range: 1...1_000_000)
+        let baseline = try QueryWindow(window: query["window"].map(String.init), end: String(baselineEnd), defaultWindow: 900)
+        let diff = GraphDiff(
+            current: try await graphAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros),
+            baseline: try await graphAggregates(fromMicros: baseline.fromMicros, toMicros: baseline.toMicros),
+            graphType: type, windowSeconds: window.seconds, endUnixSeconds: window.endSeconds,
+            baselineEndUnixSeconds: baselineEnd, minRequests: minRequests, namespace: query["namespace"].map(String.init))
+        return try JSONResponse.make(diff)
+    }
+
+    /// Calls and TCP connections of `[from, to)`: what the graph is drawn from.
+    private func graphAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
+        try await database.callAggregates(fromMicros: fromMicros, toMicros: toMicros)
+            + database.connectionAggregates(fromMicros: fromMicros, toMicros: toMicros)
+    }
+
+    private static func graphType(_ parameter: Substring?) throws(QueryError) -> GraphType {
+        let text = parameter.map(String.init) ?? "workload"
+        guard let type = GraphType(rawValue: text) else {
+            throw QueryError(
+                "graphType '\(text.prefix(40))' must be one of " + GraphType.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return type
     }
 
     /// `GET /api/v1/logs?service&traceId&minSeverity&window&end&limit`: application log records,
