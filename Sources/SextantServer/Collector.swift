@@ -117,8 +117,11 @@ package struct Collector {
         let scraper = ScrapeService(
             targets: limits.scrapeTargets.compactMap(URL.init(string:)), intervalSeconds: limits.scrapeIntervalSeconds,
             sink: sink, directory: directory, metrics: metrics, logger: logger)
-        let retention = RetentionService(database: database, configuration: configuration.retention, logger: logger)
-        let compactor = SpanBlockCompactor(database: database, logger: logger)
+        let clock = database.clock
+        let retention = RetentionService(
+            database: database, configuration: configuration.retention, logger: logger,
+            now: { clock.nowMicros / 1_000_000 })
+        let compactor = SpanBlockCompactor(database: database, logger: logger, now: { clock.nowMicros / 1_000_000 })
         services = [writer, memory, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention, compactor]
         apiRouter = api
         zipkinRouter = zipkin

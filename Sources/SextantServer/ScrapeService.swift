@@ -55,7 +55,7 @@ final class ScrapeService: Service, Sendable {
         do {
             let body = try await Self.get(url, accept: "text/plain;version=0.0.4", timeout: .seconds(10))
             let batch = PrometheusTextDecoder().decode(
-                String(buffer: body), extraLabels: labels, nowMs: Clock.nowMs)
+                String(buffer: body), extraLabels: labels, nowMs: sink.clock.nowMillis)
             try await sink.store(batch, channel: "scrape")
             metrics.add("sextant_scrapes_total", [("target", url), ("outcome", "success")])
         } catch {

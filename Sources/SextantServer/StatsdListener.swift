@@ -78,7 +78,7 @@ final class StatsdListener: Service, Sendable {
     private func receive(_ envelope: AddressedEnvelope<ByteBuffer>) {
         let ip = envelope.remoteAddress.ipAddress ?? "unknown"
         let batch = decoder.decode(
-            datagram: Array(buffer: envelope.data), sender: directory.labels(forIP: ip), timestampMs: Clock.nowMs)
+            datagram: Array(buffer: envelope.data), sender: directory.labels(forIP: ip), timestampMs: sink.clock.nowMillis)
         pending.withLock { pending in
             pending.malformed += batch.rejected.count
             for point in batch.metrics {

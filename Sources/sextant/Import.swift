@@ -70,7 +70,7 @@ struct Import: AsyncParsableCommand {
                 var batch = decoder.decode(lines: Array(bytes[start..<end]), firstLine: line)
                 // The same record rules as `serve` applies to an upload (negative or year-long
                 // durations, clock skew, string lengths).
-                _ = limits.apply(to: &batch, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+                _ = limits.apply(to: &batch, nowMicros: database.clock.nowMicros)
                 _ = try await database.write([batch])
                 accepted += batch.requests.count
                 connections += batch.connections.count

@@ -11,6 +11,8 @@ struct IngestSink: Sendable {
     let metrics: SelfMetrics
     let limits: IngestLimits
     let memory: MemoryGuard
+    /// The time of day the skew limit and records without a time are measured by.
+    var clock: WallClock { writer.database.clock }
 
     /// A batch handed to the writer and not yet known to be committed.
     struct Submission: Sendable {
@@ -36,7 +38,7 @@ struct IngestSink: Sendable {
     func submit(_ batch: IngestBatch, channel: String) throws -> Submission {
         var batch = batch
         try limits.checkCount(batch)
-        let report = limits.apply(to: &batch, nowMicros: Int64(Date().timeIntervalSince1970 * 1_000_000))
+        let report = limits.apply(to: &batch, nowMicros: clock.nowMicros)
         metrics.add("sextant_ingest_truncated_strings_total", [("channel", channel)], Double(report.truncatedStrings))
         metrics.add("sextant_ingest_dropped_attributes_total", [("channel", channel)], Double(report.droppedAttributes))
         try memory.check()

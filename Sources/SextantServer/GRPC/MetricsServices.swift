@@ -34,7 +34,7 @@ struct EnvoyMetricsService: Envoy_Service_Metrics_V3_MetricsService.SimpleServic
                 guard let labels else {
                     throw RPCError(code: .invalidArgument, message: "the first message of a stream must carry identifier.node")
                 }
-                return decoder.decode(message, proxyLabels: labels, nowMs: Clock.nowMs)
+                return decoder.decode(message, proxyLabels: labels, nowMs: sink.clock.nowMillis)
             }
         } catch {
             sink.count(error, channel: "metrics_service")
@@ -65,7 +65,7 @@ extension OTLPIngest {
     static func metrics(_ request: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest, sink: IngestSink)
         async throws -> Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceResponse
     {
-        let batch = try await sink.store(OTLPMetricsDecoder().decode(request, nowMs: Clock.nowMs), channel: "otlp_metrics")
+        let batch = try await sink.store(OTLPMetricsDecoder().decode(request, nowMs: sink.clock.nowMillis), channel: "otlp_metrics")
         var response = Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceResponse()
         if !batch.rejected.isEmpty {
             response.partialSuccess.rejectedDataPoints = Int64(batch.rejected.count)
@@ -74,9 +74,4 @@ extension OTLPIngest {
         }
         return response
     }
-}
-
-/// Wall-clock time for records that carry none.
-enum Clock {
-    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }

@@ -49,7 +49,7 @@ struct MetricsController: Sendable {
     func federate(_ request: Request, _ context: some RequestContext) async throws -> Response {
         // Prometheus percent-encodes the brackets of the parameter name (`match%5B%5D`).
         let selectors = try SeriesController.selectors(request, parameter: "match[]", required: true)
-        let now = Federation.currentMilliseconds()
+        let now = database.clock.nowMillis
         let bytes = Federation.renderBytes(
             ownFamilies(), istio: try await database.istioTotals(), ingested: database.metricHead.view(),
             sinceMs: now - Self.ingestedLookbackMs, selectors: selectors, now: now)
@@ -64,7 +64,7 @@ struct MetricsController: Sendable {
     /// `/metrics`: Sextant's own families and the ingested series (newest sample each), then
     /// Istio's, written straight from their totals.
     private func exposition(format: ExpositionFormat) async throws -> [UInt8] {
-        let sinceMs = Federation.currentMilliseconds() - Self.ingestedLookbackMs
+        let sinceMs = database.clock.nowMillis - Self.ingestedLookbackMs
         let totals = try await database.istioTotals()
         var ingested = Self.families(database.metricHead.view(), sinceMs: sinceMs)
         var out: [UInt8] = []

@@ -18,7 +18,8 @@ struct QueryController: Sendable {
     func graph(_ request: Request, _ context: some RequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         let type = try Self.graphType(query["graphType"])
-        let window = try QueryWindow(window: query["window"].map(String.init), end: query["end"].map(String.init))
+        let window = try QueryWindow(
+            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds)
         let aggregates = try await graphAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
         var graph = ServiceGraph(
             aggregates: aggregates, graphType: type, windowSeconds: window.seconds,
@@ -34,7 +35,8 @@ struct QueryController: Sendable {
         guard let grouping = GoldenSignals.Grouping(rawValue: byText) else {
             throw QueryError("by '\(byText.prefix(40))' must be service or workload")
         }
-        let window = try QueryWindow(window: query["window"].map(String.init), end: query["end"].map(String.init))
+        let window = try QueryWindow(
+            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds)
         let aggregates = try await database.callAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
         // Gauges are "now": they speak for windows that end within their 5-minute freshness.
         let gaugeSamples = try await database.latestSamples(
@@ -51,7 +53,8 @@ struct QueryController: Sendable {
         let query = request.uri.queryParameters
         let type = try Self.graphType(query["graphType"])
         let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
+            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
+            defaultWindow: 3600)
         let subject: GraphSubject
         if let node = query["node"].map(String.init) {
             let direction = query["direction"].map(String.init) ?? "inbound"
@@ -98,7 +101,8 @@ struct QueryController: Sendable {
         let query = request.uri.queryParameters
         let type = try Self.graphType(query["graphType"])
         let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 900)
+            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
+            defaultWindow: 900)
         let baselineEnd: Double
         if let text = query["baselineEnd"].map(String.init) {
             guard let end = Double(text), end.isFinite, end > window.seconds, end <= QueryWindow.maxSeconds else {
@@ -113,7 +117,9 @@ struct QueryController: Sendable {
             }
         }
         let minRequests = try QueryParameter.integer(query["minRequests"], name: "minRequests", default: 20, range: 1...1_000_000)
-        let baseline = try QueryWindow(window: query["window"].map(String.init), end: String(baselineEnd), defaultWindow: 900)
+        let baseline = try QueryWindow(
+            window: query["window"].map(String.init), end: String(baselineEnd), now: database.clock.nowSeconds,
+            defaultWindow: 900)
         let diff = GraphDiff(
             current: try await graphAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros),
             baseline: try await graphAggregates(fromMicros: baseline.fromMicros, toMicros: baseline.toMicros),
@@ -142,7 +148,8 @@ struct QueryController: Sendable {
     func logs(_ request: Request, _ context: some RequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
+            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
+            defaultWindow: 3600)
         let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
         let severity = try QueryParameter.integer(query["minSeverity"], name: "minSeverity", default: 0, range: 0...24)
         let records = try await database.logs(

@@ -9,7 +9,7 @@ struct QueryWindow: Sendable {
     var fromMicros: Int64 { Int64((endSeconds - seconds) * 1_000_000) }
     var toMicros: Int64 { Int64(endSeconds * 1_000_000) }
 
-    init(window: String?, end: String?, now: Double = Date().timeIntervalSince1970, defaultWindow: Double = 300)
+    init(window: String?, end: String?, now: Double, defaultWindow: Double = 300)
         throws(QueryError)
     {
         if let window {

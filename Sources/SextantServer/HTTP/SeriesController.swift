@@ -28,7 +28,7 @@ struct SeriesController: Sendable {
     func queryRange(_ request: Request, _ context: some RequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         let selectors = try Self.selectors(request, parameter: "match", required: true)
-        let now = Date().timeIntervalSince1970
+        let now = database.clock.nowSeconds
         let end = try Self.seconds(query["end"], name: "end") ?? now
         let start = try Self.seconds(query["start"], name: "start") ?? (end - 3600)
         guard start <= end else { throw QueryError("start must not be after end") }

@@ -18,7 +18,8 @@ struct TracesController: Sendable {
     func search(_ request: Request, _ context: some RequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), defaultWindow: 3600)
+            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
+            defaultWindow: 3600)
         let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 20, range: 1...1000)
         let minDuration = try Self.duration(query["minDuration"], name: "minDuration")
         let maxDuration = try Self.duration(query["maxDuration"], name: "maxDuration")

@@ -50,7 +50,7 @@ struct ZipkinQueryController: Sendable {
 
     /// `GET /api/v2/traces`: traces with a span matching the query, newest first.
     func traces(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let query = try Self.traceQuery(request.uri.queryParameters, nowMillis: Self.nowMillis())
+        let query = try Self.traceQuery(request.uri.queryParameters, nowMillis: database.clock.nowMillis)
         let ids = try await database.traceIDs(matching: query)
         let traces = try await database.traces(ids)
         return try Self.json(traces.map { $0.map(ZipkinSpan.init) })
@@ -84,7 +84,7 @@ struct ZipkinQueryController: Sendable {
     func dependencies(_ request: Request, _ context: some RequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         guard query["endTs"] != nil else { throw QueryError("endTs is required") }
-        let (from, to) = try Self.timeRange(query, nowMillis: Self.nowMillis())
+        let (from, to) = try Self.timeRange(query, nowMillis: database.clock.nowMillis)
         let aggregates = try await database.callAggregates(
             fromMicros: from, toMicros: to == .max ? .max : to + 1)
         return try Self.json(DependencyLinks(aggregates: aggregates).links.map(ZipkinLink.init))
@@ -179,10 +179,6 @@ struct ZipkinQueryController: Sendable {
     private static func required(_ query: Parameters, _ name: String) throws(QueryError) -> String {
         guard let value = nonEmpty(query[name[...]]) else { throw QueryError("\(name) is required") }
         return value
-    }
-
-    private static func nowMillis() -> Int64 {
-        Int64(Date().timeIntervalSince1970 * 1000)
     }
 
     // MARK: - Answers

@@ -1,4 +1,5 @@
 import Foundation
+import SextantModel
 package import SextantStore
 
 /// Renders the samples picked by `match[]` selectors the way Prometheus's `/federate` does.
@@ -206,7 +207,7 @@ package enum Federation {
 
     /// The current wall-clock time in milliseconds since the Unix epoch.
     package static func currentMilliseconds() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        WallClock.system.nowMillis
     }
 
     // MARK: - Selection

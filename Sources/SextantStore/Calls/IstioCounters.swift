@@ -336,8 +336,9 @@ extension SextantDatabase {
 
     /// Settles what is due now when no commit has: a scrape's counters are never older than the
     /// grace, ingest or not; and takes in what another process stored (`sextant import`).
-    package func settleIstioCounters(atMicros now: Int64 = SextantDatabase.nowMicros()) async throws {
+    package func settleIstioCounters(atMicros: Int64? = nil) async throws {
         guard countsIstioSeries else { return }
+        let now = atMicros ?? clock.nowMicros
         let known = istioCounters.withLock { ($0.nextDueMicros, $0.metCall, $0.metConnection) }
         if known.0 > now {
             let largest = try await pool.read { db in
@@ -365,7 +366,8 @@ extension SextantDatabase {
     }
 
     /// Istio's series as they stand now (calls stored less than the grace ago not yet counted).
-    package func istioTotals(atMicros now: Int64 = SextantDatabase.nowMicros()) async throws -> IstioTotals {
+    package func istioTotals(atMicros: Int64? = nil) async throws -> IstioTotals {
+        let now = atMicros ?? clock.nowMicros
         try await settleIstioCounters(atMicros: now)
         let totals = istioCounters.withLock { $0.totals }
         let names = try await identityNames(for: totals.keys)

@@ -2,6 +2,7 @@ package import GRDB
 internal import Foundation
 package import Logging
 internal import SextantMigrations
+package import SextantModel
 import Synchronization
 
 /// The embedded SQLite database: one file in the data directory, WAL mode, one writer and pooled
@@ -32,6 +33,8 @@ package final class SextantDatabase: Sendable {
         /// channel's report of it, may still move it to another series until then (flag
         /// `--pairing-grace`, default 15 s).
         package var countingGraceSeconds: Double = 15
+        /// The time of day for counting and for the index of recent calls (tests set their own).
+        package var clock = WallClock.system
 
         package init(directory: String) {
             self.directory = directory
@@ -63,6 +66,8 @@ package final class SextantDatabase: Sendable {
     /// The workloads and services the exposed counters name.
     let identityNamesCache = Mutex<Dictionaries?>(nil)
     let countingGraceMicros: Int64
+    /// The time of day for counting and for the index of recent calls.
+    package let clock: WallClock
     /// Whether this process keeps Istio's counters: not a short-lived writer beside a running
     /// server (`sextant import`), whose calls the server folds in.
     var countsIstioSeries: Bool { !rollupsInEveryCommit }
@@ -75,6 +80,7 @@ package final class SextantDatabase: Sendable {
         maxSeriesPerMetric = configuration.maxSeriesPerMetric
         rollupsInEveryCommit = configuration.rollupsInEveryCommit
         countingGraceMicros = Int64(configuration.countingGraceSeconds * 1_000_000)
+        clock = configuration.clock
         // A server folds in the blocks a crash left without rollups at its first write; a writer
         // that rolls up every commit never does, as those blocks may be a running server's.
         pendingRollups = Mutex(configuration.rollupsInEveryCommit ? PendingRollups() : nil)

@@ -61,7 +61,7 @@ package final class IngestWriter: Service, Sendable {
         var statistics = Statistics()
     }
 
-    private let database: SextantDatabase
+    package let database: SextantDatabase
     private let configuration: Configuration
     private let logger: Logger
     private let state = Mutex(State())

@@ -68,17 +68,17 @@ extension SextantDatabase {
                 var flushed = (samples: 0, appends: 0)
                 // The index leaves its lock for the transaction and goes back only once the
                 // commit has succeeded; after a failure the next write rebuilds it from the rows.
-                var calls = try self.callIndex.withLock { $0.take() } ?? CallIndex.rebuilt(db, atMicros: Self.nowMicros())
+                var calls = try self.callIndex.withLock { $0.take() } ?? CallIndex.rebuilt(db, atMicros: self.clock.nowMicros)
                 // Likewise the rollup changes not yet written, folded in again from the blocks after a failure.
                 var rollups = try self.pendingRollups.withLock { $0.take() } ?? PendingRollups.replayed(db)
                 // And Istio's counters not yet settled.
-                var counters = self.countsIstioSeries ? try self.takeUnsettledCounters(db, atMicros: Self.nowMicros()) : nil
+                var counters = self.countsIstioSeries ? try self.takeUnsettledCounters(db, atMicros: self.clock.nowMicros) : nil
                 var settlement: CounterSettlement?
                 // As `DatabaseWriter.write` does, with the commit inside the time measured.
                 try db.inTransaction {
                     summaries = try self.store(
                         batches, db, calls: &calls, rollups: &rollups, metrics: &metrics, counters: &counters)
-                    if counters != nil { settlement = try self.settle(&counters!, db, atMicros: Self.nowMicros()) }
+                    if counters != nil { settlement = try self.settle(&counters!, db, atMicros: self.clock.nowMicros) }
                     seriesBlock = try self.storeSeries(metrics, db)
                     appendID = try self.storeAppend(metrics, db)
                     if self.metricHead.isFlushDue { flushed = try self.flushMetricHeadIfRoom(db) }
@@ -110,7 +110,7 @@ extension SextantDatabase {
         _ batches: [PreparedBatch], _ db: Database, calls: inout CallIndex, rollups pending: inout PendingRollups,
         metrics: inout MetricWrites, counters: inout UnsettledCounters?
     ) throws -> [WriteSummary] {
-        let now = Self.nowMicros()
+        let now = clock.nowMicros
         var summaries: [WriteSummary] = []
         summaries.reserveCapacity(batches.count)
         // TCP connections' rollups are written with them; calls' wait in `pending`.
@@ -258,9 +258,9 @@ extension SextantDatabase {
         }
     }
 
-    /// The writer's clock for the call index, µs since the epoch.
-    static func nowMicros() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+    /// The machine's clock, µs since the epoch: for what has no database to ask (migrations).
+    package static func nowMicros() -> Int64 {
+        WallClock.system.nowMicros
     }
 
     /// Takes one call report: merged into the call of the same key if one came lately (another
