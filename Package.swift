@@ -182,6 +182,7 @@ let package = Package(
             dependencies: [
                 "SextantStore", "SextantModel", "SextantIngest", "SextantFixtures",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         .testTarget(name: "SextantFuzzTests", dependencies: ["SextantFuzz"]),
         .testTarget(name: "SextantAnalyticsTests", dependencies: ["SextantAnalytics", "SextantModel"]),
