@@ -57,10 +57,10 @@ final class ScrapeService: Service, Sendable {
             let batch = PrometheusTextDecoder().decode(
                 String(buffer: body), extraLabels: labels, nowMs: sink.clock.nowMillis)
             try await sink.store(batch, channel: "scrape")
-            metrics.add("sextant_scrapes_total", [("target", url), ("outcome", "success")])
+            metrics.count("sextant_scrapes_total", [("target", url), ("outcome", "success")])
         } catch {
             sink.count(error, channel: "scrape")
-            metrics.add("sextant_scrapes_total", [("target", url), ("outcome", "failure")])
+            metrics.count("sextant_scrapes_total", [("target", url), ("outcome", "failure")])
             logger.debug("scrape failed", metadata: ["scrape.target": "\(url)", "error": "\(error)"])
         }
     }

@@ -109,10 +109,10 @@ final class StatsdListener: Service, Sendable {
             pending = Pending()
             return taken
         }
-        metrics.add("sextant_statsd_malformed_lines_total", [], Double(taken.malformed))
-        metrics.add(
+        metrics.count("sextant_statsd_malformed_lines_total", [], taken.malformed)
+        metrics.count(
             "sextant_ingest_rejected_records_total",
-            [("channel", "statsd"), ("reason", RecordError.Reason.tooManyRecords.rawValue)], Double(taken.overflow))
+            [("channel", "statsd"), ("reason", RecordError.Reason.tooManyRecords.rawValue)], taken.overflow)
         guard !taken.points.isEmpty else { return }
         do {
             try await sink.store(IngestBatch(metrics: Array(taken.points.values)), channel: "statsd")

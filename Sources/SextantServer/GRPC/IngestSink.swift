@@ -39,8 +39,8 @@ struct IngestSink: Sendable {
         var batch = batch
         try limits.checkCount(batch)
         let report = limits.apply(to: &batch, nowMicros: clock.nowMicros)
-        metrics.add("sextant_ingest_truncated_strings_total", [("channel", channel)], Double(report.truncatedStrings))
-        metrics.add("sextant_ingest_dropped_attributes_total", [("channel", channel)], Double(report.droppedAttributes))
+        metrics.count("sextant_ingest_truncated_strings_total", [("channel", channel)], report.truncatedStrings)
+        metrics.count("sextant_ingest_dropped_attributes_total", [("channel", channel)], report.droppedAttributes)
         try memory.check()
         let receipt = try writer.submit(PreparedBatch(batch))
         return Submission(batch: batch, channel: channel, receipt: receipt)
@@ -68,15 +68,15 @@ struct IngestSink: Sendable {
         var byReason: [RecordError.Reason: Int] = [:]
         for error in batch.rejected { byReason[error.reason, default: 0] += 1 }
         for (reason, count) in byReason {
-            metrics.add(
-                "sextant_ingest_rejected_records_total", [("channel", channel), ("reason", reason.rawValue)], Double(count))
+            metrics.count(
+                "sextant_ingest_rejected_records_total", [("channel", channel), ("reason", reason.rawValue)], count)
         }
-        metrics.add(
+        metrics.count(
             "sextant_received_records_total", [("channel", channel), ("outcome", "rejected")],
-            Double(batch.rejected.count))
+            batch.rejected.count)
         // Calls derived from spans are not records the sender sent.
         let received = batch.recordCount - (batch.spans.isEmpty ? 0 : batch.requests.count)
-        metrics.add("sextant_received_records_total", [("channel", channel), ("outcome", "accepted")], Double(received))
+        metrics.count("sextant_received_records_total", [("channel", channel), ("outcome", "accepted")], received)
         return batch
     }
 
@@ -96,11 +96,11 @@ struct IngestSink: Sendable {
     func count(_ error: any Error, channel: String) {
         switch error {
         case let e as DecodeError:
-            metrics.add("sextant_ingest_rejected_requests_total", [("channel", channel), ("reason", e.code.reason)])
+            metrics.count("sextant_ingest_rejected_requests_total", [("channel", channel), ("reason", e.code.reason)])
         case let e as StoreError:
-            metrics.add("sextant_ingest_refused_total", [("channel", channel), ("reason", e.code.reason)])
+            metrics.count("sextant_ingest_refused_total", [("channel", channel), ("reason", e.code.reason)])
         case is MemoryGuard.Refusal:
-            metrics.add("sextant_ingest_refused_total", [("channel", channel), ("reason", "memory")])
+            metrics.count("sextant_ingest_refused_total", [("channel", channel), ("reason", "memory")])
         default:
             break
         }
