@@ -447,19 +447,22 @@
   const LABEL_FONT = "11px";
   const NODE_H = 42;
   const NODE_MAX_TEXT = 200;
-  const LAYER_GAP = 120;
+  const LAYER_GAP = 136;
   const NODE_GAP = 26;
   const DUMMY_H = 14;
   const DUMMY_GAP = 8;
   const MARGIN = 40;
+  const DUMMY_BUDGET = 6000;
 
   // ---------------------------------------------------------------------------------------------
   // Layered layout (left to right)
   //
-  // 1. Cycles are broken by a depth-first search in a fixed order (back edges reversed).
+  // 1. Cycles are broken where each strongly connected component is entered (breadth first): the
+  //    other edges of a cycle are drawn backwards.
   // 2. Longest-path layering: callers left of callees; nodes without callers (the unknown caller,
   //    ingress) in the first layer; nodes that call nobody (databases, external services) in the last.
-  // 3. Edges longer than one layer get a dummy node per layer they cross.
+  // 3. Edges longer than one layer get a dummy node per layer they cross (within a budget: on very
+  //    large graphs the longest edges are drawn straight instead).
   // 4. Barycenter sweeps order each layer (fewer crossings); the order of nodes seen in the previous
   //    layout is the starting point and is kept when the sweeps do not do better.
   // 5. Vertical positions: each node pulled towards its neighbours, order and gaps kept, so that no
@@ -482,50 +485,55 @@
     }
     for (const list of out.values()) list.sort();
 
-    // 1. Back edges.
-    const reversed = new Set();
-    const state = new Map(); // 1 on the stack, 2 done
-    const roots = ids.filter((id) => inc.get(id).length === 0).concat(ids.filter((id) => inc.get(id).length > 0));
-    for (const root of roots) {
-      if (state.has(root)) continue;
-      const stack = [[root, 0]];
-      state.set(root, 1);
-      while (stack.length) {
-        const top = stack[stack.length - 1];
-        const next = out.get(top[0])[top[1]++];
-        if (next === undefined) {
-          state.set(top[0], 2);
-          stack.pop();
-        } else if (state.get(next) === 1) {
-          reversed.add(`${top[0]} ${next}`);
-        } else if (!state.has(next)) {
-          state.set(next, 1);
-          stack.push([next, 0]);
+    // 1. Constraints: every edge between two strongly connected components, and inside a component
+    //    (services calling each other in a cycle) the edges that lead away from where the component
+    //    is entered (breadth-first ranks). The other edges of a cycle are drawn backwards (or
+    //    within a column), and a cyclic mesh stays as shallow as its call depth.
+    const comp = components(ids, out);
+    const size = new Map();
+    for (const c of comp.values()) size.set(c, (size.get(c) || 0) + 1);
+    const depth = new Map();
+    const members = new Map();
+    for (const id of ids) {
+      if (size.get(comp.get(id)) < 2) continue;
+      if (!members.has(comp.get(id))) members.set(comp.get(id), []);
+      members.get(comp.get(id)).push(id);
+    }
+    for (const list of members.values()) {
+      const c = comp.get(list[0]);
+      let frontier = list.filter((id) => inc.get(id).some((u) => comp.get(u) !== c));
+      if (!frontier.length) frontier = [list[0]];
+      for (const id of frontier) depth.set(id, 0);
+      while (frontier.length) {
+        const next = [];
+        for (const u of frontier) {
+          for (const v of out.get(u)) {
+            if (comp.get(v) === c && !depth.has(v)) {
+              depth.set(v, depth.get(u) + 1);
+              next.push(v);
+            }
+          }
         }
+        frontier = next;
       }
     }
-    const dagOut = new Map(ids.map((id) => [id, []]));
-    const dagIn = new Map(ids.map((id) => [id, 0]));
-    const dagPairs = new Map(); // "a\0b" in layer order -> edges
-    for (const [k, list] of pairs) {
-      let [a, b] = k.split(" ");
-      if (reversed.has(k)) [a, b] = [b, a];
-      const dk = `${a} ${b}`;
-      if (!dagPairs.has(dk)) {
-        dagPairs.set(dk, []);
-        dagOut.get(a).push(b);
-        dagIn.set(b, dagIn.get(b) + 1);
+    const constraintOut = new Map(ids.map((id) => [id, []]));
+    const constraintIn = new Map(ids.map((id) => [id, 0]));
+    for (const k of pairs.keys()) {
+      const [a, b] = k.split(" ");
+      if (comp.get(a) !== comp.get(b) || depth.get(a) < depth.get(b)) {
+        constraintOut.get(a).push(b);
+        constraintIn.set(b, constraintIn.get(b) + 1);
       }
-      dagPairs.get(dk).push(...list);
     }
 
-    // 2. Longest path from the sources (Kahn's order, ties by id).
+    // 2. Longest path from the sources (Kahn's order, ties by id); callees of nobody last.
     const layer = new Map(ids.map((id) => [id, 0]));
-    const remaining = new Map(dagIn);
+    const remaining = new Map(constraintIn);
     const queue = ids.filter((id) => remaining.get(id) === 0);
     for (let i = 0; i < queue.length; i++) {
       const u = queue[i];
-      for (const v of dagOut.get(u)) {
+      for (const v of constraintOut.get(u)) {
         layer.set(v, Math.max(layer.get(v), layer.get(u) + 1));
         remaining.set(v, remaining.get(v) - 1);
         if (remaining.get(v) === 0) queue.push(v);
@@ -535,6 +543,20 @@
     for (const l of layer.values()) maxLayer = Math.max(maxLayer, l);
     for (const id of ids) {
       if (out.get(id).length === 0 && inc.get(id).length > 0) layer.set(id, maxLayer);
+    }
+    // Pairs oriented from the lower layer to the higher; pairs within one layer apart.
+    const dagPairs = new Map(); // "a b", layer(a) < layer(b) -> edges
+    const flatPairs = new Map(); // "a b" of the original direction, same layer -> edges
+    for (const [k, list] of pairs) {
+      let [a, b] = k.split(" ");
+      if (layer.get(a) === layer.get(b)) {
+        flatPairs.set(k, list);
+        continue;
+      }
+      if (layer.get(a) > layer.get(b)) [a, b] = [b, a];
+      const dk = `${a} ${b}`;
+      if (!dagPairs.has(dk)) dagPairs.set(dk, []);
+      dagPairs.get(dk).push(...list);
     }
 
     // 3. Dummy nodes.
@@ -547,10 +569,21 @@
       layers[item.layer].push(item);
     }
     const chains = new Map(); // dag pair -> [item ids]
+    const span = (dk) => {
+      const [a, b] = dk.split(" ");
+      return layer.get(b) - layer.get(a) - 1;
+    };
+    const withDummies = new Set();
+    let budget = DUMMY_BUDGET;
+    for (const dk of [...dagPairs.keys()].sort((p, q) => span(p) - span(q) || (p < q ? -1 : 1))) {
+      if (span(dk) > budget) break;
+      budget -= span(dk);
+      withDummies.add(dk);
+    }
     for (const dk of [...dagPairs.keys()].sort()) {
       const [a, b] = dk.split(" ");
       const chain = [a];
-      for (let l = layer.get(a) + 1; l < layer.get(b); l++) {
+      for (let l = layer.get(a) + 1; withDummies.has(dk) && l < layer.get(b); l++) {
         const id = `dummy ${dk} ${l}`;
         const item = { id, layer: l, dummy: true, w: 0, h: DUMMY_H, up: [], down: [] };
         items.set(id, item);
@@ -575,7 +608,7 @@
     } else {
       order = initialOrder(layers, remembered);
       const start = order.map((l) => [...l]);
-      const swept = sweep(order);
+      const swept = sweep(order, items.size > 4000 ? 4 : 12);
       order = crossings(swept) < crossings(start) ? swept : start;
     }
     order.forEach((l) => l.forEach((it, i) => (it.index = i)));
@@ -667,6 +700,16 @@
         routes.set(e.key, forward ? pts : [...pts].reverse());
       }
     }
+    // Calls between two nodes of one layer: a bracket on the right of the column.
+    for (const [k, list] of flatPairs) {
+      const [a, b] = k.split(" ");
+      const pa = positions.get(a);
+      const pb = positions.get(b);
+      for (const e of list) {
+        routes.set(e.key, [[pa.x + pa.w, pa.y + pa.h / 2], [pb.x + pb.w, pb.y + pb.h / 2]]);
+        e.flat = true;
+      }
+    }
     // Calls of a node to itself: a loop above its box.
     for (const e of model.edges) {
       if (e.source !== e.target) continue;
@@ -690,6 +733,58 @@
     const nameW = Math.min(NODE_MAX_TEXT, textWidth(d.name, NAME_FONT));
     const subW = Math.min(NODE_MAX_TEXT, textWidth(d.sub, SUB_FONT));
     return Math.ceil(Math.max(110, Math.max(nameW, subW) + 30));
+  }
+
+  /** Strongly connected components (Tarjan, without recursion): id -> component number. */
+  function components(ids, out) {
+    const index = new Map();
+    const low = new Map();
+    const onStack = new Set();
+    const stack = [];
+    const comp = new Map();
+    let counter = 0;
+    let count = 0;
+    for (const root of ids) {
+      if (index.has(root)) continue;
+      const visit = (v) => {
+        index.set(v, counter);
+        low.set(v, counter);
+        counter++;
+        stack.push(v);
+        onStack.add(v);
+      };
+      visit(root);
+      const work = [[root, 0]];
+      while (work.length) {
+        const frame = work[work.length - 1];
+        const v = frame[0];
+        const next = out.get(v)[frame[1]++];
+        if (next !== undefined) {
+          if (!index.has(next)) {
+            visit(next);
+            work.push([next, 0]);
+          } else if (onStack.has(next)) {
+            low.set(v, Math.min(low.get(v), index.get(next)));
+          }
+          continue;
+        }
+        work.pop();
+        if (work.length) {
+          const u = work[work.length - 1][0];
+          low.set(u, Math.min(low.get(u), low.get(v)));
+        }
+        if (low.get(v) === index.get(v)) {
+          let w;
+          do {
+            w = stack.pop();
+            onStack.delete(w);
+            comp.set(w, count);
+          } while (w !== v);
+          count++;
+        }
+      }
+    }
+    return comp;
   }
 
   /** First order of each layer: previously seen nodes as they were, new ones by their callers. */
@@ -732,12 +827,12 @@
   }
 
   /** Barycenter sweeps, down and up; returns the order with the fewest crossings met. */
-  function sweep(start) {
+  function sweep(start, iterations) {
     let order = start.map((l) => [...l]);
     order.forEach((l) => l.forEach((it, i) => (it.index = i)));
     let best = order.map((l) => [...l]);
     let bestCount = crossings(best);
-    for (let iter = 0; iter < 12 && bestCount > 0; iter++) {
+    for (let iter = 0; iter < iterations && bestCount > 0; iter++) {
       const down = iter % 2 === 0;
       const range = down ? order.map((_, i) => i).slice(1) : order.map((_, i) => i).reverse().slice(1);
       for (const li of range) {
@@ -767,7 +862,7 @@
     let total = 0;
     for (let li = 0; li + 1 < order.length; li++) {
       const pairs = [];
-      for (const it of order[li]) for (const d of it.down) pairs.push([pos.get(it), pos.get(d)]);
+      for (const it of order[li]) for (const d of it.down) if (d.layer === li + 1) pairs.push([pos.get(it), pos.get(d)]);
       pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
       const size = order[li + 1].length + 1;
       const tree = new Array(size + 1).fill(0);
@@ -811,10 +906,15 @@
   }
 
   /** SVG path through route points: horizontal-tangent curves between columns. */
-  function pathOf(points, selfLoop) {
-    if (selfLoop) {
+  function pathOf(points, shape) {
+    if (shape === "loop") {
       const [[x1, y1], [x2, y2]] = points;
       return `M${x1} ${y1}C${x1} ${y1 - 40} ${x2} ${y2 - 40} ${x2} ${y2}`;
+    }
+    if (shape === "flat") {
+      const [[x1, y1], [x2, y2]] = points;
+      const bulge = 30 + Math.min(60, Math.abs(y2 - y1) / 4);
+      return `M${x1} ${y1}C${x1 + bulge} ${y1} ${x2 + bulge} ${y2} ${x2} ${y2}`;
     }
     let d = `M${points[0][0].toFixed(1)} ${points[0][1].toFixed(1)}`;
     for (let i = 1; i < points.length; i++) {
@@ -834,8 +934,12 @@
    * Where an edge's label sits: on the middle straight run of a long edge (where it passes other
    * layers, away from the crowd near nodes), else in the middle of the curve.
    */
-  function labelPoint(points, selfLoop) {
-    if (selfLoop) return [(points[0][0] + points[1][0]) / 2, points[0][1] - 34];
+  function labelPoint(points, shape) {
+    if (shape === "loop") return [(points[0][0] + points[1][0]) / 2, points[0][1] - 34];
+    if (shape === "flat") {
+      const bulge = 30 + Math.min(60, Math.abs(points[1][1] - points[0][1]) / 4);
+      return [Math.max(points[0][0], points[1][0]) + bulge * 0.75, (points[0][1] + points[1][1]) / 2];
+    }
     const straight = [];
     for (let i = 2; i < points.length - 1; i += 2) straight.push(i);
     const i = straight.length ? straight[Math.floor((straight.length - 1) / 2)] : Math.ceil((points.length - 1) / 2);
@@ -874,7 +978,7 @@
     function syncControls() {
       const c = controls();
       c.type.value = params.type;
-      ensureOption(c.window, params.window, `Last ${params.window}`);
+      ensureOption(c.window, params.window);
       c.window.value = params.window;
       ensureOption(c.ns, params.ns);
       c.ns.value = params.ns;
@@ -1066,8 +1170,9 @@
     }
 
     function drawEdge(e, points, offset) {
-      const pts = points.map(([x, y], i) => [x, y + (e.selfLoop ? 0 : offset * (i === 0 || i === points.length - 1 ? 0.6 : 1))]);
-      const d = pathOf(pts, e.selfLoop);
+      const shape = e.selfLoop ? "loop" : e.flat ? "flat" : "";
+      const pts = points.map(([x, y], i) => [x, y + (shape ? 0 : offset * (i === 0 || i === points.length - 1 ? 0.6 : 1))]);
+      const d = pathOf(pts, shape);
       const changed = Boolean(e.diff);
       const tcp = e.protocol === "tcp";
       const g = svg("g", {
@@ -1090,7 +1195,7 @@
       g.append(svg("path", { class: "edge-hit", d }));
       const arrow = e.ghost ? "ghost" : tcp ? "tcp" : e.health;
       g.append(svg("path", { class: "edge-line", d, "marker-end": `url(#arrow-${arrow})` }));
-      const [lx, ly] = labelPoint(pts, e.selfLoop);
+      const [lx, ly] = labelPoint(pts, shape);
       const tag = svg("g", { class: "edge-tag", transform: `translate(${lx.toFixed(1)},${ly.toFixed(1)})` });
       const text = edgeLabel(e, params.labels);
       const badge = e.channels === "spans" ? "S" : e.channels === "logs" ? "L" : "";
@@ -1119,16 +1224,19 @@
     // Labels are measured on a canvas; the rendered font may differ a little, so the background is
     // fitted to the real text once it is in the document.
     function fitLabels(layer) {
-      for (const tag of layer.querySelectorAll(".edge-tag")) {
-        const text = tag.querySelector(".edge-label");
-        const bg = tag.querySelector(".edge-label-bg");
-        let box;
+      const tags = [...layer.querySelectorAll(".edge-tag")];
+      // All reads first, then all writes: one layout, not one per label.
+      const boxes = tags.map((tag) => {
         try {
-          box = text.getBBox();
+          return tag.querySelector(".edge-label").getBBox();
         } catch (_) {
-          continue;
+          return null;
         }
-        if (!box.width) continue;
+      });
+      tags.forEach((tag, i) => {
+        const box = boxes[i];
+        if (!box || !box.width) return;
+        const bg = tag.querySelector(".edge-label-bg");
         let left = Math.min(box.x, Number(bg.getAttribute("x")) + 4);
         let right = box.x + box.width;
         const badge = tag.querySelector(".badge-dot");
@@ -1137,7 +1245,7 @@
         if (rank) left = Math.min(left, Number(rank.getAttribute("cx")) - 8);
         bg.setAttribute("x", (left - 4).toFixed(1));
         bg.setAttribute("width", (right - left + 8).toFixed(1));
-      }
+      });
     }
 
     // -- zoom and pan --
@@ -1146,13 +1254,18 @@
       $("graph-viewport").setAttribute("transform", `translate(${view.x.toFixed(1)},${view.y.toFixed(1)}) scale(${view.k.toFixed(4)})`);
     }
 
-    function fit() {
+    /**
+     * Shows the whole graph; a graph too large to read that way is shown from its left (the callers)
+     * at a readable scale unless `whole` (the Fit button).
+     */
+    function fit(whole) {
       if (!layout) return;
       const area = $("graph-svg").getBoundingClientRect();
       if (!area.width || !area.height) return;
-      const k = Math.min(1.25, area.width / layout.width, area.height / layout.height);
-      view.k = Math.max(0.1, k);
-      view.x = (area.width - layout.width * view.k) / 2;
+      let k = Math.min(1.25, area.width / layout.width, area.height / layout.height);
+      if (whole !== true) k = Math.max(k, Math.min(0.4, area.height / layout.height));
+      view.k = Math.max(0.05, k);
+      view.x = Math.max(0, (area.width - layout.width * view.k) / 2);
       view.y = Math.max(0, (area.height - layout.height * view.k) / 2);
       view.moved = false;
       applyView();
@@ -1162,7 +1275,7 @@
       const area = $("graph-svg").getBoundingClientRect();
       const px = cx === undefined ? area.width / 2 : cx;
       const py = cy === undefined ? area.height / 2 : cy;
-      const k = Math.min(4, Math.max(0.1, view.k * factor));
+      const k = Math.min(4, Math.max(0.05, view.k * factor));
       view.x = px - ((px - view.x) * k) / view.k;
       view.y = py - ((py - view.y) * k) / view.k;
       view.k = k;
@@ -1175,7 +1288,7 @@
       area.addEventListener("wheel", (event) => {
         event.preventDefault();
         const r = area.getBoundingClientRect();
-        zoomBy(Math.exp(-event.deltaY * 0.0015), event.clientX - r.left, event.clientY - r.top);
+        zoomBy(Math.exp(-Math.max(-100, Math.min(100, event.deltaY)) * 0.0015), event.clientX - r.left, event.clientY - r.top);
       }, { passive: false });
       let drag = null;
       area.addEventListener("pointerdown", (event) => {
@@ -1201,7 +1314,7 @@
       area.addEventListener("pointercancel", end);
       $("zoom-in").addEventListener("click", () => zoomBy(1.25));
       $("zoom-out").addEventListener("click", () => zoomBy(0.8));
-      $("zoom-fit").addEventListener("click", fit);
+      $("zoom-fit").addEventListener("click", () => fit(true));
       let resizeTimer = null;
       window.addEventListener("resize", () => {
         clearTimeout(resizeTimer);
@@ -1387,7 +1500,7 @@
       svg("line", { class: "chart-grid", x1: left, y1: yOf(max), x2: W - right, y2: yOf(max) }),
       svg("line", { class: "chart-grid", x1: left, y1: yOf(max / 2), x2: W - right, y2: yOf(max / 2) }),
       svg("text", { class: "chart-tick", x: left - 4, y: yOf(max) + 4, "text-anchor": "end" }, format(max)),
-      svg("text", { class: "chart-tick", x: left - 4, y: yOf(0) + 4, "text-anchor": "end" }, format(0)),
+      svg("text", { class: "chart-tick", x: left - 4, y: yOf(0) + 4, "text-anchor": "end" }, "0"),
       svg("text", { class: "chart-tick", x: left, y: H - 4 }, fmtTime(startS)),
       svg("text", { class: "chart-tick", x: W - right, y: H - 4, "text-anchor": "end" }, fmtTime(endS)));
     for (const s of series) {
@@ -1717,7 +1830,7 @@
       $("trace-min").value = p.minDuration || "";
       $("trace-errors").checked = p.errors === "1";
       const w = $("trace-window");
-      if (p.window && ![...w.options].some((o) => o.value === p.window)) w.append(el("option", { value: p.window }, `Last ${p.window}`));
+      if (p.window && ![...w.options].some((o) => o.value === p.window)) w.append(el("option", { value: p.window }, p.window));
       w.value = p.window || "1h";
       const l = $("trace-limit");
       l.value = ["20", "50", "100", "500"].includes(p.limit) ? p.limit : "20";
