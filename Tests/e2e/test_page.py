@@ -2,8 +2,10 @@
 
 One mesh run (Bookinfo with the TCP hop, Zipkin spans and the gRPC access log
 service) feeds a fresh sextant in two phases: a baseline, then a phase in
-which details-v1 answers 500 to every other request (its fault switch,
-``POST /_fault``). The page, driven through WebDriver, must then show:
+which details-v1 answers every request 100 ms late and with a 500 (its fault
+switch, ``POST /_fault``): new errors and a slower p99 outscore any latency
+hiccup elsewhere in ``/api/v1/diff``'s ranking. The page, driven through
+WebDriver, must then show:
 
 - one SVG node per node and one SVG edge per edge of ``/api/v1/graph`` (same
   window), each edge's label equal to the API's numbers in every label mode,
@@ -165,7 +167,8 @@ def page_run(e2e_dir, sextant_bin):
             first = mesh.drive(PHASE_REQUESTS)
             baseline_end = first.finished_at + 0.5
             time.sleep(max(0.0, baseline_end + 0.5 - time.time()))
-            assert mesh.set_fault(FAULTY, fail_every=2)["fail_every"] == 2
+            assert mesh.set_fault(FAULTY, fail_every=1, delay_ms=100) == {
+                "workload": FAULTY, "fail_every": 1, "delay_ms": 100}
             second = mesh.drive(PHASE_REQUESTS)
             assert second.finished_at < baseline_end + DIFF_WINDOW_S - 1, "phase 2 took longer than the diff window"
             counts = mesh.counts()
@@ -316,6 +319,8 @@ def api_get(instance: Sextant, path: str, params: dict) -> dict:
 
 
 def test_graph_view_draws_the_api_graph(page_run, driver, screenshots):
+    from selenium.webdriver.common.by import By
+
     graph = page_run.graph
     assert page_run.settled, "the graph was still changing 30 s after the traffic"
     api_edges = {edge_id(e): e for e in graph["edges"]}
@@ -360,6 +365,29 @@ def test_graph_view_draws_the_api_graph(page_run, driver, screenshots):
             shot(driver, screenshots, "graph-errors")
     assert "labels=latency" in driver.current_url
     select_value(driver, "labels", "rps")
+    wait_for(driver, lambda b: read_graph(b)["labels"] == "rps", "the requests/s labels again")
+
+    # A refresh of the same graph keeps every node where it was.
+    before = {n["id"]: n["box"] for n in read_graph(driver)["nodes"]}
+    status = read_graph(driver)["status"]
+    time.sleep(1.1)  # the status line names the second the graph was read
+    driver.find_element(By.ID, "refresh").click()
+    after = wait_for(driver, lambda b: (g := read_graph(b))["status"] not in (status, "Loading…") and g,
+                     "the refreshed graph")
+    assert {n["id"]: n["box"] for n in after["nodes"]} == before
+
+    # The other graph types: the API's nodes and edges again.
+    for graph_type in ("app", "versionedApp", "service"):
+        other = api_get(page_run.sextant, "/api/v1/graph", {"graphType": graph_type, "window": GRAPH_WINDOW})
+        select_value(driver, "graph-type", graph_type)
+        mine = wait_for(driver, lambda b: (g := read_graph(b)) and sorted(n["id"] for n in g["nodes"]) == sorted(
+            n["id"] for n in other["nodes"]) and g, f"the {graph_type} graph")
+        assert sorted((e["source"], e["target"], e["protocol"], e["label"]) for e in mine["edges"]) == sorted(
+            (*edge_id(e), expected_label(e, "rps")) for e in other["edges"]), graph_type
+        assert f"type={graph_type}" in driver.current_url
+        if graph_type == "service":
+            shot(driver, screenshots, "graph-services")
+    select_value(driver, "graph-type", "workload")
     assert_no_console_errors(driver)
 
 
@@ -412,7 +440,7 @@ def test_edge_panel_and_trace_waterfall(page_run, driver, screenshots):
     assert panel["traces"] and set(panel["traces"]) <= {examples.get("slowest"), examples.get("error")}, (panel, examples)
     shot(driver, screenshots, "panel")
 
-    trace_id = panel["traces"][0]
+    trace_id = examples.get("error") if examples.get("error") in panel["traces"] else panel["traces"][0]
     trace = api_get(page_run.sextant, f"/api/v1/traces/{trace_id}", {})
     driver.find_element(By.CSS_SELECTOR, f'#panel-body a.trace-link[data-trace-id="{trace_id}"]').click()
     spans = wait_for(driver, lambda b: "#/trace/" in b.current_url and js(

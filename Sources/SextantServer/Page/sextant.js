@@ -1878,13 +1878,16 @@
       $("trace-search").addEventListener("submit", (event) => {
         event.preventDefault();
         const min = $("trace-min").value.trim();
-        location.hash = hashFor("traces", {
+        const hash = hashFor("traces", {
           service: $("trace-service").value.trim(),
           minDuration: min,
           errors: $("trace-errors").checked,
           window: $("trace-window").value === "1h" ? "" : $("trace-window").value,
           limit: $("trace-limit").value === "20" ? "" : $("trace-limit").value,
         });
+        // The same search again: no hash change, so search from here.
+        if (location.hash === hash) enter(parseHash().params);
+        else location.hash = hash;
       });
     }
 
@@ -1985,7 +1988,7 @@
       for (let i = 0; i <= 4; i++) {
         const x = barX + (barW * i) / 4;
         root.append(svg("line", { class: "wf-grid", x1: x, y1: head - 6, x2: x, y2: height }),
-          svg("text", { class: "wf-tick", x, y: head - 10, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" }, fmtMicros((total * i) / 4)));
+          svg("text", { class: "wf-tick", x, y: head - 10, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" }, i === 0 ? "0" : fmtMicros((total * i) / 4)));
       }
       rows.forEach((r, i) => {
         const s = r.span;
