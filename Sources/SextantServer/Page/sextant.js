@@ -353,7 +353,7 @@
   }
 
   function edgeLabel(e, mode) {
-    if (e.ghost) return "no traffic";
+    if (e.ghost && !e.requests) return "no traffic";
     if (mode === "errors") return e.protocol === "tcp" ? "TCP" : fmtPct(e.errorRate);
     if (mode === "latency") {
       const l = e.latencyMs;
@@ -376,9 +376,13 @@
           for (const id of [d.source, d.target]) {
             if (!nodes.has(id)) nodes.set(id, { ...nodeFromId(id), ghost: true });
           }
+          // Not in the graph: traffic that vanished, or calls the graph no longer counts on this edge
+          // (the diff was read a moment earlier). Drawn dashed grey with the diff's figures.
+          const now = d.current || {};
           e = {
             source: d.source, target: d.target, protocol: d.protocol, key, ghost: true,
-            requests: 0, errors: 0, serverErrors: 0, byCode: {}, rps: 0, errorRate: 0, sources: [],
+            requests: now.requests || 0, errors: now.errors || 0, serverErrors: 0, byCode: {}, rps: now.rps || 0,
+            errorRate: now.errorRate || 0, sources: [],
           };
           edges.push(e);
           byKey.set(key, e);
@@ -1672,7 +1676,9 @@
         el("p", { class: "panel-ids" }, el("code", null, e.source), " → ", el("code", null, e.target)));
       if (e.diff) body.append(diffSection(e.diff));
       if (e.ghost) {
-        body.append(el("p", { class: "muted" }, "No traffic on this edge in the current window."));
+        body.append(el("p", { class: "muted" }, e.requests
+          ? `Not in the graph of this window; the comparison counted ${e.requests} calls on it.`
+          : "No traffic on this edge in the current window."));
         return;
       }
       body.append(section("Totals", totalsList([
