@@ -318,7 +318,7 @@ def api_get(instance: Sextant, path: str, params: dict) -> dict:
 # Tests
 
 
-def test_graph_view_draws_the_api_graph(page_run, driver, screenshots):
+def test_graph_view_draws_the_api_graph(driver, page_run, screenshots):
     from selenium.webdriver.common.by import By
 
     graph = page_run.graph
@@ -391,7 +391,7 @@ def test_graph_view_draws_the_api_graph(page_run, driver, screenshots):
     assert_no_console_errors(driver)
 
 
-def test_edge_panel_and_trace_waterfall(page_run, driver, screenshots):
+def test_edge_panel_and_trace_waterfall(driver, page_run, screenshots):
     from selenium.webdriver.common.by import By
 
     graph = page_run.graph
@@ -466,7 +466,7 @@ def test_edge_panel_and_trace_waterfall(page_run, driver, screenshots):
     assert_no_console_errors(driver)
 
 
-def test_keyboard_opens_and_closes_a_node(page_run, driver):
+def test_keyboard_opens_and_closes_a_node(driver, page_run):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
@@ -490,7 +490,7 @@ def test_keyboard_opens_and_closes_a_node(page_run, driver):
     assert_no_console_errors(driver)
 
 
-def test_trace_search(page_run, driver, screenshots):
+def test_trace_search(driver, page_run, screenshots):
     answer = api_get(page_run.sextant, "/api/v1/traces", {"status": "error", "limit": 20, "window": "1h"})
     assert answer["traces"], "the run has failed calls: there must be traces with errors"
     open_page(driver, page_run.sextant, "#/traces?errors=1")
@@ -503,7 +503,7 @@ def test_trace_search(page_run, driver, screenshots):
     assert_no_console_errors(driver)
 
 
-def test_diff_ranks_and_highlights_the_failing_edge(page_run, driver, screenshots):
+def test_diff_ranks_and_highlights_the_failing_edge(driver, page_run, screenshots):
     params = {"graphType": "workload", "window": f"{DIFF_WINDOW_S}s", "end": f"{page_run.diff_end:.3f}",
               "baselineEnd": f"{page_run.baseline_end:.3f}"}
     diff = api_get(page_run.sextant, "/api/v1/diff", params)
@@ -544,7 +544,7 @@ def token_sextant(page_run, e2e_dir, sextant_bin):
         instance.stop()
 
 
-def test_query_token_is_asked_once(token_sextant, driver, screenshots):
+def test_query_token_is_asked_once(driver, token_sextant, screenshots):
     from selenium.webdriver.common.by import By
 
     headers = {"Authorization": f"Bearer {QUERY_TOKEN}"}
