@@ -4,12 +4,12 @@
 #   (default)  libsqlite3-dev zlib1g-dev libssl-dev libsnappy-dev libzstd-dev libre2-dev: what building
 #              and running need
 #   --test     also prometheus (prometheus, promtool), victoria-metrics and python3-venv for the tests
-#              and benchmarks
+#              and benchmarks, chromium and chromium-driver for the page's browser test
 set -euo pipefail
 
 packages=(libsqlite3-dev zlib1g-dev libssl-dev libsnappy-dev libzstd-dev libre2-dev)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(prometheus python3-venv victoria-metrics)
+    packages+=(prometheus python3-venv victoria-metrics chromium chromium-driver)
 fi
 
 missing=()

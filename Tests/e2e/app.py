@@ -25,7 +25,10 @@ the answer names the workload and is longer than the request. ``served``
 counts connections once they are closed.
 
 Behaviour is chosen by command-line flags (see ``parse_args``); mesh.py
-starts one process per workload.
+starts one process per workload. A running app's faults can be changed on its
+own port, unproxied and uncounted: ``POST /_fault?fail_every=N&delay_ms=M``
+sets ``--fail-every`` and ``--delay-ms`` from then on (a parameter left out is
+kept; 0 turns it off) and answers the settings now in force as JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import argparse
 import http.client
 import json
 import socket
+import urllib.parse
 import socketserver
 import sys
 import threading
@@ -41,6 +45,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COUNTS_PATH = "/__counts"
+FAULT_PATH = "/_fault"
 
 
 class Counters:
@@ -277,6 +282,26 @@ def make_handler(args: argparse.Namespace, counters: Counters, client: OutboundC
                 self._send(500, {"workload": args.workload, "error": "injected failure"})
                 return
             self._send(200, {"workload": args.workload, "request": number, "upstream": upstream})
+
+        def do_POST(self) -> None:  # noqa: N802
+            path, _, query = self.path.partition("?")
+            if path != FAULT_PATH:
+                self.send_error(501, f"Unsupported method ('{self.command}')")
+                return
+            try:
+                settings = {key: int(values[-1]) for key, values in urllib.parse.parse_qs(query).items()
+                            if key in ("fail_every", "delay_ms")}
+                if any(v < 0 for v in settings.values()):
+                    raise ValueError("negative setting")
+            except ValueError as exc:
+                self._send(400, {"workload": args.workload, "error": str(exc)}, count=False)
+                return
+            if "fail_every" in settings:
+                args.fail_every = settings["fail_every"]
+            if "delay_ms" in settings:
+                args.delay_ms = settings["delay_ms"]
+            self._send(200, {"workload": args.workload, "fail_every": args.fail_every, "delay_ms": args.delay_ms},
+                       count=False)
 
     return Handler
 

@@ -1267,6 +1267,21 @@ class Mesh:
 
     # -- ground truth ------------------------------------------------------
 
+    def set_fault(self, workload: str, fail_every: int | None = None, delay_ms: int | None = None) -> dict:
+        """Changes a running app's faults (``POST /_fault`` on its own port, not through Envoy).
+
+        ``fail_every``: answer 500 to every Nth request the app receives (counted since it
+        started; 0: never); ``delay_ms``: sleep that long per request. None keeps the setting.
+        Returns the settings now in force.
+        """
+        params = {k: v for k, v in (("fail_every", fail_every), ("delay_ms", delay_ms)) if v is not None}
+        port = self.workloads[workload].app_port
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/_fault?{urllib.parse.urlencode(params)}",
+                                         data=b"", method="POST")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=5) as response:
+            return json.loads(response.read())
+
     def counts(self) -> dict[str, dict]:
         """Every app's ``/__counts``, by workload."""
         result = {}
