@@ -14,7 +14,8 @@ struct HexDigitsTests {
     }
 
     @Test func sixteenDigitsAgreeWithDigitByDigit() {
-        var generator = SystemRandomNumberGenerator()
+        // Seeded: a failure names inputs that fail again.
+        var generator = SplitMix64(seed: 0x5EED_4E58)
         let alphabet = Array("0123456789abcdefABCDEF".utf8)
         for round in 0..<20_000 {
             var text = (0..<16).map { _ in alphabet.randomElement(using: &generator)! }

@@ -74,4 +74,4 @@ def test_release_binary_needs_only_system_libraries_and_runs_alone(tmp_path):
         edges = {(e["source"], e["target"]): e["requests"] for e in graph["edges"]}
         assert edges[("unknown", "workload:default:productpage-v1")] == 50
         page = sextant.get("/")
-        assert page.status == 200 and "/page/sextant.js" in page.text
+        assert page.status == 200 and "sextant.js" in page.text

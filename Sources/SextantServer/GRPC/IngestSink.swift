@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import SextantIngest
 import SextantModel
 import SextantStore
@@ -20,6 +21,8 @@ struct IngestSink: Sendable {
         var batch: IngestBatch
         var channel: String
         var receipt: IngestWriter.Receipt
+        /// When it was queued, for `sextant_ingest_latency_seconds`.
+        var queuedAt = ContinuousClock.now
     }
 
     /// Applies the limits to a batch and returns once what is left of it is committed.
@@ -53,6 +56,8 @@ struct IngestSink: Sendable {
         var batch = submission.batch
         let channel = submission.channel
         let summary = try await submission.receipt.committed()
+        Timer(label: "sextant_ingest_latency_seconds", dimensions: [("channel", channel)], factory: metrics)
+            .record(duration: submission.queuedAt.duration(to: .now))
         if !summary.seriesLimitedPoints.isEmpty {
             let limited = Set(summary.seriesLimitedPoints)
             for index in summary.seriesLimitedPoints where index < batch.metrics.count {

@@ -36,6 +36,7 @@ struct MetricsController: Sendable {
         "sextant_ingest_commit_records": "Records per committed write transaction of the ingest writer.",
         "sextant_ingest_queue_records": "Records waiting for a commit.",
         "sextant_ingest_queue_bytes": "Estimated bytes of prepared records waiting for a commit.",
+        "sextant_ingest_latency_seconds": "Seconds from a request's records being queued to their commit, per channel.",
     ]
 
     func metrics(_ request: Request, _ context: some RequestContext) async throws -> Response {
@@ -51,7 +52,7 @@ struct MetricsController: Sendable {
         let selectors = try SeriesController.selectors(request, parameter: "match[]", required: true)
         let now = database.clock.nowMillis
         let bytes = Federation.renderBytes(
-            ownFamilies(), istio: try await database.istioTotals(), ingested: database.metricHead.view(),
+            try await ownFamilies(), istio: try await database.istioTotals(), ingested: database.metricHead.view(),
             sinceMs: now - Self.ingestedLookbackMs, selectors: selectors, now: now)
         return Response(
             status: .ok, headers: [.contentType: ExpositionFormat.text004.contentType],
@@ -71,14 +72,14 @@ struct MetricsController: Sendable {
         let remoteIstio = Dictionary(
             ingested.filter { IstioMetrics.names.contains($0.name) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         ingested.removeAll { IstioMetrics.names.contains($0.name) }
-        ExpositionEncoder.appendFamilies(ownFamilies() + ingested, format: format, to: &out)
+        ExpositionEncoder.appendFamilies(try await ownFamilies() + ingested, format: format, to: &out)
         IstioExposition.append(totals, merging: remoteIstio, format: format, to: &out)
         if format == .openMetrics { out.append(contentsOf: "# EOF\n".utf8) }
         return out
     }
 
-    /// Sextant's own families.
-    private func ownFamilies() -> [MetricFamily] {
+    /// Sextant's own families, the exact latency quantiles among them.
+    private func ownFamilies() async throws -> [MetricFamily] {
         let stats = writer.statistics
         var own = metrics.families(help: Self.help)
         own.append(contentsOf: [
@@ -101,6 +102,11 @@ struct MetricsController: Sendable {
                 samples: [MetricSample(name: "sextant_metric_points_dropped_total", value: Double(stats.totals.metricsDropped))]),
         ])
         own.append(contentsOf: Self.writerFamilies(stats))
+        var windows: [(label: String, aggregates: [CallAggregate])] = []
+        for range in LatencyQuantiles.ranges(nowMicros: database.clock.nowMicros) {
+            windows.append((range.label, try await database.callAggregates(fromMicros: range.from, toMicros: range.to)))
+        }
+        own.append(LatencyQuantiles.family(windows: windows))
         own.append(contentsOf: [
             MetricFamily(
                 name: "sextant_resident_memory_bytes",

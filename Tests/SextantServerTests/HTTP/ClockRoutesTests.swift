@@ -54,4 +54,36 @@ import Testing
             #expect(later.edges.isEmpty)
         }
     }
+
+    @Test func exactQuantilesCoverTheLastCompleteMinutesOnMetricsAndFederate() async throws {
+        let body = try Fixtures.bytes("envoy/zipkin/batch-001.json")
+        let times = try JSONDecoder().decode([SpanTimes].self, from: Data(body)).map(\.timestamp)
+        let time = ManualClock(seconds: Double(times.max()!) / 1_000_000 + 1)
+        try await withCollector(configure: { $0.store.clock = time.clock }) { collector in
+            try await Application(router: collector.zipkinRouter).test(.router) { client in
+                try await client.execute(
+                    uri: "/api/v2/spans", method: .post, headers: [.contentType: "application/json"],
+                    body: ByteBuffer(bytes: body)
+                ) { #expect($0.status == .accepted) }
+            }
+            func api(_ uri: String) async throws -> String {
+                try await Application(router: collector.apiRouter).test(.router) { client in
+                    try await client.execute(uri: uri, method: .get) { String(buffer: $0.body) }
+                }
+            }
+            let name = "sextant_request_duration_quantile_milliseconds"
+            // The minute of the spans is not complete yet: no window holds them.
+            #expect(!(try await api("/metrics")).contains("\(name){"))
+            // Two minutes on, the last five complete minutes hold them.
+            time.advance(seconds: 120)
+            let metrics = try await api("/metrics")
+            #expect(metrics.contains("# TYPE \(name) gauge"))
+            #expect(metrics.contains(#"destination_workload="productpage-v1""#))
+            #expect(metrics.contains(#"window="5m",quantile="0.99"} "#))
+            let federated = try await api("/federate?match[]=\(name)")
+            // Federation sorts the labels, as Prometheus does.
+            #expect(federated.contains(#"quantile="0.5",reporter="destination","#))
+            #expect(federated.contains(#"window="5m"} "#))
+        }
+    }
 }

@@ -14,8 +14,8 @@ import Testing
                     #expect(response.headers[.contentType] == "text/html; charset=utf-8")
                     #expect(response.headers[.contentSecurityPolicy]?.contains("default-src 'self'") == true)
                     let html = String(buffer: response.body)
-                    #expect(html.contains("/page/sextant.js"))
-                    #expect(html.contains("/page/sextant.css"))
+                    #expect(html.contains("page/sextant.js"))
+                    #expect(html.contains("page/sextant.css"))
                 }
                 for (file, type) in [("sextant.js", "text/javascript"), ("sextant.css", "text/css")] {
                     try await client.execute(uri: "/page/\(file)", method: .get) { response in
