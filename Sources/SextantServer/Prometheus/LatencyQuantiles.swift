@@ -1,6 +1,6 @@
 import SextantModel
 
-/// `sextant_request_duration_quantile_milliseconds`: latency quantiles of HTTP and gRPC calls per
+/// `sextant_request_duration_quantile_seconds`: latency quantiles of HTTP and gRPC calls per
 /// reporter and destination over trailing windows, from the calls' mergeable sketches (relative
 /// error at most 1 %), where `histogram_quantile` over Istio's buckets can only interpolate inside
 /// a bucket (between 250 ms and 500 ms, say).
@@ -8,13 +8,15 @@ import SextantModel
 /// A window is whole minutes: `1m` the last complete minute, `5m` the last five, so that each is
 /// read from the minute rollups alone, however busy the mesh.
 enum LatencyQuantiles {
-    static let name = "sextant_request_duration_quantile_milliseconds"
+    static let name = "sextant_request_duration_quantile_seconds"
     static let help =
         "Latency quantile of HTTP and gRPC requests over the last complete minute(s) (window), from Sextant's "
         + "sketches (relative error at most 1 %), per reporter and destination."
     /// The windows, in minutes, and their label.
     static let windows: [(minutes: Int64, label: String)] = [(1, "1m"), (5, "5m")]
-    static let quantiles: [(q: Double, label: String)] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99")]
+    /// The quantiles, labelled `percentile` ("50", "90", "99"): `quantile` is a summary's label,
+    /// and promtool holds a gauge to that.
+    static let quantiles: [(q: Double, label: String)] = [(0.5, "50"), (0.9, "90"), (0.99, "99")]
 
     /// The windows that end at the minute boundary at or before `nowMicros`, as µs ranges.
     static func ranges(nowMicros: Int64) -> [(label: String, from: Int64, to: Int64)] {
@@ -57,7 +59,7 @@ enum LatencyQuantiles {
                     guard let micros = sketch.quantile(quantile.q) else { continue }
                     samples.append(
                         MetricSample(
-                            name: name, labels: labels + [MetricLabel("quantile", quantile.label)], value: micros / 1000))
+                            name: name, labels: labels + [MetricLabel("percentile", quantile.label)], value: micros / 1_000_000))
                 }
             }
         }

@@ -71,7 +71,7 @@ import Testing
                     try await client.execute(uri: uri, method: .get) { String(buffer: $0.body) }
                 }
             }
-            let name = "sextant_request_duration_quantile_milliseconds"
+            let name = "sextant_request_duration_quantile_seconds"
             // The minute of the spans is not complete yet: no window holds them.
             #expect(!(try await api("/metrics")).contains("\(name){"))
             // Two minutes on, the last five complete minutes hold them.
@@ -79,10 +79,10 @@ import Testing
             let metrics = try await api("/metrics")
             #expect(metrics.contains("# TYPE \(name) gauge"))
             #expect(metrics.contains(#"destination_workload="productpage-v1""#))
-            #expect(metrics.contains(#"window="5m",quantile="0.99"} "#))
+            #expect(metrics.contains(#"window="5m",percentile="99"} "#))
             let federated = try await api("/federate?match[]=\(name)")
             // Federation sorts the labels, as Prometheus does.
-            #expect(federated.contains(#"quantile="0.5",reporter="destination","#))
+            #expect(federated.contains(#"percentile="50",reporter="destination","#))
             #expect(federated.contains(#"window="5m"} "#))
         }
     }
