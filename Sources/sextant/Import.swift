@@ -46,8 +46,12 @@ struct Import: AsyncParsableCommand {
         var limits = IngestLimits()
         limits.maxRecordsPerRequest = .max
         let decoder = EnvoyAccessLogDecoder(defaultProxy: node.flatMap(NodeIdentity.init(nodeID:))?.workload)
-        let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
+        var progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
+        let totalBytes = files.reduce(0) { total, file in
+            total + ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0)
+        }
         var failed = false
+        var totals = (lines: 0, calls: 0, connections: 0, rejected: 0, bytesDone: 0)
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else {
                 FileHandle.standardError.write(Data("sextant import: cannot read \(file)\n".utf8))
@@ -77,29 +81,74 @@ struct Import: AsyncParsableCommand {
                 rejected += batch.rejected
                 line += lines
                 start = end
-                progress.show("\(file): \(end * 100 / bytes.count)% (\(accepted) calls)")
+                progress.show(
+                    file: file, lines: totals.lines + line - 1, bytes: totals.bytesDone + end, totalBytes: totalBytes)
             }
             progress.finish()
             print(
                 "\(file): \(accepted) calls and \(connections) TCP connections stored, \(rejected.count) lines rejected")
             for error in rejected.prefix(20) { print("  \(error)") }
             if !rejected.isEmpty { failed = true }
+            totals.lines += line - 1
+            totals.calls += accepted
+            totals.connections += connections
+            totals.rejected += rejected.count
+            totals.bytesDone += bytes.count
+        }
+        if files.count > 1 || progress.enabled {
+            let seconds = progress.elapsedSeconds
+            print(
+                "imported \(files.count) file(s), \(totals.lines) lines (\(Progress.bytes(totals.bytesDone))) in "
+                    + "\(Progress.clock(seconds)): \(totals.calls) calls, \(totals.connections) TCP connections, "
+                    + "\(totals.rejected) rejected, \(Int(Double(totals.lines) / max(seconds, 0.001))) lines/s")
         }
         if failed { throw ExitCode(1) }
     }
 }
 
-/// A one-line progress display on a terminal; silent otherwise.
+/// A one-line progress display on a terminal (file, lines, bytes, rate, time left); silent otherwise.
 struct Progress {
     let enabled: Bool
+    private let started = ContinuousClock.now
+    private var lastShown: ContinuousClock.Instant?
 
-    func show(_ text: String) {
+    init(enabled: Bool) {
+        self.enabled = enabled
+    }
+
+    var elapsedSeconds: Double {
+        let d = started.duration(to: .now).components
+        return Double(d.seconds) + Double(d.attoseconds) / 1e18
+    }
+
+    /// Redraws the line at most ten times a second.
+    mutating func show(file: String, lines: Int, bytes: Int, totalBytes: Int) {
         guard enabled else { return }
+        if let lastShown, lastShown.duration(to: .now) < .milliseconds(100) { return }
+        lastShown = .now
+        let seconds = max(elapsedSeconds, 0.001)
+        let rate = Double(bytes) / seconds
+        let left = rate > 0 ? Double(max(totalBytes - bytes, 0)) / rate : 0
+        let percent = totalBytes > 0 ? bytes * 100 / totalBytes : 100
+        let text = "\(file): \(percent)% · \(lines) lines · \(Self.bytes(bytes)) of \(Self.bytes(totalBytes)) · "
+            + "\(Int(Double(lines) / seconds)) lines/s · \(Self.clock(left)) left"
         FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
     }
 
     func finish() {
         guard enabled else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+
+    static func bytes(_ n: Int) -> String {
+        n >= 1 << 30 ? "\(n / (1 << 20) / 1024).\(n / (1 << 20) % 1024 * 10 / 1024) GiB"
+            : n >= 1 << 20 ? "\(n >> 20) MiB" : n >= 1 << 10 ? "\(n >> 10) KiB" : "\(n) B"
+    }
+
+    /// `m:ss`, or `h:mm:ss` past an hour.
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        let two = { (n: Int) in n < 10 ? "0\(n)" : "\(n)" }
+        return s >= 3600 ? "\(s / 3600):\(two(s / 60 % 60)):\(two(s % 60))" : "\(s / 60):\(two(s % 60))"
     }
 }

@@ -17,7 +17,10 @@ struct Sextant: AsyncParsableCommand {
             (/federate).
             """,
         version: version,
-        subcommands: [Serve.self, Import.self, Migrate.self, SpanIDs.self, CallIDs.self],
+        subcommands: [
+            Serve.self, Graph.self, Top.self, Signals.self, Diff.self, Traces.self, Import.self, Migrate.self, SpanIDs.self,
+            CallIDs.self,
+        ],
         defaultSubcommand: Serve.self
     )
 }

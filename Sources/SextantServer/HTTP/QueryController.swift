@@ -16,7 +16,10 @@ struct QueryController: Sendable {
     }
 
     func graph(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
+        try JSONResponse.make(try await graph(QueryParameters(request)))
+    }
+
+    func graph(_ query: QueryParameters) async throws -> ServiceGraph {
         let type = try Self.graphType(query["graphType"])
         let window = try QueryWindow(
             window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds)
@@ -26,11 +29,14 @@ struct QueryController: Sendable {
             endUnixSeconds: window.endSeconds, namespace: query["namespace"].map(String.init))
         graph.addExampleTraces(
             try await database.callExamples(fromMicros: window.fromMicros, toMicros: window.toMicros))
-        return try JSONResponse.make(graph)
+        return graph
     }
 
     func signals(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
+        try JSONResponse.make(try await signals(QueryParameters(request)))
+    }
+
+    func signals(_ query: QueryParameters) async throws -> GoldenSignals {
         let byText = query["by"].map(String.init) ?? "service"
         guard let grouping = GoldenSignals.Grouping(rawValue: byText) else {
             throw QueryError("by '\(byText.prefix(40))' must be service or workload")
@@ -44,13 +50,16 @@ struct QueryController: Sendable {
         let signals = GoldenSignals(
             aggregates: aggregates, by: grouping, windowSeconds: window.seconds, endUnixSeconds: window.endSeconds,
             name: query["name"].map(String.init), gauges: ProxyGaugeReader.gauges(gaugeSamples, by: grouping))
-        return try JSONResponse.make(signals)
+        return signals
     }
 
     /// `GET /api/v1/signals/range?graphType&node[&direction]|source&target[&protocol]&window&end&step`:
     /// one node's or edge's signals step by step, as the graph counts them.
     func signalsRange(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
+        try JSONResponse.make(try await signalsRange(QueryParameters(request)))
+    }
+
+    func signalsRange(_ query: QueryParameters) async throws -> SignalsRange {
         let type = try Self.graphType(query["graphType"])
         let window = try QueryWindow(
             window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
@@ -89,7 +98,7 @@ struct QueryController: Sendable {
                 fromMicros: Int64(bound.from * 1_000_000), toMicros: Int64(bound.to * 1_000_000))
             steps.append(SignalsRange.Step(fromSeconds: bound.from, toSeconds: bound.to, aggregates: aggregates))
         }
-        return try JSONResponse.make(SignalsRange(steps: steps, subject: subject, graphType: type, stepSeconds: stepSeconds))
+        return SignalsRange(steps: steps, subject: subject, graphType: type, stepSeconds: stepSeconds)
     }
 
     /// The most points one `/api/v1/signals/range` answers.
@@ -98,7 +107,10 @@ struct QueryController: Sendable {
     /// `GET /api/v1/diff?graphType&window&end&baseline|baselineEnd&minRequests&namespace`: what got
     /// worse on each edge and node since the baseline window, worst first.
     func diff(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
+        try JSONResponse.make(try await diff(QueryParameters(request)))
+    }
+
+    func diff(_ query: QueryParameters) async throws -> GraphDiff {
         let type = try Self.graphType(query["graphType"])
         let window = try QueryWindow(
             window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
@@ -125,7 +137,7 @@ struct QueryController: Sendable {
             baseline: try await graphAggregates(fromMicros: baseline.fromMicros, toMicros: baseline.toMicros),
             graphType: type, windowSeconds: window.seconds, endUnixSeconds: window.endSeconds,
             baselineEndUnixSeconds: baselineEnd, minRequests: minRequests, namespace: query["namespace"].map(String.init))
-        return try JSONResponse.make(diff)
+        return diff
     }
 
     /// Calls and TCP connections of `[from, to)`: what the graph is drawn from.

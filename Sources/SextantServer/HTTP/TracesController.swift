@@ -16,7 +16,10 @@ struct TracesController: Sendable {
     /// summaries of the traces with a span matching every criterion, newest first. Durations are
     /// Prometheus durations (`250ms`, `1.5s`).
     func search(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
+        try JSONResponse.make(try await search(QueryParameters(request)))
+    }
+
+    func search(_ query: QueryParameters) async throws -> SearchAnswer {
         let window = try QueryWindow(
             window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
             defaultWindow: 3600)
@@ -34,7 +37,7 @@ struct TracesController: Sendable {
             fromMicros: window.fromMicros, toMicros: window.toMicros, limit: limit)
         let ids = try await database.traceIDs(matching: traceQuery)
         let traces = try await database.traces(ids)
-        return try JSONResponse.make(SearchAnswer(traces: traces.map(TraceSummary.init)))
+        return SearchAnswer(traces: traces.map(TraceSummary.init))
     }
 
     /// `GET /api/v1/traces/{id}`: every span of a trace, each with the proxy that reported it and
@@ -68,7 +71,7 @@ struct TracesController: Sendable {
 
     // MARK: - JSON
 
-    private struct SearchAnswer: Encodable {
+    struct SearchAnswer: Encodable {
         var traces: [TraceSummary]
     }
 
