@@ -21,8 +21,7 @@ struct QueryController: Sendable {
 
     func graph(_ query: QueryParameters) async throws -> ServiceGraph {
         let type = try Self.graphType(query["graphType"])
-        let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds)
+        let window = try query.window(now: database.clock.nowSeconds)
         let aggregates = try await graphAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
         var graph = ServiceGraph(
             aggregates: aggregates, graphType: type, windowSeconds: window.seconds,
@@ -41,8 +40,7 @@ struct QueryController: Sendable {
         guard let grouping = GoldenSignals.Grouping(rawValue: byText) else {
             throw QueryError("by '\(byText.prefix(40))' must be service or workload")
         }
-        let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds)
+        let window = try query.window(now: database.clock.nowSeconds)
         let aggregates = try await database.callAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
         // Gauges are "now": they speak for windows that end within their 5-minute freshness.
         let gaugeSamples = try await database.latestSamples(
@@ -61,9 +59,7 @@ struct QueryController: Sendable {
 
     func signalsRange(_ query: QueryParameters) async throws -> SignalsRange {
         let type = try Self.graphType(query["graphType"])
-        let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
-            defaultWindow: 3600)
+        let window = try query.window(now: database.clock.nowSeconds, default: 3600)
         let subject: GraphSubject
         if let node = query["node"].map(String.init) {
             let direction = query["direction"].map(String.init) ?? "inbound"
@@ -112,9 +108,7 @@ struct QueryController: Sendable {
 
     func diff(_ query: QueryParameters) async throws -> GraphDiff {
         let type = try Self.graphType(query["graphType"])
-        let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
-            defaultWindow: 900)
+        let window = try query.window(now: database.clock.nowSeconds, default: 900)
         let baselineEnd: Double
         if let text = query["baselineEnd"].map(String.init) {
             guard let end = Double(text), end.isFinite, end > window.seconds, end <= QueryWindow.maxSeconds else {
@@ -158,10 +152,8 @@ struct QueryController: Sendable {
     /// `GET /api/v1/logs?service&traceId&minSeverity&window&end&limit`: application log records,
     /// newest first.
     func logs(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        let query = request.uri.queryParameters
-        let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
-            defaultWindow: 3600)
+        let query = QueryParameters(request)
+        let window = try query.window(now: database.clock.nowSeconds, default: 3600)
         let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 100, range: 1...10_000)
         let severity = try QueryParameter.integer(query["minSeverity"], name: "minSeverity", default: 0, range: 0...24)
         let records = try await database.logs(

@@ -34,3 +34,11 @@ struct QueryWindow: Sendable {
     /// The latest end and the longest window: the end of year 9999, in seconds.
     static let maxSeconds: Double = 253_402_300_799
 }
+
+extension QueryParameters {
+    /// The `window` and `end` parameters, ending now on the database's clock by default.
+    func window(now: Double, default defaultWindow: Double = 300) throws(QueryError) -> QueryWindow {
+        try QueryWindow(
+            window: self["window"].map(String.init), end: self["end"].map(String.init), now: now, defaultWindow: defaultWindow)
+    }
+}

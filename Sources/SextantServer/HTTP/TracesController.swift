@@ -20,9 +20,7 @@ struct TracesController: Sendable {
     }
 
     func search(_ query: QueryParameters) async throws -> SearchAnswer {
-        let window = try QueryWindow(
-            window: query["window"].map(String.init), end: query["end"].map(String.init), now: database.clock.nowSeconds,
-            defaultWindow: 3600)
+        let window = try query.window(now: database.clock.nowSeconds, default: 3600)
         let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 20, range: 1...1000)
         let minDuration = try Self.duration(query["minDuration"], name: "minDuration")
         let maxDuration = try Self.duration(query["maxDuration"], name: "maxDuration")
