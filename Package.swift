@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "SextantServer",
             dependencies: [
-                "SextantModel", "SextantIngest", "SextantStore", "SextantAnalytics", "SextantWire", "CRE2",
+                "SextantModel", "SextantIngest", "SextantStore", "SextantAnalytics", "SextantWire", "CRE2", "CSnappy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -122,7 +122,9 @@ package struct Collector {
             database: database, configuration: configuration.retention, logger: logger,
             now: { clock.nowMicros / 1_000_000 })
         let compactor = SpanBlockCompactor(database: database, logger: logger, now: { clock.nowMicros / 1_000_000 })
-        services = [writer, memory, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention, compactor]
+        let remoteWrite = try RemoteWriteExporter(
+            configuration: configuration.remoteWrite, database: database, metrics: metrics, logger: logger)
+        services = [writer, memory, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention, compactor, remoteWrite]
         apiRouter = api
         zipkinRouter = zipkin
         self.otlpRouter = otlpRouter

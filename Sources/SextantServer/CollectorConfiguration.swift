@@ -45,6 +45,8 @@ package struct CollectorConfiguration: Sendable {
     package var writer = IngestWriter.Configuration()
     package var retention = RetentionService.Configuration()
     package var tokens = AccessTokens()
+    /// Receivers of Prometheus remote write, and how (default none).
+    package var remoteWrite = RemoteWriteConfiguration()
     package var server = Server()
     /// Records per request, attributes, string lengths, clock skew.
     package var limits = IngestLimits()

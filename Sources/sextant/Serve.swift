@@ -74,6 +74,34 @@ struct Serve: AsyncParsableCommand {
     var pageDirectory: String?
 
     @Option(
+        name: .customLong("remote-write-url"),
+        help: ArgumentHelp(
+            "A Prometheus remote-write receiver (Prometheus, VictoriaMetrics, Mimir...) to send Istio's series and the "
+                + "ingested ones to, e.g. http://127.0.0.1:8428/api/v1/write (repeatable).",
+            valueName: "url"))
+    var remoteWriteURLs: [String] = []
+
+    @Option(help: ArgumentHelp("File holding a bearer token for the remote-write receivers.", valueName: "path"))
+    var remoteWriteTokenFile: String?
+
+    @Option(
+        name: .customLong("external-label"),
+        help: ArgumentHelp(
+            "A label added to every remote-written series that lacks it, such as cluster=east (repeatable).",
+            valueName: "name=value"))
+    var externalLabels: [String] = []
+
+    @Option(help: ArgumentHelp("How often the series are remote-written (e.g. 15s).", valueName: "duration"))
+    var remoteWriteInterval = DurationText.text(seconds: Int64(RemoteWriteConfiguration().intervalSeconds))
+
+    @Option(
+        help: ArgumentHelp(
+            "Bytes of requests each remote-write receiver's queue keeps on disk while the receiver is away; "
+                + "past it the oldest are dropped.",
+            valueName: "size"))
+    var remoteWriteQueueBytes = Self.byteText(RemoteWriteConfiguration().queueBytes)
+
+    @Option(
         help: ArgumentHelp(
             "File holding the bearer token senders must present (HTTP Authorization, gRPC authorization metadata).",
             valueName: "path"))
@@ -206,6 +234,22 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
         }
         guard scrapeInterval >= 0.1 else { throw ValidationError("--scrape-interval must be at least 0.1 seconds") }
+        for url in remoteWriteURLs {
+            guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil else {
+                throw ValidationError("--remote-write-url '\(url)' is not an http(s) URL")
+            }
+        }
+        for label in externalLabels {
+            guard Self.externalLabel(label) != nil else {
+                throw ValidationError("--external-label '\(label)' is not name=value with a Prometheus label name")
+            }
+        }
+        guard let interval = DurationText.seconds(remoteWriteInterval), interval >= 1 else {
+            throw ValidationError("--remote-write-interval '\(remoteWriteInterval)' must be a duration of at least 1s")
+        }
+        guard let queue = Self.bytes(remoteWriteQueueBytes), queue >= 1 << 20 else {
+            throw ValidationError("--remote-write-queue-bytes '\(remoteWriteQueueBytes)' must be a size of at least 1M")
+        }
         for target in scrapeTargets {
             guard let url = URL(string: target), url.scheme == "http" || url.scheme == "https", url.host != nil else {
                 throw ValidationError("--scrape '\(target)' is not an http(s) URL")
@@ -236,6 +280,11 @@ struct Serve: AsyncParsableCommand {
         configuration.server.scrapeTargets = scrapeTargets
         configuration.server.scrapeIntervalSeconds = scrapeInterval
         configuration.server.pageDirectory = pageDirectory
+        configuration.remoteWrite.urls = remoteWriteURLs
+        configuration.remoteWrite.bearerToken = try Self.token(remoteWriteTokenFile)
+        configuration.remoteWrite.externalLabels = externalLabels.compactMap(Self.externalLabel)
+        configuration.remoteWrite.intervalSeconds = DurationText.seconds(remoteWriteInterval)!
+        configuration.remoteWrite.queueBytes = Int(Self.bytes(remoteWriteQueueBytes)!)
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
         configuration.store.countingGraceSeconds = pairingGrace
@@ -279,6 +328,16 @@ struct Serve: AsyncParsableCommand {
 
     /// `1048576`, `512K`, `512M`, `2G` (powers of 1024; `KiB`, `MB` and such read the same) in bytes.
     /// A size as the flags write it: `1G`, `512M`, `64K` or bytes.
+    /// `name=value` with a label name Prometheus takes.
+    static func externalLabel(_ text: String) -> (name: String, value: String)? {
+        guard let equals = text.firstIndex(of: "=") else { return nil }
+        let name = String(text[..<equals])
+        guard let first = name.first, first.isLetter || first == "_", !name.hasPrefix("__"),
+            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+        else { return nil }
+        return (name, String(text[text.index(after: equals)...]))
+    }
+
     static func byteText(_ bytes: Int) -> String {
         for (unit, shift) in [("G", 30), ("M", 20), ("K", 10)] where bytes > 0 && bytes % (1 << shift) == 0 {
             return "\(bytes >> shift)\(unit)"
