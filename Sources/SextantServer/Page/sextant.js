@@ -1059,6 +1059,7 @@
     async function load(quiet) {
       const seq = ++loadSeq;
       if (!quiet) setStatus("Loading…");
+      const requested = performance.now();
       try {
         let d = null;
         let end = params.end;
@@ -1071,6 +1072,7 @@
         }
         const g = await api("graph", { graphType: params.type, window: params.window, namespace: params.ns, end });
         if (seq !== loadSeq || !active) return;
+        const received = performance.now();
         graph = g;
         diff = d;
         showError(null);
@@ -1078,11 +1080,34 @@
         if (mode === "diff") renderDiffList();
         setStatus(`${g.nodes.length} nodes, ${g.edges.length} edges · ${fmtTime(g.endUnixSeconds)}`);
         applySelection(false, quiet);
+        markDrawn(seq, requested, received);
       } catch (err) {
         if (seq !== loadSeq) return;
         setStatus("");
         showError(err);
       }
+    }
+
+    /**
+     * User Timing entries of the load that put the graph on screen, for benchmarks and the browser's
+     * performance tools: marks "sextant-graph-requested", "-received" (the answers parsed) and
+     * "-drawn" (after the frame that paints the graph; its detail holds the drawn node and edge
+     * counts), measures "sextant-graph" (asked to drawn) and "sextant-graph-draw" (received to
+     * drawn: layout, SVG, style and paint). Only the latest load's entries are kept.
+     */
+    function markDrawn(seq, requested, received) {
+      const counts = { nodes: model.nodes.size, edges: model.edges.length };
+      requestAnimationFrame(() => setTimeout(() => {
+        if (seq !== loadSeq) return;
+        const drawn = performance.now();
+        for (const name of ["sextant-graph-requested", "sextant-graph-received", "sextant-graph-drawn"]) performance.clearMarks(name);
+        for (const name of ["sextant-graph", "sextant-graph-draw"]) performance.clearMeasures(name);
+        performance.mark("sextant-graph-requested", { startTime: requested });
+        performance.mark("sextant-graph-received", { startTime: received });
+        performance.mark("sextant-graph-drawn", { startTime: drawn, detail: counts });
+        performance.measure("sextant-graph", { start: requested, end: drawn, detail: counts });
+        performance.measure("sextant-graph-draw", { start: received, end: drawn, detail: counts });
+      }, 0));
     }
 
     function render() {
