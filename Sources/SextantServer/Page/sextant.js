@@ -25,11 +25,13 @@
     return node;
   }
 
+  // (A large graph calls these some 20,000 times: plain loops, no intermediate arrays.)
   function setAttrs(node, attrs) {
     if (!attrs) return;
-    for (const [key, value] of Object.entries(attrs)) {
+    for (const key in attrs) {
+      const value = attrs[key];
       if (value === undefined || value === null || value === false) continue;
-      if (key.startsWith("on") && typeof value === "function") {
+      if (typeof value === "function" && key.startsWith("on")) {
         node.addEventListener(key.slice(2), value);
       } else {
         node.setAttribute(key, value === true ? "" : String(value));
@@ -38,14 +40,15 @@
   }
 
   function append(node, children) {
-    for (const child of children.flat(Infinity)) {
+    for (const child of children) {
       if (child === undefined || child === null || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      if (Array.isArray(child)) append(node, child);
+      else node.append(child instanceof Node ? child : String(child));
     }
   }
 
   function clear(node) {
-    while (node.firstChild) node.firstChild.remove();
+    node.replaceChildren();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -428,10 +431,22 @@
 
   const measureCanvas = document.createElement("canvas").getContext("2d");
   let fontFamily = "sans-serif";
+  let measureFont = "";
+  const widths = new Map(); // "font|text" -> width: a large graph repeats its labels
 
   function textWidth(text, font) {
-    measureCanvas.font = `${font} ${fontFamily}`;
-    return measureCanvas.measureText(text).width;
+    const key = `${font}|${text}`;
+    let width = widths.get(key);
+    if (width === undefined) {
+      if (measureFont !== font) {
+        measureCanvas.font = `${font} ${fontFamily}`;
+        measureFont = font;
+      }
+      width = measureCanvas.measureText(text).width;
+      if (widths.size >= 20000) widths.clear();
+      widths.set(key, width);
+    }
+    return width;
   }
 
   function truncate(text, font, max) {
