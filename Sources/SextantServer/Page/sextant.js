@@ -472,6 +472,7 @@
   const DUMMY_GAP = 8;
   const MARGIN = 40;
   const DUMMY_BUDGET = 6000;
+  const LABEL_MIN_SCALE = 0.5; // edge labels (11 px) are hidden below this zoom
 
   // ---------------------------------------------------------------------------------------------
   // Layered layout (left to right)
@@ -982,6 +983,11 @@
     let loadSeq = 0;
     let active = false;
     const view = { k: 1, x: 0, y: 0, moved: false };
+    // Edge labels are drawn for the edges in view, from the scale where they can be read on (those
+    // of changed edges always): the edges still without one ({g, edge, at}), and the drawn labels
+    // whose backgrounds are still to be fitted to their text.
+    let unlabelled = [];
+    let unfitted = [];
 
     function controls() {
       return {
@@ -1141,6 +1147,13 @@
       const focusedKey = document.activeElement && document.activeElement.closest && document.activeElement.closest("#graph-viewport .node, #graph-viewport .edge");
       const refocus = focusedKey ? (focusedKey.dataset.id ? `node:${focusedKey.dataset.id}` : `edge:${focusedKey.dataset.key}`) : null;
       clear(viewport);
+      // The scale first (the area's size does not depend on what it shows): it decides which edges
+      // get their labels now, and far out the new elements are then laid out once, in the frame
+      // that paints them.
+      unlabelled = [];
+      unfitted = [];
+      if (!view.moved) fit();
+      else applyView();
       const nodeLayer = svg("g", { class: "nodes" });
       const edgeLayer = svg("g", { class: "edges" });
       const sortedNodes = [...model.nodes.values()].sort((a, b) => {
@@ -1167,15 +1180,14 @@
         edgeLayer.append(drawEdge(e, layout.routes.get(e.key), offset));
       }
       viewport.append(nodeLayer, edgeLayer);
-      fitLabels(edgeLayer);
+      labelEdgesInView();
+      fitLabels();
 
       const empty = $("graph-empty");
       empty.hidden = model.nodes.size > 0;
       empty.textContent = mode === "diff"
         ? `Nothing changed between the two windows of ${params.window}.`
         : `No traffic in the last ${params.window}${params.ns ? ` in namespace ${params.ns}` : ""}.`;
-      if (!view.moved) fit();
-      else applyView();
       if (refocus) {
         const again = refocus.startsWith("node:")
           ? viewport.querySelector(`.node[data-id="${CSS.escape(refocus.slice(5))}"]`)
@@ -1239,7 +1251,16 @@
       g.append(svg("path", { class: "edge-hit", d }));
       const arrow = e.ghost ? "ghost" : tcp ? "tcp" : e.health;
       g.append(svg("path", { class: "edge-line", d, "marker-end": `url(#arrow-${arrow})` }));
-      const [lx, ly] = labelPoint(pts, shape);
+      g.append(svg("title", null, `${e.source} → ${e.target} (${e.protocol})`));
+      const at = labelPoint(pts, shape);
+      if (changed) g.append(drawLabel(e, at));
+      else unlabelled.push({ g, e, at });
+      return g;
+    }
+
+    /** An edge's label at `at`: its figure, the diff's rank, a badge for one channel only. */
+    function drawLabel(e, [lx, ly]) {
+      const changed = Boolean(e.diff);
       const tag = svg("g", { class: "edge-tag", transform: `translate(${lx.toFixed(1)},${ly.toFixed(1)})` });
       const text = edgeLabel(e, params.labels);
       const badge = e.channels === "spans" ? "S" : e.channels === "logs" ? "L" : "";
@@ -1260,15 +1281,34 @@
           svg("circle", { class: "badge-dot", cx: bx.toFixed(1), cy: 0, r: 7 }),
           svg("text", { class: "badge-text", x: bx.toFixed(1), y: 3.5 }, badge)));
       }
-      g.append(svg("title", null, `${e.source} → ${e.target} (${e.protocol})`));
-      g.append(tag);
-      return g;
+      unfitted.push(tag);
+      return tag;
+    }
+
+    /** Labels the edges whose label falls in view (or near it) once the view is near enough to read them. */
+    function labelEdgesInView() {
+      if (!unlabelled.length || view.k < LABEL_MIN_SCALE) return;
+      const area = $("graph-svg").getBoundingClientRect();
+      const margin = 200 / view.k;
+      const x0 = -view.x / view.k - margin;
+      const y0 = -view.y / view.k - margin;
+      const x1 = (area.width - view.x) / view.k + margin;
+      const y1 = (area.height - view.y) / view.k + margin;
+      const rest = [];
+      for (const item of unlabelled) {
+        const [x, y] = item.at;
+        if (x >= x0 && x <= x1 && y >= y0 && y <= y1) item.g.append(drawLabel(item.e, item.at));
+        else rest.push(item);
+      }
+      unlabelled = rest;
     }
 
     // Labels are measured on a canvas; the rendered font may differ a little, so the background is
     // fitted to the real text once it is in the document.
-    function fitLabels(layer) {
-      const tags = [...layer.querySelectorAll(".edge-tag")];
+    function fitLabels() {
+      if (!unfitted.length) return;
+      const tags = unfitted;
+      unfitted = [];
       // All reads first, then all writes: one layout, not one per label.
       const boxes = tags.map((tag) => {
         try {
@@ -1296,6 +1336,11 @@
 
     function applyView() {
       $("graph-viewport").setAttribute("transform", `translate(${view.x.toFixed(1)},${view.y.toFixed(1)}) scale(${view.k.toFixed(4)})`);
+      // Edge labels from the scale where they can be read on: farther out, a large graph is its
+      // boxes and lines, without thousands of labels to build, lay out and paint.
+      $("graph-svg").classList.toggle("far", view.k < LABEL_MIN_SCALE);
+      labelEdgesInView();
+      fitLabels();
     }
 
     /**
@@ -1362,9 +1407,7 @@
       let resizeTimer = null;
       window.addEventListener("resize", () => {
         clearTimeout(resizeTimer);
-        resizeTimer = setTimeout(() => {
-          if (active && !view.moved) fit();
-        }, 100);
+        resizeTimer = setTimeout(refit, 100);
       });
     }
 
@@ -1509,7 +1552,14 @@
       }
     }
 
-    return { enter, leave, select, setupZoom, setupInteraction, refit: () => active && !view.moved && fit() };
+    /** After the graph area changed size: the whole graph again, or labels for what came into view. */
+    function refit() {
+      if (!active) return;
+      if (!view.moved) fit();
+      else applyView();
+    }
+
+    return { enter, leave, select, setupZoom, setupInteraction, refit };
   })();
 
   const CHANGE_NAMES = {
