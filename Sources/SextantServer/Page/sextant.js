@@ -473,6 +473,7 @@
   const MARGIN = 40;
   const DUMMY_BUDGET = 6000;
   const LABEL_MIN_SCALE = 0.5; // edge labels (11 px) are hidden below this zoom
+  const MIN_SCALE = 0.02; // Fit shows a graph of a hundred layers whole
 
   // ---------------------------------------------------------------------------------------------
   // Layered layout (left to right)
@@ -1353,7 +1354,7 @@
       if (!area.width || !area.height) return;
       let k = Math.min(1.25, area.width / layout.width, area.height / layout.height);
       if (whole !== true) k = Math.max(k, Math.min(0.4, area.height / layout.height));
-      view.k = Math.max(0.05, k);
+      view.k = Math.max(MIN_SCALE, k);
       view.x = Math.max(0, (area.width - layout.width * view.k) / 2);
       view.y = Math.max(0, (area.height - layout.height * view.k) / 2);
       view.moved = false;
@@ -1364,7 +1365,7 @@
       const area = $("graph-svg").getBoundingClientRect();
       const px = cx === undefined ? area.width / 2 : cx;
       const py = cy === undefined ? area.height / 2 : cy;
-      const k = Math.min(4, Math.max(0.05, view.k * factor));
+      const k = Math.min(4, Math.max(MIN_SCALE, view.k * factor));
       view.x = px - ((px - view.x) * k) / view.k;
       view.y = py - ((py - view.y) * k) / view.k;
       view.k = k;
