@@ -28,10 +28,15 @@ Every process it starts is stopped at the end, and its temporary folder (the dat
 included) removed unless --keep.
 
 Needs selenium (the e2e venv: scripts/setup-test-env.sh) and Debian's chromium and
-chromium-driver. Run it with the venv's Python, e.g.:
+chromium-driver. Run it with the venv's Python, e.g. on release binaries built with
+`swift build -c release --scratch-path .build-release` (the defaults):
+
+  .venv/bin/python scripts/bench-page.py
+
+or on others, serving the page from the source folder (no rebuild for page changes):
 
   .venv/bin/python scripts/bench-page.py --sextant-bin .build/release/sextant \\
-      --bench-bin .build/release/sextant-bench
+      --bench-bin .build/release/sextant-bench --page-directory Sources/SextantServer/Page
 """
 
 from __future__ import annotations
@@ -431,7 +436,7 @@ def main() -> int:
         if name == "--bench-bin" and args.data_dir is not None:
             continue
         if not binary.is_file():
-            raise BenchError(f"{name} {binary} not found: build it (swift build -c release) or pass {name}")
+            raise BenchError(f"{name} {binary} not found: build it (swift build -c release --scratch-path .build-release) or pass {name}")
     if args.page_directory is not None and not (args.page_directory / "index.html").is_file():
         raise BenchError(f"--page-directory {args.page_directory} holds no index.html")
     if args.data_dir is not None and not (args.data_dir / "sextant.db").is_file():
@@ -451,7 +456,7 @@ def main() -> int:
         check_console(browser)
         version = browser.capabilities.get("browserVersion", "?")
         print(f"\nsextant-bench's mesh in headless Chromium {version} at {VIEWPORT[0]}x{VIEWPORT[1]}, workload graph; "
-              f"{args.sextant_bin.name}{' with --page-directory' if args.page_directory else ''}; "
+              f"{args.sextant_bin} serving {'--page-directory ' + str(args.page_directory) if args.page_directory else 'its built-in page'}; "
               f"{args.runs} fresh page loads per window after {args.warmups} untimed\n")
         print(table(rows))
         print()
