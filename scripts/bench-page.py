@@ -271,14 +271,24 @@ def start_browser(chromium: Path, chromedriver: Path):
     return browser
 
 
-# Resolves once the page marked a graph as drawn (or its error banner shows).
+# Resolves once the page marked a graph as drawn, or its error banner shows, or it has no graph
+# view or shows a graph without marking it (a binary's built-in page older than the page's User
+# Timing marks: --page-directory serves the current one).
 WAIT_DRAWN = """
 const done = arguments[arguments.length - 1];
+const older = 'a page older than its "sextant-graph-drawn" mark (pass --page-directory)';
+let shown = null;
 const poll = () => {
   const banner = document.getElementById('banner');
-  if (performance.getEntriesByName('sextant-graph-drawn').length) done('drawn');
-  else if (banner && !banner.hidden) done('error: ' + banner.textContent);
-  else setTimeout(poll, 20);
+  const status = document.getElementById('status');
+  if (performance.getEntriesByName('sextant-graph-drawn').length) return done('drawn');
+  if (banner && !banner.hidden) return done('error: ' + banner.textContent);
+  if (document.readyState === 'complete' && !document.getElementById('graph-viewport')) {
+    return done('no graph view in the page: ' + older);
+  }
+  if (status && / edges /.test(status.textContent)) shown = shown || performance.now();
+  if (shown && performance.now() - shown > 5000) return done('a graph shown but not marked: ' + older);
+  setTimeout(poll, 20);
 };
 poll();
 """
@@ -321,9 +331,14 @@ def page_url(base_url: str, window: str) -> str:
 
 def load_once(browser, url: str) -> dict:
     """Opens the page afresh at url, waits for the graph to be drawn, returns the page's timings."""
+    from selenium.common.exceptions import TimeoutException
+
     browser.get("about:blank")
     browser.get(url)
-    state = browser.execute_async_script(WAIT_DRAWN)
+    try:
+        state = browser.execute_async_script(WAIT_DRAWN)
+    except TimeoutException:
+        state = f"nothing drawn after {DRAW_TIMEOUT_S:.0f} s"
     if state != "drawn":
         raise BenchError(f"the page did not draw the graph at {url}: {state}")
     timings = browser.execute_script(READ_TIMINGS)
