@@ -25,11 +25,13 @@
     return node;
   }
 
+  // (A large graph calls these some 20,000 times: plain loops, no intermediate arrays.)
   function setAttrs(node, attrs) {
     if (!attrs) return;
-    for (const [key, value] of Object.entries(attrs)) {
+    for (const key in attrs) {
+      const value = attrs[key];
       if (value === undefined || value === null || value === false) continue;
-      if (key.startsWith("on") && typeof value === "function") {
+      if (typeof value === "function" && key.startsWith("on")) {
         node.addEventListener(key.slice(2), value);
       } else {
         node.setAttribute(key, value === true ? "" : String(value));
@@ -38,14 +40,15 @@
   }
 
   function append(node, children) {
-    for (const child of children.flat(Infinity)) {
+    for (const child of children) {
       if (child === undefined || child === null || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      if (Array.isArray(child)) append(node, child);
+      else node.append(child instanceof Node ? child : String(child));
     }
   }
 
   function clear(node) {
-    while (node.firstChild) node.firstChild.remove();
+    node.replaceChildren();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -428,10 +431,22 @@
 
   const measureCanvas = document.createElement("canvas").getContext("2d");
   let fontFamily = "sans-serif";
+  let measureFont = "";
+  const widths = new Map(); // "font|text" -> width: a large graph repeats its labels
 
   function textWidth(text, font) {
-    measureCanvas.font = `${font} ${fontFamily}`;
-    return measureCanvas.measureText(text).width;
+    const key = `${font}|${text}`;
+    let width = widths.get(key);
+    if (width === undefined) {
+      if (measureFont !== font) {
+        measureCanvas.font = `${font} ${fontFamily}`;
+        measureFont = font;
+      }
+      width = measureCanvas.measureText(text).width;
+      if (widths.size >= 20000) widths.clear();
+      widths.set(key, width);
+    }
+    return width;
   }
 
   function truncate(text, font, max) {
@@ -457,6 +472,8 @@
   const DUMMY_GAP = 8;
   const MARGIN = 40;
   const DUMMY_BUDGET = 6000;
+  const LABEL_MIN_SCALE = 0.5; // edge labels (11 px) are hidden below this zoom
+  const MIN_SCALE = 0.02; // Fit shows a graph of a hundred layers whole
 
   // ---------------------------------------------------------------------------------------------
   // Layered layout (left to right)
@@ -967,6 +984,11 @@
     let loadSeq = 0;
     let active = false;
     const view = { k: 1, x: 0, y: 0, moved: false };
+    // Edge labels are drawn for the edges in view, from the scale where they can be read on (those
+    // of changed edges always): the edges still without one ({g, edge, at}), and the drawn labels
+    // whose backgrounds are still to be fitted to their text.
+    let unlabelled = [];
+    let unfitted = [];
 
     function controls() {
       return {
@@ -1059,6 +1081,7 @@
     async function load(quiet) {
       const seq = ++loadSeq;
       if (!quiet) setStatus("Loading…");
+      const requested = performance.now();
       try {
         let d = null;
         let end = params.end;
@@ -1071,6 +1094,7 @@
         }
         const g = await api("graph", { graphType: params.type, window: params.window, namespace: params.ns, end });
         if (seq !== loadSeq || !active) return;
+        const received = performance.now();
         graph = g;
         diff = d;
         showError(null);
@@ -1078,11 +1102,34 @@
         if (mode === "diff") renderDiffList();
         setStatus(`${g.nodes.length} nodes, ${g.edges.length} edges · ${fmtTime(g.endUnixSeconds)}`);
         applySelection(false, quiet);
+        markDrawn(seq, requested, received);
       } catch (err) {
         if (seq !== loadSeq) return;
         setStatus("");
         showError(err);
       }
+    }
+
+    /**
+     * User Timing entries of the load that put the graph on screen, for benchmarks and the browser's
+     * performance tools: marks "sextant-graph-requested", "-received" (the answers parsed) and
+     * "-drawn" (after the frame that paints the graph; its detail holds the drawn node and edge
+     * counts), measures "sextant-graph" (asked to drawn) and "sextant-graph-draw" (received to
+     * drawn: layout, SVG, style and paint). Only the latest load's entries are kept.
+     */
+    function markDrawn(seq, requested, received) {
+      const counts = { nodes: model.nodes.size, edges: model.edges.length };
+      requestAnimationFrame(() => setTimeout(() => {
+        if (seq !== loadSeq) return;
+        const drawn = performance.now();
+        for (const name of ["sextant-graph-requested", "sextant-graph-received", "sextant-graph-drawn"]) performance.clearMarks(name);
+        for (const name of ["sextant-graph", "sextant-graph-draw"]) performance.clearMeasures(name);
+        performance.mark("sextant-graph-requested", { startTime: requested });
+        performance.mark("sextant-graph-received", { startTime: received });
+        performance.mark("sextant-graph-drawn", { startTime: drawn, detail: counts });
+        performance.measure("sextant-graph", { start: requested, end: drawn, detail: counts });
+        performance.measure("sextant-graph-draw", { start: received, end: drawn, detail: counts });
+      }, 0));
     }
 
     function render() {
@@ -1101,6 +1148,13 @@
       const focusedKey = document.activeElement && document.activeElement.closest && document.activeElement.closest("#graph-viewport .node, #graph-viewport .edge");
       const refocus = focusedKey ? (focusedKey.dataset.id ? `node:${focusedKey.dataset.id}` : `edge:${focusedKey.dataset.key}`) : null;
       clear(viewport);
+      // The scale first (the area's size does not depend on what it shows): it decides which edges
+      // get their labels now, and far out the new elements are then laid out once, in the frame
+      // that paints them.
+      unlabelled = [];
+      unfitted = [];
+      if (!view.moved) fit();
+      else applyView();
       const nodeLayer = svg("g", { class: "nodes" });
       const edgeLayer = svg("g", { class: "edges" });
       const sortedNodes = [...model.nodes.values()].sort((a, b) => {
@@ -1127,15 +1181,14 @@
         edgeLayer.append(drawEdge(e, layout.routes.get(e.key), offset));
       }
       viewport.append(nodeLayer, edgeLayer);
-      fitLabels(edgeLayer);
+      labelEdgesInView();
+      fitLabels();
 
       const empty = $("graph-empty");
       empty.hidden = model.nodes.size > 0;
       empty.textContent = mode === "diff"
         ? `Nothing changed between the two windows of ${params.window}.`
         : `No traffic in the last ${params.window}${params.ns ? ` in namespace ${params.ns}` : ""}.`;
-      if (!view.moved) fit();
-      else applyView();
       if (refocus) {
         const again = refocus.startsWith("node:")
           ? viewport.querySelector(`.node[data-id="${CSS.escape(refocus.slice(5))}"]`)
@@ -1199,7 +1252,16 @@
       g.append(svg("path", { class: "edge-hit", d }));
       const arrow = e.ghost ? "ghost" : tcp ? "tcp" : e.health;
       g.append(svg("path", { class: "edge-line", d, "marker-end": `url(#arrow-${arrow})` }));
-      const [lx, ly] = labelPoint(pts, shape);
+      g.append(svg("title", null, `${e.source} → ${e.target} (${e.protocol})`));
+      const at = labelPoint(pts, shape);
+      if (changed) g.append(drawLabel(e, at));
+      else unlabelled.push({ g, e, at });
+      return g;
+    }
+
+    /** An edge's label at `at`: its figure, the diff's rank, a badge for one channel only. */
+    function drawLabel(e, [lx, ly]) {
+      const changed = Boolean(e.diff);
       const tag = svg("g", { class: "edge-tag", transform: `translate(${lx.toFixed(1)},${ly.toFixed(1)})` });
       const text = edgeLabel(e, params.labels);
       const badge = e.channels === "spans" ? "S" : e.channels === "logs" ? "L" : "";
@@ -1220,15 +1282,34 @@
           svg("circle", { class: "badge-dot", cx: bx.toFixed(1), cy: 0, r: 7 }),
           svg("text", { class: "badge-text", x: bx.toFixed(1), y: 3.5 }, badge)));
       }
-      g.append(svg("title", null, `${e.source} → ${e.target} (${e.protocol})`));
-      g.append(tag);
-      return g;
+      unfitted.push(tag);
+      return tag;
+    }
+
+    /** Labels the edges whose label falls in view (or near it) once the view is near enough to read them. */
+    function labelEdgesInView() {
+      if (!unlabelled.length || view.k < LABEL_MIN_SCALE) return;
+      const area = $("graph-svg").getBoundingClientRect();
+      const margin = 200 / view.k;
+      const x0 = -view.x / view.k - margin;
+      const y0 = -view.y / view.k - margin;
+      const x1 = (area.width - view.x) / view.k + margin;
+      const y1 = (area.height - view.y) / view.k + margin;
+      const rest = [];
+      for (const item of unlabelled) {
+        const [x, y] = item.at;
+        if (x >= x0 && x <= x1 && y >= y0 && y <= y1) item.g.append(drawLabel(item.e, item.at));
+        else rest.push(item);
+      }
+      unlabelled = rest;
     }
 
     // Labels are measured on a canvas; the rendered font may differ a little, so the background is
     // fitted to the real text once it is in the document.
-    function fitLabels(layer) {
-      const tags = [...layer.querySelectorAll(".edge-tag")];
+    function fitLabels() {
+      if (!unfitted.length) return;
+      const tags = unfitted;
+      unfitted = [];
       // All reads first, then all writes: one layout, not one per label.
       const boxes = tags.map((tag) => {
         try {
@@ -1256,6 +1337,11 @@
 
     function applyView() {
       $("graph-viewport").setAttribute("transform", `translate(${view.x.toFixed(1)},${view.y.toFixed(1)}) scale(${view.k.toFixed(4)})`);
+      // Edge labels from the scale where they can be read on: farther out, a large graph is its
+      // boxes and lines, without thousands of labels to build, lay out and paint.
+      $("graph-svg").classList.toggle("far", view.k < LABEL_MIN_SCALE);
+      labelEdgesInView();
+      fitLabels();
     }
 
     /**
@@ -1268,7 +1354,7 @@
       if (!area.width || !area.height) return;
       let k = Math.min(1.25, area.width / layout.width, area.height / layout.height);
       if (whole !== true) k = Math.max(k, Math.min(0.4, area.height / layout.height));
-      view.k = Math.max(0.05, k);
+      view.k = Math.max(MIN_SCALE, k);
       view.x = Math.max(0, (area.width - layout.width * view.k) / 2);
       view.y = Math.max(0, (area.height - layout.height * view.k) / 2);
       view.moved = false;
@@ -1279,7 +1365,7 @@
       const area = $("graph-svg").getBoundingClientRect();
       const px = cx === undefined ? area.width / 2 : cx;
       const py = cy === undefined ? area.height / 2 : cy;
-      const k = Math.min(4, Math.max(0.05, view.k * factor));
+      const k = Math.min(4, Math.max(MIN_SCALE, view.k * factor));
       view.x = px - ((px - view.x) * k) / view.k;
       view.y = py - ((py - view.y) * k) / view.k;
       view.k = k;
@@ -1322,9 +1408,7 @@
       let resizeTimer = null;
       window.addEventListener("resize", () => {
         clearTimeout(resizeTimer);
-        resizeTimer = setTimeout(() => {
-          if (active && !view.moved) fit();
-        }, 100);
+        resizeTimer = setTimeout(refit, 100);
       });
     }
 
@@ -1469,7 +1553,14 @@
       }
     }
 
-    return { enter, leave, select, setupZoom, setupInteraction, refit: () => active && !view.moved && fit() };
+    /** After the graph area changed size: the whole graph again, or labels for what came into view. */
+    function refit() {
+      if (!active) return;
+      if (!view.moved) fit();
+      else applyView();
+    }
+
+    return { enter, leave, select, setupZoom, setupInteraction, refit };
   })();
 
   const CHANGE_NAMES = {
