@@ -122,9 +122,15 @@ package struct Collector {
             database: database, configuration: configuration.retention, logger: logger,
             now: { clock.nowMicros / 1_000_000 })
         let compactor = SpanBlockCompactor(database: database, logger: logger, now: { clock.nowMicros / 1_000_000 })
-        let remoteWrite = try RemoteWriteExporter(
-            configuration: configuration.remoteWrite, database: database, metrics: metrics, logger: logger)
-        services = [writer, memory, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention, compactor, remoteWrite]
+        var services: [any Service] = [
+            writer, memory, apiApp, zipkinApp, otlpApp, grpc, statsd, scraper, retention, compactor,
+        ]
+        if !configuration.remoteWrite.urls.isEmpty {
+            services.append(
+                try RemoteWriteExporter(
+                    configuration: configuration.remoteWrite, database: database, metrics: metrics, logger: logger))
+        }
+        self.services = services
         apiRouter = api
         zipkinRouter = zipkin
         self.otlpRouter = otlpRouter

@@ -66,7 +66,8 @@ struct RemoteWriteExporter: Service {
     }
 
     func run() async throws {
-        guard !queues.isEmpty else { return }
+        // A service of a ServiceGroup runs until the group shuts down.
+        guard !queues.isEmpty else { return try await gracefulShutdown() }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await snapshots() }
             for (url, queue) in queues {
