@@ -6,7 +6,16 @@ defined, rates take ``$__rate_interval``, and every expression and variable quer
 substituted, parses (``promtool check rules``); the provisioning files and ``prometheus.yml``
 parse (``promtool check config``) and agree with each other.
 
-Dynamic: see ``test_every_panel_answers`` and the tests after it.
+Dynamic: a real Envoy mesh (Bookinfo with the TCP hop) writes Istio's JSON access logs, which a
+tailer posts to a real Sextant every second; a real Prometheus runs ``dashboards/prometheus.yml``
+(targets and intervals changed) against it. Then every variable lists what the run has, every
+target of every panel answers with finite data for every value of its variables where the run has
+the series it selects (and nothing or zero where it has not), every panel that sums a raw Istio
+counter equals what the apps counted, the exact quantiles are within 1 % of the quantiles of the
+logged durations where ``histogram_quantile`` is not, and the collector's dashboard shows the
+rejections the test provoked and the pairing ratio the run implies. Queries are evaluated at one
+instant after the minute of the last calls is complete, ``$__rate_interval`` standing for a range
+that covers the run.
 """
 
 from __future__ import annotations
