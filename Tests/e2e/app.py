@@ -28,7 +28,14 @@ Behaviour is chosen by command-line flags (see ``parse_args``); mesh.py
 starts one process per workload. A running app's faults can be changed on its
 own port, unproxied and uncounted: ``POST /_fault?fail_every=N&delay_ms=M``
 sets ``--fail-every`` and ``--delay-ms`` from then on (a parameter left out is
-kept; 0 turns it off) and answers the settings now in force as JSON.
+kept; 0 turns it off), ``delay_max_ms=H`` sets ``--delay-max-ms``, and it
+answers the settings now in force as JSON.
+
+Delays: ``--delay-ms`` alone sleeps that long per request; with
+``--delay-max-ms`` above it, request number n sleeps
+``delay_ms + (delay_max_ms - delay_ms) * frac(n * 0.618...)`` ms, a
+sequence that spreads the delays evenly over the range (every stretch of
+consecutive requests fills it about uniformly) and is the same on every run.
 """
 
 from __future__ import annotations
@@ -46,6 +53,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COUNTS_PATH = "/__counts"
 FAULT_PATH = "/_fault"
+FAULT_SETTINGS = ("fail_every", "delay_ms", "delay_max_ms")
+# frac(n * GOLDEN) for n = 1, 2, ... spreads evenly over [0, 1) (a low-discrepancy sequence).
+GOLDEN = (5 ** 0.5 - 1) / 2
+
+
+def delay_seconds(number: int, delay_ms: int, delay_max_ms: int) -> float:
+    """The delay of request ``number``: ``delay_ms``, or spread over [delay_ms, delay_max_ms]."""
+    if delay_max_ms <= delay_ms:
+        return delay_ms / 1000.0
+    return (delay_ms + (delay_max_ms - delay_ms) * ((number * GOLDEN) % 1.0)) / 1000.0
 
 
 class Counters:
@@ -260,8 +277,8 @@ def make_handler(args: argparse.Namespace, counters: Counters, client: OutboundC
             if args.known_path and path not in args.known_path:
                 self._send(404, {"workload": args.workload, "error": "not found"})
                 return
-            if args.delay_ms:
-                time.sleep(args.delay_ms / 1000.0)
+            if args.delay_ms or args.delay_max_ms:
+                time.sleep(delay_seconds(number, args.delay_ms, args.delay_max_ms))
             forwarded = {h: self.headers[h] for h in PROPAGATED_HEADERS if self.headers.get(h)}
             upstream = {}
             for service in args.call:
@@ -290,17 +307,15 @@ def make_handler(args: argparse.Namespace, counters: Counters, client: OutboundC
                 return
             try:
                 settings = {key: int(values[-1]) for key, values in urllib.parse.parse_qs(query).items()
-                            if key in ("fail_every", "delay_ms")}
+                            if key in FAULT_SETTINGS}
                 if any(v < 0 for v in settings.values()):
                     raise ValueError("negative setting")
             except ValueError as exc:
                 self._send(400, {"workload": args.workload, "error": str(exc)}, count=False)
                 return
-            if "fail_every" in settings:
-                args.fail_every = settings["fail_every"]
-            if "delay_ms" in settings:
-                args.delay_ms = settings["delay_ms"]
-            self._send(200, {"workload": args.workload, "fail_every": args.fail_every, "delay_ms": args.delay_ms},
+            for key, value in settings.items():
+                setattr(args, key, value)
+            self._send(200, {"workload": args.workload, **{key: getattr(args, key) for key in FAULT_SETTINGS}},
                        count=False)
 
     return Handler
@@ -314,6 +329,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--call", action="append", default=[], help="service to call per request (repeatable)")
     parser.add_argument("--fail-every", type=int, default=0, help="answer 500 to every Nth request")
     parser.add_argument("--delay-ms", type=int, default=0, help="sleep this long per request")
+    parser.add_argument("--delay-max-ms", type=int, default=0,
+                        help="spread the delays evenly from --delay-ms up to this (0: a fixed delay)")
     parser.add_argument("--known-path", action="append", default=[],
                         help="answer 404 without calling anyone for other paths (repeatable)")
     parser.add_argument("--tcp-outbound-port", type=int, default=0, help="the sidecar's outbound tcp_proxy listener")

@@ -162,6 +162,7 @@ class WorkloadSpec:
     calls: tuple[str, ...] = ()  # services called once per handled request
     fail_every: int = 0  # answer 500 to every Nth received request
     delay_ms: int = 0
+    delay_max_ms: int = 0  # above delay_ms: delays spread evenly over [delay_ms, delay_max_ms] (app.py)
     known_paths: tuple[str, ...] = ()  # other paths get 404 (empty: all paths known)
     tcp_calls: tuple[str, ...] = ()  # services sent one TCP exchange per handled request
     tcp_echo: bool = False  # a TCP-only workload: the line-echo server behind a tcp_proxy
@@ -1114,6 +1115,8 @@ class Mesh:
             argv += ["--fail-every", str(spec.fail_every)]
         if spec.delay_ms:
             argv += ["--delay-ms", str(spec.delay_ms)]
+        if spec.delay_max_ms:
+            argv += ["--delay-max-ms", str(spec.delay_max_ms)]
         for path in spec.known_paths:
             argv += ["--known-path", path]
         if spec.tcp_calls:
@@ -1267,14 +1270,17 @@ class Mesh:
 
     # -- ground truth ------------------------------------------------------
 
-    def set_fault(self, workload: str, fail_every: int | None = None, delay_ms: int | None = None) -> dict:
+    def set_fault(self, workload: str, fail_every: int | None = None, delay_ms: int | None = None,
+                  delay_max_ms: int | None = None) -> dict:
         """Changes a running app's faults (``POST /_fault`` on its own port, not through Envoy).
 
         ``fail_every``: answer 500 to every Nth request the app receives (counted since it
-        started; 0: never); ``delay_ms``: sleep that long per request. None keeps the setting.
-        Returns the settings now in force.
+        started; 0: never); ``delay_ms``: sleep that long per request; ``delay_max_ms`` (above
+        ``delay_ms``): spread the delays evenly over [delay_ms, delay_max_ms]. None keeps the
+        setting. Returns the settings now in force.
         """
-        params = {k: v for k, v in (("fail_every", fail_every), ("delay_ms", delay_ms)) if v is not None}
+        params = {k: v for k, v in (("fail_every", fail_every), ("delay_ms", delay_ms),
+                                    ("delay_max_ms", delay_max_ms)) if v is not None}
         port = self.workloads[workload].app_port
         request = urllib.request.Request(f"http://127.0.0.1:{port}/_fault?{urllib.parse.urlencode(params)}",
                                          data=b"", method="POST")
