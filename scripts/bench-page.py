@@ -47,7 +47,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,11 @@ import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The browser and free ports as the end-to-end tests get them.
+sys.path.insert(0, str(REPO_ROOT / "Tests" / "e2e"))
+from browser import open_chromium  # noqa: E402
+from mesh import free_ports  # noqa: E402
+from sextant import free_udp_port  # noqa: E402
 # SextantBench.now: the bench fills the week before this hour boundary (unix seconds).
 BENCH_END = 1_795_701_600
 WINDOWS = ("1h", "7d")
@@ -152,25 +156,6 @@ def fill_database(bench_bin: Path, workdir: Path) -> Path:
     return Path(kept[-1])
 
 
-def free_tcp_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_get(url: str, timeout: float = 60.0) -> tuple[int, bytes]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
@@ -192,7 +177,7 @@ class Server:
         self.base_url = ""
 
     def start(self) -> None:
-        http, zipkin, grpc, otlp_http = free_tcp_ports(4)
+        http, zipkin, grpc, otlp_http = free_ports(4)
         argv = [
             str(self.binary), "serve",
             "--data-dir", str(self.data_dir),
@@ -243,32 +228,13 @@ class Server:
 
 
 def start_browser(chromium: Path, chromedriver: Path):
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        raise BenchError("selenium is missing: run this with the e2e venv's Python (scripts/setup-test-env.sh)") from None
     for binary, package in ((chromium, "chromium"), (chromedriver, "chromium-driver")):
         if not binary.exists():
             raise BenchError(f"{binary} not found (apt-get install {package})")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-extensions", "--no-first-run", "--no-default-browser-check",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=str(chromedriver), log_output=os.devnull)
-    browser = webdriver.Chrome(service=service, options=options)
     try:
-        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-            "width": VIEWPORT[0], "height": VIEWPORT[1], "deviceScaleFactor": 1, "mobile": False})
-        browser.set_script_timeout(DRAW_TIMEOUT_S)
-    except Exception:
-        browser.quit()
-        raise
-    return browser
+        return open_chromium(VIEWPORT, DRAW_TIMEOUT_S, chromium, chromedriver)
+    except ImportError:
+        raise BenchError("selenium is missing: run this with the e2e venv's Python (scripts/setup-test-env.sh)") from None
 
 
 # Resolves once the page marked a graph as drawn, or its error banner shows, or it has no graph

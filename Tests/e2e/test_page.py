@@ -43,6 +43,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import open_chromium
 from conftest import SETTLE_QUIET_S, SETTLE_TIMEOUT_S, ZIPKIN_FLUSH_S
 from mesh import BOOKINFO_WITH_TCP, Mesh
 from sextant import Sextant, SextantError, http_request, wait_until_settled
@@ -167,8 +168,8 @@ def page_run(e2e_dir, sextant_bin):
             first = mesh.drive(PHASE_REQUESTS)
             baseline_end = first.finished_at + 0.5
             time.sleep(max(0.0, baseline_end + 0.5 - time.time()))
-            assert mesh.set_fault(FAULTY, fail_every=1, delay_ms=100) == {
-                "workload": FAULTY, "fail_every": 1, "delay_ms": 100}
+            assert mesh.set_fault(FAULTY, fail_every=1, delay_ms=100, delay_max_ms=0) == {
+                "workload": FAULTY, "fail_every": 1, "delay_ms": 100, "delay_max_ms": 0}
             second = mesh.drive(PHASE_REQUESTS)
             assert second.finished_at < baseline_end + DIFF_WINDOW_S - 1, "phase 2 took longer than the diff window"
             counts = mesh.counts()
@@ -194,29 +195,15 @@ def screenshots(e2e_dir) -> Path:
 @pytest.fixture(scope="module")
 def driver():
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
+        import selenium  # noqa: F401
     except ImportError:
         _skip_or_fail("selenium is not installed (scripts/setup-test-env.sh)")
     for binary, package in ((CHROMIUM_BIN, "chromium"), (CHROMEDRIVER_BIN, "chromium-driver")):
         if not binary.exists():
             _skip_or_fail(f"{binary} not installed (apt-get install {package}; "
                           f"scripts/install-system-packages.sh --test)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM_BIN)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-extensions", "--no-first-run", "--no-default-browser-check",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=str(CHROMEDRIVER_BIN), log_output=os.devnull)
-    browser = webdriver.Chrome(service=service, options=options)
+    browser = open_chromium(VIEWPORT, WAIT_S, CHROMIUM_BIN, CHROMEDRIVER_BIN)
     try:
-        # The viewport itself is 1280x800, whatever the headless window's decorations take.
-        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-            "width": VIEWPORT[0], "height": VIEWPORT[1], "deviceScaleFactor": 1, "mobile": False})
-        browser.set_script_timeout(WAIT_S)
         yield browser
     finally:
         browser.quit()
