@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "sextant",
             dependencies: [
-                "SextantServer", "SextantStore", "SextantIngest", "SextantModel",
+                "SextantServer", "SextantStore", "SextantIngest", "SextantModel", "SextantAnalytics",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -194,7 +194,8 @@ let package = Package(
         .testTarget(
             name: "SextantServerTests",
             dependencies: [
-                "SextantServer", "SextantModel", "SextantStore", "SextantFixtures", "SextantWire", "CSnappy",
+                "SextantServer", "SextantModel", "SextantStore", "SextantAnalytics", "SextantFixtures", "SextantWire",
+                "CSnappy",
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import SextantAnalytics
 import SextantServer
 import SextantStore
 
@@ -122,7 +123,7 @@ struct Graph: AsyncParsableCommand {
     func run() async throws {
         var parameters = ["graphType": type.rawValue]
         if let namespace { parameters["namespace"] = namespace }
-        let (graph, data) = try await mesh.decode(MeshViews.Graph.self, "/api/v1/graph", parameters)
+        let (graph, data) = try await mesh.decode(ServiceGraph.self, "/api/v1/graph", parameters)
         switch format {
         case .table: print(MeshRender.graphTable(graph, colour: mesh.colour), terminator: "")
         case .dot: print(MeshRender.dot(graph), terminator: "")
@@ -152,7 +153,7 @@ struct Top: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (graph, _) = try await mesh.decode(MeshViews.Graph.self, "/api/v1/graph", ["graphType": type.rawValue])
+        let (graph, _) = try await mesh.decode(ServiceGraph.self, "/api/v1/graph", ["graphType": type.rawValue])
         print(MeshRender.top(graph, by: by, limit: limit, colour: mesh.colour), terminator: "")
     }
 }
@@ -180,7 +181,7 @@ struct Signals: AsyncParsableCommand {
     func run() async throws {
         var parameters = ["by": by.rawValue]
         if let name { parameters["name"] = name }
-        let (signals, _) = try await mesh.decode(MeshViews.Signals.self, "/api/v1/signals", parameters)
+        let (signals, _) = try await mesh.decode(GoldenSignals.self, "/api/v1/signals", parameters)
         print(MeshRender.signals(signals, colour: mesh.colour), terminator: "")
     }
 }
@@ -208,7 +209,7 @@ struct Diff: AsyncParsableCommand {
 
     func run() async throws {
         let (diff, _) = try await mesh.decode(
-            MeshViews.Diff.self, "/api/v1/diff",
+            GraphDiff.self, "/api/v1/diff",
             ["graphType": type.rawValue, "baseline": baseline.rawValue, "minRequests": String(minRequests)])
         print(MeshRender.diff(diff, colour: mesh.colour), terminator: "")
     }
@@ -234,7 +235,7 @@ struct Traces: AsyncParsableCommand {
         var parameters = ["limit": String(limit), "status": errors ? "error" : "all"]
         if let service { parameters["service"] = service }
         if let minDuration { parameters["minDuration"] = minDuration }
-        let (traces, _) = try await mesh.decode(MeshViews.Traces.self, "/api/v1/traces", parameters)
+        let (traces, _) = try await mesh.decode(TraceSearchAnswer.self, "/api/v1/traces", parameters)
         print(MeshRender.traces(traces, colour: mesh.colour), terminator: "")
     }
 }

@@ -2,13 +2,13 @@ package import SextantModel
 
 /// Traffic, errors, latency and saturation per service or workload over a window, as
 /// `/api/v1/signals` returns them.
-package struct GoldenSignals: Sendable, Encodable {
+package struct GoldenSignals: Sendable, Codable {
     package enum Grouping: String, Sendable, CaseIterable {
         case service
         case workload
     }
 
-    package struct Saturation: Sendable, Encodable {
+    package struct Saturation: Sendable, Codable {
         /// Average calls in flight over the window (Little's law: summed duration / window).
         package var inFlight: Double
         /// Calls Envoy shed because a circuit breaker overflowed (`UO`).
@@ -21,7 +21,7 @@ package struct GoldenSignals: Sendable, Encodable {
 
     /// Envoy's cluster gauges and overflow counters for an entity: for a workload, its own
     /// sidecar's inbound clusters; for a service, every caller's outbound cluster to it.
-    package struct ProxyGauges: Sendable, Encodable, Hashable {
+    package struct ProxyGauges: Sendable, Codable, Hashable {
         /// `upstream_rq_active`: requests in flight now.
         package var activeRequests: Double = 0
         /// `upstream_rq_pending_active`: requests waiting for a connection.
@@ -35,7 +35,7 @@ package struct GoldenSignals: Sendable, Encodable {
         package init() {}
     }
 
-    package struct Item: Sendable, Encodable {
+    package struct Item: Sendable, Codable {
         package var name: String
         package var namespace: String
         package var requests: Int

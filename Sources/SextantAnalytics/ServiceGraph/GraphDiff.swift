@@ -9,13 +9,13 @@ package import SextantModel
 /// baseline p99 added, at most 100), traffic that vanished (50), an edge that appeared (1).
 /// Rates and latency are compared only where a window has at least `minRequests` calls, so a
 /// handful of calls is not ranked as a change.
-package struct GraphDiff: Sendable, Encodable {
-    package struct Window: Sendable, Encodable {
+package struct GraphDiff: Sendable, Codable {
+    package struct Window: Sendable, Codable {
         package var startUnixSeconds: Double
         package var endUnixSeconds: Double
     }
 
-    package struct Figures: Sendable, Encodable {
+    package struct Figures: Sendable, Codable {
         package var requests: Int
         package var rps: Double
         package var errors: Int
@@ -31,8 +31,8 @@ package struct GraphDiff: Sendable, Encodable {
         }
     }
 
-    package struct Change: Sendable, Encodable {
-        package enum Kind: String, Sendable, Encodable {
+    package struct Change: Sendable, Codable {
+        package enum Kind: String, Sendable, Codable {
             case newErrors, errorRateIncrease, latencyIncrease, trafficVanished, appeared
         }
 
@@ -40,11 +40,11 @@ package struct GraphDiff: Sendable, Encodable {
         package var before: Double
         package var after: Double
         package var description: String
-        var score: Double
+        var score: Double = 0
         private enum CodingKeys: String, CodingKey { case kind, before, after, description }
     }
 
-    package struct EdgeChange: Sendable, Encodable {
+    package struct EdgeChange: Sendable, Codable {
         package var source: String
         package var target: String
         package var `protocol`: String
@@ -54,7 +54,7 @@ package struct GraphDiff: Sendable, Encodable {
         package var baseline: Figures
     }
 
-    package struct NodeChange: Sendable, Encodable {
+    package struct NodeChange: Sendable, Codable {
         package var id: String
         package var score: Double
         package var changes: [Change]

@@ -2,7 +2,7 @@ package import SextantModel
 
 extension ServiceGraph {
     /// Trace ids that show an edge's calls: its slowest traced call and its newest failed one.
-    package struct ExampleTraces: Sendable, Encodable, Hashable {
+    package struct ExampleTraces: Sendable, Codable, Hashable {
         package var slowest: String?
         package var slowestMs: Double?
         package var error: String?

@@ -1,8 +1,8 @@
 package import SextantModel
 
 /// The service graph of a time window, as `/api/v1/graph` returns it.
-package struct ServiceGraph: Sendable, Encodable {
-    package struct Node: Sendable, Encodable, Hashable {
+package struct ServiceGraph: Sendable, Codable {
+    package struct Node: Sendable, Codable, Hashable {
         package var id: String
         /// `workload`, `app`, `service` or `unknown`.
         package var type: String
@@ -13,7 +13,7 @@ package struct ServiceGraph: Sendable, Encodable {
         package var service: String?
     }
 
-    package struct Latency: Sendable, Encodable, Hashable {
+    package struct Latency: Sendable, Codable, Hashable {
         package var p50: Double
         package var p90: Double
         package var p95: Double
@@ -34,7 +34,7 @@ package struct ServiceGraph: Sendable, Encodable {
         static func round(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
     }
 
-    package struct Edge: Sendable, Encodable {
+    package struct Edge: Sendable, Codable {
         package var source: String
         package var target: String
         package var `protocol`: String

@@ -19,7 +19,7 @@ struct TracesController: Sendable {
         try JSONResponse.make(try await search(QueryParameters(request)))
     }
 
-    func search(_ query: QueryParameters) async throws -> SearchAnswer {
+    func search(_ query: QueryParameters) async throws -> TraceSearchAnswer {
         let window = try query.window(now: database.clock.nowSeconds, default: 3600)
         let limit = try QueryParameter.integer(query["limit"], name: "limit", default: 20, range: 1...1000)
         let minDuration = try Self.duration(query["minDuration"], name: "minDuration")
@@ -35,7 +35,7 @@ struct TracesController: Sendable {
             fromMicros: window.fromMicros, toMicros: window.toMicros, limit: limit)
         let ids = try await database.traceIDs(matching: traceQuery)
         let traces = try await database.traces(ids)
-        return SearchAnswer(traces: traces.map(TraceSummary.init))
+        return TraceSearchAnswer(traces: traces.map(TraceSummary.init))
     }
 
     /// `GET /api/v1/traces/{id}`: every span of a trace, each with the proxy that reported it and
@@ -68,40 +68,6 @@ struct TracesController: Sendable {
     }
 
     // MARK: - JSON
-
-    struct SearchAnswer: Encodable {
-        var traces: [TraceSummary]
-    }
-
-    /// One trace found by a search.
-    struct TraceSummary: Encodable {
-        var traceId: String
-        var startUnixMicros: Int64
-        var durationMicros: Int64
-        var rootService: String
-        var rootName: String
-        var spanCount: Int
-        var errorCount: Int
-        var services: [String]
-
-        init(_ spans: [Span]) {
-            let start = spans.map(\.startMicros).min() ?? 0
-            let end = spans.map { $0.startMicros + $0.durationMicros }.max() ?? start
-            let ids = Set(spans.map(\.spanID))
-            // The root: no parent, else the earliest span whose parent is missing.
-            let root =
-                spans.first { $0.parentID == nil }
-                ?? spans.first { $0.parentID.map { !ids.contains($0) } ?? true } ?? spans[0]
-            traceId = spans[0].traceID.hex
-            startUnixMicros = start
-            durationMicros = end - start
-            rootService = root.serviceName
-            rootName = root.name
-            spanCount = spans.count
-            errorCount = spans.filter(\.isError).count
-            services = Set(spans.map(\.serviceName)).sorted()
-        }
-    }
 
     private struct TraceAnswer: Encodable {
         var traceId: String
@@ -207,5 +173,40 @@ struct TracesController: Sendable {
                     target: target, protocol: call.requestProtocol.label, responseCode: call.responseCode)
             }
         }
+    }
+}
+
+/// `/api/v1/traces`: the traces a search found, newest first.
+package struct TraceSearchAnswer: Codable, Sendable {
+    package var traces: [TraceSummary]
+}
+
+/// One trace found by a search.
+package struct TraceSummary: Codable, Sendable {
+    package var traceId: String
+    package var startUnixMicros: Int64
+    package var durationMicros: Int64
+    package var rootService: String
+    package var rootName: String
+    package var spanCount: Int
+    package var errorCount: Int
+    package var services: [String]
+
+    init(_ spans: [Span]) {
+        let start = spans.map(\.startMicros).min() ?? 0
+        let end = spans.map { $0.startMicros + $0.durationMicros }.max() ?? start
+        let ids = Set(spans.map(\.spanID))
+        // The root: no parent, else the earliest span whose parent is missing.
+        let root =
+            spans.first { $0.parentID == nil }
+            ?? spans.first { $0.parentID.map { !ids.contains($0) } ?? true } ?? spans[0]
+        traceId = spans[0].traceID.hex
+        startUnixMicros = start
+        durationMicros = end - start
+        rootService = root.serviceName
+        rootName = root.name
+        spanCount = spans.count
+        errorCount = spans.filter(\.isError).count
+        services = Set(spans.map(\.serviceName)).sorted()
     }
 }

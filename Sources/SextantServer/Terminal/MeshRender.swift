@@ -1,6 +1,8 @@
 import Foundation
+package import SextantAnalytics
 
-/// What the terminal commands print: tables, and the graph as Graphviz `dot` or Mermaid.
+/// What the terminal commands print, from the query API's answers (decoded from a server's JSON,
+/// or straight from `LocalQueries`): tables, and the graph as Graphviz `dot` or Mermaid.
 package enum MeshRender {
     /// How `sextant top` orders edges.
     package enum TopOrder: String, CaseIterable, Sendable {
@@ -21,7 +23,7 @@ package enum MeshRender {
 
     /// Kiali's health of an edge: failing above 10 % 5xx (20 % 4xx), degraded from 0.1 % 5xx
     /// (10 % 4xx); TCP edges have none.
-    package static func health(_ edge: MeshViews.Graph.Edge) -> TextTable.Tone {
+    package static func health(_ edge: ServiceGraph.Edge) -> TextTable.Tone {
         guard edge.protocol != "tcp", edge.requests > 0 else { return .plain }
         let total = Double(edge.requests)
         let fiveXX = Double(edge.serverErrors) / total
@@ -31,13 +33,13 @@ package enum MeshRender {
         return .plain
     }
 
-    package static func graphTable(_ graph: MeshViews.Graph, colour: Bool) -> String {
+    package static func graphTable(_ graph: ServiceGraph, colour: Bool) -> String {
         var table = edgeTable()
         for edge in graph.edges { addEdge(edge, to: &table) }
         return table.isEmpty ? "no calls in the window\n" : table.render(colour: colour)
     }
 
-    package static func top(_ graph: MeshViews.Graph, by order: TopOrder, limit: Int, colour: Bool) -> String {
+    package static func top(_ graph: ServiceGraph, by order: TopOrder, limit: Int, colour: Bool) -> String {
         let ranked = graph.edges.enumerated().sorted { a, b in
             let (x, y) = (key(a.element, order), key(b.element, order))
             return x != y ? x > y : a.offset < b.offset
@@ -47,7 +49,7 @@ package enum MeshRender {
         return table.isEmpty ? "no calls in the window\n" : table.render(colour: colour)
     }
 
-    private static func key(_ edge: MeshViews.Graph.Edge, _ order: TopOrder) -> Double {
+    private static func key(_ edge: ServiceGraph.Edge, _ order: TopOrder) -> Double {
         switch order {
         case .errors: edge.errorRate
         case .p99: edge.latencyMs?.p99 ?? -1
@@ -62,7 +64,7 @@ package enum MeshRender {
         ])
     }
 
-    private static func addEdge(_ edge: MeshViews.Graph.Edge, to table: inout TextTable) {
+    private static func addEdge(_ edge: ServiceGraph.Edge, to table: inout TextTable) {
         table.add(
             [
                 name(edge.source), name(edge.target), edge.protocol, number(edge.rps), String(edge.requests),
@@ -72,7 +74,7 @@ package enum MeshRender {
     }
 
     /// The graph for Graphviz: `sextant graph --format dot | dot -Tsvg > mesh.svg`.
-    package static func dot(_ graph: MeshViews.Graph) -> String {
+    package static func dot(_ graph: ServiceGraph) -> String {
         var out = "digraph mesh {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n"
         for node in graph.nodes {
             let style = node.type == "workload" || node.type == "app" ? "" : ", style=dashed"
@@ -92,7 +94,7 @@ package enum MeshRender {
     }
 
     /// The graph for Mermaid (a Markdown code block `mermaid` renders it).
-    package static func mermaid(_ graph: MeshViews.Graph) -> String {
+    package static func mermaid(_ graph: ServiceGraph) -> String {
         var ids: [String: String] = [:]
         for (i, node) in graph.nodes.enumerated() { ids[node.id] = "n\(i)" }
         var out = "flowchart LR\n"
@@ -109,14 +111,14 @@ package enum MeshRender {
         return out
     }
 
-    private static func edgeLabel(_ edge: MeshViews.Graph.Edge) -> String {
+    private static func edgeLabel(_ edge: ServiceGraph.Edge) -> String {
         var label = "\(number(edge.rps)) rps"
         if edge.protocol != "tcp" { label += ", \(percent(edge.errorRate)) errors" }
         if let p99 = edge.latencyMs?.p99 { label += ", p99 \(number(p99)) ms" }
         return label
     }
 
-    package static func signals(_ signals: MeshViews.Signals, colour: Bool) -> String {
+    package static func signals(_ signals: GoldenSignals, colour: Bool) -> String {
         var table = TextTable([
             .init(signals.by == "service" ? "SERVICE" : "WORKLOAD"), .init("NAMESPACE"), .init("RPS", .right),
             .init("REQUESTS", .right), .init("ERRORS", .right), .init("P50 MS", .right), .init("P90 MS", .right),
@@ -136,18 +138,18 @@ package enum MeshRender {
         return table.isEmpty ? "no calls in the window\n" : table.render(colour: colour)
     }
 
-    package static func diff(_ diff: MeshViews.Diff, colour: Bool) -> String {
+    package static func diff(_ diff: GraphDiff, colour: Bool) -> String {
         var table = TextTable([.init("#", .right), .init("WHAT"), .init("SCORE", .right), .init("CHANGES")])
-        let items = (diff.edges.map { ($0, true) } + diff.nodes.map { ($0, false) })
-            .enumerated().sorted { a, b in
-                a.element.0.score != b.element.0.score ? a.element.0.score > b.element.0.score : a.offset < b.offset
-            }.map(\.element)
-        for (rank, (item, isEdge)) in items.enumerated() {
-            let what =
-                isEdge ? "\(name(item.source ?? "")) → \(name(item.target ?? ""))" : "node \(name(item.id ?? ""))"
-            let worst = item.changes.contains { $0.kind == "newErrors" || $0.kind == "trafficVanished" }
+        let items =
+            diff.edges.map { (what: "\(name($0.source)) → \(name($0.target))", score: $0.score, changes: $0.changes) }
+            + diff.nodes.map { (what: "node \(name($0.id))", score: $0.score, changes: $0.changes) }
+        let ranked = items.enumerated().sorted { a, b in
+            a.element.score != b.element.score ? a.element.score > b.element.score : a.offset < b.offset
+        }.map(\.element)
+        for (rank, item) in ranked.enumerated() {
+            let worst = item.changes.contains { $0.kind == .newErrors || $0.kind == .trafficVanished }
             table.add(
-                [String(rank + 1), what, number(item.score), item.changes.map(\.description).joined(separator: "; ")],
+                [String(rank + 1), item.what, number(item.score), item.changes.map(\.description).joined(separator: "; ")],
                 tone: worst ? .failure : item.score >= 10 ? .warning : .plain)
         }
         let header = "\(time(diff.current.startUnixSeconds))–\(time(diff.current.endUnixSeconds)) against "
@@ -155,7 +157,7 @@ package enum MeshRender {
         return header + (table.isEmpty ? "nothing got worse\n" : table.render(colour: colour))
     }
 
-    package static func traces(_ traces: MeshViews.Traces, colour: Bool) -> String {
+    package static func traces(_ traces: TraceSearchAnswer, colour: Bool) -> String {
         var table = TextTable([
             .init("TRACE"), .init("START"), .init("DURATION MS", .right), .init("ROOT"), .init("SPANS", .right),
             .init("ERRORS", .right), .init("SERVICES"),

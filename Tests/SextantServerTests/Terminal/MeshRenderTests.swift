@@ -1,10 +1,11 @@
 import Foundation
+import SextantAnalytics
 import SextantServer
 import Testing
 
 @Suite struct MeshRenderTests {
     static let graphJSON = """
-        {"graphType":"workload","windowSeconds":60,"nodes":[
+        {"graphType":"workload","windowSeconds":60,"endUnixSeconds":1800000000,"nodes":[
           {"id":"unknown","type":"unknown","namespace":"unknown"},
           {"id":"workload:default:productpage-v1","type":"workload","namespace":"default"},
           {"id":"workload:default:reviews-v2","type":"workload","namespace":"default"},
@@ -12,16 +13,17 @@ import Testing
          "edges":[
           {"source":"unknown","target":"workload:default:productpage-v1","protocol":"http","requests":600,"errors":0,
            "serverErrors":0,"byCode":{"200":600},"rps":10,"errorRate":0,"latencyMs":{"p50":12.5,"p90":20,"p95":25,"p99":41.25,"mean":14},
-           "sources":["spans","accesslog"]},
+           "requestBytes":0,"responseBytes":0,"sources":["spans","accesslog"]},
           {"source":"workload:default:productpage-v1","target":"workload:default:reviews-v2","protocol":"http","requests":60,
            "errors":12,"serverErrors":12,"byCode":{"200":48,"503":12},"rps":1,"errorRate":0.2,
-           "latencyMs":{"p50":3,"p90":4,"p95":5,"p99":250,"mean":9},"sources":["spans"]},
+           "latencyMs":{"p50":3,"p90":4,"p95":5,"p99":250,"mean":9},"requestBytes":0,"responseBytes":0,"sources":["spans"]},
           {"source":"workload:default:reviews-v2","target":"service:mongodb.default.svc.cluster.local","protocol":"tcp",
-           "requests":5,"errors":0,"serverErrors":0,"byCode":{"0":5},"rps":0.083,"errorRate":0,"sources":["accesslog"]}]}
+           "requests":5,"errors":0,"serverErrors":0,"byCode":{"0":5},"rps":0.083,"errorRate":0,"requestBytes":10,
+           "responseBytes":20,"sources":["accesslog"]}]}
         """
 
-    func graph() throws -> MeshViews.Graph {
-        try JSONDecoder().decode(MeshViews.Graph.self, from: Data(Self.graphJSON.utf8))
+    func graph() throws -> ServiceGraph {
+        try JSONDecoder().decode(ServiceGraph.self, from: Data(Self.graphJSON.utf8))
     }
 
     @Test func theTableAlignsColumnsAndNamesNodesAsPeopleReadThem() throws {
@@ -82,15 +84,18 @@ import Testing
     }
 
     @Test func theDiffRanksEdgesAndNodesTogether() throws {
+        let figures = #"{"requests":120,"rps":2,"errors":60,"errorRate":0.5,"p99Ms":12}"#
         let json = """
-            {"current":{"startUnixSeconds":1800000000,"endUnixSeconds":1800000900},
+            {"graphType":"workload","windowSeconds":900,"minRequests":20,
+             "current":{"startUnixSeconds":1800000000,"endUnixSeconds":1800000900},
              "baseline":{"startUnixSeconds":1799999100,"endUnixSeconds":1800000000},
-             "edges":[{"source":"workload:default:productpage-v1","target":"workload:default:details-v1","score":60,
-               "changes":[{"kind":"newErrors","description":"new errors: 60 of 120 (50.0%)"}]}],
-             "nodes":[{"id":"workload:default:details-v1","score":70,
-               "changes":[{"kind":"newErrors","description":"new errors: 70 of 140 (50.0%)"}]}]}
+             "edges":[{"source":"workload:default:productpage-v1","target":"workload:default:details-v1","protocol":"http",
+               "score":60,"current":\(figures),"baseline":\(figures),
+               "changes":[{"kind":"newErrors","before":0,"after":0.5,"description":"new errors: 60 of 120 (50.0%)"}]}],
+             "nodes":[{"id":"workload:default:details-v1","score":70,"current":\(figures),"baseline":\(figures),
+               "changes":[{"kind":"newErrors","before":0,"after":0.5,"description":"new errors: 70 of 140 (50.0%)"}]}]}
             """
-        let text = MeshRender.diff(try JSONDecoder().decode(MeshViews.Diff.self, from: Data(json.utf8)), colour: false)
+        let text = MeshRender.diff(try JSONDecoder().decode(GraphDiff.self, from: Data(json.utf8)), colour: false)
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines[0] == "2027-01-15 08:00:00–2027-01-15 08:15:00 against 2027-01-15 07:45:00–2027-01-15 08:00:00")
         #expect(lines[2].contains("node default/details-v1"))
