@@ -69,7 +69,7 @@ struct RemoteWriteExporter: Service {
         // A service of a ServiceGroup runs until the group shuts down.
         guard !queues.isEmpty else { return try await gracefulShutdown() }
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await snapshots() }
+            group.addTask { await snapshots() }
             for (url, queue) in queues {
                 group.addTask { await send(url: url, queue: queue) }
             }
@@ -78,8 +78,8 @@ struct RemoteWriteExporter: Service {
 
     // MARK: - Snapshots
 
-    private func snapshots() async throws {
-        try await cancelWhenGracefulShutdown {
+    private func snapshots() async {
+        await cancelWhenGracefulShutdown {
             var sent: [Int32: Int64] = [:]
             while !Task.isCancelled {
                 do {
