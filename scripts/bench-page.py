@@ -51,7 +51,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -60,7 +59,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The browser and free ports as the end-to-end tests get them.
 sys.path.insert(0, str(REPO_ROOT / "Tests" / "e2e"))
 from browser import open_chromium  # noqa: E402
-from mesh import free_ports  # noqa: E402
+from mesh import free_ports, http_get  # noqa: E402
 from sextant import free_udp_port  # noqa: E402
 # SextantBench.now: the bench fills the week before this hour boundary (unix seconds).
 BENCH_END = 1_795_701_600
@@ -156,15 +155,6 @@ def fill_database(bench_bin: Path, workdir: Path) -> Path:
     return Path(kept[-1])
 
 
-def http_get(url: str, timeout: float = 60.0) -> tuple[int, bytes]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
 class Server:
     """One `sextant serve` on the bench's database."""
 
@@ -208,7 +198,7 @@ class Server:
 
     def graph(self, window: str) -> dict:
         query = urllib.parse.urlencode({"graphType": "workload", "window": window, "end": BENCH_END})
-        status, body = http_get(f"{self.base_url}/api/v1/graph?{query}")
+        status, body = http_get(f"{self.base_url}/api/v1/graph?{query}", timeout=60.0)
         if status != 200:
             raise BenchError(f"/api/v1/graph?{query} answered {status}: {body[:500]!r}")
         return json.loads(body)
