@@ -34,7 +34,13 @@ package struct Collector {
         self.readiness = readiness
         let limits = configuration.server
         let memory = MemoryGuard(limitBytes: limits.memoryLimitBytes, logger: logger)
-        let sink = IngestSink(writer: writer, metrics: metrics, limits: configuration.limits, memory: memory)
+        let dataDirectory = (database.path as NSString).deletingLastPathComponent
+        let forwarder = try configuration.otlpExport.endpoint.map { _ in
+            try OTLPExporter(
+                configuration: configuration.otlpExport, dataDirectory: dataDirectory, metrics: metrics, logger: logger)
+        }
+        let sink = IngestSink(
+            writer: writer, metrics: metrics, limits: configuration.limits, memory: memory, forwarder: forwarder)
         let ingest = IngestController(sink: sink, limits: limits)
         let exposition = MetricsController(
             database: database, writer: writer, metrics: metrics, memory: memory)
@@ -130,6 +136,7 @@ package struct Collector {
                 try RemoteWriteExporter(
                     configuration: configuration.remoteWrite, database: database, metrics: metrics, logger: logger))
         }
+        if let forwarder { services.append(forwarder) }
         self.services = services
         apiRouter = api
         zipkinRouter = zipkin

@@ -47,6 +47,8 @@ package struct CollectorConfiguration: Sendable {
     package var tokens = AccessTokens()
     /// Receivers of Prometheus remote write, and how (default none).
     package var remoteWrite = RemoteWriteConfiguration()
+    /// Where stored spans and log records are forwarded over OTLP.
+    package var otlpExport = OTLPExportConfiguration()
     package var server = Server()
     /// Records per request, attributes, string lengths, clock skew.
     package var limits = IngestLimits()

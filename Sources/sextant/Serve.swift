@@ -103,6 +103,26 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "An OTLP endpoint (Tempo, Jaeger, an OpenTelemetry Collector, another Sextant) to forward every stored span "
+                + "and log record to, e.g. http://127.0.0.1:4318 (paths /v1/traces and /v1/logs are added).",
+            valueName: "url"))
+    var otlpExportEndpoint: String?
+
+    @Option(help: ArgumentHelp("How to reach --otlp-export-endpoint: http (OTLP/HTTP protobuf) or grpc.", valueName: "http|grpc"))
+    var otlpExportProtocol = OTLPExportConfiguration.WireProtocol.http.rawValue
+
+    @Option(help: ArgumentHelp("File holding a bearer token for --otlp-export-endpoint.", valueName: "path"))
+    var otlpExportTokenFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Bytes of requests each OTLP export queue (spans, logs) keeps on disk while the endpoint is away; "
+                + "past it the oldest are dropped.",
+            valueName: "size"))
+    var otlpExportQueueBytes = Self.byteText(OTLPExportConfiguration().queueBytes)
+
+    @Option(
+        help: ArgumentHelp(
             "File holding the bearer token senders must present (HTTP Authorization, gRPC authorization metadata).",
             valueName: "path"))
     var ingestTokenFile: String?
@@ -250,6 +270,19 @@ struct Serve: AsyncParsableCommand {
         guard let queue = Self.bytes(remoteWriteQueueBytes), queue >= 1 << 20 else {
             throw ValidationError("--remote-write-queue-bytes '\(remoteWriteQueueBytes)' must be a size of at least 1M")
         }
+        if let endpoint = otlpExportEndpoint {
+            guard let parsed = URL(string: endpoint), parsed.scheme == "http" || parsed.scheme == "https",
+                parsed.host != nil
+            else {
+                throw ValidationError("--otlp-export-endpoint '\(endpoint)' is not an http(s) URL")
+            }
+        }
+        guard OTLPExportConfiguration.WireProtocol(rawValue: otlpExportProtocol) != nil else {
+            throw ValidationError("--otlp-export-protocol '\(otlpExportProtocol)' must be http or grpc")
+        }
+        guard let otlpQueue = Self.bytes(otlpExportQueueBytes), otlpQueue >= 1 << 20 else {
+            throw ValidationError("--otlp-export-queue-bytes '\(otlpExportQueueBytes)' must be a size of at least 1M")
+        }
         for target in scrapeTargets {
             guard let url = URL(string: target), url.scheme == "http" || url.scheme == "https", url.host != nil else {
                 throw ValidationError("--scrape '\(target)' is not an http(s) URL")
@@ -285,6 +318,10 @@ struct Serve: AsyncParsableCommand {
         configuration.remoteWrite.externalLabels = externalLabels.compactMap(Self.externalLabel)
         configuration.remoteWrite.intervalSeconds = DurationText.seconds(remoteWriteInterval)!
         configuration.remoteWrite.queueBytes = Int(Self.bytes(remoteWriteQueueBytes)!)
+        configuration.otlpExport.endpoint = otlpExportEndpoint
+        configuration.otlpExport.wireProtocol = OTLPExportConfiguration.WireProtocol(rawValue: otlpExportProtocol)!
+        configuration.otlpExport.bearerToken = try Self.token(otlpExportTokenFile)
+        configuration.otlpExport.queueBytes = Int(Self.bytes(otlpExportQueueBytes)!)
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
         configuration.store.countingGraceSeconds = pairingGrace

@@ -154,6 +154,8 @@ private struct SpanFields {
     var annotations: [Span.Annotation] = []
     var statusCode: Int32 = 0
     var statusMessage = ""
+    /// Whether an attribute's key starts `zipkin.` (`OTLPExportEncoder.ZipkinKey`).
+    var zipkinFields = false
 
     /// - Parameter keys: scratch for the keys of the span's attributes (kept from span to span).
     mutating func read(_ r: inout ProtobufReader, context: DecodeContext, keys: inout KeySet)
@@ -206,11 +208,42 @@ private struct SpanFields {
         // A repeated key, or a hash collision with another key: only a key not seen yet is kept.
         guard keys.insert(keyBytes) || tags.index(ofKey: keyBytes) == nil else { return }
         _ = envoy.take(key: keyBytes, position: tags.count)
+        if keyBytes.count > 7, keyBytes[0] == UInt8(ascii: "z"), keyBytes.starts(with: "zipkin.".utf8) {
+            zipkinFields = true
+        }
         value.withText { tags.appendNew(key: keyBytes, value: $0) }
     }
 
+    /// Zipkin's fields carried as attributes by a Sextant that forwarded the span
+    /// (`OTLPExportEncoder`), taken back out of the tags. The Envoy tags' positions are found again
+    /// in what is left.
+    mutating func liftZipkinFields(local: inout Span.Endpoint, remote: inout Span.Endpoint?, shared: inout Bool, debug: inout Bool) {
+        typealias Key = OTLPExportEncoder.ZipkinKey
+        func take(_ key: String) -> String? {
+            guard let value = tags[key] else { return nil }
+            tags[key] = nil
+            return value
+        }
+        local.ipv4 = take(Key.localIPv4)
+        local.ipv6 = take(Key.localIPv6)
+        local.port = take(Key.localPort).flatMap { Int($0) }
+        let remoteService = take(Key.remoteService)
+        let remoteIPv4 = take(Key.remoteIPv4)
+        let remoteIPv6 = take(Key.remoteIPv6)
+        let remotePort = take(Key.remotePort).flatMap { Int($0) }
+        if remoteService != nil || remoteIPv4 != nil || remoteIPv6 != nil || remotePort != nil {
+            remote = Span.Endpoint(serviceName: remoteService, ipv4: remoteIPv4, ipv6: remoteIPv6, port: remotePort)
+        }
+        shared = take(Key.shared) == "true"
+        debug = take(Key.debug) == "true"
+        envoy = EnvoySpanTags()
+        for i in tags.indices {
+            tags.withPair(at: i) { key, _ in _ = envoy.take(key: key, position: i) }
+        }
+    }
+
     /// The span, checked field by field (ids, times, kind, status).
-    func span(service: String, location: () -> String) throws(RecordError) -> Span {
+    mutating func span(service: String, location: () -> String) throws(RecordError) -> Span {
         func fail(_ message: String) -> RecordError { RecordError(location: location(), message: message) }
         guard traceID.count == 16, traceID.contains(where: { $0 != 0 }) else {
             throw fail("trace_id must be 16 bytes, not all zero (got \(traceID.count))")
@@ -235,9 +268,15 @@ private struct SpanFields {
         case 5: spanKind = .consumer
         default: spanKind = .unspecified
         }
-        let isError = statusCode == 2
+        var local = Span.Endpoint(serviceName: service)
+        var remote = SDKSpanMapper.peer(of: tags).map { Span.Endpoint(serviceName: $0) }
+        var shared = false
+        var debug = false
+        if zipkinFields { liftZipkinFields(local: &local, remote: &remote, shared: &shared, debug: &debug) }
+        // Zipkin's `error` tag says so itself; otherwise OTLP's status is kept as Zipkin shows it.
+        let isError = statusCode == 2 || tags["error"] != nil
         var tags = tags
-        if isError {
+        if statusCode == 2, tags["error"] == nil {
             tags["otel.status_code"] = "ERROR"
             if !statusMessage.isEmpty { tags["otel.status_description"] = statusMessage }
         }
@@ -249,11 +288,13 @@ private struct SpanFields {
             name: name,
             startMicros: Int64(start / 1000),
             durationMicros: Int64((end - start) / 1000),
-            localEndpoint: Span.Endpoint(serviceName: service),
-            remoteEndpoint: SDKSpanMapper.peer(of: tags).map { Span.Endpoint(serviceName: $0) },
+            localEndpoint: local,
+            remoteEndpoint: remote,
             annotations: annotations,
             tags: tags,
-            isError: isError
+            isError: isError,
+            shared: shared,
+            debug: debug
         )
     }
 

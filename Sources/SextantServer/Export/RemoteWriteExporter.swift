@@ -33,7 +33,7 @@ package struct RemoteWriteConfiguration: Sendable {
 ///
 /// Every interval the series are snapshotted once: Istio's counters and histograms at that time,
 /// and each ingested series' newest sample if it is newer than the one sent before. The requests
-/// go to each receiver's durable queue (`RemoteWriteQueue`), and a sender per receiver sends them
+/// go to each receiver's durable queue (`ExportQueue`), and a sender per receiver sends them
 /// oldest first: a 2xx takes a request off the queue, a 429, a 5xx or a failed connection is
 /// retried with backoff (1 s doubling to 30 s, or the receiver's `Retry-After`), any other answer
 /// drops it (the receiver will never take it) and says so.
@@ -42,7 +42,7 @@ struct RemoteWriteExporter: Service {
     let database: SextantDatabase
     let metrics: SelfMetrics
     let logger: Logger
-    let queues: [(url: String, queue: RemoteWriteQueue)]
+    let queues: [(url: String, queue: ExportQueue)]
 
     init(configuration: RemoteWriteConfiguration, database: SextantDatabase, metrics: SelfMetrics, logger: Logger) throws {
         self.configuration = configuration
@@ -52,7 +52,7 @@ struct RemoteWriteExporter: Service {
         let root = URL(fileURLWithPath: (database.path as NSString).deletingLastPathComponent)
             .appendingPathComponent("remote-write")
         queues = try configuration.urls.map { url in
-            (url, try RemoteWriteQueue(folder: root.appendingPathComponent(Self.folderName(url)), maxBytes: configuration.queueBytes))
+            (url, try ExportQueue(folder: root.appendingPathComponent(Self.folderName(url)), maxBytes: configuration.queueBytes))
         }
     }
 
@@ -117,7 +117,7 @@ struct RemoteWriteExporter: Service {
             request.timeseries = Array(series[start..<end])
             let body = Self.snappy(try request.serializedBytes())
             for (url, queue) in queues {
-                let dropped = try queue.append(body: body, samples: end - start)
+                let dropped = try queue.append(body: body, records: end - start)
                 if dropped > 0 { count(url, "dropped", dropped) }
                 gauges(url, queue)
             }
@@ -166,61 +166,50 @@ struct RemoteWriteExporter: Service {
 
     // MARK: - Sending
 
-    private func send(url: String, queue: RemoteWriteQueue) async {
-        var backoff: Double = 1
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            gauges(url, queue)
-            guard let segment = queue.oldest() else {
-                try? await Task.sleep(for: .milliseconds(250))
-                continue
-            }
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/x-protobuf")
-            request.headers.add(name: "Content-Encoding", value: "snappy")
-            request.headers.add(name: "X-Prometheus-Remote-Write-Version", value: "0.1.0")
-            request.headers.add(name: "User-Agent", value: "sextant")
-            if let token = configuration.bearerToken { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-            request.body = .bytes(ByteBuffer(bytes: segment.body))
-            var retryAfter: Double?
-            do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-                _ = try? await response.body.collect(upTo: 1 << 20)
-                let code = Int(response.status.code)
-                if (200..<300).contains(code) {
-                    queue.remove(segment.sequence)
-                    count(url, "sent", segment.samples)
-                    backoff = 1
-                    continue
+    private func send(url: String, queue: ExportQueue) async {
+        let token = configuration.bearerToken
+        await QueueSender(queue: queue).run(
+            body: { $0[0].body },
+            deliver: { body in
+                var request = HTTPClientRequest(url: url)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/x-protobuf")
+                request.headers.add(name: "Content-Encoding", value: "snappy")
+                request.headers.add(name: "X-Prometheus-Remote-Write-Version", value: "0.1.0")
+                request.headers.add(name: "User-Agent", value: "sextant")
+                if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+                request.body = .bytes(ByteBuffer(bytes: body))
+                do {
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                    _ = try? await response.body.collect(upTo: 1 << 20)
+                    let code = Int(response.status.code)
+                    if (200..<300).contains(code) { return .accepted(rejected: 0) }
+                    if code != 429 && code < 500 { return .refused("HTTP \(code)") }
+                    return .retry(after: response.headers.first(name: "Retry-After").flatMap(Double.init))
+                } catch {
+                    logger.debug("remote write failed", metadata: ["remote_write.url": "\(url)", "error": "\(error)"])
+                    return .retry(after: nil)
                 }
-                if code != 429 && code < 500 {
-                    queue.remove(segment.sequence)
-                    count(url, "dropped", segment.samples)
-                    logger.error(
-                        "remote-write receiver refused a request for good; dropped",
-                        metadata: ["remote_write.url": "\(url)", "http.response.status_code": "\(code)"])
-                    continue
-                }
-                retryAfter = response.headers.first(name: "Retry-After").flatMap(Double.init)
-            } catch {
-                logger.debug("remote write failed", metadata: ["remote_write.url": "\(url)", "error": "\(error)"])
-            }
-            count(url, "retried", segment.samples)
-            try? await Task.sleep(for: .seconds(retryAfter ?? backoff))
-            backoff = min(30, backoff * 2)
-        }
+            },
+            count: { outcome, samples in count(url, outcome == .rejected ? "dropped" : outcome.rawValue, samples) },
+            refused: { reason in
+                logger.error(
+                    "remote-write receiver refused a request for good; dropped",
+                    metadata: ["remote_write.url": "\(url)", "reason": "\(reason)"])
+            },
+            idle: { gauges(url, queue) })
     }
 
     private func count(_ url: String, _ outcome: String, _ samples: Int) {
         metrics.count("sextant_remote_write_samples_total", [("url", url), ("outcome", outcome)], samples)
     }
 
-    private func gauges(_ url: String, _ queue: RemoteWriteQueue) {
+    private func gauges(_ url: String, _ queue: ExportQueue) {
         Meter(label: "sextant_remote_write_queue_requests", dimensions: [("url", url)], factory: metrics)
             .set(Double(queue.segmentCount))
         Meter(label: "sextant_remote_write_queue_bytes", dimensions: [("url", url)], factory: metrics)
             .set(Double(queue.byteCount))
-        let lag = queue.oldest().map { Date().timeIntervalSince($0.queuedAt) } ?? 0
+        let lag = queue.oldestQueuedAt().map { Date().timeIntervalSince($0) } ?? 0
         Meter(label: "sextant_remote_write_queue_lag_seconds", dimensions: [("url", url)], factory: metrics).set(lag)
     }
 }

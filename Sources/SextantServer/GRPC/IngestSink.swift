@@ -12,6 +12,8 @@ struct IngestSink: Sendable {
     let metrics: SelfMetrics
     let limits: IngestLimits
     let memory: MemoryGuard
+    /// Where committed spans and log records are forwarded (`--otlp-export-endpoint`), if anywhere.
+    var forwarder: OTLPExporter? = nil
     /// The time of day the skew limit and records without a time are measured by.
     var clock: WallClock { writer.database.clock }
 
@@ -82,6 +84,8 @@ struct IngestSink: Sendable {
         // Calls derived from spans are not records the sender sent.
         let received = batch.recordCount - (batch.spans.isEmpty ? 0 : batch.requests.count)
         metrics.count("sextant_received_records_total", [("channel", channel), ("outcome", "accepted")], received)
+        // Queued before the sender hears of the commit, so that nothing acknowledged misses it.
+        forwarder?.forward(batch)
         return batch
     }
 

@@ -7,3 +7,8 @@ struct RawMessageDeserializer: MessageDeserializer {
         serializedMessageBytes.withUnsafeBytes { Array($0) }
     }
 }
+
+/// Sends a request message's bytes as they are (an export request already serialized).
+struct RawMessageSerializer: MessageSerializer {
+    func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+}
