@@ -60,7 +60,10 @@ package struct Collector {
         PageController(directory: limits.pageDirectory).addRoutes(to: api.group())
         ingest.addRoutes(to: api.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .ingest)))
         let apiQueries = api.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .query))
-        QueryController(database: database).addRoutes(to: apiQueries)
+        let calls = limits.queryPrometheus.map { url -> any CallSource in
+            PrometheusCalls(api: PrometheusAPI(baseURL: url, bearerToken: limits.queryPrometheusToken))
+        }
+        QueryController(database: database, calls: calls).addRoutes(to: apiQueries)
         exposition.addRoutes(to: apiQueries)
         TracesController(database: database).addRoutes(to: apiQueries)
         SeriesController(database: database).addRoutes(to: apiQueries)

@@ -37,6 +37,11 @@ package struct CollectorConfiguration: Sendable {
         /// Serve the operator's page from this folder instead of the copy compiled in (flag
         /// `--page-directory`, for working on the page without rebuilding; default none).
         package var pageDirectory: String?
+        /// Query mode (flag `--query-prometheus`): the graph, signals and diff are drawn from Istio's
+        /// series in this Prometheus-compatible API instead of the local store.
+        package var queryPrometheus: String?
+        /// Sent as `Authorization: Bearer` to `queryPrometheus`.
+        package var queryPrometheusToken: String?
 
         package init() {}
     }

@@ -74,6 +74,16 @@ struct Serve: AsyncParsableCommand {
     var pageDirectory: String?
 
     @Option(
+        help: ArgumentHelp(
+            "Query mode: draw the graph, signals, diff and page from Istio's series in this Prometheus-compatible API "
+                + "(Prometheus, VictoriaMetrics, Thanos, Mimir), e.g. http://127.0.0.1:9090, as Kiali does.",
+            valueName: "url"))
+    var queryPrometheus: String?
+
+    @Option(help: ArgumentHelp("File holding a bearer token for --query-prometheus.", valueName: "path"))
+    var queryPrometheusTokenFile: String?
+
+    @Option(
         name: .customLong("remote-write-url"),
         help: ArgumentHelp(
             "A Prometheus remote-write receiver (Prometheus, VictoriaMetrics, Mimir...) to send Istio's series and the "
@@ -277,6 +287,12 @@ struct Serve: AsyncParsableCommand {
                 throw ValidationError("--otlp-export-endpoint '\(endpoint)' is not an http(s) URL")
             }
         }
+        if let url = queryPrometheus {
+            guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil
+            else {
+                throw ValidationError("--query-prometheus '\(url)' is not an http(s) URL")
+            }
+        }
         guard OTLPExportConfiguration.WireProtocol(rawValue: otlpExportProtocol) != nil else {
             throw ValidationError("--otlp-export-protocol '\(otlpExportProtocol)' must be http or grpc")
         }
@@ -313,6 +329,8 @@ struct Serve: AsyncParsableCommand {
         configuration.server.scrapeTargets = scrapeTargets
         configuration.server.scrapeIntervalSeconds = scrapeInterval
         configuration.server.pageDirectory = pageDirectory
+        configuration.server.queryPrometheus = queryPrometheus
+        configuration.server.queryPrometheusToken = try Self.token(queryPrometheusTokenFile)
         configuration.remoteWrite.urls = remoteWriteURLs
         configuration.remoteWrite.bearerToken = try Self.token(remoteWriteTokenFile)
         configuration.remoteWrite.externalLabels = externalLabels.compactMap(Self.externalLabel)

@@ -31,7 +31,7 @@ package struct ServiceGraph: Sendable, Codable {
             self.mean = Self.round(mean / 1000)
         }
 
-        static func round(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+        package static func round(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
     }
 
     package struct Edge: Sendable, Codable {

@@ -24,6 +24,8 @@ enum HTTPErrorMapping {
             return HTTPError(.badRequest, message: e.message)
         case let e as NotFound:
             return HTTPError(.notFound, message: e.message)
+        case let e as UpstreamError:
+            return HTTPError(.badGateway, message: e.description)
         case let e as StoreError:
             switch e.code {
             case .overloaded:

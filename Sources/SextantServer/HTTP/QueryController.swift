@@ -3,9 +3,16 @@ import SextantAnalytics
 import SextantModel
 import SextantStore
 
-/// `/api/v1/graph` and `/api/v1/signals`.
+/// `/api/v1/graph`, `/api/v1/signals`, `/api/v1/signals/range`, `/api/v1/diff`, `/api/v1/logs`.
 struct QueryController: Sendable {
     let database: SextantDatabase
+    /// Where the graph, signals and diff read calls: the store, or a Prometheus API (query mode).
+    let calls: any CallSource
+
+    init(database: SextantDatabase, calls: (any CallSource)? = nil) {
+        self.database = database
+        self.calls = calls ?? LocalCalls(database: database)
+    }
 
     func addRoutes(to group: RouterGroup<some RequestContext>) {
         group.get("/api/v1/graph", use: graph)
@@ -16,13 +23,13 @@ struct QueryController: Sendable {
     }
 
     func graph(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try JSONResponse.make(try await graph(QueryParameters(request)))
+        try JSONResponse.make(Sourced(answer: try await graph(QueryParameters(request)), source: calls.answerSource))
     }
 
     func graph(_ query: QueryParameters) async throws -> ServiceGraph {
         let type = try Self.graphType(query["graphType"])
         let window = try query.window(now: database.clock.nowSeconds)
-        let aggregates = try await graphAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
+        let aggregates = try await calls.aggregates(from: window.endSeconds - window.seconds, to: window.endSeconds)
         var graph = ServiceGraph(
             aggregates: aggregates, graphType: type, windowSeconds: window.seconds,
             endUnixSeconds: window.endSeconds, namespace: query["namespace"].map(String.init))
@@ -32,29 +39,47 @@ struct QueryController: Sendable {
     }
 
     func signals(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try JSONResponse.make(try await signals(QueryParameters(request)))
+        try JSONResponse.make(try await sourcedSignals(QueryParameters(request)))
     }
 
     func signals(_ query: QueryParameters) async throws -> GoldenSignals {
+        try await sourcedSignals(query).answer
+    }
+
+    /// The signals, and where their numbers came from: in query mode, p50/p90/p99 come from
+    /// Sextant's exact-quantile gauges where one Sextant's gauges cover an item's window.
+    func sourcedSignals(_ query: QueryParameters) async throws -> Sourced<GoldenSignals> {
         let byText = query["by"].map(String.init) ?? "service"
         guard let grouping = GoldenSignals.Grouping(rawValue: byText) else {
             throw QueryError("by '\(byText.prefix(40))' must be service or workload")
         }
         let window = try query.window(now: database.clock.nowSeconds)
-        let aggregates = try await database.callAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros)
+        let aggregates = try await calls.aggregates(from: window.endSeconds - window.seconds, to: window.endSeconds)
+            .filter { $0.requestProtocol != .tcp }
         // Gauges are "now": they speak for windows that end within their 5-minute freshness.
         let gaugeSamples = try await database.latestSamples(
             sinceMs: Int64(window.endSeconds * 1000) - 300_000, names: ProxyGaugeReader.names)
-        let signals = GoldenSignals(
+        var signals = GoldenSignals(
             aggregates: aggregates, by: grouping, windowSeconds: window.seconds, endUnixSeconds: window.endSeconds,
             name: query["name"].map(String.init), gauges: ProxyGaugeReader.gauges(gaugeSamples, by: grouping))
-        return signals
+        var source = calls.answerSource
+        if let prometheus = calls as? PrometheusCalls {
+            let exact = try await prometheus.exactLatency(
+                &signals.items, by: grouping, windowSeconds: window.seconds, endSeconds: window.endSeconds,
+                now: database.clock.nowSeconds)
+            if !exact.isEmpty {
+                source?.latency = exact.count == signals.items.count ? "exact" : "mixed"
+                source?.note += "; p50, p90 and p99 of \(exact.sorted().joined(separator: ", ")) are exact "
+                    + "(sextant_request_duration_quantile_seconds), p95 of them interpolated"
+            }
+        }
+        return Sourced(answer: signals, source: source)
     }
 
     /// `GET /api/v1/signals/range?graphType&node[&direction]|source&target[&protocol]&window&end&step`:
     /// one node's or edge's signals step by step, as the graph counts them.
     func signalsRange(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try JSONResponse.make(try await signalsRange(QueryParameters(request)))
+        try JSONResponse.make(Sourced(answer: try await signalsRange(QueryParameters(request)), source: calls.answerSource))
     }
 
     func signalsRange(_ query: QueryParameters) async throws -> SignalsRange {
@@ -88,11 +113,10 @@ struct QueryController: Sendable {
         guard window.seconds / stepSeconds <= Double(Self.maxPoints) else {
             throw QueryError("window / step gives more than \(Self.maxPoints) points: take a longer step")
         }
-        var steps: [SignalsRange.Step] = []
-        for bound in SignalsRange.steps(windowSeconds: window.seconds, endSeconds: window.endSeconds, stepSeconds: stepSeconds) {
-            let aggregates = try await graphAggregates(
-                fromMicros: Int64(bound.from * 1_000_000), toMicros: Int64(bound.to * 1_000_000))
-            steps.append(SignalsRange.Step(fromSeconds: bound.from, toSeconds: bound.to, aggregates: aggregates))
+        let bounds = SignalsRange.steps(windowSeconds: window.seconds, endSeconds: window.endSeconds, stepSeconds: stepSeconds)
+        let aggregates = try await calls.aggregates(bounds)
+        let steps = zip(bounds, aggregates).map { bound, aggregates in
+            SignalsRange.Step(fromSeconds: bound.from, toSeconds: bound.to, aggregates: aggregates)
         }
         return SignalsRange(steps: steps, subject: subject, graphType: type, stepSeconds: stepSeconds)
     }
@@ -103,7 +127,7 @@ struct QueryController: Sendable {
     /// `GET /api/v1/diff?graphType&window&end&baseline|baselineEnd&minRequests&namespace`: what got
     /// worse on each edge and node since the baseline window, worst first.
     func diff(_ request: Request, _ context: some RequestContext) async throws -> Response {
-        try JSONResponse.make(try await diff(QueryParameters(request)))
+        try JSONResponse.make(Sourced(answer: try await diff(QueryParameters(request)), source: calls.answerSource))
     }
 
     func diff(_ query: QueryParameters) async throws -> GraphDiff {
@@ -127,17 +151,11 @@ struct QueryController: Sendable {
             window: query["window"].map(String.init), end: String(baselineEnd), now: database.clock.nowSeconds,
             defaultWindow: 900)
         let diff = GraphDiff(
-            current: try await graphAggregates(fromMicros: window.fromMicros, toMicros: window.toMicros),
-            baseline: try await graphAggregates(fromMicros: baseline.fromMicros, toMicros: baseline.toMicros),
+            current: try await calls.aggregates(from: window.endSeconds - window.seconds, to: window.endSeconds),
+            baseline: try await calls.aggregates(from: baseline.endSeconds - baseline.seconds, to: baseline.endSeconds),
             graphType: type, windowSeconds: window.seconds, endUnixSeconds: window.endSeconds,
             baselineEndUnixSeconds: baselineEnd, minRequests: minRequests, namespace: query["namespace"].map(String.init))
         return diff
-    }
-
-    /// Calls and TCP connections of `[from, to)`: what the graph is drawn from.
-    private func graphAggregates(fromMicros: Int64, toMicros: Int64) async throws -> [CallAggregate] {
-        try await database.callAggregates(fromMicros: fromMicros, toMicros: toMicros)
-            + database.connectionAggregates(fromMicros: fromMicros, toMicros: toMicros)
     }
 
     private static func graphType(_ parameter: Substring?) throws(QueryError) -> GraphType {
@@ -186,5 +204,21 @@ struct QueryController: Sendable {
         }
 
         var logs: [Entry]
+    }
+}
+
+/// An answer with where its numbers came from (`source`), when not from the local store.
+struct Sourced<Answer: Encodable>: Encodable {
+    var answer: Answer
+    var source: AnswerSource?
+
+    private enum Key: String, CodingKey { case source }
+
+    func encode(to encoder: any Encoder) throws {
+        try answer.encode(to: encoder)
+        if let source {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(source, forKey: .source)
+        }
     }
 }
