@@ -9,6 +9,15 @@ struct PrometheusAPI: Sendable {
     let baseURL: String
     let bearerToken: String?
 
+    /// Kept for the process's life, as `HTTPClient.shared` is, but taking compressed answers of any
+    /// ratio up to 256 MiB: a store's JSON of many alike series compresses far past the shared
+    /// client's limit (VictoriaMetrics gzips its answers).
+    private static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.decompression = .enabled(limit: .size(256 << 20))
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     init(baseURL: String, bearerToken: String? = nil) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.bearerToken = bearerToken
@@ -48,7 +57,7 @@ struct PrometheusAPI: Sendable {
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            response = try await Self.client.execute(request, timeout: .seconds(30))
             body = try await response.body.collect(upTo: 256 << 20)
         } catch {
             throw UpstreamError("the Prometheus API at \(baseURL) did not answer: \(error)")
