@@ -7,8 +7,8 @@ internal import SwiftProtobuf
 /// another Sextant (`--otlp-export-endpoint`).
 ///
 /// A span's own fields take OTLP's: ids as bytes, times in nanoseconds, Zipkin annotations as
-/// events, an error as status ERROR (`otel.status_code`/`otel.status_description` tags, which
-/// `OTLPTraceDecoder` makes from a status, go back into it). Spans are grouped into one resource
+/// events, OTLP's status back into the status (the `otel.status_code`/`otel.status_description`
+/// tags `OTLPTraceDecoder` makes from it), Zipkin's `error` tag as that attribute. Spans are grouped into one resource
 /// per local service (`service.name`). What OTLP has no field for travels as attributes that
 /// `OTLPTraceDecoder` reads back, so that a Sextant receiving the spans stores them as they were:
 /// the endpoints' addresses and ports (`zipkin.local_endpoint.ipv4`, `….ipv6`, `….port`), the
@@ -97,12 +97,15 @@ package enum OTLPExportEncoder {
         s.endTimeUnixNano = UInt64(max(0, span.startMicros + span.durationMicros)) * 1_000
         var attributes: [Opentelemetry_Proto_Common_V1_KeyValue] = []
         attributes.reserveCapacity(span.tags.count + 4)
+        // OTLP's status where the span had one (`otel.status_code`); an error Zipkin marked with its
+        // `error` tag travels as that tag, which the receiving decoder reads as an error.
+        let hasStatus = span.isError && span.tags["otel.status_code"] == "ERROR"
         var statusMessage = ""
         for i in span.tags.indices {
             let (key, value) = span.tags[i]
             switch key {
-            case "otel.status_code": continue
-            case "otel.status_description": statusMessage = value
+            case "otel.status_code" where hasStatus: continue
+            case "otel.status_description" where hasStatus: statusMessage = value
             default: attributes.append(keyValue(key, value))
             }
         }
@@ -126,7 +129,7 @@ package enum OTLPExportEncoder {
             event.name = annotation.value
             return event
         }
-        if span.isError {
+        if hasStatus {
             s.status.code = .error
             s.status.message = statusMessage
         }

@@ -273,10 +273,11 @@ private struct SpanFields {
         var shared = false
         var debug = false
         if zipkinFields { liftZipkinFields(local: &local, remote: &remote, shared: &shared, debug: &debug) }
-        // Zipkin's `error` tag says so itself; otherwise OTLP's status is kept as Zipkin shows it.
+        // OTLP's status is kept as Zipkin shows it; Zipkin's own `error` tag (spans a Sextant
+        // forwarded from Zipkin) marks an error too.
         let isError = statusCode == 2 || tags["error"] != nil
         var tags = tags
-        if statusCode == 2, tags["error"] == nil {
+        if statusCode == 2 {
             tags["otel.status_code"] = "ERROR"
             if !statusMessage.isEmpty { tags["otel.status_description"] = statusMessage }
         }

@@ -81,7 +81,8 @@ struct LegacyOTLPTraceDecoder: Sendable {
             remoteEndpoint: SDKSpanMapper.peer(of: tags).map { Span.Endpoint(serviceName: $0) },
             annotations: s.events.map { Span.Annotation(timestampMicros: Int64($0.timeUnixNano / 1000), value: $0.name) },
             tags: tags,
-            isError: s.status.code == .error
+            // Zipkin's `error` tag marks an error too (spans a Sextant forwarded from Zipkin).
+            isError: s.status.code == .error || tags["error"] != nil
         )
     }
 }
