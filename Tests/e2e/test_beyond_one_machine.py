@@ -13,24 +13,13 @@ import json
 import time
 from pathlib import Path
 
-from mesh import REPO_ROOT, free_ports, stop_processes
+from mesh import REPO_ROOT, free_ports, stop_processes, wait_for
 from receivers import PROMETHEUS_BIN, TIMEOUT_S, VICTORIA_BIN, need, prometheus, query, victoria
 from sextant import Sextant, http_request, parse_exposition, wait_until_settled
 
 ZIPKIN_FIXTURES = REPO_ROOT / "Tests" / "Fixtures" / "envoy" / "zipkin"
 # The fixture spans are older than the default 24 h of raw retention, which a restart applies.
 KEEP = ("--retention-raw", "87600h", "--retention-minute", "87600h", "--retention-hour", "87600h")
-
-
-def _wait(predicate, what: str, timeout: float = TIMEOUT_S):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def _edges(graph: dict) -> dict[tuple, dict]:
@@ -99,7 +88,7 @@ def test_a_split_mesh_remote_written_and_queried_back(mesh_run, tmp_path):
                 return {r["metric"]["destination_workload"]: int(float(r["value"][1])) for r in result}
 
             expected = {name: n for name, n in mesh_run.received.items() if n}
-            _wait(lambda: received() == expected, f"receiver on {port} to hold every workload's requests")
+            wait_for(lambda: received() == expected, TIMEOUT_S, 0.5, f"receiver on {port} to hold every workload's requests")
             # One series for one: each of Istio's series comes from one Sextant, under its shard label.
             count = query(port, "count(istio_requests_total)")
             assert int(float(count[0]["value"][1])) == series
@@ -195,9 +184,9 @@ def test_otlp_export_outlives_an_outage_and_a_sigkill(tmp_path):
     first.start()
     # Nobody listens yet: the spans wait in the queue on disk.
     trace_ids = _post_fixture_spans(first)
-    _wait(lambda: _metric(first, "sextant_otlp_export_queue_requests", signal="traces") > 0
-          and _metric(first, "sextant_otlp_export_records_total", signal="traces", outcome="retried") > 0,
-          "the spans to wait in the queue")
+    wait_for(lambda: _metric(first, "sextant_otlp_export_queue_requests", signal="traces") > 0
+             and _metric(first, "sextant_otlp_export_records_total", signal="traces", outcome="retried") > 0,
+             TIMEOUT_S, 0.5, "the spans to wait in the queue")
     first.process.kill()
     first.process.wait(timeout=10)
     target = Sextant("otlp-late-target", tmp_path / "target", extra_args=KEEP + ("--grpc-port", str(grpc_port)))

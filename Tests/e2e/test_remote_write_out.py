@@ -12,7 +12,7 @@ import time
 import urllib.parse
 
 
-from mesh import REPO_ROOT, free_ports, http_get, stop_processes
+from mesh import REPO_ROOT, free_ports, http_get, stop_processes, wait_for
 from receivers import PROMETHEUS_BIN, VICTORIA_BIN, TIMEOUT_S, need as _need, prometheus as _prometheus, \
     query as _query, victoria as _victoria
 from sextant import Sextant
@@ -62,13 +62,7 @@ def _metric(sextant: Sextant, name: str) -> float:
 
 
 def _wait(predicate, what: str, timeout: float = TIMEOUT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(predicate, timeout, 0.5, what)
 
 
 def test_receivers_hold_what_metrics_says_one_series_for_one(tmp_path):

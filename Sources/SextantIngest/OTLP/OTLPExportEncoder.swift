@@ -31,20 +31,13 @@ package enum OTLPExportEncoder {
 
     /// An `ExportTraceServiceRequest` of `spans`, serialized.
     package static func traces(_ spans: [Span]) -> [UInt8] {
-        var order: [String] = []
-        var byService: [String: [Opentelemetry_Proto_Trace_V1_Span]] = [:]
-        for span in spans {
-            let service = span.localEndpoint?.serviceName ?? ""
-            if byService[service] == nil { order.append(service) }
-            byService[service, default: []].append(otlpSpan(span))
-        }
         var request = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest()
-        request.resourceSpans = order.map { service in
+        request.resourceSpans = byService(spans, service: { $0.localEndpoint?.serviceName ?? "" }).map { service, spans in
             var resourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans()
             if !service.isEmpty { resourceSpans.resource.attributes = [keyValue("service.name", service)] }
             var scope = Opentelemetry_Proto_Trace_V1_ScopeSpans()
             scope.scope.name = "sextant"
-            scope.spans = byService[service]!
+            scope.spans = spans.map(otlpSpan)
             resourceSpans.scopeSpans = [scope]
             return resourceSpans
         }
@@ -53,31 +46,41 @@ package enum OTLPExportEncoder {
 
     /// An `ExportLogsServiceRequest` of `logs`, serialized: one resource per service.
     package static func logs(_ logs: [LogRecord]) -> [UInt8] {
-        var order: [String] = []
-        var byService: [String: [Opentelemetry_Proto_Logs_V1_LogRecord]] = [:]
-        for log in logs {
-            if byService[log.service] == nil { order.append(log.service) }
-            var record = Opentelemetry_Proto_Logs_V1_LogRecord()
-            record.timeUnixNano = UInt64(max(0, log.timeMicros)) * 1_000
-            record.severityNumber = Opentelemetry_Proto_Logs_V1_SeverityNumber(rawValue: log.severityNumber) ?? .unspecified
-            record.severityText = log.severityText
-            record.body.stringValue = log.body
-            record.attributes = log.attributes.sorted { $0.key < $1.key }.map { keyValue($0.key, $0.value) }
-            if let id = log.traceID.flatMap(TraceID.init(hex:)) { record.traceID = Data(bytes(id)) }
-            if let id = log.spanID.flatMap(SpanID.init(hex:)) { record.spanID = Data(bytes(id.value)) }
-            byService[log.service, default: []].append(record)
-        }
         var request = Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest()
-        request.resourceLogs = order.map { service in
+        request.resourceLogs = byService(logs, service: \.service).map { service, logs in
             var resourceLogs = Opentelemetry_Proto_Logs_V1_ResourceLogs()
             resourceLogs.resource.attributes = [keyValue("service.name", service)]
             var scope = Opentelemetry_Proto_Logs_V1_ScopeLogs()
             scope.scope.name = "sextant"
-            scope.logRecords = byService[service]!
+            scope.logRecords = logs.map(otlpLogRecord)
             resourceLogs.scopeLogs = [scope]
             return resourceLogs
         }
         return (try? request.serializedBytes()) ?? []
+    }
+
+    /// Records grouped by their service, services in the order they first appear.
+    private static func byService<T>(_ records: [T], service: (T) -> String) -> [(String, [T])] {
+        var order: [String] = []
+        var groups: [String: [T]] = [:]
+        for record in records {
+            let name = service(record)
+            if groups[name] == nil { order.append(name) }
+            groups[name, default: []].append(record)
+        }
+        return order.map { ($0, groups[$0]!) }
+    }
+
+    private static func otlpLogRecord(_ log: LogRecord) -> Opentelemetry_Proto_Logs_V1_LogRecord {
+        var record = Opentelemetry_Proto_Logs_V1_LogRecord()
+        record.timeUnixNano = UInt64(max(0, log.timeMicros)) * 1_000
+        record.severityNumber = Opentelemetry_Proto_Logs_V1_SeverityNumber(rawValue: log.severityNumber) ?? .unspecified
+        record.severityText = log.severityText
+        record.body.stringValue = log.body
+        record.attributes = log.attributes.sorted { $0.key < $1.key }.map { keyValue($0.key, $0.value) }
+        if let id = log.traceID.flatMap(TraceID.init(hex:)) { record.traceID = Data(bytes(id)) }
+        if let id = log.spanID.flatMap(SpanID.init(hex:)) { record.spanID = Data(bytes(id.value)) }
+        return record
     }
 
     private static func otlpSpan(_ span: Span) -> Opentelemetry_Proto_Trace_V1_Span {

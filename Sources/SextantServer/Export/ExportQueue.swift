@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import Synchronization
 
 /// The requests waiting for one receiver (a remote-write URL, an OTLP endpoint), kept as files in
@@ -140,6 +141,15 @@ final class ExportQueue: Sendable {
             }
         }
         try? FileManager.default.removeItem(at: url(sequence))
+    }
+
+    /// Sets `<prefix>_requests`, `<prefix>_bytes` and `<prefix>_lag_seconds` (the age of the
+    /// oldest request waiting) for this queue.
+    func report(_ prefix: String, dimensions: [(String, String)], to metrics: some MetricsFactory) {
+        Meter(label: prefix + "_requests", dimensions: dimensions, factory: metrics).set(Double(segmentCount))
+        Meter(label: prefix + "_bytes", dimensions: dimensions, factory: metrics).set(Double(byteCount))
+        let lag = oldestQueuedAt().map { Date().timeIntervalSince($0) } ?? 0
+        Meter(label: prefix + "_lag_seconds", dimensions: dimensions, factory: metrics).set(lag)
     }
 
     var segmentCount: Int { state.withLock { $0.segments.count } }

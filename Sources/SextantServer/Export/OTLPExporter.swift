@@ -129,23 +129,14 @@ final class OTLPExporter: Service, Sendable {
         let logger = logger
         let isTraces = path.hasSuffix("traces")
         return { body in
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/x-protobuf")
-            request.headers.add(name: "User-Agent", value: "sextant")
-            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-            request.body = .bytes(ByteBuffer(bytes: body))
             do {
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-                let answer = try await response.body.collect(upTo: 1 << 20)
-                let code = Int(response.status.code)
-                if (200..<300).contains(code) {
-                    return .accepted(rejected: Self.rejected(Array(buffer: answer), traces: isTraces))
+                let answer = try await ExportPost.send(
+                    body, to: url, headers: [("Content-Type", "application/x-protobuf")], token: token)
+                if (200..<300).contains(answer.code) {
+                    return .accepted(rejected: Self.rejected(answer.body, traces: isTraces))
                 }
-                if [429, 502, 503, 504].contains(code) {
-                    return .retry(after: response.headers.first(name: "Retry-After").flatMap(Double.init))
-                }
-                return .refused("HTTP \(code): \(String(buffer: answer).prefix(200))")
+                if [429, 502, 503, 504].contains(answer.code) { return .retry(after: answer.retryAfter) }
+                return .refused("HTTP \(answer.code): \(String(decoding: answer.body.prefix(200), as: UTF8.self))")
             } catch {
                 logger.debug("OTLP export failed", metadata: ["otlp.url": "\(url)", "error": "\(error)"])
                 return .retry(after: nil)
@@ -220,12 +211,7 @@ final class OTLPExporter: Service, Sendable {
     }
 
     private func gauges(_ signal: String, _ queue: ExportQueue) {
-        Meter(label: "sextant_otlp_export_queue_requests", dimensions: [("signal", signal)], factory: metrics)
-            .set(Double(queue.segmentCount))
-        Meter(label: "sextant_otlp_export_queue_bytes", dimensions: [("signal", signal)], factory: metrics)
-            .set(Double(queue.byteCount))
-        let lag = queue.oldestQueuedAt().map { Date().timeIntervalSince($0) } ?? 0
-        Meter(label: "sextant_otlp_export_queue_lag_seconds", dimensions: [("signal", signal)], factory: metrics).set(lag)
+        queue.report("sextant_otlp_export_queue", dimensions: [("signal", signal)], to: metrics)
     }
 }
 

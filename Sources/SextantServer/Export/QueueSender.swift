@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import ServiceLifecycle
 
 /// What a receiver did with one request.
@@ -63,5 +65,33 @@ struct QueueSender: Sendable {
                 backoff = min(30, backoff * 2)
             }
         }
+    }
+}
+
+/// One POST of an exporter's request body.
+enum ExportPost {
+    /// What the receiver answered.
+    struct Answer {
+        var code: Int
+        /// Its `Retry-After`, in seconds.
+        var retryAfter: Double?
+        /// The first MiB of its body.
+        var body: [UInt8]
+    }
+
+    /// POSTs `body` to `url` with `headers` (and `Authorization: Bearer token`).
+    /// - Throws: whatever kept an answer from coming (no connection, a timeout).
+    static func send(_ body: [UInt8], to url: String, headers: [(String, String)], token: String?) async throws -> Answer {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.headers.add(name: "User-Agent", value: "sextant")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let answer = (try? await response.body.collect(upTo: 1 << 20)).map { Array(buffer: $0) } ?? []
+        return Answer(
+            code: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After").flatMap(Double.init),
+            body: answer)
     }
 }

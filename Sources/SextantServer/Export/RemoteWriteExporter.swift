@@ -81,13 +81,17 @@ struct RemoteWriteExporter: Service {
     private func snapshots() async {
         await cancelWhenGracefulShutdown {
             var sent: [Int32: Int64] = [:]
+            // At a fixed rate, as Prometheus scrapes: a snapshot's own time does not stretch the interval.
+            let interval = Duration.seconds(configuration.intervalSeconds)
+            var next = ContinuousClock.now
             while !Task.isCancelled {
                 do {
                     try await snapshot(sentIngested: &sent)
                 } catch {
                     logger.error("remote-write snapshot failed", metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: .seconds(configuration.intervalSeconds))
+                next = max(next + interval, .now)
+                try? await Task.sleep(until: next, clock: .continuous)
             }
         }
     }
@@ -171,21 +175,16 @@ struct RemoteWriteExporter: Service {
         await QueueSender(queue: queue).run(
             body: { $0[0].body },
             deliver: { body in
-                var request = HTTPClientRequest(url: url)
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/x-protobuf")
-                request.headers.add(name: "Content-Encoding", value: "snappy")
-                request.headers.add(name: "X-Prometheus-Remote-Write-Version", value: "0.1.0")
-                request.headers.add(name: "User-Agent", value: "sextant")
-                if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-                request.body = .bytes(ByteBuffer(bytes: body))
                 do {
-                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-                    _ = try? await response.body.collect(upTo: 1 << 20)
-                    let code = Int(response.status.code)
-                    if (200..<300).contains(code) { return .accepted(rejected: 0) }
-                    if code != 429 && code < 500 { return .refused("HTTP \(code)") }
-                    return .retry(after: response.headers.first(name: "Retry-After").flatMap(Double.init))
+                    let answer = try await ExportPost.send(
+                        body, to: url,
+                        headers: [
+                            ("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"),
+                            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+                        ], token: token)
+                    if (200..<300).contains(answer.code) { return .accepted(rejected: 0) }
+                    if answer.code != 429 && answer.code < 500 { return .refused("HTTP \(answer.code)") }
+                    return .retry(after: answer.retryAfter)
                 } catch {
                     logger.debug("remote write failed", metadata: ["remote_write.url": "\(url)", "error": "\(error)"])
                     return .retry(after: nil)
@@ -205,11 +204,6 @@ struct RemoteWriteExporter: Service {
     }
 
     private func gauges(_ url: String, _ queue: ExportQueue) {
-        Meter(label: "sextant_remote_write_queue_requests", dimensions: [("url", url)], factory: metrics)
-            .set(Double(queue.segmentCount))
-        Meter(label: "sextant_remote_write_queue_bytes", dimensions: [("url", url)], factory: metrics)
-            .set(Double(queue.byteCount))
-        let lag = queue.oldestQueuedAt().map { Date().timeIntervalSince($0) } ?? 0
-        Meter(label: "sextant_remote_write_queue_lag_seconds", dimensions: [("url", url)], factory: metrics).set(lag)
+        queue.report("sextant_remote_write_queue", dimensions: [("url", url)], to: metrics)
     }
 }

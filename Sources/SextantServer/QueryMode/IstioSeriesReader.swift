@@ -102,10 +102,7 @@ enum IstioSeriesReader {
     /// The window's calls and TCP connections as the graph's aggregates.
     static func aggregates(_ window: Window) -> [CallAggregate] {
         var requests: [Key: Totals] = [:]
-        for (labels, delta) in deltas(window.requests) {
-            guard let key = Key(labels) else { continue }
-            requests[key, default: Totals()].count += delta
-        }
+        add(window.requests, to: &requests, \.count)
         var cumulative: [Key: [Double: Double]] = [:]
         for (labels, delta) in deltas(window.durationBuckets) {
             guard let key = Key(labels), let le = labels["le"].flatMap(Self.bound) else { continue }
@@ -121,31 +118,13 @@ enum IstioSeriesReader {
             }
             requests[key, default: Totals()].buckets = buckets
         }
-        for (labels, delta) in deltas(window.durationSum) {
-            guard let key = Key(labels) else { continue }
-            requests[key, default: Totals()].durationMillisSum += delta
-        }
-        for (labels, delta) in deltas(window.requestBytesSum) {
-            guard let key = Key(labels) else { continue }
-            requests[key, default: Totals()].requestBytes += delta
-        }
-        for (labels, delta) in deltas(window.responseBytesSum) {
-            guard let key = Key(labels) else { continue }
-            requests[key, default: Totals()].responseBytes += delta
-        }
+        add(window.durationSum, to: &requests, \.durationMillisSum)
+        add(window.requestBytesSum, to: &requests, \.requestBytes)
+        add(window.responseBytesSum, to: &requests, \.responseBytes)
         var connections: [Key: Totals] = [:]
-        for (labels, delta) in deltas(window.tcpOpened) {
-            guard let key = Key(labels) else { continue }
-            connections[key, default: Totals()].count += delta
-        }
-        for (labels, delta) in deltas(window.tcpReceived) {
-            guard let key = Key(labels) else { continue }
-            connections[key, default: Totals()].requestBytes += delta
-        }
-        for (labels, delta) in deltas(window.tcpSent) {
-            guard let key = Key(labels) else { continue }
-            connections[key, default: Totals()].responseBytes += delta
-        }
+        add(window.tcpOpened, to: &connections, \.count)
+        add(window.tcpReceived, to: &connections, \.requestBytes)
+        add(window.tcpSent, to: &connections, \.responseBytes)
         let reportedBySource = Set(
             (requests.filter { $0.value.count > 0 } + connections.filter { $0.value.count > 0 }).map(\.key)
                 .filter { $0.reporter == .source }.map(\.edge))
@@ -161,6 +140,17 @@ enum IstioSeriesReader {
             result.append(aggregate(key, totals, count: count, reportedBySource: reportedBySource))
         }
         return result
+    }
+
+    /// Adds each series' increase to its label set's `field`.
+    private static func add(
+        _ pair: (at: [PromSample], before: [PromSample]), to totals: inout [Key: Totals],
+        _ field: WritableKeyPath<Totals, Double>
+    ) {
+        for (labels, delta) in deltas(pair) {
+            guard let key = Key(labels) else { continue }
+            totals[key, default: Totals()][keyPath: field] += delta
+        }
     }
 
     private static func aggregate(_ key: Key, _ totals: Totals, count: Int, reportedBySource: Set<Edge>) -> CallAggregate {
