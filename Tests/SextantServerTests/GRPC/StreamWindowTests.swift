@@ -7,18 +7,6 @@ import SextantStore
 import SextantWire
 import Testing
 
-/// A collector on a temporary database whose writer runs only when the test starts it.
-func withStoppedWriterCollector(
-    configure: (inout CollectorConfiguration) -> Void = { _ in }, _ body: (Collector) async throws -> Void
-) async throws {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
-    defer { try? FileManager.default.removeItem(atPath: folder) }
-    var configuration = CollectorConfiguration(dataDirectory: folder)
-    configuration.store.countingGraceSeconds = 0
-    configure(&configuration)
-    try await body(try Collector(configuration: configuration, logger: Logger.quiet))
-}
-
 /// Waits until `condition` holds, for at most ten seconds.
 func eventually(_ condition: () -> Bool) async throws -> Bool {
     for _ in 0..<1000 {
@@ -37,7 +25,7 @@ func entryCount(_ message: Envoy_Service_Accesslog_V3_StreamAccessLogsMessage) -
     @Test func anALSStreamReadsOnWhileItsMessagesWaitForTheirCommitAndAnswersAfterTheLast() async throws {
         let messages = try alsMessages("productpage-v1")
         try #require(messages.count == 5)
-        try await withStoppedWriterCollector(configure: { $0.server.streamWindow.maxMessages = 3 }) { collector in
+        try await withCollector(writerRunning: false, configure: { $0.server.streamWindow.maxMessages = 3 }) { collector in
             let writer = collector.writer
             try await withGRPC(collector) { client in
                 let als = Envoy_Service_Accesslog_V3_AccessLogService.Client(wrapping: client)
@@ -90,7 +78,7 @@ func entryCount(_ message: Envoy_Service_Accesslog_V3_StreamAccessLogsMessage) -
 
     @Test func aFullQueueFailsTheStreamAsResourceExhaustedAndKeepsWhatWasQueued() async throws {
         let messages = Array(try alsMessages("productpage-v1").prefix(2))
-        try await withStoppedWriterCollector(configure: { $0.writer.maxQueuedRecords = 1 }) { collector in
+        try await withCollector(writerRunning: false, configure: { $0.writer.maxQueuedRecords = 1 }) { collector in
             let writer = collector.writer
             try await withGRPC(collector) { client in
                 let als = Envoy_Service_Accesslog_V3_AccessLogService.Client(wrapping: client)

@@ -8,9 +8,11 @@ import SextantFixtures
 import SextantServer
 import Testing
 
-/// Runs a collector on a temporary database with its writer running, for route tests.
+/// Runs a collector on a temporary database, for route tests: with its writer running, or (with
+/// `writerRunning: false`) with a writer that runs only when the test starts it.
 func withCollector(
-    configure: (inout CollectorConfiguration) -> Void = { _ in }, _ body: (Collector) async throws -> Void
+    writerRunning: Bool = true, configure: (inout CollectorConfiguration) -> Void = { _ in },
+    _ body: (Collector) async throws -> Void
 ) async throws {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-test-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -18,6 +20,7 @@ func withCollector(
     configuration.store.countingGraceSeconds = 0
     configure(&configuration)
     let collector = try Collector(configuration: configuration, logger: Logger.quiet)
+    guard writerRunning else { return try await body(collector) }
     try await withThrowingTaskGroup(of: Void.self) { group in
         let writer = collector.writer
         group.addTask { try await writer.run() }
