@@ -60,24 +60,26 @@ struct OpenLoopRunner {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<connections {
                 group.addTask { [ports, channel = payloads.channel, self] in
-                    do {
-                        try await LoadConnection.with(channel: channel, ports: ports, group: self.group) { send in
-                            while true {
-                                let index = next.add()
-                                if index >= total { return }
-                                let dueOffset = schedule.due(index)
-                                let due = start + .seconds(dueOffset)
-                                if clock.now > deadline { return }
-                                try? await clock.sleep(until: due)
-                                let (request, nonce) = payloads.request(firstIndex + index)
-                                let base = wallStartMicros + Int64(dueOffset * 1_000_000) - ageMicros
-                                let outcome = await send(request, nonce, base)
-                                let latency = Double((clock.now - due) / .microseconds(1)) / 1000
-                                tally.note(outcome, records: request.records, latencyMs: latency)
+                    await withTaskExecutorPreference(EventLoopGroupTaskExecutor(self.group)) {
+                        do {
+                            try await LoadConnection.with(channel: channel, ports: ports, group: self.group) { send in
+                                while true {
+                                    let index = next.add()
+                                    if index >= total { return }
+                                    let dueOffset = schedule.due(index)
+                                    let due = start + .seconds(dueOffset)
+                                    if clock.now > deadline { return }
+                                    await pace(until: due, clock: clock)
+                                    let (request, nonce) = payloads.request(firstIndex + index)
+                                    let base = wallStartMicros + Int64(dueOffset * 1_000_000) - ageMicros
+                                    let outcome = await send(request, nonce, base)
+                                    let latency = Double((clock.now - due) / .microseconds(1)) / 1000
+                                    tally.note(outcome, records: request.records, latencyMs: latency)
+                                }
                             }
+                        } catch {
+                            tally.note(.failed("connection: \(error)", acked: 0), records: 0, latencyMs: 0)
                         }
-                    } catch {
-                        tally.note(.failed("connection: \(error)", acked: 0), records: 0, latencyMs: 0)
                     }
                 }
             }
