@@ -17,10 +17,13 @@ struct LoadgenCommand: AsyncParsableCommand {
             """)
 
     enum Mode: String, ExpressibleByArgument, CaseIterable {
-        case load, decoders, store, sqlite, prometheus
+        case load, floor, decoders, store, sqlite, prometheus
     }
 
-    @Option(help: "Parts to run, comma-separated: load, decoders, store, sqlite, prometheus.")
+    @Option(
+        help:
+            "Parts to run, comma-separated: load, floor (the HTTP channels against a server that only reads bodies), decoders, store, sqlite, prometheus."
+    )
     var modes = "load,decoders,store,sqlite,prometheus"
 
     @Option(help: "Channels, comma-separated: zipkin, accesslog, otlp-grpc, otlp-http, als.")
@@ -77,6 +80,9 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "Seconds each decoder runs alone.")
     var decoderSeconds: Double = 3
 
+    @Option(help: .hidden)
+    var floorServerPort: Int?
+
     @Flag(help: "A short run for tests: two short steps per channel, small pre-fill, load mode only unless --modes is given.")
     var quick = false
 
@@ -94,6 +100,10 @@ struct LoadgenCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let floorServerPort {
+            try await HTTPFloorServer.run(port: floorServerPort)
+            return
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
             try await measure(group: group)
@@ -180,6 +190,25 @@ struct LoadgenCommand: AsyncParsableCommand {
                 throw error
             }
             server.stop()
+        }
+
+        if modes.contains(.floor) {
+            let floorPayloads = payloads.filter { [.zipkin, .accesslog, .otlpHTTP].contains($0.channel) }
+            if !floorPayloads.isEmpty {
+                log("HTTP floor")
+                let server = try await ServerProcess(floorOf: Bundle.main.executablePath ?? CommandLine.arguments[0], group: group)
+                let rates = OpenLoopSchedule.steps(from: startRate, factor: factor, count: maxSteps)
+                var reports: [ChannelReport] = []
+                for channelPayloads in floorPayloads {
+                    reports.append(
+                        await benchChannel(
+                            channelPayloads, server: server, connections: connections, rates: rates,
+                            stepSeconds: stepSeconds, group: group, log: log))
+                }
+                server.stop()
+                output.append("")
+                output += floorTable(reports, lastRate: rates.last ?? startRate)
+            }
         }
 
         if modes.contains(.decoders) {
@@ -285,6 +314,27 @@ struct LoadgenCommand: AsyncParsableCommand {
         lines.append(ratios + ".")
         for (name, figures) in servers where !figures.errors.isEmpty {
             lines.append("remote-write errors, \(name): \(figures.errors)")
+        }
+        return lines
+    }
+
+    /// The HTTP floor's knee and cost per channel, beside nothing else: Sextant's figures are the
+    /// load table's.
+    func floorTable(_ reports: [ChannelReport], lastRate: Double) -> [String] {
+        var lines = [
+            "| HTTP floor: same load, a NIO server that reads each body and answers (open loop, knee: p99 < 1 s) | knee target/s | p99 ms | floor CPU µs/record | generator cores |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in reports {
+            guard let knee = r.knee else {
+                lines.append("| \(r.channel.label) | none (first step: \(r.steps.first?.failure() ?? "not run")) | — | — | — |")
+                continue
+            }
+            // The last step passed: the floor is at least that.
+            let capped = r.steps.last?.failure() == nil && knee.targetRecordsPerSecond >= lastRate
+            lines.append(
+                "| \(r.channel.label) | \(capped ? "≥ " : "")\(grouped(knee.targetRecordsPerSecond)) | "
+                    + "\(fmt(knee.p99Milliseconds)) | \(fmt(r.serverCPUMicrosPerRecord)) | \(fmt(r.clientCores, 2)) |")
         }
         return lines
     }

@@ -13,19 +13,39 @@ final class ServerProcess: @unchecked Sendable {  // set up once, then only read
     private let temporary: String?
 
     /// Starts `binary serve` and waits for `/readyz`.
-    init(binary: String, extraArguments: [String], group: MultiThreadedEventLoopGroup) async throws {
+    convenience init(binary: String, extraArguments: [String], group: MultiThreadedEventLoopGroup) async throws {
+        let free = try Self.freePorts(5)
+        let ports = TargetPorts(http: free[0], zipkin: free[1], grpc: free[2], otlpHTTP: free[3])
+        try await self.init(
+            binary: binary, ports: ports, dataDirectory: true, group: group,
+            arguments: { data in
+                [
+                    "serve", "--data-dir", data, "--listen", "127.0.0.1", "--http-port", "\(free[0])",
+                    "--zipkin-port", "\(free[1])", "--grpc-port", "\(free[2])", "--otlp-http-port", "\(free[3])",
+                    "--statsd-port", "\(free[4])",
+                ] + extraArguments
+            })
+    }
+
+    /// Starts this generator's HTTP floor server (`HTTPFloorServer`) on one port for every HTTP
+    /// channel, and waits for its `/readyz`.
+    convenience init(floorOf generator: String, group: MultiThreadedEventLoopGroup) async throws {
+        let port = try Self.freePorts(1)[0]
+        try await self.init(
+            binary: generator, ports: TargetPorts(http: port, zipkin: port, grpc: port, otlpHTTP: port),
+            dataDirectory: false, group: group, arguments: { _ in ["--floor-server-port", "\(port)"] })
+    }
+
+    private init(
+        binary: String, ports: TargetPorts, dataDirectory hasData: Bool, group: MultiThreadedEventLoopGroup,
+        arguments: (String) -> [String]
+    ) async throws {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("sextant-loadgen-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: tmp + "/data", withIntermediateDirectories: true)
-        let free = try Self.freePorts(5)
-        ports = TargetPorts(http: free[0], zipkin: free[1], grpc: free[2], otlpHTTP: free[3])
+        self.ports = ports
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments =
-            [
-                "serve", "--data-dir", tmp + "/data", "--listen", "127.0.0.1", "--http-port", "\(free[0])",
-                "--zipkin-port", "\(free[1])", "--grpc-port", "\(free[2])", "--otlp-http-port", "\(free[3])",
-                "--statsd-port", "\(free[4])",
-            ] + extraArguments
+        process.arguments = arguments(tmp + "/data")
         FileManager.default.createFile(atPath: tmp + "/sextant.log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp + "/sextant.log"))
         process.standardOutput = log
@@ -36,16 +56,16 @@ final class ServerProcess: @unchecked Sendable {  // set up once, then only read
         try process.run()
         self.process = process
         pid = process.processIdentifier
-        dataDirectory = tmp + "/data"
+        dataDirectory = hasData ? tmp + "/data" : nil
         temporary = tmp
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            guard process.isRunning else { throw LoadError("sextant exited (\(process.terminationStatus)) before /readyz; log: \(tmp)/sextant.log") }
+            guard process.isRunning else { throw LoadError("\(binary) exited (\(process.terminationStatus)) before /readyz; log: \(tmp)/sextant.log") }
             if let (status, _) = try? await Self.get(port: ports.http, path: "/readyz", group: group), status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         stop(keep: true)
-        throw LoadError("sextant not ready after 60 s; log: \(tmp)/sextant.log")
+        throw LoadError("\(binary) not ready after 60 s; log: \(tmp)/sextant.log")
     }
 
     /// A running instance.
