@@ -57,11 +57,11 @@ struct SpanBlockMerger {
             raw.local = try raw.local.map(map)
             raw.remote = try raw.remote.map(map)
             let annotationStart = annotations.count
-            try reader.annotations { annotations.reserveCapacity(annotations.count + $0) } each: { offset, value throws(SpanBlock.FormatError) in
+            try reader.annotations { Self.reserve(&annotations, more: $0) } each: { offset, value throws(SpanBlock.FormatError) in
                 annotations.append((offset, UInt32(try map(value))))
             }
             let tagStart = tags.count / 2
-            try reader.tags { tags.reserveCapacity(tags.count + 2 * $0) } each: { key, value throws(SpanBlock.FormatError) in
+            try reader.tags { Self.reserve(&tags, more: 2 * $0) } each: { key, value throws(SpanBlock.FormatError) in
                 tags.append(UInt32(try map(key)))
                 tags.append(UInt32(try map(value)))
             }
@@ -70,6 +70,13 @@ struct SpanBlockMerger {
                     raw: raw, annotationStart: Int32(annotationStart), annotationCount: Int32(annotations.count - annotationStart),
                     tagStart: Int32(tagStart), tagCount: Int32(tags.count / 2 - tagStart)))
         }
+    }
+
+    /// Makes room for `more` elements, doubling the capacity when it grows: `reserveCapacity` of
+    /// just what one span needs would copy the whole array for every span (quadratic in the block).
+    private static func reserve<T>(_ array: inout [T], more: Int) {
+        let needed = array.count + more
+        if needed > array.capacity { array.reserveCapacity(max(needed, 2 * array.capacity)) }
     }
 
     /// The block of every span added, each once (as `SextantDatabase.assembled` keeps them), in
