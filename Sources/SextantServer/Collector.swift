@@ -1,6 +1,7 @@
 import Foundation
 package import GRPCCore
 package import Hummingbird
+package import HummingbirdCore
 import HummingbirdTLS
 package import Logging
 import NIOCore
@@ -20,6 +21,10 @@ package struct Collector {
     package let zipkinRouter: Router<BasicRequestContext>
     /// The OTLP/HTTP receiver's routes (also served by `services`).
     package let otlpRouter: Router<BasicRequestContext>
+    /// The HTTP API's and the Zipkin collector's HTTP/1.1 servers (as `services` run them, without
+    /// TLS): each answers its busiest ingest route from the channel pipeline (`IngestFastPath`).
+    package let apiServer: HTTPServerBuilder
+    package let zipkinServer: HTTPServerBuilder
     /// The gRPC services (also served by `services`).
     package let grpcServices: [any RegistrableRPCService]
     /// What every gRPC call passes through first (the ingest token check).
@@ -85,12 +90,21 @@ package struct Collector {
             to: otlpRouter.group().add(middleware: BearerTokenMiddleware(tokens: tokens, scope: .ingest)))
 
         let tls = limits.tls
-        func listener(_ router: Router<BasicRequestContext>, port: Int, name: String, what: String) throws
-            -> some Service
-        {
+        func server(_ fastRoutes: [FastIngestRoute]) -> HTTPServerBuilder {
+            guard !fastRoutes.isEmpty else { return .http1() }
+            return .http1(
+                configuration: .init(additionalChannelHandlers: [
+                    IngestFastPath(routes: fastRoutes, sink: sink, limits: limits, tokens: tokens, logger: logger)
+                ]))
+        }
+        apiServer = server([.accessLogs])
+        zipkinServer = server([.zipkinSpans])
+        func listener(
+            _ router: Router<BasicRequestContext>, port: Int, name: String, what: String, http: HTTPServerBuilder
+        ) throws -> some Service {
             Application(
                 router: router,
-                server: try tls.map { try .tls(.http1(), tlsConfiguration: $0.httpConfiguration) } ?? .http1(),
+                server: try tls.map { try .tls(http, tlsConfiguration: $0.httpConfiguration) } ?? http,
                 configuration: .init(address: .hostname(limits.listen, port: port), serverName: "sextant"),
                 onServerRunning: { channel in
                     readiness.listening(name)
@@ -98,9 +112,11 @@ package struct Collector {
                 },
                 logger: logger)
         }
-        let apiApp = try listener(api, port: limits.httpPort, name: "api", what: "HTTP API")
-        let zipkinApp = try listener(zipkin, port: limits.zipkinPort, name: "zipkin", what: "Zipkin collector")
-        let otlpApp = try listener(otlpRouter, port: limits.otlpHTTPPort, name: "otlp-http", what: "OTLP/HTTP receiver")
+        let apiApp = try listener(api, port: limits.httpPort, name: "api", what: "HTTP API", http: apiServer)
+        let zipkinApp = try listener(
+            zipkin, port: limits.zipkinPort, name: "zipkin", what: "Zipkin collector", http: zipkinServer)
+        let otlpApp = try listener(
+            otlpRouter, port: limits.otlpHTTPPort, name: "otlp-http", what: "OTLP/HTTP receiver", http: server([]))
         grpcServices = [
             AccessLogService(sink: sink, directory: directory, window: limits.streamWindow, logger: logger),
             OTLPTraceService(sink: sink, logger: logger),

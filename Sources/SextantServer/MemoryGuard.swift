@@ -65,7 +65,9 @@ final class MemoryGuard: Service, Sendable {
         try reserve(0)
     }
 
-    private func reserve(_ bytes: Int) throws {
+    /// Reserves `bytes` until `release(_:)` gives them back, or refuses at once when they do not fit.
+    /// - Throws: `Refusal` when ingest must shed.
+    func reserve(_ bytes: Int) throws {
         guard limitBytes > 0 else { return }
         let threshold = Int(Double(limitBytes) * Self.sheddingFraction)
         let refused: (resident: Int, reserved: Int)? = state.withLock { state in
@@ -81,6 +83,12 @@ final class MemoryGuard: Service, Sendable {
                 message: "memory is near the limit (\(refused.resident >> 20) MiB resident, \(refused.reserved >> 20) MiB "
                     + "reserved by requests in flight, limit \(limitBytes >> 20) MiB, --memory-limit); retry later")
         }
+    }
+
+    /// Gives back what `reserve(_:)` took.
+    func release(_ bytes: Int) {
+        guard limitBytes > 0 else { return }
+        state.withLock { $0.reservedBytes -= bytes }
     }
 
     /// The newest resident size and the highest seen, in bytes.

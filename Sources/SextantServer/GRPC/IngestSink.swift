@@ -55,9 +55,15 @@ struct IngestSink: Sendable {
     /// - Returns: as `store`.
     /// - Throws: `StoreError` when its commit failed.
     func committed(_ submission: Submission) async throws -> IngestBatch {
+        finish(submission, summary: try await submission.receipt.committed())
+    }
+
+    /// Counts what happened to a committed submission and forwards it; what `committed` does once
+    /// the commit is known, for receivers called back by `Receipt.whenCommitted`.
+    /// - Returns: as `store`.
+    func finish(_ submission: Submission, summary: WriteSummary) -> IngestBatch {
         var batch = submission.batch
         let channel = submission.channel
-        let summary = try await submission.receipt.committed()
         Timer(label: "sextant_ingest_latency_seconds", dimensions: [("channel", channel)], factory: metrics)
             .record(duration: submission.queuedAt.duration(to: .now))
         if !summary.seriesLimitedPoints.isEmpty {

@@ -26,64 +26,80 @@ struct IngestController: Sendable {
     func zipkinSpans(_ request: Request, _ context: some RequestContext) async throws -> Response {
         try await sink.counting(channel: "zipkin") {
             let type = request.headers[.contentType]
-            let isProtobuf = type.map(Self.mime) == "application/x-protobuf"
-            if let type, !isProtobuf, !Self.isJSON(type) {
-                throw DecodeError(
-                    .unsupportedContentType,
-                    "unsupported content-type '\(type)'; send application/json or application/x-protobuf")
-            }
             let batch = try await request.withDecodedBody(limits: limits, memory: sink.memory) { body in
-                let decoded =
-                    isProtobuf ? try ZipkinProtoDecoder().decode(protobuf: body) : try ZipkinV2Decoder().decode(json: body)
-                return try await sink.store(decoded, channel: "zipkin")
+                try await sink.store(try Self.decodeZipkin(contentType: type, body: body), channel: "zipkin")
             }
-            guard batch.rejected.isEmpty else {
-                let total = batch.spans.count + batch.rejected.count
-                throw HTTPError(
-                    .badRequest,
-                    message: "rejected \(batch.rejected.count) of \(total) spans (the others were stored): "
-                        + Self.summary(batch.rejected))
-            }
+            guard batch.rejected.isEmpty else { throw Self.zipkinRejection(batch) }
             return Response(status: .accepted)
         }
+    }
+
+    /// The spans of a `POST /api/v2/spans` body, JSON or protobuf by its `Content-Type`.
+    /// - Throws: `DecodeError` for a content type that is neither, or a body that is not spans.
+    static func decodeZipkin(contentType type: String?, body: [UInt8]) throws -> IngestBatch {
+        let isProtobuf = type.map(Self.mime) == "application/x-protobuf"
+        if let type, !isProtobuf, !Self.isJSON(type) {
+            throw DecodeError(
+                .unsupportedContentType,
+                "unsupported content-type '\(type)'; send application/json or application/x-protobuf")
+        }
+        return isProtobuf ? try ZipkinProtoDecoder().decode(protobuf: body) : try ZipkinV2Decoder().decode(json: body)
+    }
+
+    /// The 400 naming a Zipkin batch's rejected spans.
+    static func zipkinRejection(_ batch: IngestBatch) -> HTTPError {
+        let total = batch.spans.count + batch.rejected.count
+        return HTTPError(
+            .badRequest,
+            message: "rejected \(batch.rejected.count) of \(total) spans (the others were stored): "
+                + Self.summary(batch.rejected))
     }
 
     /// `POST /api/v1/accesslogs?node=<node id>`: newline-delimited Envoy JSON access-log lines.
     func accessLogs(_ request: Request, _ context: some RequestContext) async throws -> Response {
         try await sink.counting(channel: "accesslog") {
             let query = request.uri.queryParameters
-            var proxy: WorkloadIdentity?
-            if let nodeText = query["node"].map(String.init) {
-                guard let node = NodeIdentity.parsed(nodeID: nodeText) else {
-                    throw DecodeError(
-                        .malformed,
-                        "node '\(nodeText.prefix(120))' is not an Envoy node id (type~ip~pod.namespace~domain)")
-                }
-                proxy = node.workload
-            }
-            if var p = proxy {
-                if let w = query["workload"] { p.workload = String(w) }
-                if let a = query["app"] {
-                    p.app = String(a)
-                    p.canonicalService = String(a)
-                }
-                if let v = query["version"] {
-                    p.version = String(v)
-                    p.canonicalRevision = String(v)
-                }
-                if let c = query["cluster"] { p.cluster = String(c) }
-                proxy = p
-            }
+            let proxy = try Self.accessLogProxy { query[$0[...]] }
             let batch = try await request.withDecodedBody(limits: limits, memory: sink.memory) { body in
                 try await sink.store(EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body), channel: "accesslog")
             }
-            let answer = AccessLogAnswer(
-                accepted: batch.requests.count + batch.connections.count, calls: batch.requests.count,
-                connections: batch.connections.count, rejected: batch.rejected.count,
-                errors: batch.rejected.prefix(20).map(\.description))
-            let status: HTTPResponse.Status = batch.rejected.isEmpty ? .ok : .badRequest
+            let (status, answer) = Self.accessLogAnswer(batch)
             return try JSONResponse.make(answer, status: status)
         }
+    }
+
+    /// The proxy that sent access-log lines, from the query: its Envoy node id (`node`) and what
+    /// overrides the workload the id names (`workload`, `app`, `version`, `cluster`); nil without `node`.
+    /// - Throws: `DecodeError` for a `node` that is not an Envoy node id.
+    static func accessLogProxy(_ query: (String) -> Substring?) throws -> WorkloadIdentity? {
+        guard let nodeText = query("node").map(String.init) else { return nil }
+        guard let node = NodeIdentity.parsed(nodeID: nodeText) else {
+            throw DecodeError(
+                .malformed,
+                "node '\(nodeText.prefix(120))' is not an Envoy node id (type~ip~pod.namespace~domain)")
+        }
+        var proxy = node.workload
+        if let w = query("workload") { proxy.workload = String(w) }
+        if let a = query("app") {
+            proxy.app = String(a)
+            proxy.canonicalService = String(a)
+        }
+        if let v = query("version") {
+            proxy.version = String(v)
+            proxy.canonicalRevision = String(v)
+        }
+        if let c = query("cluster") { proxy.cluster = String(c) }
+        return proxy
+    }
+
+    /// What an access-log upload is answered: 200 when every line was stored, else 400 with the
+    /// first reasons.
+    static func accessLogAnswer(_ batch: IngestBatch) -> (HTTPResponse.Status, some Encodable) {
+        let answer = AccessLogAnswer(
+            accepted: batch.requests.count + batch.connections.count, calls: batch.requests.count,
+            connections: batch.connections.count, rejected: batch.rejected.count,
+            errors: batch.rejected.prefix(20).map(\.description))
+        return (batch.rejected.isEmpty ? .ok : .badRequest, answer)
     }
 
     /// `POST /api/v1/write`: Prometheus remote write 1.0 (snappy-compressed protobuf
@@ -117,7 +133,7 @@ struct IngestController: Sendable {
     }
 
     /// The media type of a `Content-Type`, lowercased, without parameters.
-    private static func mime(_ contentType: String) -> String {
+    static func mime(_ contentType: String) -> String {
         let type = contentType.utf8.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false)
             .first ?? []
         let trimmed = type.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
@@ -126,7 +142,7 @@ struct IngestController: Sendable {
         return String(decoding: trimmed[...end].map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 
-    private static func isJSON(_ contentType: String) -> Bool {
+    static func isJSON(_ contentType: String) -> Bool {
         let mime = mime(contentType)
         return mime == "application/json" || mime == "text/plain" || mime == ""
     }

@@ -218,6 +218,7 @@ extension IngestWriter {
         private enum State {
             case pending
             case waiting(CheckedContinuation<WriteSummary, any Error>)
+            case calling(@Sendable (Result<WriteSummary, any Error>) -> Void)
             case done(Result<WriteSummary, any Error>)
         }
 
@@ -234,7 +235,7 @@ extension IngestWriter {
                     case .pending:
                         state = .waiting(continuation)
                         return nil
-                    case .waiting:
+                    case .waiting, .calling:
                         preconditionFailure("a receipt is awaited once")
                     case .done(let outcome):
                         return outcome
@@ -244,20 +245,42 @@ extension IngestWriter {
             }
         }
 
+        /// Calls `callback` once the batch is committed or failed: on the writer's thread, or at
+        /// once on the caller's when that has happened already. For receivers that answer from an
+        /// event loop without a task. A receipt is awaited or called back once.
+        package func whenCommitted(_ callback: @escaping @Sendable (Result<WriteSummary, any Error>) -> Void) {
+            let outcome: Result<WriteSummary, any Error>? = state.withLock { state in
+                switch state {
+                case .pending:
+                    state = .calling(callback)
+                    return nil
+                case .waiting, .calling:
+                    preconditionFailure("a receipt is awaited once")
+                case .done(let outcome):
+                    return outcome
+                }
+            }
+            if let outcome { callback(outcome) }
+        }
+
         func resolve(_ outcome: Result<WriteSummary, any Error>) {
-            let waiting: CheckedContinuation<WriteSummary, any Error>? = state.withLock { state in
+            let waiting: State? = state.withLock { state in
                 switch state {
                 case .pending:
                     state = .done(outcome)
                     return nil
-                case .waiting(let continuation):
-                    state = .done(outcome)
-                    return continuation
+                case .waiting, .calling:
+                    defer { state = .done(outcome) }
+                    return state
                 case .done:
                     return nil
                 }
             }
-            waiting?.resume(with: outcome)
+            switch waiting {
+            case .waiting(let continuation): continuation.resume(with: outcome)
+            case .calling(let callback): callback(outcome)
+            default: break
+            }
         }
     }
 }

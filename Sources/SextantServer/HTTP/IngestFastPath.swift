@@ -1,0 +1,253 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import SextantIngest
+import SextantModel
+import SextantStore
+
+/// An ingest route answered from the channel pipeline (`IngestFastPath`).
+struct FastIngestRoute: Sendable {
+    /// The path it answers `POST` on, without the query.
+    var path: String
+    /// The channel its records are counted under.
+    var channel: String
+    /// Decodes a body (as sent, once its `Content-Encoding` is undone) into a batch.
+    var decode: @Sendable (_ request: HTTPRequest, _ body: [UInt8]) throws -> IngestBatch
+    /// The answer to a committed batch: status, content type and body.
+    var answer: @Sendable (IngestBatch) throws -> (HTTPResponse.Status, String?, ByteBuffer?)
+
+    /// `POST /api/v2/spans` (Zipkin's port).
+    static let zipkinSpans = FastIngestRoute(
+        path: "/api/v2/spans", channel: "zipkin",
+        decode: { request, body in try IngestController.decodeZipkin(contentType: request.headerFields[.contentType], body: body) },
+        answer: { _ in (.accepted, nil, nil) })
+
+    /// `POST /api/v1/accesslogs` (the HTTP API's port).
+    static let accessLogs = FastIngestRoute(
+        path: "/api/v1/accesslogs", channel: "accesslog",
+        decode: { request, body in
+            let query = FastIngestRoute.query(of: request.path ?? "")
+            let proxy = try IngestController.accessLogProxy { query[$0] }
+            return EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body)
+        },
+        answer: { batch in
+            let (status, answer) = IngestController.accessLogAnswer(batch)
+            return (status, "application/json", try JSONResponse.body(answer))
+        })
+
+    /// The query parameters of a request target, percent-decoded (the last of repeated names wins).
+    static func query(of target: String) -> [String: Substring] {
+        guard let mark = target.firstIndex(of: "?") else { return [:] }
+        var parameters: [String: Substring] = [:]
+        for pair in target[target.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
+            let value = parts.count > 1 ? parts[1] : ""
+            parameters[name] = (String(value).removingPercentEncoding ?? String(value))[...]
+        }
+        return parameters
+    }
+}
+
+/// Serves the busiest ingest routes straight from the HTTP/1.1 pipeline, in front of Hummingbird:
+/// a request's body is gathered, decoded and queued for the writer on the event loop that read it,
+/// and answered there once committed, with no task, no body stream and no hop to the global pool.
+/// Receiving a batch of spans then costs about what reading its bytes does (`sextant-loadgen
+/// --modes floor`), where the router's way costs several times more per request.
+///
+/// Only the plain case takes this way: an authorised `POST` of a declared length within the body
+/// limit, every record decoded, the writer and memory guard willing. Anything else (a bad body, a
+/// rejected record, a refusal, a missing token, a chunked body, a request behind another still
+/// being answered by the router) goes on to the router unchanged, body and all, and is answered there as
+/// before, so both ways give the same answers.
+final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let routes: [FastIngestRoute]
+    private let sink: IngestSink
+    private let limits: CollectorConfiguration.Server
+    private let tokens: AccessTokens
+    private let logger: Logger
+
+    private enum State {
+        /// Between requests; `routed` counts requests handed to the router and not yet answered.
+        case idle
+        /// Gathering the body of a request this handler takes.
+        case gathering(HTTPRequest, FastIngestRoute, ByteBuffer)
+        /// A request's answer waits for its commit; parts of later requests wait in `held`.
+        case committing
+        /// Passing a request's parts to the router.
+        case passing
+    }
+
+    private var state = State.idle
+    /// Requests passed to the router whose answers have not ended yet.
+    private var routed = 0
+    /// Parts read while an answer waits for its commit, replayed after it.
+    private var held: [HTTPRequestPart] = []
+    /// Bytes reserved with the memory guard for the request being gathered or committed.
+    private var bodyReservation = 0
+
+    init(
+        routes: [FastIngestRoute], sink: IngestSink, limits: CollectorConfiguration.Server, tokens: AccessTokens,
+        logger: Logger
+    ) {
+        self.routes = routes
+        self.sink = sink
+        self.limits = limits
+        self.tokens = tokens
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        read(unwrapInboundIn(data), context: context)
+    }
+
+    private func read(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch (state, part) {
+        case (.committing, _):
+            held.append(part)
+        case (.idle, .head(let request)):
+            if routed == 0, let (route, declared) = take(request) {
+                state = .gathering(request, route, context.channel.allocator.buffer(capacity: declared))
+            } else {
+                pass(part, context: context)
+                state = .passing
+            }
+        case (.gathering(let request, let route, var body), .body(var chunk)):
+            state = .idle  // the buffer is not shared while it grows
+            body.writeBuffer(&chunk)
+            state = .gathering(request, route, body)
+        case (.gathering(let request, let route, let body), .end(let trailers)):
+            state = .idle
+            serve(request, route: route, body: body, trailers: trailers, context: context)
+        case (.passing, .end):
+            pass(part, context: context)
+            state = .idle
+        default:
+            pass(part, context: context)
+        }
+    }
+
+    /// The route and declared length of a request this handler may take, if any; reserves twice
+    /// the body while it is read and handled, as the router does.
+    private func take(_ request: HTTPRequest) -> (FastIngestRoute, Int)? {
+        guard request.method == .post, let target = request.path else { return nil }
+        let path = target.firstIndex(of: "?").map { target[..<$0] } ?? target[...]
+        guard let route = routes.first(where: { $0.path == path }) else { return nil }
+        let fields = request.headerFields
+        guard let length = fields[.contentLength].flatMap({ Int($0) }), length >= 0, length <= limits.maxBodyBytes,
+            fields[.expect] == nil,
+            tokens.allows(.ingest, authorization: fields[.authorization]),
+            (try? sink.memory.reserve(2 * length)) != nil
+        else { return nil }
+        bodyReservation = 2 * length
+        return (route, length)
+    }
+
+    private func pass(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        if case .head = part { routed += 1 }
+        context.fireChannelRead(wrapInboundOut(part))
+    }
+
+    /// Decodes and queues the batch, then answers once it is committed; hands the request to the
+    /// router instead when anything is not plain.
+    private func serve(
+        _ request: HTTPRequest, route: FastIngestRoute, body raw: ByteBuffer, trailers: HTTPFields?,
+        context: ChannelHandlerContext
+    ) {
+        var reserved = bodyReservation
+        bodyReservation = 0
+        let submission: IngestSink.Submission
+        do {
+            let decoded = try BodyDecompressor.decode(
+                raw, contentEncoding: request.headerFields[.contentEncoding], limit: limits.maxDecompressedBytes)
+            let decodedReservation = MemoryGuard.decodedBytesPerBodyByte * decoded.readableBytes
+            try sink.memory.reserve(decodedReservation)
+            reserved += decodedReservation
+            let batch = try route.decode(request, Array(buffer: decoded))
+            guard batch.rejected.isEmpty else { throw Declined() }
+            submission = try sink.submit(batch, channel: route.channel)
+        } catch {
+            // The router answers it, with the same checks, and counts it.
+            if reserved > 0 { sink.memory.release(reserved) }
+            pass(.head(request), context: context)
+            if raw.readableBytes > 0 { pass(.body(raw), context: context) }
+            pass(.end(trailers), context: context)
+            return
+        }
+        state = .committing
+        let reservation = reserved
+        let sink = self.sink
+        let logger = self.logger
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+        // Called on the writer's thread: the rest (counting, forwarding, the answer) is the loop's.
+        submission.receipt.whenCommitted { outcome in
+            loop.execute {
+                sink.memory.release(reservation)
+                let answer: (HTTPResponse.Status, HTTPFields, ByteBuffer?)
+                do {
+                    let batch = sink.finish(submission, summary: try outcome.get())
+                    let (status, type, body) = try route.answer(batch)
+                    var fields = HTTPFields()
+                    if let type { fields[.contentType] = type }
+                    answer = (status, fields, body)
+                } catch {
+                    sink.count(error, channel: route.channel)
+                    let mapped = HTTPErrorMapping.httpError(error, logger: logger)
+                    let body = (try? JSONResponse.body(ErrorAnswer(error: .init(message: mapped.body ?? "")))) ?? ByteBuffer()
+                    var fields = mapped.headers
+                    fields[.contentType] = "application/json; charset=utf-8"
+                    answer = (mapped.status, fields, body)
+                }
+                bound.value.handler.respond(answer, context: bound.value.context)
+            }
+        }
+    }
+
+    /// Writes an answer, then reads on with what arrived meanwhile.
+    private func respond(_ answer: (HTTPResponse.Status, HTTPFields, ByteBuffer?), context: ChannelHandlerContext) {
+        guard case .committing = state else { return }  // the connection went away meanwhile
+        var fields = answer.1
+        fields[.server] = "sextant"
+        fields[.contentLength] = String(answer.2?.readableBytes ?? 0)
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.0, headerFields: fields))), promise: nil)
+        if let body = answer.2, body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        state = .idle
+        let waiting = held
+        held = []
+        for part in waiting { read(part, context: context) }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { routed -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // An answer still committing is not written; the batch is stored all the same.
+        if case .committing = state { state = .idle }
+        if case .gathering = state {
+            sink.memory.release(bodyReservation)
+            bodyReservation = 0
+            state = .idle
+        }
+        held = []
+        context.fireChannelInactive()
+    }
+
+    /// Hummingbird's error body, `{"error":{"message":…}}`.
+    private struct ErrorAnswer: Encodable {
+        struct Message: Encodable { var message: String }
+        var error: Message
+    }
+
+    private struct Declined: Error {}
+}
