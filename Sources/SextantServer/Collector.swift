@@ -21,10 +21,12 @@ package struct Collector {
     package let zipkinRouter: Router<BasicRequestContext>
     /// The OTLP/HTTP receiver's routes (also served by `services`).
     package let otlpRouter: Router<BasicRequestContext>
-    /// The HTTP API's and the Zipkin collector's HTTP/1.1 servers (as `services` run them, without
-    /// TLS): each answers its busiest ingest route from the channel pipeline (`IngestFastPath`).
+    /// The HTTP API's, the Zipkin collector's and the OTLP/HTTP receiver's HTTP/1.1 servers (as
+    /// `services` run them, without TLS): each answers its busiest ingest route from the channel
+    /// pipeline (`IngestFastPath`).
     package let apiServer: HTTPServerBuilder
     package let zipkinServer: HTTPServerBuilder
+    package let otlpServer: HTTPServerBuilder
     /// The gRPC services (also served by `services`).
     package let grpcServices: [any RegistrableRPCService]
     /// What every gRPC call passes through first (the ingest token check).
@@ -99,6 +101,7 @@ package struct Collector {
         }
         apiServer = server([.accessLogs])
         zipkinServer = server([.zipkinSpans])
+        otlpServer = server([.otlpTraces])
         func listener(
             _ router: Router<BasicRequestContext>, port: Int, name: String, what: String, http: HTTPServerBuilder
         ) throws -> some Service {
@@ -116,7 +119,7 @@ package struct Collector {
         let zipkinApp = try listener(
             zipkin, port: limits.zipkinPort, name: "zipkin", what: "Zipkin collector", http: zipkinServer)
         let otlpApp = try listener(
-            otlpRouter, port: limits.otlpHTTPPort, name: "otlp-http", what: "OTLP/HTTP receiver", http: server([]))
+            otlpRouter, port: limits.otlpHTTPPort, name: "otlp-http", what: "OTLP/HTTP receiver", http: otlpServer)
         grpcServices = [
             AccessLogService(sink: sink, directory: directory, window: limits.streamWindow, logger: logger),
             OTLPTraceService(sink: sink, logger: logger),

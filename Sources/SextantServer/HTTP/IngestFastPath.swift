@@ -6,6 +6,8 @@ import NIOHTTPTypes
 import SextantIngest
 import SextantModel
 import SextantStore
+import SextantWire
+import SwiftProtobuf
 
 /// An ingest route answered from the channel pipeline (`IngestFastPath`).
 struct FastIngestRoute: Sendable {
@@ -36,6 +38,23 @@ struct FastIngestRoute: Sendable {
             let (status, answer) = IngestController.accessLogAnswer(batch)
             return (status, "application/json", try JSONResponse.body(answer))
         })
+
+    /// `POST /v1/traces` in binary protobuf (the OTLP/HTTP port); OTLP/JSON goes to the router.
+    static let otlpTraces = FastIngestRoute(
+        path: "/v1/traces", channel: "otlp_traces",
+        decode: { request, body in
+            let mime = request.headerFields[.contentType].map(IngestController.mime)
+            guard mime == "application/x-protobuf" || mime == "application/protobuf" else { throw Declined() }
+            return try OTLPTraceDecoder().decode(protobuf: body)
+        },
+        answer: { _ in
+            // Every span was taken (a batch with rejected spans goes to the router): no partial success.
+            let answer = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
+            return (.ok, "application/x-protobuf", ByteBuffer(bytes: try answer.serializedBytes() as [UInt8]))
+        })
+
+    /// Not for this way: the router takes the request.
+    struct Declined: Error {}
 
     /// The query parameters of a request target, percent-decoded (the last of repeated names wins).
     static func query(of target: String) -> [String: Substring] {
@@ -171,7 +190,7 @@ final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             try sink.memory.reserve(decodedReservation)
             reserved += decodedReservation
             let batch = try route.decode(request, Array(buffer: decoded))
-            guard batch.rejected.isEmpty else { throw Declined() }
+            guard batch.rejected.isEmpty else { throw FastIngestRoute.Declined() }
             submission = try sink.submit(batch, channel: route.channel)
         } catch {
             // The router answers it, with the same checks, and counts it.
@@ -248,6 +267,4 @@ final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         struct Message: Encodable { var message: String }
         var error: Message
     }
-
-    private struct Declined: Error {}
 }

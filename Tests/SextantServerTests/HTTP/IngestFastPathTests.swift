@@ -78,7 +78,8 @@ import Testing
 
     private static func compare(
         _ exchanges: [Exchange], reads: [String], router: (Collector) -> Router<BasicRequestContext>,
-        server: (Collector) -> HTTPServerBuilder, prepare: (Collector) async throws -> Void = { _ in }
+        server: (Collector) -> HTTPServerBuilder, prepare: (Collector) async throws -> Void = { _ in },
+        stored: (Collector) async throws -> String = { _ in "" }
     ) async throws {
         let routerAnswers = Mutex<[Answer]>([])
         try await withCollector { collector in
@@ -87,6 +88,8 @@ import Testing
                 let answers = try await answers(client, exchanges, reads: reads)
                 routerAnswers.withLock { $0 = answers }
             }
+            let state = try await stored(collector)
+            routerAnswers.withLock { $0.append(Answer(status: 0, body: state)) }
         }
         let pipelineAnswers = Mutex<[Answer]>([])
         try await withCollector { collector in
@@ -98,6 +101,8 @@ import Testing
                 let answers = try await answers(client, exchanges, reads: reads)
                 pipelineAnswers.withLock { $0 = answers }
             }
+            let state = try await stored(collector)
+            pipelineAnswers.withLock { $0.append(Answer(status: 0, body: state)) }
         }
         let viaRouter = routerAnswers.withLock { $0 }
         let viaPipeline = pipelineAnswers.withLock { $0 }
@@ -121,6 +126,33 @@ import Testing
         try await Self.compare(
             try Self.accessLogExchanges(), reads: ["/api/v1/graph?graphType=workload&window=100000d&end=1795800000"],
             router: { $0.apiRouter }, server: { $0.apiServer })
+    }
+
+    @Test func otlpSpansAreAnsweredAndStoredAsByTheRouter() async throws {
+        let protobuf: HTTPFields = [.contentType: "application/x-protobuf"]
+        let files = try Fixtures.files(in: "envoy/otlp/traces", suffix: ".pb")
+        var exchanges = try files.prefix(4).map { Exchange(uri: "/v1/traces", headers: protobuf, body: try Fixtures.bytes($0)) }
+        let one = try Fixtures.bytes(files[4])
+        exchanges += [
+            Exchange(uri: "/v1/traces", headers: [.contentType: "application/protobuf"], body: one),
+            // not protobuf; JSON (the router's); no content type; a truncated message
+            Exchange(uri: "/v1/traces", headers: protobuf, body: Array("not protobuf".utf8)),
+            Exchange(uri: "/v1/traces", headers: [.contentType: "application/json"], body: Array("{\"resourceSpans\":[]}".utf8)),
+            Exchange(uri: "/v1/traces", headers: [:], body: one),
+            Exchange(uri: "/v1/traces", headers: protobuf, body: Array(one.prefix(one.count / 2))),
+        ]
+        try await Self.compare(
+            exchanges, reads: [], router: { $0.otlpRouter }, server: { $0.otlpServer },
+            stored: { collector in
+                // What they stored, as the Zipkin API reads it back.
+                try await Application(router: collector.zipkinRouter).test(.router) { client in
+                    try await client.execute(uri: "/api/v2/traces?limit=1000&lookback=100000000000&endTs=1795800000000", method: .get) {
+                        let body = String(buffer: $0.body)
+                        #expect($0.status == .ok && body.count > 100)
+                        return body
+                    }
+                }
+            })
     }
 
     /// A commit that fails (the database cannot be written) is answered with the same 503.
