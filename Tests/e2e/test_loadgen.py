@@ -28,3 +28,21 @@ def test_loadgen_quick_run_acknowledges_records():
     assert match, done.stdout[-3000:]
     assert int(match.group(1)) > 0, done.stdout
     assert int(match.group(2)) == 0, done.stdout + done.stderr[-3000:]
+
+
+def test_loadgen_floor_answers_every_http_channel():
+    """--modes floor starts the generator's own HTTP floor server (a NIO server that reads bodies and
+    answers as Sextant would) and steps each HTTP channel against it: every row has a knee."""
+    loadgen = REPO_ROOT / ".build" / "debug" / "sextant-loadgen"
+    if not loadgen.exists():
+        pytest.skip(f"build first: {loadgen}")
+    done = subprocess.run(
+        [str(loadgen), "--quick", "--modes", "floor", "--channels", "zipkin,accesslog,otlp-http",
+         "--connections", "4", "--start-rate", "300"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "POST" in line]
+    assert len(rows) == 3, done.stdout
+    for row in rows:
+        knee = row.split("|")[2].strip()
+        assert re.fullmatch(r"(≥ )?[\d,]+", knee), row

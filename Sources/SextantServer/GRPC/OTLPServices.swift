@@ -64,7 +64,11 @@ enum OTLPIngest {
     static func traces(protobuf request: [UInt8], sink: IngestSink)
         async throws -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse
     {
-        let batch = try await sink.store(OTLPTraceDecoder().decode(protobuf: request), channel: "otlp_traces")
+        tracesAnswer(try await sink.store(OTLPTraceDecoder().decode(protobuf: request), channel: "otlp_traces"))
+    }
+
+    /// The answer to stored spans: a partial success naming what was rejected, if anything was.
+    static func tracesAnswer(_ batch: IngestBatch) -> Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse {
         var response = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
         if !batch.rejected.isEmpty {
             response.partialSuccess.rejectedSpans = Int64(batch.rejected.count)

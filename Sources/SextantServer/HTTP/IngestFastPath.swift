@@ -24,7 +24,11 @@ struct FastIngestRoute: Sendable {
     static let zipkinSpans = FastIngestRoute(
         path: "/api/v2/spans", channel: "zipkin",
         decode: { request, body in try IngestController.decodeZipkin(contentType: request.headerFields[.contentType], body: body) },
-        answer: { _ in (.accepted, nil, nil) })
+        answer: { batch in
+            // The limits may have rejected spans the decoder took (a timestamp too far ahead).
+            guard batch.rejected.isEmpty else { throw IngestController.zipkinRejection(batch) }
+            return (.accepted, nil, nil)
+        })
 
     /// `POST /api/v1/accesslogs` (the HTTP API's port).
     static let accessLogs = FastIngestRoute(
@@ -47,9 +51,9 @@ struct FastIngestRoute: Sendable {
             guard mime == "application/x-protobuf" || mime == "application/protobuf" else { throw Declined() }
             return try OTLPTraceDecoder().decode(protobuf: body)
         },
-        answer: { _ in
-            // Every span was taken (a batch with rejected spans goes to the router): no partial success.
-            let answer = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse()
+        answer: { batch in
+            // With a partial success when the limits rejected spans the decoder took.
+            let answer = OTLPIngest.tracesAnswer(batch)
             return (.ok, "application/x-protobuf", ByteBuffer(bytes: try answer.serializedBytes() as [UInt8]))
         })
 
@@ -73,14 +77,13 @@ struct FastIngestRoute: Sendable {
 /// Serves the busiest ingest routes straight from the HTTP/1.1 pipeline, in front of Hummingbird:
 /// a request's body is gathered, decoded and queued for the writer on the event loop that read it,
 /// and answered there once committed, with no task, no body stream and no hop to the global pool.
-/// Receiving a batch of spans then costs about what reading its bytes does (`sextant-loadgen
-/// --modes floor`), where the router's way costs several times more per request.
 ///
 /// Only the plain case takes this way: an authorised `POST` of a declared length within the body
-/// limit, every record decoded, the writer and memory guard willing. Anything else (a bad body, a
+/// limit, every record decoded, the writer and memory guard willing (records the limits reject
+/// afterwards, such as a timestamp too far ahead, are answered as the router answers them). Anything else (a bad body, a
 /// rejected record, a refusal, a missing token, a chunked body, a request behind another still
-/// being answered by the router) goes on to the router unchanged, body and all, and is answered there as
-/// before, so both ways give the same answers.
+/// being answered by the router) goes on to the router unchanged, body and all, and is answered
+/// there as before, so both ways give the same answers.
 final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart

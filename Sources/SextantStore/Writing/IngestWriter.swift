@@ -217,8 +217,7 @@ extension IngestWriter {
     package final class Receipt: Sendable {
         private enum State {
             case pending
-            case waiting(CheckedContinuation<WriteSummary, any Error>)
-            case calling(@Sendable (Result<WriteSummary, any Error>) -> Void)
+            case waiting(@Sendable (Result<WriteSummary, any Error>) -> Void)
             case done(Result<WriteSummary, any Error>)
         }
 
@@ -230,18 +229,7 @@ extension IngestWriter {
         /// - Throws: `StoreError` when its commit failed.
         package func committed() async throws -> WriteSummary {
             try await withCheckedThrowingContinuation { continuation in
-                let outcome: Result<WriteSummary, any Error>? = state.withLock { state in
-                    switch state {
-                    case .pending:
-                        state = .waiting(continuation)
-                        return nil
-                    case .waiting, .calling:
-                        preconditionFailure("a receipt is awaited once")
-                    case .done(let outcome):
-                        return outcome
-                    }
-                }
-                if let outcome { continuation.resume(with: outcome) }
+                whenCommitted { continuation.resume(with: $0) }
             }
         }
 
@@ -252,9 +240,9 @@ extension IngestWriter {
             let outcome: Result<WriteSummary, any Error>? = state.withLock { state in
                 switch state {
                 case .pending:
-                    state = .calling(callback)
+                    state = .waiting(callback)
                     return nil
-                case .waiting, .calling:
+                case .waiting:
                     preconditionFailure("a receipt is awaited once")
                 case .done(let outcome):
                     return outcome
@@ -264,23 +252,19 @@ extension IngestWriter {
         }
 
         func resolve(_ outcome: Result<WriteSummary, any Error>) {
-            let waiting: State? = state.withLock { state in
+            let waiting: (@Sendable (Result<WriteSummary, any Error>) -> Void)? = state.withLock { state in
                 switch state {
                 case .pending:
                     state = .done(outcome)
                     return nil
-                case .waiting, .calling:
-                    defer { state = .done(outcome) }
-                    return state
+                case .waiting(let callback):
+                    state = .done(outcome)
+                    return callback
                 case .done:
                     return nil
                 }
             }
-            switch waiting {
-            case .waiting(let continuation): continuation.resume(with: outcome)
-            case .calling(let callback): callback(outcome)
-            default: break
-            }
+            waiting?(outcome)
         }
     }
 }

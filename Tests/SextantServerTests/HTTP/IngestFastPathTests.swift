@@ -6,6 +6,8 @@ import HummingbirdTesting
 import NIOCore
 import SextantFixtures
 import SextantServer
+import SextantWire
+import SwiftProtobuf
 import Synchronization
 import Testing
 
@@ -21,7 +23,13 @@ import Testing
 
     private struct Answer: Equatable, Sendable, CustomStringConvertible {
         var status: Int
+        /// The body, with how far ahead of the clock a record was (seconds apart in the two runs) left out.
         var body: String
+
+        init(status: Int, body: String) {
+            self.status = status
+            self.body = body.replacing(/\d+ s ahead/, with: "… s ahead")
+        }
         var description: String { "\(status) \(body)" }
     }
 
@@ -43,8 +51,17 @@ import Testing
                 body: Array("[{\"traceId\":\"zz\",\"id\":\"1\"},".utf8) + batch.dropFirst()),
             Exchange(uri: "/api/v2/spans", headers: json, body: Array("[]".utf8)),
             Exchange(uri: "/api/v2/spans", headers: [.contentType: "application/json", .contentEncoding: "br"], body: batch),
+            // decoded whole, then a span refused by the limits: a day ahead of the clock
+            Exchange(uri: "/api/v2/spans", headers: json, body: Array(Self.aheadSpan.utf8) + batch.dropFirst()),
         ]
         return exchanges
+    }
+
+    /// A Zipkin span a day ahead of now, and a comma.
+    private static var aheadSpan: String {
+        let micros = Int64(Date().timeIntervalSince1970 * 1_000_000) + 86_400_000_000
+        return "[{\"traceId\":\"5ec7a17000000000000000000000ahea\",\"id\":\"5ec7a17000000001\",\"name\":\"ahead\","
+            + "\"timestamp\":\(micros),\"duration\":10,\"localEndpoint\":{\"serviceName\":\"ahead\"}},"
     }
 
     private static func accessLogExchanges() throws -> [Exchange] {
@@ -140,6 +157,8 @@ import Testing
             Exchange(uri: "/v1/traces", headers: [.contentType: "application/json"], body: Array("{\"resourceSpans\":[]}".utf8)),
             Exchange(uri: "/v1/traces", headers: [:], body: one),
             Exchange(uri: "/v1/traces", headers: protobuf, body: Array(one.prefix(one.count / 2))),
+            // decoded whole, then a span refused by the limits (a day ahead): a partial success
+            Exchange(uri: "/v1/traces", headers: protobuf, body: try Self.withASpanAhead(one)),
         ]
         try await Self.compare(
             exchanges, reads: [], router: { $0.otlpRouter }, server: { $0.otlpServer },
@@ -153,6 +172,15 @@ import Testing
                     }
                 }
             })
+    }
+
+    /// An OTLP export request whose first span starts a day ahead of now.
+    private static func withASpanAhead(_ protobuf: [UInt8]) throws -> [UInt8] {
+        var request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: protobuf)
+        let ahead = UInt64(Date().timeIntervalSince1970 + 86_400) * 1_000_000_000
+        request.resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano = ahead
+        request.resourceSpans[0].scopeSpans[0].spans[0].endTimeUnixNano = ahead + 1_000_000
+        return try request.serializedBytes()
     }
 
     /// A commit that fails (the database cannot be written) is answered with the same 503.
