@@ -25,25 +25,32 @@ struct IngestController: Sendable {
     /// 400 naming the bad spans (the good ones are stored).
     func zipkinSpans(_ request: Request, _ context: some RequestContext) async throws -> Response {
         try await sink.counting(channel: "zipkin") {
-            let type = request.headers[.contentType]
+            let isProtobuf = try Self.zipkinIsProtobuf(contentType: request.headers[.contentType])
             let batch = try await request.withDecodedBody(limits: limits, memory: sink.memory) { body in
-                try await sink.store(try Self.decodeZipkin(contentType: type, body: body), channel: "zipkin")
+                try await sink.store(try Self.decodeZipkin(body, isProtobuf: isProtobuf), channel: "zipkin")
             }
             guard batch.rejected.isEmpty else { throw Self.zipkinRejection(batch) }
             return Response(status: .accepted)
         }
     }
 
-    /// The spans of a `POST /api/v2/spans` body, JSON or protobuf by its `Content-Type`.
-    /// - Throws: `DecodeError` for a content type that is neither, or a body that is not spans.
-    static func decodeZipkin(contentType type: String?, body: [UInt8]) throws -> IngestBatch {
+    /// Whether a `POST /api/v2/spans` body is protobuf (else JSON), by its `Content-Type`; checked
+    /// before the body is read.
+    /// - Throws: `DecodeError` for a content type that is neither.
+    static func zipkinIsProtobuf(contentType type: String?) throws -> Bool {
         let isProtobuf = type.map(Self.mime) == "application/x-protobuf"
         if let type, !isProtobuf, !Self.isJSON(type) {
             throw DecodeError(
                 .unsupportedContentType,
                 "unsupported content-type '\(type)'; send application/json or application/x-protobuf")
         }
-        return isProtobuf ? try ZipkinProtoDecoder().decode(protobuf: body) : try ZipkinV2Decoder().decode(json: body)
+        return isProtobuf
+    }
+
+    /// The spans of a `POST /api/v2/spans` body.
+    /// - Throws: `DecodeError` for a body that is not spans.
+    static func decodeZipkin(_ body: [UInt8], isProtobuf: Bool) throws -> IngestBatch {
+        isProtobuf ? try ZipkinProtoDecoder().decode(protobuf: body) : try ZipkinV2Decoder().decode(json: body)
     }
 
     /// The 400 naming a Zipkin batch's rejected spans.

@@ -23,7 +23,10 @@ struct FastIngestRoute: Sendable {
     /// `POST /api/v2/spans` (Zipkin's port).
     static let zipkinSpans = FastIngestRoute(
         path: "/api/v2/spans", channel: "zipkin",
-        decode: { request, body in try IngestController.decodeZipkin(contentType: request.headerFields[.contentType], body: body) },
+        decode: { request, body in
+            let isProtobuf = try IngestController.zipkinIsProtobuf(contentType: request.headerFields[.contentType])
+            return try IngestController.decodeZipkin(body, isProtobuf: isProtobuf)
+        },
         answer: { batch in
             // The limits may have rejected spans the decoder took (a timestamp too far ahead).
             guard batch.rejected.isEmpty else { throw IngestController.zipkinRejection(batch) }
