@@ -1,5 +1,5 @@
-import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
@@ -37,8 +37,9 @@ struct FastIngestRoute: Sendable {
     static let accessLogs = FastIngestRoute(
         path: "/api/v1/accesslogs", channel: "accesslog",
         decode: { request, body in
-            let query = FastIngestRoute.query(of: request.path ?? "")
-            let proxy = try IngestController.accessLogProxy { query[$0] }
+            // Read as the router reads a request's query.
+            let query = URI(request.path ?? "").queryParameters
+            let proxy = try IngestController.accessLogProxy { query[$0[...]] }
             return EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body)
         },
         answer: { batch in
@@ -62,19 +63,6 @@ struct FastIngestRoute: Sendable {
 
     /// Not for this way: the router takes the request.
     struct Declined: Error {}
-
-    /// The query parameters of a request target, percent-decoded (the last of repeated names wins).
-    static func query(of target: String) -> [String: Substring] {
-        guard let mark = target.firstIndex(of: "?") else { return [:] }
-        var parameters: [String: Substring] = [:]
-        for pair in target[target.index(after: mark)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
-            let value = parts.count > 1 ? parts[1] : ""
-            parameters[name] = (String(value).removingPercentEncoding ?? String(value))[...]
-        }
-        return parameters
-    }
 }
 
 /// Serves the busiest ingest routes straight from the HTTP/1.1 pipeline, in front of Hummingbird:
