@@ -55,7 +55,7 @@ final class MemoryGuard: Service, Sendable {
     /// - Throws: `Refusal` when ingest must shed; whatever `body` throws.
     func reserving<T>(_ bytes: Int, _ body: () async throws -> T) async throws -> T {
         try reserve(bytes)
-        defer { state.withLock { $0.reservedBytes -= bytes } }
+        defer { release(bytes) }
         return try await body()
     }
 
