@@ -44,6 +44,12 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "Records per request (spans, lines, or ALS entries per message).")
     var batch = 50
 
+    @Option(
+        help:
+            "Rounds of a sidecar's ALS entries sent on one stream. Envoy keeps its stream open, names itself in the first message only and sends a message per 16 KiB or second; a stream's end is the only acknowledgement ALS has."
+    )
+    var alsStreamRounds = 8
+
     @Option(help: "First target rate, records/s.")
     var startRate: Double = 5000
 
@@ -88,8 +94,8 @@ struct LoadgenCommand: AsyncParsableCommand {
 
     mutating func validate() throws {
         guard (1...1024).contains(connections) else { throw ValidationError("--connections must be 1...1024") }
-        guard batch > 0, startRate > 0, factor > 1, maxSteps > 0, stepSeconds > 0 else {
-            throw ValidationError("--batch, --start-rate, --max-steps and --step-seconds must be positive, --factor above 1")
+        guard batch > 0, alsStreamRounds > 0, startRate > 0, factor > 1, maxSteps > 0, stepSeconds > 0 else {
+            throw ValidationError("--batch, --als-stream-rounds, --start-rate, --max-steps and --step-seconds must be positive, --factor above 1")
         }
         for mode in modes.split(separator: ",") where Mode(rawValue: String(mode)) == nil {
             throw ValidationError("unknown mode '\(mode)'")
@@ -133,12 +139,14 @@ struct LoadgenCommand: AsyncParsableCommand {
         ProtobufPayloads.loadFixtureIdentifier(repositoryRoot: root)
         let driverRequests = max(2, batch * 2 / 7)  // productpage's batch is about `batch` records
         let payloads = try channels.map {
-            try ChannelPayloads(channel: $0, driverRequestsPerRound: driverRequests, batch: batch, seed: 0x5EC7A17)
+            try ChannelPayloads(
+                channel: $0, driverRequestsPerRound: driverRequests * ($0 == .als ? alsStreamRounds : 1), batch: batch,
+                seed: 0x5EC7A17)
         }
         var output: [String] = []
         output.append(
             "sextant-loadgen: \(ProcessInfo.processInfo.activeProcessorCount) CPUs, \(connections) connections, "
-                + "\(batch) records per request, steps of \(fmt(stepSeconds)) s from \(Int(startRate))/s x\(factor)")
+                + "\(batch) records per request (ALS: messages of \(batch) entries, \(alsStreamRounds) rounds a stream), steps of \(fmt(stepSeconds)) s from \(Int(startRate))/s x\(factor)")
 
         if modes.contains(.load) {
             let server: ServerProcess
