@@ -239,12 +239,13 @@ struct LoadgenCommand: AsyncParsableCommand {
                 concurrency: connections, log: log)
             output.append("")
             output.append(
-                "| store alone (IngestWriter, pre-decoded, sync full, after an hour) | records | records/s | disk B/record "
-                    + "as committed | disk B/record, span blocks merged | by table, merged |")
-            output.append("|---|---:|---:|---:|---:|---|")
+                "| store alone (IngestWriter, pre-decoded, sync full, after an hour) | records | records/s | CPU µs/record "
+                    + "| disk B/record as committed | disk B/record, span blocks merged | by table, merged |")
+            output.append("|---|---:|---:|---:|---:|---:|---|")
             for r in reports {
                 output.append(
                     "| \(r.channel.label) | \(grouped(Double(r.records))) | \(grouped(r.recordsPerSecond)) | "
+                        + "\(String(format: "%.1f", r.cpuMicrosPerRecord)) | "
                         + "\(grouped(r.diskBytesPerRecord)) | \(grouped(r.mergedBytesPerRecord)) | \(r.mergedByTable) |")
             }
         }

@@ -12,6 +12,8 @@ struct StoreReport {
     var channel: LoadChannel
     var records: Int
     var seconds: Double
+    /// CPU time of this process (the writer and the tasks handing it batches) per record.
+    var cpuMicrosPerRecord: Double
     /// Growth of the tables (indexes included) per record, right after the commits.
     var diskBytesPerRecord: Double
     /// The same once the span blocks are merged as a running server merges them.
@@ -59,10 +61,12 @@ func benchStore(
         return (out, total)
     }
 
-    func write(_ batches: [IngestBatch]) async throws -> Double {
+    /// The seconds writing took, and the CPU seconds this process spent meanwhile.
+    func write(_ batches: [IngestBatch]) async throws -> (seconds: Double, cpuSeconds: Double) {
         let next = SharedCounter()
         let clock = ContinuousClock()
         let start = clock.now
+        let cpuBefore = ProcStats.read(pid: getpid())?.cpuTicks ?? 0
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<concurrency {
                 group.addTask {
@@ -75,7 +79,8 @@ func benchStore(
             }
             try await group.waitForAll()
         }
-        return Double((clock.now - start) / .microseconds(1)) / 1e6
+        let cpuTicks = (ProcStats.read(pid: getpid())?.cpuTicks ?? 0) - cpuBefore
+        return (Double((clock.now - start) / .microseconds(1)) / 1e6, Double(cpuTicks) / ProcStats.ticksPerSecond)
     }
 
     /// Bytes per record each table grew by, largest first.
@@ -98,12 +103,13 @@ func benchStore(
             // Blocks merged as a running server's compactor merges them, before and after.
             while try await database.compactSpanBlocks(settledBeforeMicros: .max) > 0 {}
             let tablesBefore = try await database.bytesByTable()
-            let seconds = try await write(prepared)
+            let (seconds, cpuSeconds) = try await write(prepared)
             let committed = growth(try await database.bytesByTable(), since: tablesBefore, records: written)
             while try await database.compactSpanBlocks(settledBeforeMicros: .max) > 0 {}
             let merged = growth(try await database.bytesByTable(), since: tablesBefore, records: written)
             let report = StoreReport(
                 channel: payloads.channel, records: written, seconds: seconds,
+                cpuMicrosPerRecord: cpuSeconds * 1e6 / Double(written),
                 diskBytesPerRecord: committed.reduce(0) { $0 + $1.bytes }, mergedBytesPerRecord: merged.reduce(0) { $0 + $1.bytes },
                 mergedByTable: merged.map { "\($0.table) \(String(format: "%.1f", $0.bytes))" }.joined(separator: ", "))
             log("  store \(payloads.channel.rawValue): \(Int(report.recordsPerSecond)) records/s (\(written) records)")
