@@ -151,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "sextant-loadgen",
             dependencies: [
-                "SextantLoadgen", "SextantIngest", "SextantStore", "SextantModel", "SextantWire", "CSnappy",
+                "SextantLoadgen", "SextantIngest", "SextantStore", "SextantModel", "SextantWire", "SextantServer", "CSnappy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

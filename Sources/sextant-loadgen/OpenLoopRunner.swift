@@ -1,6 +1,7 @@
 import Foundation
 import NIOPosix
 import SextantLoadgen
+import SextantServer
 import Synchronization
 
 /// Runs one fixed-rate step: `connections` tasks take the next due request in turn, wait for its
@@ -60,7 +61,7 @@ struct OpenLoopRunner {
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<connections {
                 group.addTask { [ports, channel = payloads.channel, self] in
-                    await withTaskExecutorPreference(EventLoopGroupTaskExecutor(self.group)) {
+                    await withTaskExecutorPreference(EventLoopTaskExecutor(self.group)) {
                         do {
                             try await LoadConnection.with(channel: channel, ports: ports, group: self.group) { send in
                                 while true {

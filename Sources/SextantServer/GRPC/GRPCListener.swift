@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// The gRPC listener (HTTP/2, cleartext or TLS) as a service: serves until graceful shutdown, then lets
@@ -42,7 +43,11 @@ struct GRPCListener: Service {
     func run() async throws {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await server.serve() }
+                group.addTask {
+                    try await withTaskExecutorPreference(EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton)) {
+                        try await server.serve()
+                    }
+                }
                 group.addTask {
                     let address = try await transport.listeningAddress
                     onListening("\(address)")
