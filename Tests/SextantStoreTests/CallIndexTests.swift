@@ -86,14 +86,25 @@ import Testing
         // Two calls carried request id r-1000 (rows 1,000 and 5,000): the one still in is found.
         #expect(rows(index, under: .request(id: TextHash.of("r-1000"), serviceID: 7, reporter: .source)) == [5_000])
         #expect(rows(index, under: .request(id: TextHash.of("r-1001"), serviceID: 7, reporter: .source)) == [1_001, 5_001])
-        // A row stored again is found as stored last, under its new links only.
-        index.insert(call(6_000, key: 99, reporter: .source, proxy: 1, requestID: "again"), atMicros: 0)
-        #expect(index.call(row: 6_000)?.key == 99)
-        #expect(rows(index, under: .request(id: TextHash.of("r-2000"), serviceID: 7, reporter: .source)) == [2_000])
-        #expect(rows(index, under: .request(id: TextHash.of("again"), serviceID: 7, reporter: .source)) == [6_000])
         index.expire(atMicros: 61 * second)
         #expect(index.count == 0)
         #expect(index.call(row: 6_000) == nil)
+    }
+
+    @Test func findsEveryCallByRowAcrossGapsInTheRowIDs() {
+        // Rows that another process (`sextant import`) took leave gaps in the writer's ids.
+        var index = CallIndex(windowMicros: 60 * second, capacity: 1_000)
+        let stored = Array(Int64(1)...300) + Array(Int64(1_000)...1_200) + [5_000, 5_002] + Array(Int64(9_000)...9_400)
+        for row in stored { index.insert(call(row, reporter: .source, proxy: 1), atMicros: 0) }
+        #expect(index.count == 904)
+        for row in stored { #expect(index.call(row: row)?.rowID == row) }
+        for row: Int64 in [0, 301, 999, 1_201, 5_001, 8_999, 9_401] { #expect(index.call(row: row) == nil) }
+        // The oldest go past the capacity; rows older than the oldest in are not found.
+        for row in Int64(9_401)...9_500 { index.insert(call(row, reporter: .source, proxy: 1), atMicros: 0) }
+        #expect(index.call(row: 4) == nil)
+        #expect(index.call(row: 5)?.rowID == 5)
+        #expect(index.call(row: 5_002)?.rowID == 5_002)
+        #expect(index.call(row: 9_500)?.rowID == 9_500)
     }
 
     @Test func linksAddedByAMergedReportGoWithTheCall() {

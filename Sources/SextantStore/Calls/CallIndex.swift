@@ -9,13 +9,93 @@ struct OpenCall: Equatable {
     var key: Int64
     /// The stored labels and measures (reporter, proxy, service and peer are in `sample.facts`).
     var sample: CallSample
+    // The ids a call may lack, stored without the padding of six optionals (the writer copies
+    // calls often and the index holds a great many): a bit of `present` says which are there,
+    // and an absent one is 0, so that equal calls are equal field by field.
+    private var requestIDValue: UInt64 = 0
+    private var localAddressValue: UInt64 = 0
+    private var remoteAddressValue: UInt64 = 0
+    private var traceIDValue = TraceID(high: 0, low: 0)
+    private var spanIDValue: UInt64 = 0
+    private var parentSpanIDValue: UInt64 = 0
+    private var present: UInt8 = 0
+
+    private static let hasRequestID: UInt8 = 1
+    private static let hasLocalAddress: UInt8 = 2
+    private static let hasRemoteAddress: UInt8 = 4
+    private static let hasTraceID: UInt8 = 8
+    private static let hasSpanID: UInt8 = 16
+    private static let hasParentSpanID: UInt8 = 32
+
+    init(
+        rowID: Int64, key: Int64, sample: CallSample, requestID: UInt64?, localAddress: UInt64?, remoteAddress: UInt64?,
+        traceID: TraceID?, spanID: SpanID?, parentSpanID: SpanID?
+    ) {
+        self.rowID = rowID
+        self.key = key
+        self.sample = sample
+        self.requestID = requestID
+        self.localAddress = localAddress
+        self.remoteAddress = remoteAddress
+        self.traceID = traceID
+        self.spanID = spanID
+        self.parentSpanID = parentSpanID
+    }
+
+    private func has(_ bit: UInt8) -> Bool { present & bit != 0 }
+
+    private mutating func mark(_ bit: UInt8, _ isPresent: Bool) {
+        present = isPresent ? present | bit : present & ~bit
+    }
+
     /// `TextHash` of the `x-request-id`, of the local and of the remote address.
-    var requestID: UInt64?
-    var localAddress: UInt64?
-    var remoteAddress: UInt64?
-    var traceID: TraceID?
-    var spanID: SpanID?
-    var parentSpanID: SpanID?
+    var requestID: UInt64? {
+        get { has(Self.hasRequestID) ? requestIDValue : nil }
+        set {
+            requestIDValue = newValue ?? 0
+            mark(Self.hasRequestID, newValue != nil)
+        }
+    }
+
+    var localAddress: UInt64? {
+        get { has(Self.hasLocalAddress) ? localAddressValue : nil }
+        set {
+            localAddressValue = newValue ?? 0
+            mark(Self.hasLocalAddress, newValue != nil)
+        }
+    }
+
+    var remoteAddress: UInt64? {
+        get { has(Self.hasRemoteAddress) ? remoteAddressValue : nil }
+        set {
+            remoteAddressValue = newValue ?? 0
+            mark(Self.hasRemoteAddress, newValue != nil)
+        }
+    }
+
+    var traceID: TraceID? {
+        get { has(Self.hasTraceID) ? traceIDValue : nil }
+        set {
+            traceIDValue = newValue ?? TraceID(high: 0, low: 0)
+            mark(Self.hasTraceID, newValue != nil)
+        }
+    }
+
+    var spanID: SpanID? {
+        get { has(Self.hasSpanID) ? SpanID(spanIDValue) : nil }
+        set {
+            spanIDValue = newValue?.value ?? 0
+            mark(Self.hasSpanID, newValue != nil)
+        }
+    }
+
+    var parentSpanID: SpanID? {
+        get { has(Self.hasParentSpanID) ? SpanID(parentSpanIDValue) : nil }
+        set {
+            parentSpanIDValue = newValue?.value ?? 0
+            mark(Self.hasParentSpanID, newValue != nil)
+        }
+    }
 
     var reporter: Reporter { Reporter(rawValue: sample.facts.reporter) ?? .source }
     var proxyID: Int64 { sample.facts.proxyID }
@@ -117,8 +197,8 @@ struct CallIndex {
     private var ring: [Slot?]
     private var head: Int64 = 0
     private var tail: Int64 = 0
-    /// Each live call's number by its row id and by its key.
-    private var seqByRow = Int64Map()
+    /// Each live call's number by its key. By its row id needs no map: rows are stored in the
+    /// order of their ids (`seq(ofRow:)`).
     private var seqByKey = Int64Map()
     /// The first call under each link; `moreByLink` holds any others (a request id that several
     /// calls carried, say), so that the common case costs no array.
@@ -158,7 +238,32 @@ struct CallIndex {
 
     /// The call stored in this row, if it came lately.
     func call(row: Int64) -> OpenCall? {
-        seqByRow[row].flatMap(live)
+        seq(ofRow: row).flatMap(live)
+    }
+
+    /// The row id of the call numbered `seq`, which must be in (between `head` and `tail`).
+    private func row(_ seq: Int64) -> Int64 {
+        ring[position(seq)]!.call.rowID
+    }
+
+    /// The number of the call stored in `row`, if it is still in. Calls come in the order of
+    /// their row ids, mostly consecutive ones, so a call's number is at most `head` plus its row's
+    /// distance from the oldest row and at least `tail - 1` less its distance from the newest:
+    /// one of the two is nearly always it, and otherwise a binary search between them finds it.
+    /// No map by row is kept (whose every update and look-up would miss the cache).
+    private func seq(ofRow row: Int64) -> Int64? {
+        guard head < tail else { return nil }
+        let first = self.row(head)
+        let last = self.row(tail - 1)
+        guard first <= row, row <= last else { return nil }
+        var low = max(head, tail - 1 - (last - row))
+        var high = min(tail - 1, head + (row - first))
+        if self.row(high) == row { return high }
+        while low < high {
+            let middle = low + (high - low) / 2
+            if self.row(middle) < row { low = middle + 1 } else { high = middle }
+        }
+        return self.row(low) == row ? low : nil
     }
 
     /// Visits the live calls registered under `link`, first registered first, until `body`
@@ -184,18 +289,17 @@ struct CallIndex {
         nextRowID = max(nextRowID, last + 1)
     }
 
-    /// Registers a stored call by its key and the links its other side may look for.
+    /// Registers a stored call by its key and the links its other side may look for. Calls come
+    /// in the order of their row ids (new calls take the next id; a rebuilt index inserts its
+    /// rows in order).
     mutating func insert(_ call: OpenCall, atMicros now: Int64) {
+        precondition(head == tail || call.rowID > row(tail - 1), "calls are registered in the order of their row ids")
         if count == ring.count { growRing() }
         let seq = tail
         tail += 1
         let hashes = call.linkHashes
         ring[position(seq)] = Slot(
             call: call, firstLink: hashes.first, secondLink: hashes.second, storedAtMicros: now, live: true)
-        if let older = seqByRow.updateValue(seq, forKey: call.rowID), older >= head {
-            // The row stored again: its older version is found by nothing.
-            ring[position(older)]!.live = false
-        }
         seqByKey.updateValue(seq, forKey: call.key)
         add(seq, under: hashes.first)
         add(seq, under: hashes.second)
@@ -214,7 +318,7 @@ struct CallIndex {
     /// Replaces a registered call with its row as it is now, adding the links it gained (from a
     /// merged report).
     mutating func update(_ call: OpenCall) {
-        guard let seq = seqByRow[call.rowID], live(seq) != nil else { return }
+        guard let seq = seq(ofRow: call.rowID), live(seq) != nil else { return }
         let at = position(seq)
         let had = ring[at]!.call.linkHashes
         ring[at]!.call = call
@@ -263,7 +367,6 @@ struct CallIndex {
             let slot = ring[at]!
             guard count > capacity || slot.storedAtMicros < now - window else { break }
             let seq = head
-            seqByRow.remove(slot.call.rowID, ifValueIs: seq)
             seqByKey.remove(slot.call.key, ifValueIs: seq)
             remove(seq, under: slot.firstLink)
             remove(seq, under: slot.secondLink)
@@ -288,7 +391,6 @@ struct CallIndex {
             let at = position(seq)
             guard let slot = ring[at], slot.live, slot.call.sample.startMicros < micros else { continue }
             ring[at]!.live = false
-            seqByRow.remove(slot.call.rowID, ifValueIs: seq)
             seqByKey.remove(slot.call.key, ifValueIs: seq)
         }
     }

@@ -5,29 +5,39 @@ package import SextantModel
 /// Calls are stored in blocks (`CallBlock`): one `call_blocks` row per commit, holding each call
 /// the commit stored or changed as it is after it. Readers take, for each call, the version in
 /// the newest block that holds it.
+/// What a call block's row says of the calls it changes, beside their data: their time range,
+/// the largest row id, how many are new, and their traces.
+struct CallBlockBounds {
+    var minStart = Int64.max
+    var maxStart = Int64.min
+    var maxRow = Int64.min
+    var fresh: Int64 = 0
+    var traces: [TraceID] = []
+
+    /// Takes in a call as the commit leaves it: new, or stored again (`isRevision`).
+    mutating func add(_ call: OpenCall, isRevision: Bool) {
+        minStart = min(minStart, call.sample.startMicros)
+        maxStart = max(maxStart, call.sample.startMicros)
+        maxRow = max(maxRow, call.rowID)
+        if !isRevision { fresh += 1 }
+        if let trace = call.traceID { traces.append(trace) }
+    }
+}
+
 extension SextantDatabase {
     /// Writes the calls one commit stored or changed as one block; returns its id (nil when there
     /// were none).
     ///
-    /// Each entry comes with its call as it is after the commit: the block's time range and trace
-    /// filter cover every call it changes, relabels included, so that a reader of a range or of a
-    /// trace meets their newest labels.
+    /// `bounds` has taken in each entry's call as it is after the commit: the block's time range
+    /// and trace filter cover every call it changes, relabels included, so that a reader of a
+    /// range or of a trace meets their newest labels.
     /// - Parameter rolledUp: whether the rollups hold these calls already (a migration's); else
     ///   the block is listed in `call_blocks_not_rolled_up` until they do.
     @discardableResult
     static func storeCallBlock(
-        _ entries: [(entry: CallBlock.Entry, call: OpenCall)], _ db: Database, rolledUp: Bool = false
+        _ entries: [CallBlock.Entry], bounds: CallBlockBounds, _ db: Database, rolledUp: Bool = false
     ) throws -> Int64? {
         guard !entries.isEmpty else { return nil }
-        var minStart = Int64.max, maxStart = Int64.min, maxRow = Int64.min, fresh: Int64 = 0
-        var traces: [TraceID] = []
-        for (entry, call) in entries {
-            minStart = min(minStart, call.sample.startMicros)
-            maxStart = max(maxStart, call.sample.startMicros)
-            maxRow = max(maxRow, call.rowID)
-            if !entry.isRevision { fresh += 1 }
-            if let trace = call.traceID { traces.append(trace) }
-        }
         let insert = BoundStatement(
             try db.cachedStatement(
                 sql: """
@@ -36,8 +46,8 @@ extension SextantDatabase {
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     """), db)
         try insert.run(
-            minStart, maxStart, maxRow, Int64(entries.count), fresh,
-            traces.isEmpty ? nil : TraceFilter(traces: traces).bytes, CallBlock.encode(entries.map(\.entry)))
+            bounds.minStart, bounds.maxStart, bounds.maxRow, Int64(entries.count), bounds.fresh,
+            bounds.traces.isEmpty ? nil : TraceFilter(traces: bounds.traces).bytes, CallBlock.encode(entries))
         let id = db.lastInsertedRowID
         if !rolledUp {
             try db.execute(sql: "INSERT INTO call_blocks_not_rolled_up (block_id) VALUES (?)", arguments: [id])
@@ -174,21 +184,23 @@ extension SextantDatabase {
                     """, arguments: [after, blockSize])
             guard let last = rows.last else { break }
             after = last[16]
-            try storeCallBlock(
-                rows.map { row in
-                    let n = 16
-                    // The key as this version computes it, so that a resend after the upgrade merges.
-                    var call = OpenCall(
-                        rowID: row[n], key: 0, sample: CallSample(row: row),
-                        requestID: (row[n + 2] as String?).map(TextHash.of),
-                        localAddress: (row[n + 6] as String?).map(TextHash.of),
-                        remoteAddress: (row[n + 7] as String?).map(TextHash.of),
-                        traceID: (row[n + 3] as String?).flatMap { TraceID(hex: $0) },
-                        spanID: (row[n + 4] as String?).flatMap { SpanID(hex: $0) },
-                        parentSpanID: (row[n + 5] as String?).flatMap { SpanID(hex: $0) })
-                    call.key = CallKey.derived(call)
-                    return (.call(call, isRevision: false), call)
-                }, db, rolledUp: true)
+            var bounds = CallBlockBounds()
+            let entries: [CallBlock.Entry] = rows.map { row in
+                let n = 16
+                // The key as this version computes it, so that a resend after the upgrade merges.
+                var call = OpenCall(
+                    rowID: row[n], key: 0, sample: CallSample(row: row),
+                    requestID: (row[n + 2] as String?).map(TextHash.of),
+                    localAddress: (row[n + 6] as String?).map(TextHash.of),
+                    remoteAddress: (row[n + 7] as String?).map(TextHash.of),
+                    traceID: (row[n + 3] as String?).flatMap { TraceID(hex: $0) },
+                    spanID: (row[n + 4] as String?).flatMap { SpanID(hex: $0) },
+                    parentSpanID: (row[n + 5] as String?).flatMap { SpanID(hex: $0) })
+                call.key = CallKey.derived(call)
+                bounds.add(call, isRevision: false)
+                return .call(call, isRevision: false)
+            }
+            try storeCallBlock(entries, bounds: bounds, db, rolledUp: true)
         }
         try db.execute(sql: "DROP TABLE requests")
         // Their rollups were written with them.

@@ -60,11 +60,25 @@ struct Int64Map {
     /// Takes `key` out; returns its value.
     @discardableResult
     mutating func removeValue(forKey key: Int64) -> Int64? {
-        var (hole, found) = find(key)
+        let (i, found) = find(key)
         guard found else { return nil }
-        let value = slots[hole].value
+        let value = slots[i].value
+        vacate(i)
+        return value
+    }
+
+    /// Takes `key` out if it maps to `value`: one probe, as the writer's removals of aged entries
+    /// are look-ups of slots no longer in the cache.
+    mutating func remove(_ key: Int64, ifValueIs value: Int64) {
+        let (i, found) = find(key)
+        if found, slots[i].value == value { vacate(i) }
+    }
+
+    /// Empties the slot at `index`, moving back each following entry that the hole would otherwise
+    /// cut off from its home.
+    private mutating func vacate(_ index: Int) {
+        var hole = index
         count -= 1
-        // Move back each following entry that the hole would otherwise cut off from its home.
         var i = hole
         while true {
             i = (i + 1) & mask
@@ -77,12 +91,6 @@ struct Int64Map {
             hole = i
         }
         slots[hole].value = Self.empty
-        return value
-    }
-
-    /// Takes `key` out if it maps to `value`.
-    mutating func remove(_ key: Int64, ifValueIs value: Int64) {
-        if self[key] == value { removeValue(forKey: key) }
     }
 
     private mutating func grow() {

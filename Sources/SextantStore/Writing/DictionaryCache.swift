@@ -26,9 +26,16 @@ final class DictionaryCache: Sendable {
     private struct State {
         var workloads: [WorkloadKey: (Int64, WorkloadIdentity)] = [:]
         var services: [String: Int64] = [:]
+        /// The identities asked for lately and their ids, newest first: a batch's reports mostly
+        /// come from one proxy and go to a few peers, whose identities' strings are the decoder's
+        /// same copies, so comparing them is cheaper than hashing them (and an identity that
+        /// taught nothing new once teaches nothing the next time).
+        var recentWorkloads: [(identity: WorkloadIdentity, id: Int64)] = []
+        var lastService: (host: String, id: Int64)?
     }
 
     private let state = Mutex(State())
+    private static let recentWorkloads = 4
 
     func reset() {
         state.withLock { $0 = State() }
@@ -37,9 +44,14 @@ final class DictionaryCache: Sendable {
     /// The id of a workload, recording what `identity` adds to what is known of it.
     func workloadID(_ identity: WorkloadIdentity, _ db: Database) throws -> Int64 {
         let key = WorkloadKey(namespace: identity.namespace, workload: identity.workload)
-        if let (id, known) = state.withLock({ $0.workloads[key] }), !known.learns(from: identity) {
+        let known: Int64? = state.withLock { state in
+            if let recent = state.recentWorkloads.first(where: { $0.identity == identity }) { return recent.id }
+            guard let (id, known) = state.workloads[key], !known.learns(from: identity) else { return nil }
+            if state.recentWorkloads.count == Self.recentWorkloads { state.recentWorkloads.removeLast() }
+            state.recentWorkloads.insert((identity, id), at: 0)
             return id
         }
+        if let known { return known }
         let row = try Row.fetchOne(
             db.cachedStatement(
                 sql: """
@@ -69,7 +81,13 @@ final class DictionaryCache: Sendable {
     }
 
     func serviceID(_ service: ServiceRef, _ db: Database) throws -> Int64 {
-        if let id = state.withLock({ $0.services[service.host] }) { return id }
+        let known: Int64? = state.withLock { state in
+            if let last = state.lastService, last.host == service.host { return last.id }
+            guard let id = state.services[service.host] else { return nil }
+            state.lastService = (service.host, id)
+            return id
+        }
+        if let known { return known }
         try db.cachedStatement(sql: "INSERT OR IGNORE INTO services (host, name, namespace) VALUES (?, ?, ?)")
             .execute(arguments: [service.host, service.name, service.namespace])
         let id = try Int64.fetchOne(

@@ -145,8 +145,9 @@ extension SextantDatabase {
                     }
                 }
             }
-            for request in batch.requests {
-                try upsert(request: request, db, writes: &callWrites, now: now, summary: &summary)
+            // By index: each report is read where it lies, not copied out with its strings retained.
+            for i in batch.requests.indices {
+                try upsert(request: batch.requests[i], db, writes: &callWrites, now: now, summary: &summary)
             }
             for connection in batch.connections {
                 try upsert(
@@ -360,25 +361,28 @@ struct CallWrites {
         _ db: Database, rollups: inout PendingRollups, counters: inout UnsettledCounters?, atMicros now: Int64
     ) throws -> CallIndex {
         var examples = ExampleDeltas()
-        var entries: [(entry: CallBlock.Entry, call: OpenCall)] = []
+        var entries: [CallBlock.Entry] = []
         entries.reserveCapacity(pending.count)
-        for p in pending {
+        var bounds = CallBlockBounds()
+        // By index, here and below: each call is read where it lies, not copied out.
+        for i in pending.indices {
             // A resend changes nothing: its call's stored version stays the newest.
-            if let before = p.before, before == p.call { continue }
-            examples.note(p.call)
-            entries.append((CallBlock.Entry(p.call, before: p.before), p.call))
+            if let before = pending[i].before, before == pending[i].call { continue }
+            examples.note(pending[i].call)
+            let entry = CallBlock.Entry(pending[i].call, before: pending[i].before)
+            bounds.add(pending[i].call, isRevision: entry.isRevision)
+            entries.append(entry)
         }
-        let block = try SextantDatabase.storeCallBlock(entries, db)
+        let block = try SextantDatabase.storeCallBlock(entries, bounds: bounds, db)
         rollups.record(block: block) { deltas in
-            for p in pending {
-                if let before = p.before {
-                    deltas.move(from: before.sample, to: p.call.sample, placement: p.placement)
-                    counters?.moved(
-                        from: before.sample, to: p.call.sample, row: p.call.rowID, connection: false, placement: p.placement)
+            for i in pending.indices {
+                let call = pending[i].call.sample, row = pending[i].call.rowID, placement = pending[i].placement
+                if let before = pending[i].before?.sample {
+                    deltas.move(from: before, to: call, placement: placement)
+                    counters?.moved(from: before, to: call, row: row, connection: false, placement: placement)
                 } else {
-                    deltas.add(p.call.sample, sign: 1, placement: p.placement)
-                    counters?.added(
-                        p.call.sample, row: p.call.rowID, connection: false, placement: p.placement, atMicros: now)
+                    deltas.add(call, sign: 1, placement: placement)
+                    counters?.added(call, row: row, connection: false, placement: placement, atMicros: now)
                 }
             }
         }
