@@ -94,6 +94,7 @@ struct CallSample: Equatable {
 struct RollupDeltas {
     /// Bucket widths in seconds: 1, 5 and 10 minutes, 1 hour, 1 day. An unaligned hour reads at
     /// most 4 + 4 minute, 1 + 1 five-minute and 5 ten-minute buckets per series.
+    /// Each a multiple of the first (`totals` relies on it).
     static let tiers: [Int64] = [60, 300, 600, 3600, 86_400]
     static let boundCount = IstioHistogram.bounds.count
 
@@ -126,10 +127,28 @@ struct RollupDeltas {
             if let i = bounds.response { response[i] += sign }
             latency[s.latencyBucket, default: 0] += sign
         }
+
+        /// Adds another bucket's totals to these.
+        mutating func merge(_ other: Totals) {
+            count += other.count
+            durationMicros += other.durationMicros
+            requestBytes += other.requestBytes
+            responseBytes += other.responseBytes
+            sources |= other.sources
+            for i in 0..<RollupDeltas.boundCount {
+                duration[i] += other.duration[i]
+                request[i] += other.request[i]
+                response[i] += other.response[i]
+            }
+            latency.merge(other.latency, uniquingKeysWith: +)
+        }
     }
 
-    /// Per label set (hashed once per call, not once per tier), its buckets' totals.
-    private(set) var totals: [CallFacts: [Bucket: Totals]] = [:]
+    /// Per label set (hashed once per call), its totals per bucket of the first tier, by the
+    /// bucket's start. Every other tier is a multiple of the first, so each of its buckets is a
+    /// sum of whole first-tier buckets: they are added up when the deltas are written, once per
+    /// bucket instead of once per call and tier.
+    private(set) var totals: [CallFacts: [Int64: Totals]] = [:]
 
     var isEmpty: Bool { totals.isEmpty }
     var labelSets: Int { totals.count }
@@ -190,10 +209,8 @@ struct RollupDeltas {
         }
         // Changed in place: a copy taken out of the dictionaries would copy its arrays on write.
         totals[s.facts, default: [:]].modify { buckets in
-            for tier in Self.tiers {
-                buckets[Bucket(tier: tier, start: Self.bucket(seconds: place.seconds, tier: tier)), default: Totals()]
-                    .add(s, sign: sign, bounds: (place.durationBound, place.requestBound, place.responseBound))
-            }
+            buckets[Self.bucket(seconds: place.seconds, tier: Self.tiers[0]), default: Totals()]
+                .add(s, sign: sign, bounds: (place.durationBound, place.requestBound, place.responseBound))
         }
     }
 
@@ -227,8 +244,15 @@ struct RollupDeltas {
     /// Applies the deltas to the rollup tables.
     func apply(_ db: Database, series: CallSeriesCache) throws {
         let upsert = BoundStatement(try db.cachedStatement(sql: Self.upsertSQL), db)
-        for (facts, buckets) in totals {
+        for (facts, minutes) in totals {
             let id = try series.id(for: facts, db)
+            var buckets: [Bucket: Totals] = [:]
+            for (start, t) in minutes {
+                buckets[Bucket(tier: Self.tiers[0], start: start)] = t
+                for tier in Self.tiers.dropFirst() {
+                    buckets[Bucket(tier: tier, start: Self.bucket(seconds: start, tier: tier)), default: Totals()].merge(t)
+                }
+            }
             for (bucket, t) in buckets {
                 try upsert.run { bind in
                     for value in [bucket.tier, bucket.start, id, Int64(t.count), t.durationMicros, t.requestBytes,
