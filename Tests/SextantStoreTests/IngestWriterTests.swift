@@ -179,6 +179,44 @@ import Testing
         }
     }
 
+    @Test func batchesArrivingSoonAfterACommitShareTheNextOne() async throws {
+        try await withTemporaryDatabase { database, _ in
+            var configuration = IngestWriter.Configuration()
+            configuration.commitInterval = .milliseconds(400)
+            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
+            try await Self.running(writer) {
+                _ = try await writer.write(PreparedBatch(Self.span(0)))
+                // The second batch would find the writer idle; it waits for the interval instead,
+                // and the third, 50 ms later, goes with it.
+                let second = try writer.submit(PreparedBatch(Self.span(1)))
+                try await Task.sleep(for: .milliseconds(50))
+                let third = try writer.submit(PreparedBatch(Self.span(2)))
+                _ = try await second.committed()
+                _ = try await third.committed()
+            }
+            #expect(writer.statistics.commits == 2)
+            #expect(try await Self.storedSpanOrder(database) == (1...3).map { String(format: "%016x", $0) })
+        }
+    }
+
+    @Test func aBatchAfterAQuietSpellIsCommittedAtOnce() async throws {
+        try await withTemporaryDatabase { database, _ in
+            var configuration = IngestWriter.Configuration()
+            configuration.commitInterval = .seconds(2)
+            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
+            let waited = try await Self.running(writer) {
+                _ = try await writer.write(PreparedBatch(Self.span(0)))
+                try await Task.sleep(for: .milliseconds(2_100))
+                let start = ContinuousClock.now
+                _ = try await writer.write(PreparedBatch(Self.span(1)))
+                return start.duration(to: .now)
+            }
+            // Far less than the interval: the batch did not wait for company.
+            #expect(waited < .seconds(1))
+            #expect(writer.statistics.commits == 2)
+        }
+    }
+
     @Test func aSpanComesBackFromItsBlockAsItWent() async throws {
         try await withTemporaryDatabase { database, _ in
             let span = Span(
