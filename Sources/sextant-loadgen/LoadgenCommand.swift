@@ -38,8 +38,12 @@ struct LoadgenCommand: AsyncParsableCommand {
     @Option(help: "With --target-ports: the running server's pid, for its /proc readings.")
     var serverPid: Int32?
 
-    @Option(help: "Connections (HTTP/1.1 or HTTP/2) per channel.")
-    var connections = 32
+    @Option(
+        help: """
+            Connections (HTTP/1.1 or HTTP/2) per channel, each with one request in flight: a rate needs \
+            at least rate x latency requests in flight, and every answer waits for a durable commit.
+            """)
+    var connections = 64
 
     @Option(help: "Records per request (spans, lines, or ALS entries per message).")
     var batch = 50

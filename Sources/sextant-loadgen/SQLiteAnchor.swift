@@ -99,6 +99,6 @@ func rawSQLiteAnchor(round: BookinfoRound, rows: Int, rowsPerTransaction: Int = 
     let seconds = Date().timeIntervalSince(start)
     try exec("PRAGMA wal_checkpoint(TRUNCATE)")
     let size = (try? FileManager.default.attributesOfItem(atPath: folder + "/anchor.db")[.size] as? Int) ?? 0
-    return SQLiteAnchorReport(rows: rows, seconds: seconds, bytesPerRow: Double(size ?? 0) / Double(rows))
+    return SQLiteAnchorReport(rows: rows, seconds: seconds, bytesPerRow: Double(size) / Double(rows))
 }
 

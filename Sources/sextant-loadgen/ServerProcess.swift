@@ -99,7 +99,7 @@ final class ServerProcess: @unchecked Sendable {  // set up once, then only read
         }
         return names.reduce(0) { total, name in
             let size = (try? FileManager.default.attributesOfItem(atPath: dataDirectory + "/" + name)[.size] as? Int) ?? 0
-            return total + (size ?? 0)
+            return total + size
         }
     }
 
