@@ -23,11 +23,18 @@ struct GRPCListener: Service {
             transportSecurity: tls?.grpcSecurity ?? .plaintext,
             config: .defaults { config in
                 config.rpc.maxRequestPayloadSize = maxMessageBytes
+                config.http2.targetWindowSize = Self.windowBytes
                 config.compression.enabledAlgorithms = .all
             })
         server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
         self.onListening = onListening
     }
+
+    /// The flow-control window of each stream and connection, and its initial size. HTTP/2's
+    /// default, 64 KiB, is less than one OTLP export or a few ALS messages: a proxy sends a window,
+    /// waits a round trip for the update, and sends the rest. A mebibyte carries a whole request
+    /// and bounds what one connection can leave unread to as much.
+    static let windowBytes = 1 << 20
 
     /// The address to bind, of the family the host resolves to (a literal stays as it is).
     static func address(host: String, port: Int) throws -> GRPCNIOTransportCore.SocketAddress {
