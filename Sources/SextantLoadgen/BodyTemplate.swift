@@ -196,7 +196,12 @@ package struct BodyTemplate: Sendable {
 
     // MARK: - Helpers
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
+    /// The lowercase hex digit of `nibble` (0–15), computed: a table in a static array would be
+    /// a lazy global, checked on every one of a body's thousands of digits.
+    private static func hexDigit(_ nibble: UInt64) -> UInt8 {
+        let n = UInt8(truncatingIfNeeded: nibble & 0xF)
+        return n < 10 ? UInt8(ascii: "0") + n : UInt8(ascii: "a") - 10 + n
+    }
 
     private static func hexValue(_ c: UInt8) -> UInt8 {
         switch c {
@@ -222,23 +227,27 @@ package struct BodyTemplate: Sendable {
     }
 
     private static func writeHex(_ word: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, _ offset: Int, digits: Int) {
-        for i in 0..<digits { buffer[offset + i] = hexDigits[Int(truncatingIfNeeded: word >> UInt64(4 * (digits - 1 - i))) & 0xF] }
+        for i in 0..<digits { buffer[offset + i] = hexDigit(word >> UInt64(4 * (digits - 1 - i))) }
     }
 
     private static let uuidDashes = [8, 13, 18, 23]
-    /// The places of a UUID's 32 digits.
-    private static let uuidDigits = (0..<36).filter { !uuidDashes.contains($0) }
+
+    /// The place in a UUID of digit `k` (0–15) of its first or second word: the first word is
+    /// digits 0–7, 9–12 and 14–17, the second 19–22 and 24–35.
+    private static func uuidPlace(half: Int, _ k: Int) -> Int {
+        half == 0 ? (k < 8 ? k : k < 12 ? k + 1 : k + 2) : (k < 4 ? 19 + k : 20 + k)
+    }
 
     /// Renews the 32 digits of a UUID at `offset` as two words, keeping its dashes and its
     /// version (14) and variant (19) characters.
     private static func renewUUID(_ buffer: UnsafeMutableBufferPointer<UInt8>, _ offset: Int, nonce: UInt32) {
         for half in 0..<2 {
-            let digits = uuidDigits[(16 * half)..<(16 * half + 16)]
             var word: UInt64 = 0
-            for place in digits { word = word << 4 | UInt64(hexValue(buffer[offset + place])) }
+            for k in 0..<16 { word = word << 4 | UInt64(hexValue(buffer[offset + uuidPlace(half: half, k)])) }
             word = fresh(word, nonce: nonce)
-            for (k, place) in digits.enumerated() where place != 14 && place != 19 {
-                buffer[offset + place] = hexDigits[Int(truncatingIfNeeded: word >> UInt64(4 * (15 - k))) & 0xF]
+            for k in 0..<16 {
+                let place = uuidPlace(half: half, k)
+                if place != 14 && place != 19 { buffer[offset + place] = hexDigit(word >> UInt64(4 * (15 - k))) }
             }
         }
     }

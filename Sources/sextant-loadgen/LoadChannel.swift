@@ -1,6 +1,4 @@
 import Foundation
-import GRPCCore
-import GRPCNIOTransportHTTP2
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -125,9 +123,19 @@ enum LoadConnection {
                 }
             }
         case .otlpGRPC, .als:
-            try await withGRPCConnection(port: ports.grpc) { client in
+            try await GRPCFrameConnection.with(port: ports.grpc, group: group) { connection in
+                var broken: String?
                 try await body { request, nonce, base in
-                    await sendGRPC(client: client, channel: channel, request: request, nonce: nonce, base: base)
+                    if let broken { return .failed(broken, acked: 0) }
+                    let method = channel == .otlpGRPC ? GRPCMethod.otlpExport : GRPCMethod.alsStream
+                    do {
+                        let answer = try await connection.call(
+                            method, messages: request.parts.map { $0.render(nonce: nonce, baseMicros: base) })
+                        return classify(channel: channel, answer: answer, records: request.records)
+                    } catch {
+                        broken = "connection: \(error)"
+                        return .failed(broken!, acked: 0)
+                    }
                 }
             }
         }
@@ -138,9 +146,8 @@ enum LoadConnection {
         case 200..<300:
             switch channel {
             case .accesslog:
-                let text = String(buffer: answer.body)
-                let accepted = number(after: "\"accepted\":", in: text) ?? 0
-                let rejected = number(after: "\"rejected\":", in: text) ?? 0
+                let accepted = number(after: "\"accepted\":", in: answer.body) ?? 0
+                let rejected = number(after: "\"rejected\":", in: answer.body) ?? 0
                 return rejected > 0 ? .failed("\(rejected) lines rejected", acked: accepted) : .acked(accepted)
             case .otlpHTTP:
                 let response = try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(
@@ -159,44 +166,32 @@ enum LoadConnection {
         }
     }
 
-    private static func number(after key: String, in text: String) -> Int? {
-        guard let range = text.range(of: key) else { return nil }
-        return Int(text[range.upperBound...].prefix { $0.isNumber })
+    /// The decimal number right after `key` in `body`, found in its bytes (a search through
+    /// Foundation's `String.range(of:)` cost the generator 3 % of its time at 80,000 lines/s).
+    static func number(after key: String, in body: ByteBuffer) -> Int? {
+        let needle = Array(key.utf8)
+        let bytes = body.readableBytesView
+        guard let start = bytes.firstRange(of: needle)?.upperBound else { return nil }
+        let digits = bytes[start...].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard !digits.isEmpty, digits.count <= 18 else { return nil }
+        return digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
     }
 
-    static func sendGRPC(
-        client: GRPCClient<HTTP2ClientTransport.Posix>, channel: LoadChannel, request: LoadRequest, nonce: UInt32,
-        base: Int64
-    ) async -> Outcome {
-        let records = request.records
-        do {
-            if channel == .otlpGRPC {
-                let bytes = request.parts[0].render(nonce: nonce, baseMicros: base)
-                let answer = try await client.unary(
-                    request: ClientRequest(message: bytes), descriptor: GRPCMethods.otlpExport,
-                    serializer: RawBytesSerializer(), deserializer: RawBytesDeserializer(), options: .defaults
-                ) { try $0.message }
-                let response = try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(serializedBytes: answer)
-                let rejected = Int(response?.partialSuccess.rejectedSpans ?? 0)
-                return rejected > 0 ? .failed("\(rejected) spans rejected", acked: records - rejected) : .acked(records)
-            } else {
-                let parts = request.parts
-                _ = try await client.clientStreaming(
-                    request: StreamingClientRequest(of: [UInt8].self) { writer in
-                        for part in parts { try await writer.write(part.render(nonce: nonce, baseMicros: base)) }
-                    },
-                    descriptor: GRPCMethods.alsStream, serializer: RawBytesSerializer(),
-                    deserializer: RawBytesDeserializer(), options: .defaults
-                ) { try $0.message }
-                return .acked(records)
-            }
-        } catch let error as RPCError {
-            switch error.code {
-            case .resourceExhausted, .unavailable: return .refused("gRPC \(error.code)")
-            default: return .failed("gRPC \(error.code): \(error.message.prefix(160))", acked: 0)
-            }
-        } catch {
-            return .failed("gRPC: \(error)", acked: 0)
+    /// A gRPC answer as an outcome: RESOURCE_EXHAUSTED and UNAVAILABLE (or HTTP 429 and 503) are
+    /// refusals, as a proxy's client takes them; an OTLP partial success counts its rejected spans.
+    static func classify(channel: LoadChannel, answer: GRPCFrameConnection.Answer, records: Int) -> Outcome {
+        switch answer.status {
+        case 0:
+            guard channel == .otlpGRPC else { return .acked(records) }
+            let response = try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(
+                serializedBytes: answer.firstMessage)
+            let rejected = Int(response?.partialSuccess.rejectedSpans ?? 0)
+            return rejected > 0 ? .failed("\(rejected) spans rejected", acked: records - rejected) : .acked(records)
+        case 8, 14, 1429, 1503:
+            return .refused(answer.status > 1000 ? "HTTP \(answer.status - 1000)" : "gRPC status \(answer.status)")
+        default:
+            let code = answer.status > 1000 ? "HTTP \(answer.status - 1000)" : "gRPC status \(answer.status)"
+            return .failed("\(code): \(answer.message.prefix(160))", acked: 0)
         }
     }
 }

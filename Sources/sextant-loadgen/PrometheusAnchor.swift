@@ -67,7 +67,7 @@ final class PeerProcess: @unchecked Sendable {  // set once in init
                 "-retentionPeriod=1",
             ]
         }
-        FileManager.default.createFile(atPath: folder + "/prometheus.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: folder + "/prometheus.log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/prometheus.log"))
         process.standardOutput = log
         process.standardError = log

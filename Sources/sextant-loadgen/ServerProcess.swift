@@ -46,7 +46,7 @@ final class ServerProcess: @unchecked Sendable {  // set up once, then only read
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments(tmp + "/data")
-        FileManager.default.createFile(atPath: tmp + "/sextant.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: tmp + "/sextant.log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp + "/sextant.log"))
         process.standardOutput = log
         process.standardError = log
