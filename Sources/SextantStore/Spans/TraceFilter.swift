@@ -41,16 +41,23 @@ package struct TraceFilter: Sendable, Equatable {
         return found
     }
 
+    /// Sets the trace's bits in place. (Copying `words` out and back, as this once did, kept a
+    /// second reference while the copy changed, so every insert copied the whole filter: a
+    /// filter of n traces cost n² / 4 words of `memmove`.)
     private mutating func insert(_ trace: TraceID) {
-        var words = self.words
-        probe(trace) { word, mask in words[word] |= mask }
-        self.words = words
+        let bits = UInt64(words.count * 64)
+        words.withUnsafeMutableBufferPointer { words in
+            Self.probe(trace, bits: bits) { word, mask in words[word] |= mask }
+        }
+    }
+
+    private func probe(_ trace: TraceID, _ visit: (Int, UInt64) -> Void) {
+        Self.probe(trace, bits: UInt64(words.count * 64), visit)
     }
 
     /// Double hashing over the id's two halves (already random), mixed so that ids differing in
     /// one half still spread.
-    private func probe(_ trace: TraceID, _ visit: (Int, UInt64) -> Void) {
-        let bits = UInt64(words.count * 64)
+    private static func probe(_ trace: TraceID, bits: UInt64, _ visit: (Int, UInt64) -> Void) {
         var h1 = trace.low ^ (trace.high &* 0x9E37_79B9_7F4A_7C15)
         h1 ^= h1 >> 31
         var h2 = (trace.high ^ (trace.low &* 0xC2B2_AE3D_27D4_EB4F)) | 1
