@@ -70,8 +70,8 @@ struct IngestController: Sendable {
             let batch = try await request.withDecodedBody(limits: limits, memory: sink.memory) { body in
                 try await sink.store(EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body), channel: "accesslog")
             }
-            let (status, answer) = Self.accessLogAnswer(batch)
-            return try JSONResponse.make(answer, status: status)
+            let (status, body) = try Self.accessLogAnswer(batch)
+            return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
         }
     }
 
@@ -100,13 +100,13 @@ struct IngestController: Sendable {
     }
 
     /// What an access-log upload is answered: 200 when every line was stored, else 400 with the
-    /// first reasons.
-    static func accessLogAnswer(_ batch: IngestBatch) -> (HTTPResponse.Status, some Encodable) {
+    /// first reasons; the JSON text of `AccessLogAnswer`, keys sorted.
+    static func accessLogAnswer(_ batch: IngestBatch) throws -> (HTTPResponse.Status, ByteBuffer) {
         let answer = AccessLogAnswer(
             accepted: batch.requests.count + batch.connections.count, calls: batch.requests.count,
             connections: batch.connections.count, rejected: batch.rejected.count,
             errors: batch.rejected.prefix(20).map(\.description))
-        return (batch.rejected.isEmpty ? .ok : .badRequest, answer)
+        return (batch.rejected.isEmpty ? .ok : .badRequest, try answer.json)
     }
 
     /// `POST /api/v1/write`: Prometheus remote write 1.0 (snappy-compressed protobuf
@@ -130,13 +130,25 @@ struct IngestController: Sendable {
         }
     }
 
-    private struct AccessLogAnswer: Encodable {
+    struct AccessLogAnswer: Encodable {
         /// Lines stored: calls and TCP connections.
         var accepted: Int
         var calls: Int
         var connections: Int
         var rejected: Int
         var errors: [String]
+
+        /// The answer as `JSONResponse` writes it. Without errors, the answer of nearly every
+        /// upload, its text is only numbers and is written directly: a `JSONEncoder` a request
+        /// took 2.6 % of the server's time at 100,000 lines/s.
+        var json: ByteBuffer {
+            get throws {
+                guard errors.isEmpty else { return try JSONResponse.body(self) }
+                return ByteBuffer(
+                    string: #"{"accepted":\#(accepted),"calls":\#(calls),"connections":\#(connections),"#
+                        + #""errors":[],"rejected":\#(rejected)}"#)
+            }
+        }
     }
 
     /// The media type of a `Content-Type`, lowercased, without parameters.

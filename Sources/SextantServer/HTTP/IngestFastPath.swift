@@ -43,8 +43,8 @@ struct FastIngestRoute: Sendable {
             return EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body)
         },
         answer: { batch in
-            let (status, answer) = IngestController.accessLogAnswer(batch)
-            return (status, "application/json", try JSONResponse.body(answer))
+            let (status, body) = try IngestController.accessLogAnswer(batch)
+            return (status, "application/json", body)
         })
 
     /// `POST /v1/traces` in binary protobuf (the OTLP/HTTP port); OTLP/JSON goes to the router.
