@@ -34,7 +34,7 @@ final class ScrapeService: Service, Sendable {
             return
         }
         // Scraping just stops on shutdown: nothing it holds needs draining.
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 for target in self.targets {
                     group.addTask {

@@ -38,7 +38,7 @@ struct SextantBench {
             let fill = ContinuousClock.now
             try await fillMesh(database)
             // As a running server's automatic checkpoints would leave it: the WAL folded into the file.
-            try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            _ = try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
             print("filled in \(ContinuousClock.now - fill)\n")
         }
         print("| query (500 services, 2,000 edges) | window | median ms | p90 ms | of which store ms | median CPU ms | target ms | nodes | edges |")
@@ -172,7 +172,7 @@ struct SextantBench {
                 try await database.pool.write { try $0.execute(sql: "DELETE FROM call_blocks") }
                 try await database.pool.writeWithoutTransaction { try $0.execute(sql: "VACUUM") }
             }
-            try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            _ = try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
             let grown = try size(database) - before
             print("| \(kind) | \(rows) | \(grown / rows) |")
         }

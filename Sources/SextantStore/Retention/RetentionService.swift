@@ -1,6 +1,6 @@
 import Foundation
 package import Logging
-package import ServiceLifecycle
+import ServiceLifecycle
 
 /// Deletes what is past each tier's horizon: raw records after `raw`, 1-, 5- and 10-minute rollups
 /// after `minute`, hourly and daily rollups after `hour` (a rollup row once its whole bucket is). Runs every `interval` on an injected clock.
