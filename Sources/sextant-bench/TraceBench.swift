@@ -61,7 +61,7 @@ enum TraceBench {
             if n == 0 { break }
         }
         let compacted = ContinuousClock.now - compactStart
-        try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        _ = try await database.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         let bytes = try SextantBench.size(database)
         let blocks = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM span_blocks") ?? 0 }
         print("\(total) spans written in \(written) (\(Int(Double(total) / seconds(written))) spans/s), \(merged) blocks merged in \(compacted) into \(blocks); \(bytes / total) B/span on disk\n")
