@@ -27,47 +27,25 @@ struct GRPCFrameConnection: Sendable {
         }
     }
 
-    private let channel: any Channel
-    private let client: NIOLoopBound<GRPCFrameClient>
+    private let client: LoopClient<GRPCFrameClient>
 
     /// Opens a connection and runs `body` with it; the connection is closed after.
-    static func with<T: Sendable>(
+    static func with<T>(
         port: Int, group: MultiThreadedEventLoopGroup, _ body: (GRPCFrameConnection) async throws -> T
     ) async throws -> T {
-        let (channel, client) = try await ClientBootstrap(group: group)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let client = GRPCFrameClient(authority: "127.0.0.1:\(port)")
-                    try channel.pipeline.syncOperations.addHandler(
-                        NIOHTTP2Handler(mode: .client, initialSettings: GRPCFrameClient.settings))
-                    try channel.pipeline.syncOperations.addHandler(client)
-                    return (channel, NIOLoopBound(client, eventLoop: channel.eventLoop))
-                }
-            }
-        let connection = GRPCFrameConnection(channel: channel, client: client)
-        do {
-            let result = try await body(connection)
-            try? await channel.close()
-            return result
-        } catch {
-            try? await channel.close()
-            throw error
+        try await LoopClient.with(port: port, group: group) { channel in
+            try channel.pipeline.syncOperations.addHandler(
+                NIOHTTP2Handler(mode: .client, initialSettings: GRPCFrameClient.settings))
+            return GRPCFrameClient(authority: "127.0.0.1:\(port)")
+        } _: { client in
+            try await body(GRPCFrameConnection(client: client))
         }
     }
 
     /// Makes one call of `method` (`/package.Service/Method`) with `messages`, the last one ending
     /// the request stream, and waits for its end.
     func call(_ method: String, messages: [[UInt8]]) async throws -> Answer {
-        let loop = channel.eventLoop
-        let promise = loop.makePromise(of: Answer.self)
-        let client = self.client
-        if loop.inEventLoop {
-            client.value.start(method, messages: messages, promise: promise)
-        } else {
-            loop.execute { client.value.start(method, messages: messages, promise: promise) }
-        }
-        return try await promise.futureResult.get()
+        try await client.request { $0.start(method, messages: messages, promise: $1) }
     }
 }
 
@@ -90,9 +68,10 @@ final class GRPCFrameClient: ChannelInboundHandler {
     private let authority: String
     private var context: ChannelHandlerContext?
     private var nextStreamID: Int32 = 1
-    private var open: (id: HTTP2StreamID, promise: EventLoopPromise<GRPCFrameConnection.Answer>, answer: GRPCFrameConnection.Answer)?
+    private var call = OpenRequest<GRPCFrameConnection.Answer>()
+    /// The stream of the open call.
+    private var stream: HTTP2StreamID?
     private var unacknowledgedBytes = 0
-    private var broken: String?
 
     init(authority: String) {
         self.authority = authority
@@ -103,13 +82,14 @@ final class GRPCFrameClient: ChannelInboundHandler {
     }
 
     func start(_ method: String, messages: [[UInt8]], promise: EventLoopPromise<GRPCFrameConnection.Answer>) {
-        guard let context, open == nil, broken == nil, !messages.isEmpty else {
-            promise.fail(LoadError(broken ?? (open == nil ? "no connection or no message" : "a call is already open")))
+        guard let context, !messages.isEmpty else {
+            promise.fail(LoadError("no connection or no message"))
             return
         }
+        guard call.open(promise, answer: GRPCFrameConnection.Answer(status: -1, message: "", body: ByteBuffer())) else { return }
         let id = HTTP2StreamID(nextStreamID)
         nextStreamID += 2
-        open = (id, promise, GRPCFrameConnection.Answer(status: -1, message: "", body: ByteBuffer()))
+        stream = id
         let headers: HPACKHeaders = [
             ":method": "POST", ":scheme": "http", ":path": method, ":authority": authority,
             "content-type": "application/grpc", "te": "trailers",
@@ -129,18 +109,18 @@ final class GRPCFrameClient: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.payload {
-        case .headers(let headers) where frame.streamID == open?.id:
+        case .headers(let headers) where frame.streamID == stream:
             if let status = headers.headers.first(name: "grpc-status") {
-                open!.answer.status = Int(status) ?? 2
-                open!.answer.message = headers.headers.first(name: "grpc-message") ?? ""
+                call.answer?.status = Int(status) ?? 2
+                call.answer?.message = headers.headers.first(name: "grpc-message") ?? ""
             } else if let http = headers.headers.first(name: ":status"), http != "200" {
-                open!.answer.status = 1000 + (Int(http) ?? 0)
+                call.answer?.status = 1000 + (Int(http) ?? 0)
             }
             if headers.endStream { finish() }
         case .data(let data):
             if case .byteBuffer(var bytes) = data.data {
                 unacknowledgedBytes += bytes.readableBytes
-                if frame.streamID == open?.id { open!.answer.body.writeBuffer(&bytes) }
+                if frame.streamID == stream { call.answer?.body.writeBuffer(&bytes) }
             }
             if unacknowledgedBytes >= Self.windowUpdateBytes {
                 let increment = unacknowledgedBytes
@@ -149,42 +129,32 @@ final class GRPCFrameClient: ChannelInboundHandler {
                     wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))),
                     promise: nil)
             }
-            if data.endStream, frame.streamID == open?.id { finish() }
-        case .rstStream(let code) where frame.streamID == open?.id:
-            fail("stream reset: \(code)")
+            if data.endStream, frame.streamID == stream { finish() }
+        case .rstStream(let code) where frame.streamID == stream:
+            call.fail("stream reset: \(code)")
         case .goAway(_, let code, _):
-            broken = "connection closed by the server: \(code)"
-            fail(broken!)
+            call.breakConnection("connection closed by the server: \(code)")
         default:
             break
         }
     }
 
     private func finish() {
-        guard let call = open else { return }
-        open = nil
-        if call.answer.status < 0 {
-            call.promise.fail(LoadError("the call ended without a grpc-status"))
+        stream = nil
+        if (call.answer?.status ?? -1) < 0 {
+            call.fail("the call ended without a grpc-status")
         } else {
-            call.promise.succeed(call.answer)
+            call.succeed()
         }
     }
 
-    private func fail(_ why: String) {
-        guard let call = open else { return }
-        open = nil
-        call.promise.fail(LoadError(why))
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
-        broken = broken ?? "connection closed"
-        fail(broken!)
+        call.breakConnection("connection closed")
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        broken = "connection: \(error)"
-        fail(broken!)
+        call.breakConnection("connection: \(error)")
         context.close(promise: nil)
     }
 }

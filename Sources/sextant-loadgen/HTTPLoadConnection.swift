@@ -18,31 +18,17 @@ struct HTTPLoadConnection {
     static func with<T>(
         port: Int, group: MultiThreadedEventLoopGroup, _ body: (inout Session) async throws -> T
     ) async throws -> T {
-        let (channel, client) = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    let client = HTTPLoadClient()
-                    try channel.pipeline.syncOperations.addHandler(client)
-                    return (channel, NIOLoopBound(client, eventLoop: channel.eventLoop))
-                }
-            }
-        var session = Session(channel: channel, client: client, port: port)
-        do {
-            let result = try await body(&session)
-            try? await channel.close()
-            return result
-        } catch {
-            try? await channel.close()
-            throw error
+        try await LoopClient.with(port: port, group: group) { channel in
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            return HTTPLoadClient()
+        } _: { client in
+            var session = Session(client: client, port: port)
+            return try await body(&session)
         }
     }
 
     struct Session {
-        fileprivate let channel: any Channel
-        fileprivate let client: NIOLoopBound<HTTPLoadClient>
+        fileprivate let client: LoopClient<HTTPLoadClient>
         let port: Int
 
         /// Sends one request and reads its whole answer.
@@ -57,15 +43,7 @@ struct HTTPLoadConnection {
             for (name, value) in extraHeaders { head.headers.add(name: name, value: value) }
             let bytes = body.map { ByteBuffer(bytes: $0) }
             let request = head
-            let loop = channel.eventLoop
-            let promise = loop.makePromise(of: Answer.self)
-            let client = self.client
-            if loop.inEventLoop {
-                client.value.send(request, body: bytes, promise: promise)
-            } else {
-                loop.execute { client.value.send(request, body: bytes, promise: promise) }
-            }
-            return try await promise.futureResult.get()
+            return try await client.request { $0.send(request, body: bytes, promise: $1) }
         }
     }
 }
@@ -76,8 +54,7 @@ final class HTTPLoadClient: ChannelInboundHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     private var context: ChannelHandlerContext?
-    private var open: (promise: EventLoopPromise<HTTPLoadConnection.Answer>, answer: HTTPLoadConnection.Answer)?
-    private var closed = false
+    private var request = OpenRequest<HTTPLoadConnection.Answer>()
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -85,46 +62,36 @@ final class HTTPLoadClient: ChannelInboundHandler {
 
     /// Writes head, body and end with one flush, so one `write(2)` as a proxy sends a small request.
     func send(_ head: HTTPRequestHead, body: ByteBuffer?, promise: EventLoopPromise<HTTPLoadConnection.Answer>) {
-        guard let context, open == nil, !closed else {
-            promise.fail(LoadError(closed ? "connection closed" : "a request is already open"))
+        guard let context else {
+            promise.fail(LoadError("no connection"))
             return
         }
-        open = (promise, HTTPLoadConnection.Answer(status: 0, body: ByteBuffer()))
+        guard request.open(promise, answer: HTTPLoadConnection.Answer(status: 0, body: ByteBuffer())) else { return }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard open != nil else { return }
+        guard request.isOpen else { return }
         switch unwrapInboundIn(data) {
         case .head(let response):
-            open!.answer.status = Int(response.status.code)
-            open!.answer.retryAfter = response.headers.first(name: "retry-after")
+            request.answer?.status = Int(response.status.code)
+            request.answer?.retryAfter = response.headers.first(name: "retry-after")
         case .body(var chunk):
-            open!.answer.body.writeBuffer(&chunk)
+            request.answer?.body.writeBuffer(&chunk)
         case .end:
-            let call = open!
-            open = nil
-            call.promise.succeed(call.answer)
+            request.succeed()
         }
     }
 
-    private func fail(_ why: String) {
-        guard let call = open else { return }
-        open = nil
-        call.promise.fail(LoadError(why))
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
-        closed = true
-        fail("connection closed before the answer ended")
+        request.breakConnection("connection closed before the answer ended")
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        closed = true
-        fail("connection: \(error)")
+        request.breakConnection("connection: \(error)")
         context.close(promise: nil)
     }
 }
