@@ -31,6 +31,8 @@ package struct Collector {
     package let grpcServices: [any RegistrableRPCService]
     /// What every gRPC call passes through first (the ingest token check).
     package let grpcInterceptors: [any ServerInterceptor]
+    /// What the gRPC listener's streams answer themselves (`GRPCFastPath`).
+    let grpcFastPath: GRPCFastPath.Settings
     private let readiness: Readiness
 
     package init(configuration: CollectorConfiguration, logger: Logger) throws {
@@ -128,9 +130,12 @@ package struct Collector {
             OTLPMetricsService(sink: sink, logger: logger),
         ]
         grpcInterceptors = [BearerTokenInterceptor(tokens: tokens)]
+        grpcFastPath = GRPCFastPath.Settings(
+            sink: sink, tokens: tokens, maxMessageBytes: limits.maxBodyBytes, logger: logger)
         let grpc = try GRPCListener(
             host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes, tls: tls,
             services: grpcServices, interceptors: grpcInterceptors,
+            fastPath: grpcFastPath,
             onListening: { address in
                 readiness.listening("grpc")
                 logger.info("gRPC receivers listening", metadata: ["server.address": "\(address)"])

@@ -16,7 +16,8 @@ struct GRPCListener: Service {
     ///   address (`0.0.0.0`, `::`, `::1`) or a host name, bound at its first address.
     init(
         host: String, port: Int, maxMessageBytes: Int, tls: ServerTLS?, services: [any RegistrableRPCService],
-        interceptors: [any ServerInterceptor], onListening: @escaping @Sendable (String) -> Void
+        interceptors: [any ServerInterceptor], fastPath: GRPCFastPath.Settings? = nil,
+        onListening: @escaping @Sendable (String) -> Void
     ) throws {
         transport = HTTP2ServerTransport.Posix(
             address: try Self.address(host: host, port: port),
@@ -25,6 +26,15 @@ struct GRPCListener: Service {
                 config.rpc.maxRequestPayloadSize = maxMessageBytes
                 config.http2.targetWindowSize = Self.windowBytes
                 config.compression.enabledAlgorithms = .all
+                if let fastPath {
+                    // Each stream's pipeline, before grpc-swift's handler (`GRPCFastPath`).
+                    config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
+                        stream.eventLoop.makeCompletedFuture {
+                            try stream.pipeline.syncOperations.addHandler(
+                                GRPCFastPath(settings: fastPath), position: .first)
+                        }
+                    }
+                }
             })
         server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
         self.onListening = onListening

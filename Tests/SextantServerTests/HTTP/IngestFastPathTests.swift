@@ -175,7 +175,7 @@ import Testing
     }
 
     /// An OTLP export request whose first span starts a day ahead of now.
-    private static func withASpanAhead(_ protobuf: [UInt8]) throws -> [UInt8] {
+    static func withASpanAhead(_ protobuf: [UInt8]) throws -> [UInt8] {
         var request = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: protobuf)
         let ahead = UInt64(Date().timeIntervalSince1970 + 86_400) * 1_000_000_000
         request.resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano = ahead
