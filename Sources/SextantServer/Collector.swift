@@ -131,7 +131,8 @@ package struct Collector {
         ]
         grpcInterceptors = [BearerTokenInterceptor(tokens: tokens)]
         grpcFastPath = GRPCFastPath.Settings(
-            sink: sink, tokens: tokens, maxMessageBytes: limits.maxBodyBytes, logger: logger)
+            sink: sink, tokens: tokens, maxMessageBytes: limits.maxBodyBytes, window: limits.streamWindow,
+            directory: directory, logger: logger)
         let grpc = try GRPCListener(
             host: limits.listen, port: limits.grpcPort, maxMessageBytes: limits.maxBodyBytes, tls: tls,
             services: grpcServices, interceptors: grpcInterceptors,

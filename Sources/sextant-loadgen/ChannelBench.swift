@@ -7,6 +7,10 @@ struct ChannelReport {
     var channel: LoadChannel
     var steps: [StepResult] = []
     var knee: StepResult?
+    /// The lowest rate that failed, if any did.
+    var pastKnee: StepResult? {
+        steps.filter { $0.failure() != nil }.min { $0.targetRecordsPerSecond < $1.targetRecordsPerSecond }
+    }
     var serverCPUMicrosPerRecord: Double?
     var writeBytesPerRecord: Double?
     var diskBytesPerRecord: Double?
@@ -39,17 +43,18 @@ private struct Readings {
     }
 }
 
-/// Steps one channel's rate up to its knee.
+/// Steps one channel's rate up to its knee (`KneeSearch`).
 func benchChannel(
-    _ payloads: ChannelPayloads, server: ServerProcess, connections: Int, rates: [Double], stepSeconds: Double,
-    group: MultiThreadedEventLoopGroup, log: (String) -> Void
+    _ payloads: ChannelPayloads, server: ServerProcess, connections: Int, rates: [Double], refineSteps: Int = 0,
+    stepSeconds: Double, group: MultiThreadedEventLoopGroup, log: (String) -> Void
 ) async -> ChannelReport {
     var report = ChannelReport(channel: payloads.channel)
     let runner = OpenLoopRunner(payloads: payloads, ports: server.ports, connections: connections, group: group)
     let diskBefore = server.diskBytes()
     var ackedTotal = 0
     var kneeDeltas: (Readings, Readings, Int)?
-    for rate in rates {
+    var search = KneeSearch(ladder: rates, refineSteps: refineSteps)
+    while let rate = search.next() {
         let before = await Readings.take(server, group: group)
         let peak = PeakSampler(pid: server.pid)
         let result = await withTaskGroup(of: StepResult?.self) { tasks in
@@ -62,6 +67,7 @@ func benchChannel(
         ackedTotal += result.recordsAcked
         report.steps.append(result)
         let failure = result.failure()
+        search.record(rate, passed: failure == nil)
         log(
             "  \(payloads.channel.rawValue) \(Int(rate))/s: acked \(Int(result.ackedPerSecond))/s, p50 "
                 + "\(fmt(result.p50Milliseconds)) ms, p99 \(fmt(result.p99Milliseconds)) ms, refused \(result.refused), "
@@ -72,9 +78,8 @@ func benchChannel(
             kneeDeltas = (before, after, result.recordsAcked)
             report.peakRssAnonBytes = peak.peak
         } else {
-            // Let the queue drain before the next channel.
+            // Let the queue drain before the next step or channel.
             try? await Task.sleep(for: .seconds(3))
-            break
         }
     }
     if let (before, after, records) = kneeDeltas, records > 0 {

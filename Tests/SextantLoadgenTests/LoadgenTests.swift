@@ -59,6 +59,34 @@ import Testing
     }
 }
 
+@Suite struct KneeSearchTests {
+    /// Runs a search against a server that holds every rate up to `capacity`.
+    private func rates(ladder: [Double], refineSteps: Int, capacity: Double) -> [Double] {
+        var search = KneeSearch(ladder: ladder, refineSteps: refineSteps)
+        var run: [Double] = []
+        while let rate = search.next() {
+            run.append(rate)
+            search.record(rate, passed: rate <= capacity)
+        }
+        return run
+    }
+
+    @Test func refinesBetweenTheLastPassAndTheFirstFailure() {
+        let ladder: [Double] = [1000, 2000, 4000, 8000]
+        // 4000 fails: 2828 (√(2000·4000)) holds, then 3363 (√(2828·4000)) does not.
+        #expect(rates(ladder: ladder, refineSteps: 2, capacity: 3000) == [1000, 2000, 4000, 2828, 3363])
+        var search = KneeSearch(ladder: ladder, refineSteps: 2)
+        for rate in [1000.0, 2000, 4000, 2828, 3363] { _ = search.next(); search.record(rate, passed: rate <= 3000) }
+        #expect(search.highestPassed == 2828 && search.lowestFailed == 3363)
+    }
+
+    @Test func stopsAtTheLadderWithoutFailureOrWithoutAPass() {
+        #expect(rates(ladder: [1000, 2000], refineSteps: 2, capacity: 5000) == [1000, 2000])
+        #expect(rates(ladder: [1000, 2000], refineSteps: 2, capacity: 500) == [1000])
+        #expect(rates(ladder: [1000, 2000, 4000], refineSteps: 0, capacity: 3000) == [1000, 2000, 4000])
+    }
+}
+
 @Suite struct ProcStatsTests {
     @Test func readsCPUTicksAfterTheCommandName() {
         let stat = "4242 (sextant (x) y) S 1 4242 4242 0 -1 4194560 3000 0 0 0 1234 567 0 0 20 0 9 0 100 1000 200"

@@ -15,13 +15,28 @@ import Testing
 
 @testable import SextantServer
 
-/// OTLP trace exports answered from the HTTP/2 stream (`GRPCFastPath`) answer as grpc-swift does,
-/// and every call the fast path does not take reaches grpc-swift unchanged.
+/// OTLP trace exports and ALS streams answered from the HTTP/2 stream (`GRPCFastPath`) answer as
+/// grpc-swift does, and every call the fast path does not take reaches grpc-swift unchanged.
 @Suite struct GRPCFastPathTests {
     private struct Call: Sendable {
         var message: [UInt8]
+        /// An ALS stream's messages, for a stream; nil for an export.
+        var stream: [[UInt8]]? = nil
         var token: String? = "in-secret"
         var gzip = false
+
+        init(message: [UInt8], token: String? = "in-secret", gzip: Bool = false) {
+            self.message = message
+            self.token = token
+            self.gzip = gzip
+        }
+
+        init(stream: [[UInt8]], token: String? = "in-secret", gzip: Bool = false) {
+            self.message = []
+            self.stream = stream
+            self.token = token
+            self.gzip = gzip
+        }
     }
 
     private static let token = "in-secret"
@@ -78,6 +93,17 @@ import Testing
                 if call.gzip { options.compression = .gzip }
                 let metadata: Metadata = call.token.map { ["authorization": "Bearer \($0)"] } ?? [:]
                 do {
+                    if let messages = call.stream {
+                        let response = try await client.clientStreaming(
+                            request: StreamingClientRequest(metadata: metadata) { writer in
+                                for message in messages { try await writer.write(message) }
+                            },
+                            descriptor: AccessLogService.Method.descriptor, serializer: RawMessageSerializer(),
+                            deserializer: RawMessageDeserializer(), options: options
+                        ) { try $0.message }
+                        answers.append("ok \(response)")
+                        continue
+                    }
                     let response = try await client.unary(
                         request: ClientRequest(message: call.message, metadata: metadata),
                         descriptor: OTLPTraceService.Method.descriptor, serializer: RawMessageSerializer(),
@@ -101,7 +127,7 @@ import Testing
     }
 
     /// What the collector stored, as the Zipkin API reads it back.
-    private static func stored(_ collector: Collector) async throws -> String {
+    private static func traces(_ collector: Collector) async throws -> String {
         try await Application(router: collector.zipkinRouter).test(.router) { client in
             try await client.execute(
                 uri: "/api/v2/traces?limit=1000&lookback=100000000000&endTs=1795800000000", method: .get
@@ -111,9 +137,19 @@ import Testing
 
     /// Returns the fast path's answers.
     @discardableResult
-    private static func compare(_ calls: [Call], prepare: @escaping (Collector) async throws -> Void = { _ in })
-        async throws -> [String]
-    {
+    /// The graph the collector holds, as the HTTP API reads it back.
+    private static func graph(_ collector: Collector) async throws -> String {
+        try await Application(router: collector.apiRouter).test(.router) { client in
+            try await client.execute(uri: "/api/v1/graph?graphType=workload&window=100000d&end=1795800000", method: .get) {
+                String(buffer: $0.body)
+            }
+        }
+    }
+
+    private static func compare(
+        _ calls: [Call], prepare: @escaping (Collector) async throws -> Void = { _ in },
+        stored: @escaping (Collector) async throws -> String = traces
+    ) async throws -> [String] {
         var results: [[String]] = []
         for fastPath in [false, true] {
             let result = Mutex<[String]>([])
@@ -143,11 +179,36 @@ import Testing
             ])
     }
 
+    @Test func accessLogStreamsAreAnsweredAndStoredAsByGRPCSwift() async throws {
+        func messages(_ workload: String) throws -> [[UInt8]] {
+            try Fixtures.files(in: "envoy/als/\(workload)", suffix: ".pb").map { try Fixtures.bytes($0) }
+        }
+        let productpage = try messages("productpage-v1")
+        let ratings = try messages("ratings-v1")
+        var unnamed = try Envoy_Service_Accesslog_V3_StreamAccessLogsMessage(serializedBytes: ratings[0])
+        unnamed.clearIdentifier()
+        let calls = [
+            Call(stream: productpage),
+            Call(stream: ratings),
+            // compressed (grpc-swift's); a first message without the node; a message that is not protobuf
+            // after a good one; without the token
+            Call(stream: ratings, gzip: true),
+            Call(stream: [try unnamed.serializedBytes()] + ratings.dropFirst()),
+            Call(stream: [productpage[0], Array("not protobuf".utf8)]),
+            Call(stream: productpage, token: nil),
+        ]
+        let answers = try await Self.compare(calls, stored: Self.graph)
+        let kinds = answers.dropLast().map { $0.prefix { $0 != " " } }
+        #expect(kinds == ["ok", "ok", "ok", "invalidArgument", "invalidArgument", "unauthenticated"])
+        #expect(answers.last?.contains("productpage-v1") == true)
+    }
+
     /// A commit that fails (the database cannot be written) is answered with the same status.
     @Test func aFailedCommitIsAnsweredAsByGRPCSwift() async throws {
         let one = try Fixtures.bytes(try Fixtures.files(in: "envoy/otlp/traces", suffix: ".pb")[0])
+        let als = try Fixtures.files(in: "envoy/als/ratings-v1", suffix: ".pb").map { try Fixtures.bytes($0) }
         try await Self.compare(
-            [Call(message: one)],
+            [Call(message: one), Call(stream: als)],
             prepare: { collector in
                 try await collector.database.pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = 1") }
             })
@@ -255,6 +316,49 @@ import Testing
             let passed = try await Self.passed(collector, [Self.headers(), Self.data(big, endStream: false)])
             #expect(passed.count == 2)
         }
+    }
+
+    /// A stream whose window holds one message: each waits for the commit of the one before, and
+    /// the stream is answered once all are in.
+    @Test func anALSStreamIsServedThroughAFullWindow() async throws {
+        let ratings = try Fixtures.files(in: "envoy/als/ratings-v1", suffix: ".pb").map { try Fixtures.bytes($0) }
+        let configure: (inout CollectorConfiguration) -> Void = {
+            $0.tokens = AccessTokens(ingest: Self.token)
+            $0.server.streamWindow.maxMessages = 1
+        }
+        try await withCollector(configure: configure) { collector in
+            let channel = NIOAsyncTestingChannel()
+            try await channel.pipeline.addHandler(GRPCFastPath(settings: collector.grpcFastPath))
+            var all = ByteBuffer()
+            for message in ratings {
+                all.writeInteger(UInt8(0))
+                all.writeInteger(UInt32(message.count))
+                all.writeBytes(message)
+            }
+            try await channel.writeInbound(Self.headers(path: GRPCFastPath.accessLogPath))
+            try await channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(all), endStream: true)))
+            #expect(try await channel.readInbound(as: HTTP2Frame.FramePayload.self) == nil)
+            var answer: [String] = []
+            for _ in 0..<3 { answer.append(Self.text(try await channel.waitForOutboundWrite(as: HTTP2Frame.FramePayload.self))) }
+            #expect(answer[1] == "data [0, 0, 0, 0, 0] end false")
+            #expect(answer[2].contains("grpc-status") && answer[2].contains("0") && answer[2].hasSuffix("end true"))
+            _ = try? await channel.finish()
+            let graph = try await Self.graph(collector)
+            #expect(graph.contains("workload:default:ratings-v1"))
+        }
+    }
+
+    @Test func framesAreTakenOffTheFrontWhole() {
+        var buffer = ByteBuffer(bytes: [0, 0, 0, 0, 2, 7, 8, 0, 0, 0, 0, 3, 9])
+        #expect(GRPCFastPath.nextMessage(&buffer, maxBytes: 10) == .message([7, 8]))
+        #expect(GRPCFastPath.nextMessage(&buffer, maxBytes: 10) == .incomplete)
+        #expect(buffer.readableBytes == 6)
+        buffer.writeBytes([10, 11])
+        #expect(GRPCFastPath.nextMessage(&buffer, maxBytes: 10) == .message([9, 10, 11]))
+        var compressed = ByteBuffer(bytes: [1, 0, 0, 0, 1, 5])
+        #expect(GRPCFastPath.nextMessage(&compressed, maxBytes: 10) != .incomplete)
+        var large = ByteBuffer(bytes: [0, 0, 0, 0, 11])
+        #expect(GRPCFastPath.nextMessage(&large, maxBytes: 10) != .incomplete)
     }
 
     @Test func grpcMessagesArePercentEncoded() {
