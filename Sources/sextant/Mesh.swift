@@ -14,7 +14,7 @@ struct MeshOptions: ParsableArguments {
             "A running Sextant's HTTP API, e.g. http://127.0.0.1:9876 (env SEXTANT_SERVER). Without it the "
                 + "commands read --data-dir directly.",
             valueName: "url"))
-    var server: String? = ProcessInfo.processInfo.environment["SEXTANT_SERVER"]
+    var server: String?
 
     @Option(help: ArgumentHelp("File holding the server's query token (its --query-token-file).", valueName: "path"))
     var tokenFile: String?
@@ -47,7 +47,9 @@ struct MeshOptions: ParsableArguments {
 
     /// The JSON answer of `GET path?parameters` from the server, or computed from the data directory.
     func fetch(_ path: String, _ parameters: [String: String]) async throws -> Data {
-        if let server { return try await fetch(server: server, path, parameters) }
+        if let server = server ?? ProcessInfo.processInfo.environment["SEXTANT_SERVER"] {
+            return try await fetch(server: server, path, parameters)
+        }
         guard FileManager.default.fileExists(atPath: (dataDirectory as NSString).appendingPathComponent("sextant.db")) else {
             throw ValidationError("no database in \(dataDirectory): give --data-dir, or --server for a running Sextant")
         }

@@ -14,7 +14,7 @@ package enum MeshRender {
     package static func name(_ id: String) -> String {
         let parts = id.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         switch parts.first {
-        case "workload", "app" where parts.count == 3: return "\(parts[1])/\(parts[2])"
+        case "workload" where parts.count == 3, "app" where parts.count == 3: return "\(parts[1])/\(parts[2])"
         case "versionedApp" where parts.count == 4: return "\(parts[1])/\(parts[2]):\(parts[3])"
         case "service" where parts.count >= 2: return parts.dropFirst().joined(separator: ":")
         default: return id

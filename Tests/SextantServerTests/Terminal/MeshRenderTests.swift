@@ -81,6 +81,9 @@ import Testing
         #expect(MeshRender.percent(0.1875) == "18.8%")
         #expect(MeshRender.name("versionedApp:default:reviews:v2") == "default/reviews:v2")
         #expect(MeshRender.name("service:details.default.svc.cluster.local") == "details.default.svc.cluster.local")
+        // A node id of a shape it does not know stays as it is, whatever its kind.
+        #expect(MeshRender.name("workload:default") == "workload:default")
+        #expect(MeshRender.name("workload:default:details-v1") == "default/details-v1")
     }
 
     @Test func theDiffRanksEdgesAndNodesTogether() throws {
