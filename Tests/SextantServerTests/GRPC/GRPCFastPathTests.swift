@@ -65,64 +65,57 @@ import Testing
     /// Serves the collector's gRPC services on a loopback port, with or without the fast path,
     /// and makes each call in turn: the answer's bytes, or the error's code and message.
     private static func answers(_ collector: Collector, fastPath: Bool, calls: [Call]) async throws -> [String] {
-        let (addresses, continuation) = AsyncStream.makeStream(of: String.self)
-        let listener = try GRPCListener(
-            host: "127.0.0.1", port: 0, maxMessageBytes: 4 << 20, tls: nil, services: collector.grpcServices,
-            interceptors: collector.grpcInterceptors, fastPath: fastPath ? collector.grpcFastPath : nil
-        ) { continuation.yield($0) }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { continuation.finish() }
-                try await listener.run()
-            }
-            var bound: String?
-            for await address in addresses {
-                bound = address
-                break
-            }
+        try await withGRPCListener({ onListening in
+            try GRPCListener(
+                host: "127.0.0.1", port: 0, maxMessageBytes: 4 << 20, tls: nil, services: collector.grpcServices,
+                interceptors: collector.grpcInterceptors, fastPath: fastPath ? collector.grpcFastPath : nil,
+                onListening: onListening)
+        }) { bound in
             let port = try #require(bound?.split(separator: ":").last.flatMap { Int($0) })
             var config = HTTP2ClientTransport.Posix.Config.defaults
             config.compression.enabledAlgorithms = .all
             let client = GRPCClient(
                 transport: try .http2NIOPosix(
                     target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext, config: config))
-            group.addTask { try await client.runConnections() }
-            var answers: [String] = []
-            for call in calls {
-                var options = CallOptions.defaults
-                if call.gzip { options.compression = .gzip }
-                let metadata: Metadata = call.token.map { ["authorization": "Bearer \($0)"] } ?? [:]
-                do {
-                    if let messages = call.stream {
-                        let response = try await client.clientStreaming(
-                            request: StreamingClientRequest(metadata: metadata) { writer in
-                                for message in messages { try await writer.write(message) }
-                            },
-                            descriptor: AccessLogService.Method.descriptor, serializer: RawMessageSerializer(),
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await client.runConnections() }
+                var answers: [String] = []
+                for call in calls {
+                    var options = CallOptions.defaults
+                    if call.gzip { options.compression = .gzip }
+                    let metadata: Metadata = call.token.map { ["authorization": "Bearer \($0)"] } ?? [:]
+                    do {
+                        if let messages = call.stream {
+                            let response = try await client.clientStreaming(
+                                request: StreamingClientRequest(metadata: metadata) { writer in
+                                    for message in messages { try await writer.write(message) }
+                                },
+                                descriptor: AccessLogService.Method.descriptor, serializer: RawMessageSerializer(),
+                                deserializer: RawMessageDeserializer(), options: options
+                            ) { try $0.message }
+                            answers.append("ok \(response)")
+                            continue
+                        }
+                        let response = try await client.unary(
+                            request: ClientRequest(message: call.message, metadata: metadata),
+                            descriptor: OTLPTraceService.Method.descriptor, serializer: RawMessageSerializer(),
                             deserializer: RawMessageDeserializer(), options: options
                         ) { try $0.message }
-                        answers.append("ok \(response)")
-                        continue
+                        let answer = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(
+                            serializedBytes: response)
+                        answers.append(
+                            answer.hasPartialSuccess
+                                ? "partial \(answer.partialSuccess.rejectedSpans) \(answer.partialSuccess.errorMessage)"
+                                : "ok \(response)")
+                    } catch let error as RPCError {
+                        answers.append("\(error.code) \(error.message)")
                     }
-                    let response = try await client.unary(
-                        request: ClientRequest(message: call.message, metadata: metadata),
-                        descriptor: OTLPTraceService.Method.descriptor, serializer: RawMessageSerializer(),
-                        deserializer: RawMessageDeserializer(), options: options
-                    ) { try $0.message }
-                    let answer = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceResponse(
-                        serializedBytes: response)
-                    answers.append(
-                        answer.hasPartialSuccess
-                            ? "partial \(answer.partialSuccess.rejectedSpans) \(answer.partialSuccess.errorMessage)"
-                            : "ok \(response)")
-                } catch let error as RPCError {
-                    answers.append("\(error.code) \(error.message)")
                 }
+                client.beginGracefulShutdown()
+                group.cancelAll()
+                // How far ahead of the clock a span was is seconds apart in the two runs.
+                return answers.map { $0.replacing(/\d+ s ahead/, with: "… s ahead") }
             }
-            client.beginGracefulShutdown()
-            group.cancelAll()
-            // How far ahead of the clock a span was is seconds apart in the two runs.
-            return answers.map { $0.replacing(/\d+ s ahead/, with: "… s ahead") }
         }
     }
 
@@ -135,8 +128,6 @@ import Testing
         }
     }
 
-    /// Returns the fast path's answers.
-    @discardableResult
     /// The graph the collector holds, as the HTTP API reads it back.
     private static func graph(_ collector: Collector) async throws -> String {
         try await Application(router: collector.apiRouter).test(.router) { client in
@@ -146,6 +137,8 @@ import Testing
         }
     }
 
+    /// Makes the calls both ways and compares; returns the fast path's answers.
+    @discardableResult
     private static func compare(
         _ calls: [Call], prepare: @escaping (Collector) async throws -> Void = { _ in },
         stored: @escaping (Collector) async throws -> String = traces
@@ -245,12 +238,21 @@ import Testing
         return .data(.init(data: .byteBuffer(buffer), endStream: endStream))
     }
 
+    /// A stream channel with the collector's fast path alone in its pipeline.
+    private static func channel(_ collector: Collector) async throws -> NIOAsyncTestingChannel {
+        let channel = NIOAsyncTestingChannel()
+        let settings = collector.grpcFastPath
+        try await channel.testingEventLoop.executeInContext {
+            try channel.pipeline.syncOperations.addHandler(GRPCFastPath(settings: settings))
+        }
+        return channel
+    }
+
     /// Sends a call's frames through a fast path alone; returns what it passed on.
     private static func passed(_ collector: Collector, _ frames: [HTTP2Frame.FramePayload]) async throws
         -> [String]
     {
-        let channel = NIOAsyncTestingChannel()
-        try await channel.pipeline.addHandler(GRPCFastPath(settings: collector.grpcFastPath))
+        let channel = try await Self.channel(collector)
         for frame in frames { try await channel.writeInbound(frame) }
         var passed: [String] = []
         while let frame = try await channel.readInbound(as: HTTP2Frame.FramePayload.self) { passed.append(text(frame)) }
@@ -261,8 +263,7 @@ import Testing
     @Test func aPlainExportIsAnsweredAndNothingPassesOn() async throws {
         let one = try Fixtures.bytes(try Fixtures.files(in: "envoy/otlp/traces", suffix: ".pb")[0])
         try await withCollector(configure: { $0.tokens = AccessTokens(ingest: Self.token) }) { collector in
-            let channel = NIOAsyncTestingChannel()
-            try await channel.pipeline.addHandler(GRPCFastPath(settings: collector.grpcFastPath))
+            let channel = try await Self.channel(collector)
             // The message in two frames, as a window may split it.
             var message = Self.data(one)
             guard case .data(var whole) = message, case .byteBuffer(var buffer) = whole.data else { return }
@@ -327,8 +328,7 @@ import Testing
             $0.server.streamWindow.maxMessages = 1
         }
         try await withCollector(configure: configure) { collector in
-            let channel = NIOAsyncTestingChannel()
-            try await channel.pipeline.addHandler(GRPCFastPath(settings: collector.grpcFastPath))
+            let channel = try await Self.channel(collector)
             var all = ByteBuffer()
             for message in ratings {
                 all.writeInteger(UInt8(0))
