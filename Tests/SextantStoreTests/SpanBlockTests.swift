@@ -231,3 +231,26 @@ import Testing
         #expect(try SpanBlock.decode(data, selection: slow).isEmpty)
     }
 }
+
+@Suite struct SpanBlockIndexTests {
+    private func entry(_ id: Int64) -> SpanBlockIndex.Entry {
+        let trace = TraceID(high: UInt64(id), low: UInt64(id) &* 31)
+        return SpanBlockIndex.Entry(
+            id: id, minStartMicros: id, maxStartMicros: id, filter: TraceFilter(traces: [trace]), removedAt: nil)
+    }
+
+    /// Blocks merged away leave the index, and with them the room a backlog of small blocks took.
+    @Test func givesBackTheRoomOfBlocksMergedAway() {
+        let index = SpanBlockIndex(removalGrace: .zero)
+        for id in 1...20_000 { index.add(entry(Int64(id))) }
+        #expect(index.capacity >= 20_000)
+        #expect(index.blocks(mayHold: TraceID(high: 7, low: 7 &* 31)).contains(7))
+        index.remove(ids: Set((1...19_990).map(Int64.init)))
+        // Listed until the grace is over (none here), then gone at the next removal.
+        #expect(index.count == 20_000)
+        index.remove(ids: [20_000])
+        #expect(index.count == 10)
+        #expect(index.capacity < 5_000)
+        #expect(index.blocks(mayHold: TraceID(high: 19_995, low: 19_995 &* 31)).contains(19_995))
+    }
+}
