@@ -182,8 +182,10 @@ import Testing
     @Test func batchesArrivingSoonAfterACommitShareTheNextOne() async throws {
         try await withTemporaryDatabase { database, _ in
             var configuration = IngestWriter.Configuration()
-            configuration.commitInterval = .milliseconds(400)
+            configuration.commitInterval = .seconds(2)
             let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
+            let start = ContinuousClock.now
+            var inTime = true
             try await Self.running(writer) {
                 _ = try await writer.write(PreparedBatch(Self.span(0)))
                 // The second batch would find the writer idle; it waits for the interval instead,
@@ -191,10 +193,14 @@ import Testing
                 let second = try writer.submit(PreparedBatch(Self.span(1)))
                 try await Task.sleep(for: .milliseconds(50))
                 let third = try writer.submit(PreparedBatch(Self.span(2)))
+                // On a machine too busy to submit both within the interval of the first commit's
+                // start, the second is rightly committed alone.
+                inTime = ContinuousClock.now - start < configuration.commitInterval
                 _ = try await second.committed()
                 _ = try await third.committed()
             }
-            #expect(writer.statistics.commits == 2)
+            let commits = writer.statistics.commits
+            #expect(inTime ? commits == 2 : (2...3).contains(commits), "\(commits) commits")
             #expect(try await Self.storedSpanOrder(database) == (1...3).map { String(format: "%016x", $0) })
         }
     }
