@@ -186,6 +186,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Least time from one ingest commit's start to the next one's while records keep coming (e.g. 4ms, 0 for none): longer commits fewer, larger transactions, shorter answers senders sooner.",
+            valueName: "duration"))
+    var commitInterval = "\(Int(Self.defaults.writer.commitInterval / .milliseconds(1)))ms"
+
+    @Option(
+        help: ArgumentHelp(
             "Spans, log entries or metric points one request (or stream message) may hold; larger requests get 413.",
             valueName: "n"))
     var maxRecordsPerRequest = Self.defaults.limits.maxRecordsPerRequest
@@ -232,6 +238,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxBodyBytes > 0, maxDecompressedBytes >= maxBodyBytes else {
             throw ValidationError("--max-decompressed-bytes must be at least --max-body-bytes, both positive")
+        }
+        guard let interval = DurationText.seconds(commitInterval), interval >= 0, interval <= 1 else {
+            throw ValidationError("--commit-interval must be a duration from 0 to 1s, e.g. 4ms")
         }
         guard pairingGrace >= 0 else { throw ValidationError("--pairing-grace must not be negative") }
         guard maxSeriesPerMetric > 0 else { throw ValidationError("--max-series-per-metric must be positive") }
@@ -343,6 +352,7 @@ struct Serve: AsyncParsableCommand {
         configuration.server.maxBodyBytes = maxBodyBytes
         configuration.server.maxDecompressedBytes = maxDecompressedBytes
         configuration.store.countingGraceSeconds = pairingGrace
+        configuration.writer.commitInterval = .microseconds(Int64((DurationText.seconds(commitInterval)! * 1_000_000).rounded()))
         configuration.server.memoryLimitBytes = Int(Self.bytes(memoryLimit)!)
         configuration.store.maxDatabaseBytes = maxDbSize.flatMap(Self.bytes)
         configuration.limits.maxRecordsPerRequest = maxRecordsPerRequest
