@@ -18,11 +18,9 @@ FIXTURES = REPO_ROOT / "Tests" / "Fixtures" / "envoy"
 
 
 def _commits(sextant: Sextant) -> float:
-    text = sextant.get("/metrics").body.decode()
-    for line in text.splitlines():
-        if line.startswith("sextant_ingest_commits_total "):
-            return float(line.split()[1])
-    raise AssertionError("no sextant_ingest_commits_total on /metrics")
+    commits = sextant.self_metric("sextant_ingest_commits_total")
+    assert commits is not None, "no sextant_ingest_commits_total on /metrics"
+    return commits
 
 
 def test_a_request_right_after_a_commit_waits_for_the_interval_and_is_then_stored(tmp_path):
