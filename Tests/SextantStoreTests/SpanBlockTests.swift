@@ -25,6 +25,69 @@ import Testing
         #expect(try SpanBlock.decode(SpanBlock.encode([])).isEmpty)
     }
 
+    @Test func aGroupIsReadAsItsBlocksOneAfterTheOther() throws {
+        let spans = try zipkinFixtureBatches().flatMap(\.spans)
+        let blocks = stride(from: 0, to: spans.count, by: 5).map {
+            SpanBlock.encode(SpanBlock.sortedForBlock(Array(spans[$0..<min($0 + 5, spans.count)])))
+        }
+        #expect(blocks.count > 2)
+        let group = SpanBlock.group(blocks)
+        #expect(group.first == SpanBlock.groupVersion)
+        #expect(try SpanBlock.parts(of: group) == blocks)
+        #expect(try SpanBlock.decode(group) == blocks.flatMap { try SpanBlock.decode($0) })
+        let wanted: Set<TraceID> = [spans[0].traceID, spans[spans.count - 1].traceID]
+        #expect(
+            try SpanBlock.decode(group, selection: .init(traces: wanted))
+                == blocks.flatMap { try SpanBlock.decode($0, selection: .init(traces: wanted)) })
+        // One block is stored as it is, and is its only part.
+        #expect(SpanBlock.group([blocks[0]]) == blocks[0])
+        #expect(try SpanBlock.parts(of: blocks[0]) == [blocks[0]])
+
+        #expect(throws: SpanBlock.FormatError.self) { try SpanBlock.decode(Array(group.prefix(group.count - 1))) }
+        #expect(throws: SpanBlock.FormatError.self) { try SpanBlock.decode(group + [0]) }
+        #expect(throws: SpanBlock.FormatError.self) { try SpanBlock.decode([SpanBlock.groupVersion, 0xFF, 0xFF, 0x7F]) }
+        // Groups do not nest.
+        #expect(throws: SpanBlock.FormatError.self) { try SpanBlock.decode(SpanBlock.group([group, blocks[0]])) }
+    }
+
+    @Test func aCommitsBlocksAreJoinedIntoGroupsOfAFewHundredSpans() throws {
+        func block(_ first: Int, _ count: Int, service: String) -> PreparedSpanBlock {
+            let spans = (first..<(first + count)).map { (n: Int) -> Span in
+                let failed: Bool = n % 100 == 0
+                return Span(
+                    traceID: TraceID(high: 3, low: UInt64(n / 2)), spanID: SpanID(UInt64(n)), kind: .server, name: "get",
+                    startMicros: 1_000_000 + Int64(n), durationMicros: Int64(n), localEndpoint: .init(serviceName: service),
+                    isError: failed)
+            }
+            return PreparedSpanBlock(spans)!
+        }
+        let limit = PreparedSpanBlock.groupSpans
+        let sizes = [limit / 2 - 10, limit / 2 - 10, limit / 2, limit + 100, 10]
+        var first = 0
+        let blocks = sizes.enumerated().map { i, size in
+            defer { first += size }
+            return block(first, size, service: i % 2 == 0 ? "a" : "b")
+        }
+        let groups = PreparedSpanBlock.grouped(blocks)
+        // The first two fit in one group; the third would pass the limit; a large block is alone.
+        #expect(groups.map(\.count) == [sizes[0] + sizes[1], sizes[2], sizes[3], sizes[4]])
+        #expect(groups.map { (try? SpanBlock.parts(of: $0.data).count) ?? 0 } == [2, 1, 1, 1])
+        let joined = groups[0]
+        let parts: [Span] = try SpanBlock.decode(blocks[0].data) + SpanBlock.decode(blocks[1].data)
+        #expect(try SpanBlock.decode(joined.data) == parts)
+        #expect((joined.minStart, joined.maxStart) == (blocks[0].minStart, blocks[1].maxStart))
+        #expect((blocks[0].traces + blocks[1].traces).allSatisfy(joined.filter.mayContain))
+        // Summary rows per service and name over both parts.
+        let a = try #require(joined.names[NameKey(service: "a", name: "get", remoteService: nil)])
+        let b = try #require(joined.names[NameKey(service: "b", name: "get", remoteService: nil)])
+        #expect(a.count == sizes[0] && b.count == sizes[1])
+        let failed: Int = (0..<(sizes[0] + sizes[1])).filter { $0 % 100 == 0 }.count
+        let counted: Int = a.errors + b.errors
+        #expect(counted == failed)
+        #expect(b.maxDuration == Int64(sizes[0] + sizes[1] - 1))
+        #expect(PreparedSpanBlock.grouped([]).isEmpty)
+    }
+
     @Test func zigzagKeepsTimesBeforeTheSpanStart() {
         for value: Int64 in [0, 1, -1, 123_456, -123_456, .max, .min] {
             #expect(SpanBlock.unzigzag(SpanBlock.zigzag(value)) == value)
@@ -98,6 +161,34 @@ import Testing
             #expect(spans.first?.tags == ["k": "v"])
             #expect(try await database.spanServiceNames() == ["legacy", "new"])
             #expect(try await database.traceIDs(matching: TraceQuery(fromMicros: 0, toMicros: .max, limit: 5)) == [trace.hex])
+        }
+    }
+
+    @Test func aCommitOfSeveralRequestsWritesOneBlockRow() async throws {
+        try await withTemporaryDatabase { database, _ in
+            // Three requests' spans in one transaction, as the writer commits what is queued.
+            let batches = (0..<3).map { request in
+                IngestBatch(spans: (1...4).map { i -> Span in
+                    let n = UInt64(request * 4 + i)
+                    return span(n % 5, n, service: request == 1 ? "b" : "a", start: Int64(n) * 1_000_000, duration: Int64(n) * 1000)
+                })
+            }
+            let summaries = try await database.writeEach(batches)
+            #expect(summaries.map(\.spansStored) == [4, 4, 4])
+            let rows = try await database.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT span_count, data FROM span_blocks").map { ($0[0] as Int, [UInt8]($0[1] as Data)) }
+            }
+            #expect(rows.count == 1)
+            #expect(rows.first?.0 == 12)
+            #expect(try rows.first.map { try SpanBlock.parts(of: $0.1).count } == 3)
+            // Summary rows per service and name of the whole row, not per request.
+            let names = try await database.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM span_block_names") }
+            #expect(names == 2)
+            #expect(try await database.spans(traceID: TraceID(high: 7, low: 2).hex).map(\.spanID.value) == [2, 7, 12])
+            #expect(
+                try await database.traceIDs(matching: TraceQuery(service: "b", fromMicros: 0, toMicros: .max, limit: 10))
+                    .map { TraceID(hex: $0)!.low } == [3, 2, 1, 0])
+            #expect(try await database.rowCounts().spans == 12)
         }
     }
 
@@ -192,6 +283,11 @@ import Testing
         for block in blocks { try merger.add(block) }
         let prepared = merger.prepared()
         let merged = try #require(prepared)
+        // A group of the same blocks merges into the same block.
+        var groupMerger = SpanBlockMerger()
+        try groupMerger.add(SpanBlock.group(Array(blocks.prefix(2))))
+        for block in blocks.dropFirst(2) { try groupMerger.add(block) }
+        #expect(groupMerger.prepared()?.data == merged.data)
         let expected = try #require(
             PreparedSpanBlock(SextantDatabase.assembled(try blocks.flatMap { try SpanBlock.decode($0) })))
         #expect(merged.data == expected.data)

@@ -4,15 +4,22 @@ package import SextantModel
 
 // MARK: - Writing
 
-/// A block ready to store: encoded, with its trace filter and summary rows. Built without the
-/// database, so the compactor builds it outside the write transaction.
+/// A block ready to store: encoded, with its traces (for its filter) and summary rows. Built
+/// without the database, so the compactor builds it outside the write transaction.
 struct PreparedSpanBlock: Sendable {
     var count: Int
     var minStart: Int64
     var maxStart: Int64
-    var filter: TraceFilter
+    /// Its traces, each once per run of spans (a group lists each part's).
+    var traces: [TraceID]
     var data: [UInt8]
     var names: [NameKey: NameSummary]
+
+    /// The largest group the writer stores as one row (`grouped`): below the compactor's small
+    /// blocks (`SpanBlockCompactor.Configuration.smallSpans`), so that every group is merged.
+    static let groupSpans = 500
+
+    var filter: TraceFilter { TraceFilter(traces: traces) }
 
     init?(_ spans: [Span]) {
         self.init(sorted: SpanBlock.sortedForBlock(spans))
@@ -34,34 +41,66 @@ struct PreparedSpanBlock: Sendable {
                 start: span.startMicros, duration: span.durationMicros, isError: span.isError)
         }
         count = sorted.count
-        filter = TraceFilter(traces: traces)
+        self.traces = traces
         data = SpanBlock.encode(sorted)
     }
 
-    init(count: Int, minStart: Int64, maxStart: Int64, filter: TraceFilter, data: [UInt8], names: [NameKey: NameSummary]) {
+    init(count: Int, minStart: Int64, maxStart: Int64, traces: [TraceID], data: [UInt8], names: [NameKey: NameSummary]) {
         self.count = count
         self.minStart = minStart
         self.maxStart = maxStart
-        self.filter = filter
+        self.traces = traces
         self.data = data
         self.names = names
+    }
+
+    /// One commit's blocks (each request's, as its receiver encoded it) as few rows: consecutive
+    /// blocks joined into groups (`SpanBlock.group`) of at most `groupSpans` spans, or a larger
+    /// block alone. A row costs the writer an insert into two tables and their indexes, and each
+    /// summary row another: a group writes one block row and one summary row per service, name
+    /// and remote service of all its parts. The compactor merges groups as it merges small blocks.
+    static func grouped(_ blocks: [PreparedSpanBlock]) -> [PreparedSpanBlock] {
+        var groups: [PreparedSpanBlock] = []
+        var parts: [PreparedSpanBlock] = []
+        var spans = 0
+        func flush() {
+            guard !parts.isEmpty else { return }
+            groups.append(parts.count == 1 ? parts[0] : PreparedSpanBlock(joining: parts))
+            parts.removeAll(keepingCapacity: true)
+            spans = 0
+        }
+        for block in blocks {
+            if spans + block.count > groupSpans { flush() }
+            parts.append(block)
+            spans += block.count
+        }
+        flush()
+        return groups
+    }
+
+    private init(joining parts: [PreparedSpanBlock]) {
+        count = parts.reduce(0) { $0 + $1.count }
+        minStart = parts.lazy.map(\.minStart).min()!
+        maxStart = parts.lazy.map(\.maxStart).max()!
+        traces = parts.flatMap(\.traces)
+        data = SpanBlock.group(parts.map(\.data))
+        names = parts[0].names
+        for part in parts.dropFirst() {
+            names.merge(part.names) { $0.merging($1) }
+        }
     }
 }
 
 extension SextantDatabase {
-    /// Writes the spans of one commit as one block, with its summary rows and trace filter.
-    func storeBlock(of spans: [Span], _ db: Database) throws {
-        guard let block = PreparedSpanBlock(spans) else { return }
-        try store(block, db)
-    }
-
+    /// Writes a block (or a group of them) with its summary rows and trace filter.
     func store(_ block: PreparedSpanBlock, _ db: Database) throws {
+        let filter = block.filter
         try db.cachedStatement(
             sql: """
                 INSERT INTO span_blocks (min_start_us, max_start_us, span_count, trace_filter, data)
                 VALUES (?, ?, ?, ?, ?)
                 """
-        ).execute(arguments: [block.minStart, block.maxStart, block.count, Data(block.filter.bytes), Data(block.data)])
+        ).execute(arguments: [block.minStart, block.maxStart, block.count, Data(filter.bytes), Data(block.data)])
         let blockID = db.lastInsertedRowID
         let insertName = try db.cachedStatement(
             sql: """
@@ -75,7 +114,7 @@ extension SextantDatabase {
                 summary.maxDuration, summary.errors, summary.count,
             ])
         }
-        spanBlocks.add(.init(id: blockID, minStartMicros: block.minStart, maxStartMicros: block.maxStart, filter: block.filter))
+        spanBlocks.add(.init(id: blockID, minStartMicros: block.minStart, maxStartMicros: block.maxStart, filter: filter))
     }
 
     /// Reads every block's time range and trace filter into memory (when the database opens).
@@ -206,6 +245,17 @@ struct NameSummary {
         maxDuration = max(maxDuration, duration)
         if isError { errors += 1 }
         count += 1
+    }
+
+    /// The summary of both summaries' spans.
+    func merging(_ other: NameSummary) -> NameSummary {
+        var merged = self
+        merged.minStart = min(minStart, other.minStart)
+        merged.maxStart = max(maxStart, other.maxStart)
+        merged.maxDuration = max(maxDuration, other.maxDuration)
+        merged.errors += other.errors
+        merged.count += other.count
+        return merged
     }
 }
 

@@ -11,7 +11,8 @@ package import SextantModel
 /// span count, the string dictionary, then the columns (trace runs, span ids, flags and kinds,
 /// parent ids, names, start offsets from the block's first start, durations, endpoints,
 /// annotations, tags), each prefixed with its byte length. Integers are LEB128 varints; times
-/// that may go backwards are zigzag-encoded.
+/// that may go backwards are zigzag-encoded. A stored value may also be a group of blocks
+/// (`group`): the writer stores a commit's blocks so, the compactor merges them into one.
 package enum SpanBlock {
     static let version: UInt8 = 1
     /// zstd's level 1: most of the ratio of the default level at several times its speed.
@@ -171,9 +172,49 @@ package enum SpanBlock {
         string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 
-    /// Decodes a block written by `encode`: every span, or those `selection` may want (callers
-    /// check conditions it does not hold, such as names and tags).
+    /// The version byte of a group: several blocks stored as one value (`group`).
+    static let groupVersion: UInt8 = 2
+
+    /// Several encoded blocks as one stored value, as the writer stores the blocks of a commit's
+    /// requests: `groupVersion`, the number of blocks (varint), then each block's length (varint)
+    /// and bytes. One block is stored as it is.
+    static func group(_ blocks: [[UInt8]]) -> [UInt8] {
+        if blocks.count == 1 { return blocks[0] }
+        var out = ByteWriter()
+        out.byte(groupVersion)
+        out.varint(UInt64(blocks.count))
+        for block in blocks {
+            out.varint(UInt64(block.count))
+            out.out.append(contentsOf: block)
+        }
+        return out.out
+    }
+
+    /// The blocks a stored value holds: the parts of a group, or the value itself.
+    static func parts(of data: [UInt8]) throws(FormatError) -> [[UInt8]] {
+        guard data.first == groupVersion else { return [data] }
+        var reader = ByteReader(data[1...])
+        let count = try reader.varint()
+        guard count <= UInt64(data.count) else { throw FormatError(description: "span block group counts exceed its size") }
+        var parts: [[UInt8]] = []
+        parts.reserveCapacity(Int(count))
+        for _ in 0..<count { parts.append(Array(try reader.slice())) }
+        guard reader.remaining == 0 else { throw FormatError(description: "span block group has bytes after its blocks") }
+        return parts
+    }
+
+    /// Decodes a stored block (a block written by `encode`, or a group of them): every span, or
+    /// those `selection` may want (callers check conditions it does not hold, such as names and
+    /// tags).
     package static func decode(_ data: [UInt8], selection: Selection? = nil) throws(FormatError) -> [Span] {
+        let parts = try parts(of: data)
+        if parts.count == 1 { return try decodeBlock(parts[0], selection: selection) }
+        var spans: [Span] = []
+        for part in parts { spans += try decodeBlock(part, selection: selection) }
+        return spans
+    }
+
+    private static func decodeBlock(_ data: [UInt8], selection: Selection?) throws(FormatError) -> [Span] {
         var reader = try Reader(data)
         let dictionary = reader.strings
         var strings = [String?](repeating: nil, count: dictionary.count)

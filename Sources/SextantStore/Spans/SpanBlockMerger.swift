@@ -36,8 +36,12 @@ struct SpanBlockMerger {
         return UInt64(index)
     }
 
-    /// Adds the spans of one block.
+    /// Adds the spans of one stored block (each part of a group).
     mutating func add(_ data: [UInt8]) throws(SpanBlock.FormatError) {
+        for part in try SpanBlock.parts(of: data) { try addPart(part) }
+    }
+
+    private mutating func addPart(_ data: [UInt8]) throws(SpanBlock.FormatError) {
         var reader = try SpanBlock.Reader(data)
         var global: [UInt64] = []
         global.reserveCapacity(reader.strings.count)
@@ -162,7 +166,7 @@ struct SpanBlockMerger {
             names[name] = summary
         }
         return PreparedSpanBlock(
-            count: order.count, minStart: minStart, maxStart: maxStart, filter: TraceFilter(traces: traces), data: data,
+            count: order.count, minStart: minStart, maxStart: maxStart, traces: traces, data: data,
             names: names)
     }
 

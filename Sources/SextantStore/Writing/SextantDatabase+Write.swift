@@ -123,7 +123,8 @@ extension SextantDatabase {
         // Whose calls and connections Istio's counters take in as well.
         try counters?.catchUp(db, atMicros: now)
         // A batch whose spans are all new goes in as the block its receiver encoded; the spans
-        // left of batches that repeated some go in one block built here.
+        // left of batches that repeated some go in one block built here. The blocks are stored
+        // joined, a few hundred spans a row.
         var blocks: [PreparedSpanBlock] = []
         var leftSpans: [Span] = []
         for batch in batches {
@@ -165,8 +166,8 @@ extension SextantDatabase {
             summaries.append(summary)
         }
         calls = try callWrites.store(db, rollups: &pending, counters: &counters, atMicros: now)
-        for block in blocks { try store(block, db) }
-        try storeBlock(of: leftSpans, db)
+        if let left = PreparedSpanBlock(leftSpans) { blocks.append(left) }
+        for group in PreparedSpanBlock.grouped(blocks) { try store(group, db) }
         try rollups.apply(db, series: callSeriesCache)
         if pending.isDue || rollupsInEveryCommit { try flushIfRoom(&pending, db) }
         return summaries
