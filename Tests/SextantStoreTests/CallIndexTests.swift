@@ -91,6 +91,35 @@ import Testing
         #expect(index.call(row: 6_000) == nil)
     }
 
+    @Test func findsWhatAModelOfTheLastCallsFindsWhileTheMapsStayBounded() {
+        // Request ids repeat every 37 calls, so links name several calls and the first under a
+        // link ages out before the others; a capacity of 100 lets calls go all the time.
+        let capacity = 100
+        var index = CallIndex(windowMicros: 3_600 * second, capacity: capacity)
+        var model: [(row: Int64, key: Int64, request: String)] = []
+        var largest = (keys: 0, links: 0)
+        for row in Int64(1)...20_000 {
+            let request = "r-\(row % 37)"
+            // A span link of its own too, so the map of links fills with links of calls gone.
+            let trace = String(row, radix: 16)
+            index.insert(call(row, key: row * 7, reporter: .source, proxy: 1, requestID: request, trace: trace, span: "1"), atMicros: 0)
+            model.append((row, row * 7, request))
+            if model.count > capacity { model.removeFirst() }
+            largest = (max(largest.keys, index.mapEntries.keys), max(largest.links, index.mapEntries.links))
+            guard row % 97 == 0 else { continue }
+            #expect(index.call(forKey: (row - Int64(capacity)) * 7) == nil)
+            #expect(index.call(forKey: model[0].key)?.rowID == model[0].row)
+            let span = CallIndex.Link.clientSpan(trace: TraceID(hex: String(row, radix: 16))!, span: SpanID(1))
+            #expect(rows(index, under: span) == [row])
+            for r in 0..<37 {
+                let link = CallIndex.Link.request(id: TextHash.of("r-\(r)"), serviceID: 7, reporter: .source)
+                #expect(rows(index, under: link) == model.filter { $0.request == "r-\(r)" }.map(\.row), "row \(row), r-\(r)")
+            }
+        }
+        // Entries of calls gone are dropped as the maps fill, not kept for good.
+        #expect(largest.keys <= 4 * capacity && largest.links <= 4 * capacity, "\(largest)")
+    }
+
     @Test func findsEveryCallByRowAcrossGapsInTheRowIDs() {
         // Rows that another process (`sextant import`) took leave gaps in the writer's ids.
         var index = CallIndex(windowMicros: 60 * second, capacity: 1_000)

@@ -31,6 +31,29 @@ import Testing
         #expect(map[expected.keys.first ?? 0] == nil)
     }
 
+    @Test(arguments: [Int64(64), Int64(1 << 40)])
+    func removesEveryEntryWhoseValueItPicksInOnePass(keys: Int64) {
+        var map = Int64Map()
+        var expected: [Int64: Int64] = [:]
+        for step in 0..<5_000 {
+            let key = Int64(bitPattern: word(step)) % keys
+            map.updateValue(Int64(step), forKey: key)
+            expected[key] = Int64(step)
+            // Every so often drop the entries below a moving line, as the index drops calls gone.
+            if step % 700 == 699 {
+                let line = Int64(step - 400)
+                map.removeAll { $0 < line }
+                expected = expected.filter { $0.value >= line }
+                #expect(map.count == expected.count)
+            }
+        }
+        for (key, value) in expected { #expect(map[key] == value) }
+        #expect(map.isFull == false)
+        map.removeAll { _ in true }
+        #expect(map.count == 0)
+        for key in expected.keys { #expect(map[key] == nil) }
+    }
+
     @Test func removesOnlyTheValueItWasToldOf() {
         var map = Int64Map()
         map.updateValue(7, forKey: 1)

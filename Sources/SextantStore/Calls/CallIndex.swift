@@ -197,8 +197,13 @@ struct CallIndex {
     private var ring: [Slot?]
     private var head: Int64 = 0
     private var tail: Int64 = 0
-    /// Each live call's number by its key. By its row id needs no map: rows are stored in the
-    /// order of their ids (`seq(ofRow:)`).
+    /// Each call's number by its key. By its row id needs no map: rows are stored in the order of
+    /// their ids (`seq(ofRow:)`).
+    ///
+    /// Calls that age out stay in this map and `seqByLink` until the map would grow: removing each
+    /// would be a look-up of a slot long out of the cache, three a call. A number below `head` is
+    /// a call gone, found by nothing; such entries are dropped in one pass over the map
+    /// (`makeRoomForKey`, `makeRoomForLink`) when they are a fifth of it or more, else it grows.
     private var seqByKey = Int64Map()
     /// The first call under each link; `moreByLink` holds any others (a request id that several
     /// calls carried, say), so that the common case costs no array.
@@ -206,6 +211,9 @@ struct CallIndex {
     private var moreByLink: [Int64: [Int64]] = [:]
     /// Links added to a call after its insert (by a merged report), by its number.
     private var extraLinks: [Int64: [Int64]] = [:]
+    /// Registrations under links of the calls in the ring (at least the live entries of
+    /// `seqByLink`).
+    private var liveLinks = 0
     /// The workload answering at each address lately seen or read, and when its row's last-seen
     /// time was last written.
     private(set) var endpoints: [String: (workloadID: Int64, seenMicros: Int64)] = [:]
@@ -300,6 +308,7 @@ struct CallIndex {
         let hashes = call.linkHashes
         ring[position(seq)] = Slot(
             call: call, firstLink: hashes.first, secondLink: hashes.second, storedAtMicros: now, live: true)
+        makeRoomForKey()
         seqByKey.updateValue(seq, forKey: call.key)
         add(seq, under: hashes.first)
         add(seq, under: hashes.second)
@@ -338,45 +347,58 @@ struct CallIndex {
 
     private mutating func add(_ seq: Int64, under hash: Int64) {
         guard hash != 0 else { return }
-        if let first = seqByLink.updateValue(seq, forKey: hash) {
-            // Taken: the first call stays first.
-            seqByLink.updateValue(first, forKey: hash)
-            moreByLink[hash, default: []].append(seq)
-        }
+        liveLinks += 1
+        makeRoomForLink()
+        guard let first = seqByLink.updateValue(seq, forKey: hash) else { return }
+        // Taken: the calls registered before, those gone left out (so a link's list stays as
+        // short as its calls in the index), keep their order, and this one comes last.
+        var before = moreByLink.isEmpty ? [] : moreByLink.removeValue(forKey: hash) ?? []
+        before.removeAll { $0 < head }
+        if first >= head { before.insert(first, at: 0) }
+        guard !before.isEmpty else { return }
+        seqByLink.updateValue(before.removeFirst(), forKey: hash)
+        before.append(seq)
+        moreByLink[hash] = before
     }
 
-    private mutating func remove(_ seq: Int64, under hash: Int64) {
-        guard hash != 0 else { return }
-        // Most links name one call: one look-up takes it out.
-        guard !moreByLink.isEmpty, var more = moreByLink.removeValue(forKey: hash) else {
-            seqByLink.remove(hash, ifValueIs: seq)
-            return
-        }
-        if seqByLink[hash] == seq {
-            seqByLink.updateValue(more.removeFirst(), forKey: hash)
-        } else {
-            more.removeAll { $0 == seq }
-        }
-        if !more.isEmpty { moreByLink[hash] = more }
+    /// Before a key goes in: drops the keys of calls gone if the map would grow and they are a
+    /// fifth of it or more (there are at most `count` others).
+    private mutating func makeRoomForKey() {
+        guard seqByKey.isFull, (seqByKey.count - count) * 5 >= seqByKey.count else { return }
+        let head = self.head
+        seqByKey.removeAll { $0 < head }
     }
 
-    /// Takes out the calls older than the window, and the oldest past the capacity.
+    /// Before a link goes in: drops the links of calls gone, as `makeRoomForKey` does. Where
+    /// the first call under a link is gone, the next one still in becomes first.
+    private mutating func makeRoomForLink() {
+        guard seqByLink.isFull, (seqByLink.count - liveLinks) * 5 >= seqByLink.count else { return }
+        let head = self.head
+        for (hash, more) in moreByLink {
+            var left = more.filter { $0 >= head }
+            if let first = seqByLink[hash], first < head, !left.isEmpty {
+                seqByLink.updateValue(left.removeFirst(), forKey: hash)
+            }
+            moreByLink[hash] = left.isEmpty ? nil : left
+        }
+        seqByLink.removeAll { $0 < head }
+    }
+
+    /// Takes out the calls older than the window, and the oldest past the capacity. Their map
+    /// entries stay, found by nothing, until the maps need the room.
     mutating func expire(atMicros now: Int64) {
         while head < tail {
             let at = position(head)
-            let slot = ring[at]!
-            guard count > capacity || slot.storedAtMicros < now - window else { break }
-            let seq = head
-            seqByKey.remove(slot.call.key, ifValueIs: seq)
-            remove(seq, under: slot.firstLink)
-            remove(seq, under: slot.secondLink)
-            if !extraLinks.isEmpty {
-                for hash in extraLinks.removeValue(forKey: seq) ?? [] { remove(seq, under: hash) }
-            }
+            guard count > capacity || ring[at]!.storedAtMicros < now - window else { break }
+            liveLinks -= (ring[at]!.firstLink != 0 ? 1 : 0) + (ring[at]!.secondLink != 0 ? 1 : 0)
+            if !extraLinks.isEmpty, let extra = extraLinks.removeValue(forKey: head) { liveLinks -= extra.count }
             ring[at] = nil
             head += 1
         }
     }
+
+    /// Entries in the maps by key and by link, those of calls gone included (for tests).
+    var mapEntries: (keys: Int, links: Int) { (seqByKey.count, seqByLink.count) }
 
     /// Remembers where a workload answers; past `endpointCapacity` addresses, starts afresh.
     mutating func remember(_ address: String, workloadID: Int64, seenMicros: Int64) {

@@ -57,6 +57,22 @@ struct Int64Map {
         return nil
     }
 
+    /// Whether one more key would make the map grow.
+    var isFull: Bool { (count + 1) * 2 > slots.count }
+
+    /// Takes out every entry whose value `shouldRemove` picks, in one pass over the slots in
+    /// order: the cheap way to drop many entries at once, where removing each by its key would be
+    /// a look-up of a slot long out of the cache.
+    mutating func removeAll(whereValue shouldRemove: (Int64) -> Bool) {
+        var i = 0
+        while i < slots.count {
+            let value = slots[i].value
+            // A removal moves a later entry of the run into the hole, or none: slot `i` is looked
+            // at again. (Entries it moves from past the end, wrapped to the start, were looked at.)
+            if value != Self.empty, shouldRemove(value) { vacate(i) } else { i += 1 }
+        }
+    }
+
     /// Takes `key` out; returns its value.
     @discardableResult
     mutating func removeValue(forKey key: Int64) -> Int64? {
