@@ -58,6 +58,14 @@ package struct ByteKeyedIndex {
     /// How many strings it holds.
     package var count: Int { entries.count }
 
+    /// Whether string `index` (below `count`) has these bytes: one compare, for a caller that can
+    /// guess the index.
+    package func holds(_ key: UnsafeRawBufferPointer, at index: Int) -> Bool {
+        let entry = entries[index]
+        guard entry.count == key.count else { return false }
+        return key.isEmpty || keys.withUnsafeBytes { memcmp($0.baseAddress! + entry.start, key.baseAddress!, key.count) == 0 }
+    }
+
     /// The index of `key`, and whether it was new (then it is `count - 1` and the caller appends
     /// its value); nil for a new key once `limit` strings are held.
     package mutating func index(_ key: UnsafeRawBufferPointer) -> (index: Int, isNew: Bool)? {

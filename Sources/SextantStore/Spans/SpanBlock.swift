@@ -74,6 +74,9 @@ package enum SpanBlock {
         private var tags = ByteWriter()
         private let base: Int64
         private var run: (trace: TraceID, count: Int)?
+        /// The previous span's tags, key and value indices by position; which tag comes next.
+        private var previousTags: [UInt64] = []
+        private var tagPosition = 0
 
         /// - Parameter base: the earliest start of the block's spans; starts are stored after it.
         init(base: Int64) {
@@ -127,11 +130,22 @@ package enum SpanBlock {
 
         mutating func count(tags count: Int) {
             tags.varint(UInt64(count))
+            tagPosition = 0
         }
 
         mutating func tag(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-            tags.varint(strings.index(key))
-            tags.varint(strings.index(value))
+            // The spans of a block mostly carry the same tags in the same order, many with the
+            // same values: the previous span's string at this position is tried first, one
+            // compare instead of a hash and a probe.
+            let at = 2 * tagPosition
+            tagPosition += 1
+            if at == previousTags.count { previousTags.append(contentsOf: [.max, .max]) }
+            let k = strings.index(key, guess: previousTags[at])
+            let v = strings.index(value, guess: previousTags[at + 1])
+            previousTags[at] = k
+            previousTags[at + 1] = v
+            tags.varint(k)
+            tags.varint(v)
         }
 
         /// The block of the `count` spans given.
@@ -445,6 +459,12 @@ private struct StringTable {
     var encoded = ByteWriter()
     private(set) var count = 0
     private var indices = ByteKeyedIndex(limit: .max)
+
+    /// The index of `bytes`, trying string `guess` first (any value).
+    mutating func index(_ bytes: UnsafeRawBufferPointer, guess: UInt64) -> UInt64 {
+        if guess < UInt64(count), indices.holds(bytes, at: Int(guess)) { return guess }
+        return index(bytes)
+    }
 
     mutating func index(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         // Never nil: no limit.
