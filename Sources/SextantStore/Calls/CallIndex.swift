@@ -153,7 +153,7 @@ struct CallIndex {
         case request(id: UInt64, serviceID: Int64, reporter: Reporter)
 
         var hash: Int64 {
-            var h = FNV1a()
+            var h = WordHash()
             switch self {
             case .clientSpan(let trace, let span):
                 h.add(UInt8(1))
