@@ -24,15 +24,16 @@ package final class IngestWriter: Service, Sendable {
         /// Bytes of prepared records per transaction (default 32 MiB); a larger batch is committed alone.
         package var maxBytesPerCommit = 32 << 20
         /// The least time from one commit's start to the next one's while batches keep coming
-        /// (default 1 ms, flag `--commit-interval`), unless a full commit is already queued. A
+        /// (default 4 ms, flag `--commit-interval`), unless a full commit is already queued. A
         /// commit has a cost of its own (a transaction, a block per kind, pages written and
         /// synced): under load, committing every request as it comes spends more on commits than
         /// on records, and waiting lets the next commit take many requests at once. But every
         /// sender waits for it too, and a sender with one request in flight per connection sends
-        /// only as fast as its answers come: 1 ms took more requests a second through 64
-        /// connections than 4 ms did (README, "How it works"). A batch that finds the writer idle
-        /// since longer is committed at once.
-        package var commitInterval = Duration.milliseconds(1)
+        /// only as fast as its answers come. Once a commit's records cost the writer little, CPU
+        /// bounds ingest before that wait does: 4 ms took more records a second through 64
+        /// connections than 1, 2 or 8 ms (README, "How it works"). A batch that finds the writer
+        /// idle since longer is committed at once.
+        package var commitInterval = Duration.milliseconds(4)
 
         package init() {}
     }
