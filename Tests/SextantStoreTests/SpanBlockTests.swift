@@ -86,6 +86,8 @@ import Testing
         #expect(counted == failed)
         #expect(b.maxDuration == Int64(sizes[0] + sizes[1] - 1))
         #expect(PreparedSpanBlock.grouped([]).isEmpty)
+        // Every group is small to the compactor, so groups are merged like small blocks.
+        #expect(PreparedSpanBlock.groupSpans < SpanBlockCompactor.Configuration().smallSpans)
     }
 
     @Test func zigzagKeepsTimesBeforeTheSpanStart() {
