@@ -113,6 +113,22 @@ import Testing
         // 3 pushes 1 out, so 1 is new again; 3 is still remembered.
         #expect(answers == [true, true, false, true, true, false])
     }
+
+    @Test func recentKeysAgreeWithAListOfTheLastOnesAdded() {
+        var keys = RecentSpanKeys(capacity: 100)
+        var model: [UInt64] = []
+        var generator = SplitMix64(seed: 0x5EED)
+        for _ in 0..<5_000 {
+            // Keys from a pool three times the capacity, so that both answers come often.
+            let key = generator.next() % 300 &* 0x9E37_79B9_7F4A_7C15
+            let new = !model.contains(key)
+            #expect(keys.insert(key) == new)
+            if new {
+                model.append(key)
+                if model.count > 100 { model.removeFirst() }
+            }
+        }
+    }
 }
 
 @Suite struct SpanBlockStorageTests {

@@ -38,13 +38,8 @@ package enum SpanBlock {
                 kind: UInt8(truncatingIfNeeded: span.kind.rawValue), start: span.startMicros,
                 duration: span.durationMicros)
             withUTF8Bytes(of: span.name) { columns.name($0) }
-            for endpoint in [span.localEndpoint, span.remoteEndpoint] {
-                guard let endpoint else { continue }
-                columns.endpointString(endpoint.serviceName)
-                columns.endpointString(endpoint.ipv4)
-                columns.endpointString(endpoint.ipv6)
-                columns.endpointPort(UInt64(bitPattern: Int64(endpoint.port ?? 0)))
-            }
+            if let endpoint = span.localEndpoint { columns.endpoint(endpoint) }
+            if let endpoint = span.remoteEndpoint { columns.endpoint(endpoint) }
             columns.count(annotations: span.annotations.count)
             for annotation in span.annotations {
                 withUTF8Bytes(of: annotation.value) {
@@ -111,6 +106,14 @@ package enum SpanBlock {
         mutating func endpointString(_ string: String?) {
             guard let string else { return endpointString(nil as UnsafeRawBufferPointer?) }
             withUTF8Bytes(of: string) { endpointString($0) }
+        }
+
+        /// An endpoint's three strings and its port.
+        mutating func endpoint(_ endpoint: Span.Endpoint) {
+            endpointString(endpoint.serviceName)
+            endpointString(endpoint.ipv4)
+            endpointString(endpoint.ipv6)
+            endpointPort(UInt64(bitPattern: Int64(endpoint.port ?? 0)))
         }
 
         /// An endpoint's port, after its three strings.
@@ -433,11 +436,14 @@ package enum SpanBlock {
 
     /// Spans in block order: by trace, then start, then span id.
     package static func sortedForBlock(_ spans: [Span]) -> [Span] {
-        spans.sorted {
-            if $0.traceID != $1.traceID { return ($0.traceID.high, $0.traceID.low) < ($1.traceID.high, $1.traceID.low) }
-            if $0.startMicros != $1.startMicros { return $0.startMicros < $1.startMicros }
-            return $0.spanID.value < $1.spanID.value
+        // The keys are sorted with each span's position, and each span is then moved once, not
+        // at every step of the sort. Equal keys keep their order.
+        var order = spans.indices.map { i in
+            (spans[i].traceID.high, spans[i].traceID.low, spans[i].startMicros, spans[i].spanID.value, i)
         }
+        order.sort { $0 < $1 }
+        if order.indices.allSatisfy({ order[$0].4 == $0 }) { return spans }
+        return order.map { spans[$0.4] }
     }
 
     enum Flag {

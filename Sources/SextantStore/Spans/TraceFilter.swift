@@ -135,8 +135,10 @@ final class SpanBlockIndex: Sendable {
 /// counted and not stored again. Bounded: the oldest keys go first. Reads also drop repeats, so a
 /// resend older than this memory costs disk only.
 struct RecentSpanKeys {
-    private var set: Set<UInt64> = []
-    private var order: [UInt64] = []
+    /// Each key's place in `order`: one multiply and a probe of an array a look-up, where a
+    /// `Set` would hash the hash again.
+    private var places = Int64Map()
+    private var order: [Int64] = []
     private var head = 0
     let capacity: Int
 
@@ -144,23 +146,27 @@ struct RecentSpanKeys {
         self.capacity = capacity
     }
 
+    /// A 64-bit hash of what tells a span from every other: its trace, id, kind and service.
     static func key(_ span: Span) -> UInt64 {
-        var hasher = Hasher()
-        hasher.combine(span.traceID.high)
-        hasher.combine(span.traceID.low)
-        hasher.combine(span.spanID.value)
-        hasher.combine(span.kind.rawValue)
-        hasher.combine(span.serviceName)
-        return UInt64(bitPattern: Int64(hasher.finalize()))
+        var hash = WordHash()
+        hash.add(span.traceID.high)
+        hash.add(span.traceID.low)
+        hash.add(span.spanID.value)
+        hash.add(span.kind.rawValue)
+        var service = span.serviceName
+        hash.add(service.withUTF8 { ByteHash.hash(UnsafeRawBufferPointer($0)) })
+        return hash.value
     }
 
     /// Adds the key; false when it was there already.
     mutating func insert(_ key: UInt64) -> Bool {
-        guard set.insert(key).inserted else { return false }
+        let key = Int64(bitPattern: key)
+        let place = order.count < capacity ? order.count : head
+        guard places.insert(Int64(place), forKey: key) else { return false }
         if order.count < capacity {
             order.append(key)
         } else {
-            set.remove(order[head])
+            places.removeValue(forKey: order[head])
             order[head] = key
             head = (head + 1) % capacity
         }
@@ -168,7 +174,7 @@ struct RecentSpanKeys {
     }
 
     mutating func removeAll() {
-        set.removeAll()
+        places = Int64Map()
         order.removeAll()
         head = 0
     }
