@@ -77,17 +77,18 @@ package struct IngestLimits: Sendable, Hashable {
         }
 
         var rejectedRequests = Set<Int>()
+        // By index: each report is read where it lies, not copied out with its strings retained.
         for i in batch.requests.indices {
-            let request = batch.requests[i]
-            if !rejectedSpans.isEmpty, let traceID = request.traceID, let spanID = request.spanID,
+            if !rejectedSpans.isEmpty, let traceID = batch.requests[i].traceID, let spanID = batch.requests[i].spanID,
                 rejectedSpans.contains(SpanKey(traceID: traceID, spanID: spanID))
             {
                 rejectedRequests.insert(i)
                 continue  // the call of a span rejected above, which is reported already
             }
+            let (start, duration) = (batch.requests[i].startMicros, batch.requests[i].durationMicros)
             if let error = timing(
-                start: request.startMicros, duration: request.durationMicros, latest: latest,
-                location: request.requestID.map { "entry with request id \(clip($0))" } ?? "entry at \(request.startMicros) µs")
+                start: start, duration: duration, latest: latest,
+                location: batch.requests[i].requestID.map { "entry with request id \(clip($0))" } ?? "entry at \(start) µs")
             {
                 batch.rejected.append(error)
                 rejectedRequests.insert(i)
@@ -102,11 +103,10 @@ package struct IngestLimits: Sendable, Hashable {
         }
 
         batch.connections = batch.connections.filter { connection in
-            let location = "connection at \(connection.startMicros) µs from \(connection.remoteAddress ?? "-")"
             guard
                 let error = timing(
                     start: connection.startMicros, duration: connection.durationMicros, latest: latest,
-                    location: location)
+                    location: "connection at \(connection.startMicros) µs from \(connection.remoteAddress ?? "-")")
             else { return true }
             batch.rejected.append(error)
             return false

@@ -217,12 +217,17 @@ struct CallIndex {
     /// The workload answering at each address lately seen or read, and when its row's last-seen
     /// time was last written.
     private(set) var endpoints: [String: (workloadID: Int64, seenMicros: Int64)] = [:]
+    /// What `prefetch` read, kept so that its reads are not optimised away.
+    private var touched: Int64 = 0
     static let endpointRefreshMicros: Int64 = 60_000_000
     static let endpointCapacity = 100_000
 
     /// - Parameters:
     ///   - windowMicros: how long a call stays findable, on the writer's clock.
     ///   - capacity: how many calls stay findable at most.
+    /// An empty index to leave in the place of one moved out: shared, so leaving it costs nothing.
+    static let placeholder = CallIndex(capacity: 0)
+
     init(windowMicros: Int64 = 120_000_000, capacity: Int = 100_000) {
         window = windowMicros
         self.capacity = capacity
@@ -284,6 +289,26 @@ struct CallIndex {
         for seq in more {
             if let call = live(seq), !body(call) { return }
         }
+    }
+
+    /// Reads ahead what looking up and registering these calls will read (`keys`: their
+    /// `CallKey`s; `links`: the links they register and those of the other sides they look for),
+    /// each a slot of a map and, for those in, of the ring likely far apart in memory. Touched
+    /// in one pass, their cache misses overlap; met one at a time they would follow each other.
+    mutating func prefetch(keys: [Int64], links: [Int64]) {
+        var sum: Int64 = 0
+        for key in keys { sum &+= seqByKey.touch(key) }
+        for link in links where link != 0 { sum &+= seqByLink.touch(link) }
+        ring.withUnsafeBytes { bytes in
+            let stride = MemoryLayout<Slot?>.stride
+            func touchRing(_ seq: Int64?) {
+                guard let seq, seq >= head, seq < tail else { return }
+                sum &+= Int64(bytes.load(fromByteOffset: position(seq) * stride, as: UInt8.self))
+            }
+            for key in keys { touchRing(seqByKey[key]) }
+            for link in links where link != 0 { touchRing(seqByLink[link]) }
+        }
+        touched &+= sum
     }
 
     /// Takes the next row id, for a call about to be stored.

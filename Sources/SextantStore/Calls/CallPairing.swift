@@ -4,8 +4,9 @@ import SextantModel
 /// (a resend, or the same call from another channel) merges into it; a report from the other side
 /// of a call pairs the two. Pure: the writer applies them to `CallIndex` and stores the outcome.
 extension OpenCall {
-    /// A call as its first report gives it.
-    init(rowID: Int64, key: Int64, report r: PreparedRequest, proxyID: Int64, serviceID: Int64, peerID: Int64?) {
+    /// A call as its first report gives it. (The report is borrowed: an initializer would
+    /// otherwise take its own copy, retaining each of its strings.)
+    init(rowID: Int64, key: Int64, report r: borrowing PreparedRequest, proxyID: Int64, serviceID: Int64, peerID: Int64?) {
         self.rowID = rowID
         self.key = key
         sample = CallSample(

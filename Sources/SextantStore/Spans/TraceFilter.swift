@@ -140,6 +140,8 @@ struct RecentSpanKeys {
     private var places = Int64Map()
     private var order: [Int64] = []
     private var head = 0
+    /// What `prefetch` read, kept so that its reads are not optimised away.
+    private var touched: Int64 = 0
     let capacity: Int
 
     init(capacity: Int = 1 << 18) {
@@ -156,6 +158,17 @@ struct RecentSpanKeys {
         var service = span.serviceName
         hash.add(service.withUTF8 { ByteHash.hash(UnsafeRawBufferPointer($0)) })
         return hash.value
+    }
+
+    /// Reads the slots that inserting `keys` will read, so that their cache misses overlap: theirs,
+    /// and those of the oldest keys they will push out.
+    mutating func prefetch(_ keys: [UInt64]) {
+        var sum: Int64 = 0
+        for key in keys { sum &+= places.touch(Int64(bitPattern: key)) }
+        if order.count == capacity {
+            for i in 0..<min(keys.count, capacity) { sum &+= places.touch(order[(head + i) % capacity]) }
+        }
+        touched &+= sum
     }
 
     /// Adds the key; false when it was there already.

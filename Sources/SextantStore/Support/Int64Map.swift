@@ -15,9 +15,12 @@ struct Int64Map {
     private var shift: UInt64
     private(set) var count = 0
 
-    init() {
-        slots = [Slot](repeating: Slot(key: 0, value: Self.empty), count: 16)
-        shift = 64 - 4
+    /// - Parameter minimumCapacity: keys it takes before it first grows.
+    init(minimumCapacity: Int = 0) {
+        var bits = 4
+        while (1 << bits) < minimumCapacity * 2 + 1 { bits += 1 }
+        slots = [Slot](repeating: Slot(key: 0, value: Self.empty), count: 1 << bits)
+        shift = UInt64(64 - bits)
     }
 
     private var mask: Int { slots.count - 1 }
@@ -35,6 +38,12 @@ struct Int64Map {
             if slot.key == key { return (i, true) }
             i = (i + 1) & mask
         }
+    }
+
+    /// Reads the slot where a look-up of `key` starts and returns a word of it: a caller about to
+    /// look up many keys touches them all first, so that their cache misses overlap.
+    func touch(_ key: Int64) -> Int64 {
+        slots[home(key)].value
     }
 
     subscript(key: Int64) -> Int64? {

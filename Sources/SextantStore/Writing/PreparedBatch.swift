@@ -76,8 +76,9 @@ struct PreparedRequest: Sendable {
     /// Where the call falls in the rollups as reported (it may merge into a stored call that differs).
     var placement: RollupDeltas.Placement
 
-    /// The one place the writer reads a call's ids.
-    init(_ r: CallReport) {
+    /// The one place the writer reads a call's ids. (The report is borrowed: an initializer would
+    /// otherwise take its own copy, retaining each of its strings.)
+    init(_ r: borrowing CallReport) {
         reporter = r.reporter
         proxy = r.proxy
         peer = r.peer

@@ -115,8 +115,9 @@ extension SextantDatabase {
         summaries.reserveCapacity(batches.count)
         // TCP connections' rollups are written with them; calls' wait in `pending`.
         var rollups = RollupDeltas()
-        // The index moves into the transaction's writes: one owner, so it is changed in place, not copied.
-        var callWrites = CallWrites(index: CallIndex())
+        // The index moves into the transaction's writes: one owner, so it is changed in place, not
+        // copied. (What it leaves behind is an empty index shared by every commit, made once.)
+        var callWrites = CallWrites(index: CallIndex.placeholder, expecting: batches.reduce(0) { $0 + $1.requests.count })
         swap(&callWrites.index, &calls)
         // Another process (`sextant import`) may have stored calls since: new ids follow theirs.
         callWrites.index.rowIDs(after: try Self.largestCallRowID(db))
@@ -127,12 +128,16 @@ extension SextantDatabase {
         // joined, a few hundred spans a row.
         var blocks: [PreparedSpanBlock] = []
         var leftSpans: [Span] = []
-        for batch in batches {
+        // For each batch, the indices (in block order) of spans stored lately: a resend. All
+        // batches at once, right after reading ahead the slots their keys will meet.
+        let repeats: [[Int]] = recentSpans.withLock { recent in
+            for batch in batches { recent.prefetch(batch.spanKeys) }
+            return batches.map { batch in batch.spanKeys.indices.filter { !recent.insert(batch.spanKeys[$0]) } }
+        }
+        let resolved = try resolve(batches, db, index: &callWrites.index)
+        var next = 0
+        for (batch, repeated) in zip(batches, repeats) {
             var summary = WriteSummary()
-            // Indices (in block order) of spans stored lately: a resend.
-            let repeated: [Int] = recentSpans.withLock { recent in
-                batch.spanKeys.indices.filter { !recent.insert(batch.spanKeys[$0]) }
-            }
             summary.spansStored = batch.spanKeys.count - repeated.count
             summary.spansDuplicate = repeated.count
             if let block = batch.spanBlock {
@@ -146,9 +151,14 @@ extension SextantDatabase {
                     }
                 }
             }
-            // By index: each report is read where it lies, not copied out with its strings retained.
-            for i in batch.requests.indices {
-                try upsert(request: batch.requests[i], db, writes: &callWrites, now: now, summary: &summary)
+            // Through a pointer: each report is read where it lies, not copied out with its strings retained.
+            try batch.requests.withUnsafeBufferPointer { requests in
+                for request in requests.indices {
+                    try upsert(
+                        request: requests.baseAddress! + request, resolved[next], db, writes: &callWrites, now: now,
+                        summary: &summary)
+                    next += 1
+                }
             }
             for connection in batch.connections {
                 try upsert(
@@ -265,37 +275,67 @@ extension SextantDatabase {
         WallClock.system.nowMicros
     }
 
+    /// The ids and key of every call report of a commit, in order; and what looking them up in
+    /// the index will read, read ahead at once (`CallIndex.prefetch`).
+    private func resolve(_ batches: [PreparedBatch], _ db: Database, index: inout CallIndex) throws -> [ResolvedRequest] {
+        var resolved: [ResolvedRequest] = []
+        var keys: [Int64] = []
+        var links: [Int64] = []
+        let count = batches.reduce(0) { $0 + $1.requests.count }
+        resolved.reserveCapacity(count)
+        keys.reserveCapacity(count)
+        links.reserveCapacity(count * 4)
+        for batch in batches {
+            // Through a pointer: each report is read where it lies, not copied out with its strings retained.
+            try batch.requests.withUnsafeBufferPointer { requests in
+                for r in requests.indices {
+                    let proxyID = try cache.workloadID(requests[r].proxy, db)
+                    let serviceID = try cache.serviceID(requests[r].service, db)
+                    let fields = CallFields(requests.baseAddress! + r)
+                    let ids = ResolvedRequest(
+                        proxyID: proxyID, serviceID: serviceID, key: CallKey.make(fields, proxyID: proxyID, serviceID: serviceID))
+                    resolved.append(ids)
+                    keys.append(ids.key)
+                    fields.links(serviceID: serviceID) { links.append($0) }
+                }
+            }
+        }
+        index.prefetch(keys: keys, links: links)
+        return resolved
+    }
+
     /// Takes one call report: merged into the call of the same key if one came lately (another
     /// channel's report, or a resend), else a new call; then paired with the other side's report.
     /// Rows are written once per transaction, at its end (`CallWrites.store`).
+    /// - Parameter report: read in place, field by field (see `CallFields`).
     private func upsert(
-        request r: PreparedRequest, _ db: Database, writes: inout CallWrites, now: Int64, summary: inout WriteSummary
+        request report: UnsafePointer<PreparedRequest>, _ ids: ResolvedRequest, _ db: Database, writes: inout CallWrites,
+        now: Int64, summary: inout WriteSummary
     ) throws {
-        let proxyID = try cache.workloadID(r.proxy, db)
-        let serviceID = try cache.serviceID(r.service, db)
-        var peerID = try r.peer.map { try cache.workloadID($0, db) }
-        if peerID == nil, r.reporter == .source, let address = r.remoteAddress {
+        let (proxyID, serviceID, key) = (ids.proxyID, ids.serviceID, ids.key)
+        let reporter = report.pointee.reporter
+        var peerID = try report.pointee.peer.map { try cache.workloadID($0, db) }
+        if peerID == nil, reporter == .source, let address = report.pointee.remoteAddress {
             peerID = try writes.index.endpoint(address, db)
         }
-        let key = CallKey.make(request: r, proxyID: proxyID, serviceID: serviceID)
         var call: OpenCall
         if let known = writes.index.call(forKey: key) {
-            call = known.merging(r, peerID: peerID)
-            writes.change(call, report: r)
+            call = known.merging(report.pointee, peerID: peerID)
+            writes.change(call, placement: report.pointee.placement)
             summary.requestsMerged += 1
         } else {
             call = OpenCall(
-                rowID: writes.index.takeRowID(), key: key, report: r, proxyID: proxyID, serviceID: serviceID,
+                rowID: writes.index.takeRowID(), key: key, report: report.pointee, proxyID: proxyID, serviceID: serviceID,
                 peerID: peerID)
-            writes.add(call, report: r, atMicros: now)
+            writes.add(call, placement: report.pointee.placement, atMicros: now)
             summary.requestsStored += 1
         }
-        if r.reporter == .destination, let address = r.localAddress {
-            try writes.index.learnEndpoint(address, workloadID: proxyID, atMicros: r.startMicros, db)
+        if reporter == .destination, let address = report.pointee.localAddress {
+            try writes.index.learnEndpoint(address, workloadID: proxyID, atMicros: report.pointee.startMicros, db)
         }
         guard !call.isPaired, let partner = writes.index.partner(of: call) else { return }
-        writes.change(call.paired(with: partner), report: nil)
-        writes.change(partner.paired(with: call), report: nil)
+        writes.change(call.paired(with: partner), placement: nil)
+        writes.change(partner.paired(with: call), placement: nil)
         summary.requestsPaired += 1
     }
 }
@@ -310,6 +350,60 @@ extension SextantDatabase {
                     last_seen_us = max(last_seen_us, excluded.last_seen_us)
                 """
         ).execute(arguments: [address, workloadID, atMicros])
+    }
+}
+
+/// A call report's workload and service ids, and its `CallKey`.
+struct ResolvedRequest {
+    var proxyID: Int64
+    var serviceID: Int64
+    var key: Int64
+}
+
+/// The fields of a call report that find its call and the other side's: plain values, each read
+/// out of the report where it lies (a report passed whole to code the compiler cannot see into
+/// would be copied, each of its strings retained).
+struct CallFields {
+    var reporter: Reporter
+    var requestIDHash: UInt64?
+    var traceID: TraceID?
+    var spanID: SpanID?
+    var parentSpanID: SpanID?
+    var startMicros: Int64
+    var durationMicros: Int64
+    var localAddressHash: UInt64?
+    var remoteAddressHash: UInt64?
+    var responseCode: Int
+
+    init(_ r: UnsafePointer<PreparedRequest>) {
+        reporter = r.pointee.reporter
+        requestIDHash = r.pointee.requestIDHash
+        traceID = r.pointee.traceID
+        spanID = r.pointee.spanID
+        parentSpanID = r.pointee.parentSpanID
+        startMicros = r.pointee.startMicros
+        durationMicros = r.pointee.durationMicros
+        localAddressHash = r.pointee.localAddressHash
+        remoteAddressHash = r.pointee.remoteAddressHash
+        responseCode = r.pointee.responseCode
+    }
+
+    /// The hashes of the links its call registers and of those its other side registered.
+    func links(serviceID: Int64, _ body: (Int64) -> Void) {
+        if let traceID {
+            if reporter == .source, let spanID {
+                body(CallIndex.Link.clientSpan(trace: traceID, span: spanID).hash)
+                body(CallIndex.Link.serverParent(trace: traceID, span: spanID).hash)
+            } else if reporter == .destination, let parentSpanID {
+                body(CallIndex.Link.serverParent(trace: traceID, span: parentSpanID).hash)
+                body(CallIndex.Link.clientSpan(trace: traceID, span: parentSpanID).hash)
+            }
+        }
+        if let requestIDHash {
+            let other: Reporter = reporter == .source ? .destination : .source
+            body(CallIndex.Link.request(id: requestIDHash, serviceID: serviceID, reporter: reporter).hash)
+            body(CallIndex.Link.request(id: requestIDHash, serviceID: serviceID, reporter: other).hash)
+        }
     }
 }
 
@@ -329,19 +423,23 @@ struct CallWrites {
     /// Each pending call's place in `pending`, by row id.
     private var positions = Int64Map()
 
-    init(index: CallIndex) {
+    /// - Parameter expecting: about how many calls the transaction will store or change.
+    init(index: CallIndex, expecting: Int = 0) {
         self.index = index
+        pending.reserveCapacity(expecting)
+        positions = Int64Map(minimumCapacity: expecting)
     }
 
-    /// A new call, first reported by `report`.
-    mutating func add(_ call: OpenCall, report: PreparedRequest, atMicros now: Int64) {
+    /// A new call; `placement`: where its first report falls in the rollups.
+    mutating func add(_ call: OpenCall, placement: RollupDeltas.Placement, atMicros now: Int64) {
         positions.updateValue(Int64(pending.count), forKey: call.rowID)
-        pending.append(Pending(call: call, before: nil, placement: report.placement))
+        pending.append(Pending(call: call, before: nil, placement: placement))
         index.insert(call, atMicros: now)
     }
 
-    /// A call as changed by a merged report (`report`) or a pairing (nil).
-    mutating func change(_ call: OpenCall, report: PreparedRequest?) {
+    /// A call as changed by a merged report (`placement`: where the report falls in the rollups)
+    /// or a pairing (nil).
+    mutating func change(_ call: OpenCall, placement: RollupDeltas.Placement?) {
         let position: Int
         if let known = positions[call.rowID] {
             position = Int(known)
@@ -349,7 +447,7 @@ struct CallWrites {
         } else if let before = index.call(row: call.rowID) {
             position = pending.count
             positions.updateValue(Int64(position), forKey: call.rowID)
-            pending.append(Pending(call: call, before: before, placement: report?.placement))
+            pending.append(Pending(call: call, before: before, placement: placement))
         } else {
             return
         }
@@ -417,7 +515,7 @@ extension CallIndex {
 
 /// The identity of one call as one proxy saw it, the same whichever channel reported it.
 enum CallKey {
-    static func make(request r: PreparedRequest, proxyID: Int64, serviceID: Int64) -> Int64 {
+    static func make(_ r: CallFields, proxyID: Int64, serviceID: Int64) -> Int64 {
         make(
             reporter: r.reporter.rawValue, proxyID: proxyID, serviceID: serviceID, requestID: r.requestIDHash,
             traceID: r.traceID, spanID: r.spanID, startMicros: r.startMicros, durationMicros: r.durationMicros,
