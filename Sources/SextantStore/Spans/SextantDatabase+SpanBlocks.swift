@@ -29,17 +29,40 @@ struct PreparedSpanBlock: Sendable {
     init?(sorted: [Span]) {
         guard !sorted.isEmpty else { return nil }
         var traces: [TraceID] = []
-        minStart = Int64.max
-        maxStart = Int64.min
-        names = [:]
-        for span in sorted {
-            if traces.last != span.traceID { traces.append(span.traceID) }
-            minStart = min(minStart, span.startMicros)
-            maxStart = max(maxStart, span.startMicros)
-            let key = NameKey(service: span.serviceName, name: span.name, remoteService: span.remoteEndpoint?.serviceName)
-            names[key, default: NameSummary(start: span.startMicros)].add(
-                start: span.startMicros, duration: span.durationMicros, isError: span.isError)
+        var (minStart, maxStart) = (Int64.max, Int64.min)
+        var names: [NameKey: NameSummary] = [:]
+        // The summaries of the names met lately, looked up first by comparing strings (which the
+        // decoder's interning makes one comparison of their storage), then by hashing.
+        var recent: [(key: NameKey, summary: NameSummary)] = []
+        sorted.withUnsafeBufferPointer { spans in
+            for i in spans.indices {
+                // Read in place, field by field, as `SpanBlock.encode` does.
+                let span = spans.baseAddress! + i
+                let (trace, start) = (span.pointee.traceID, span.pointee.startMicros)
+                if traces.last != trace { traces.append(trace) }
+                minStart = min(minStart, start)
+                maxStart = max(maxStart, start)
+                let key = NameKey(
+                    service: span.pointee.serviceName, name: span.pointee.name,
+                    remoteService: span.pointee.remoteEndpoint?.serviceName)
+                let (duration, isError) = (span.pointee.durationMicros, span.pointee.isError)
+                if let at = recent.firstIndex(where: { $0.key == key }) {
+                    recent[at].summary.add(start: start, duration: duration, isError: isError)
+                } else if recent.count < 16 {
+                    var summary = NameSummary(start: start)
+                    summary.add(start: start, duration: duration, isError: isError)
+                    recent.append((key, summary))
+                } else {
+                    names[key, default: NameSummary(start: start)].add(start: start, duration: duration, isError: isError)
+                }
+            }
         }
+        for (key, summary) in recent {
+            names[key] = names[key].map { $0.merging(summary) } ?? summary
+        }
+        self.minStart = minStart
+        self.maxStart = maxStart
+        self.names = names
         count = sorted.count
         self.traces = traces
         data = SpanBlock.encode(sorted)

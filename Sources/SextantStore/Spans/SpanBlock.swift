@@ -24,32 +24,40 @@ package enum SpanBlock {
 
     /// Encodes spans in the order given (callers sort them by trace, see `sortedForBlock`).
     package static func encode(_ spans: [Span]) -> [UInt8] {
-        var columns = Columns(base: spans.map(\.startMicros).min() ?? 0)
-        for span in spans {
-            var bits: UInt8 = 0
-            if span.parentID != nil { bits |= Flag.parent }
-            if span.isError { bits |= Flag.error }
-            if span.shared { bits |= Flag.shared }
-            if span.debug { bits |= Flag.debug }
-            if span.localEndpoint != nil { bits |= Flag.localEndpoint }
-            if span.remoteEndpoint != nil { bits |= Flag.remoteEndpoint }
-            columns.span(
-                trace: span.traceID, id: span.spanID.value, parent: span.parentID?.value, bits: bits,
-                kind: UInt8(truncatingIfNeeded: span.kind.rawValue), start: span.startMicros,
-                duration: span.durationMicros)
-            withUTF8Bytes(of: span.name) { columns.name($0) }
-            if let endpoint = span.localEndpoint { columns.endpoint(endpoint) }
-            if let endpoint = span.remoteEndpoint { columns.endpoint(endpoint) }
-            columns.count(annotations: span.annotations.count)
-            for annotation in span.annotations {
-                withUTF8Bytes(of: annotation.value) {
-                    columns.annotation(offset: annotation.timestampMicros &- span.startMicros, value: $0)
+        // Each span is read in place, field by field: copied out whole, each of its strings
+        // would be retained and released.
+        spans.withUnsafeBufferPointer { spans in
+            var base = Int64.max
+            for i in spans.indices { base = min(base, spans[i].startMicros) }
+            var columns = Columns(base: spans.isEmpty ? 0 : base)
+            for i in spans.indices {
+                let span = spans.baseAddress! + i
+                var bits: UInt8 = 0
+                if span.pointee.parentID != nil { bits |= Flag.parent }
+                if span.pointee.isError { bits |= Flag.error }
+                if span.pointee.shared { bits |= Flag.shared }
+                if span.pointee.debug { bits |= Flag.debug }
+                if span.pointee.localEndpoint != nil { bits |= Flag.localEndpoint }
+                if span.pointee.remoteEndpoint != nil { bits |= Flag.remoteEndpoint }
+                let start = span.pointee.startMicros
+                columns.span(
+                    trace: span.pointee.traceID, id: span.pointee.spanID.value, parent: span.pointee.parentID?.value,
+                    bits: bits, kind: UInt8(truncatingIfNeeded: span.pointee.kind.rawValue), start: start,
+                    duration: span.pointee.durationMicros)
+                withUTF8Bytes(of: span.pointee.name) { columns.name($0) }
+                if let endpoint = span.pointee.localEndpoint { columns.endpoint(endpoint) }
+                if let endpoint = span.pointee.remoteEndpoint { columns.endpoint(endpoint) }
+                columns.count(annotations: span.pointee.annotations.count)
+                for annotation in span.pointee.annotations {
+                    withUTF8Bytes(of: annotation.value) {
+                        columns.annotation(offset: annotation.timestampMicros &- start, value: $0)
+                    }
                 }
+                columns.count(tags: span.pointee.tags.count)
+                span.pointee.tags.forEachPair { key, value in columns.tag(key: key, value: value) }
             }
-            columns.count(tags: span.tags.count)
-            span.tags.forEachPair { key, value in columns.tag(key: key, value: value) }
+            return columns.sealed(count: spans.count)
         }
-        return columns.sealed(count: spans.count)
     }
 
     /// The columns of a block being written, span by span; strings go in as bytes, each distinct
