@@ -118,12 +118,14 @@ struct OpenCall: Equatable {
     }
 }
 
-/// A 64-bit hash of a text, for comparing texts the index does not keep (FNV-1a).
+/// A 64-bit hash of a text, for comparing texts the index does not keep: `ByteHash`, a word of
+/// the text at a time. (Call blocks keep it for the request id; a call stored by a version that
+/// hashed otherwise, FNV-1a a byte at a time, is merged with and paired with nothing that comes
+/// after the upgrade, as if it had aged out.)
 enum TextHash {
     static func of(_ text: String) -> UInt64 {
-        var h = FNV1a()
-        h.add(text)
-        return h.value
+        var text = text
+        return text.withUTF8 { ByteHash.hash(UnsafeRawBufferPointer($0)) }
     }
 }
 

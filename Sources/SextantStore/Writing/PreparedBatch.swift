@@ -27,7 +27,9 @@ package struct PreparedBatch: Sendable {
         let sorted = SpanBlock.sortedForBlock(batch.spans)
         spanKeys = sorted.map(RecentSpanKeys.key)
         spanBlock = PreparedSpanBlock(sorted: sorted)
-        requests = batch.requests.map(PreparedRequest.init)
+        requests = batch.requests.withUnsafeBufferPointer { reports in
+            reports.indices.map { PreparedRequest(reports.baseAddress! + $0) }
+        }
         connections = batch.connections.map(PreparedConnection.init)
         logs = batch.logs.map(PreparedLog.init)
         metrics = batch.metrics.map(PreparedMetric.init)
@@ -76,37 +78,41 @@ struct PreparedRequest: Sendable {
     /// Where the call falls in the rollups as reported (it may merge into a stored call that differs).
     var placement: RollupDeltas.Placement
 
-    /// The one place the writer reads a call's ids. (The report is borrowed: an initializer would
-    /// otherwise take its own copy, retaining each of its strings.)
-    init(_ r: borrowing CallReport) {
-        reporter = r.reporter
-        proxy = r.proxy
-        peer = r.peer
-        service = r.service
-        requestProtocol = r.requestProtocol.rawValue
-        startMicros = r.startMicros
-        durationMicros = r.durationMicros
-        latencyBucket = LatencySketch.index(micros: r.durationMicros)
-        responseCode = r.responseCode
-        grpcStatus = r.grpcStatus
-        responseFlags = r.responseFlags
-        securityPolicy = r.securityPolicy
-        requestBytes = r.requestBytes
-        responseBytes = r.responseBytes
-        requestID = r.requestID
-        traceID = r.traceID
-        spanID = r.spanID
-        parentSpanID = r.parentSpanID
-        localAddress = r.localAddress
-        remoteAddress = r.remoteAddress
-        requestIDHash = r.requestID.map(TextHash.of)
-        localAddressHash = r.localAddress.map(TextHash.of)
-        remoteAddressHash = r.remoteAddress.map(TextHash.of)
-        sources = r.channel.rawValue
+    /// The one place the writer reads a call's ids. The report is read in place, field by field:
+    /// passed whole, it would be copied, each of its strings retained.
+    init(_ report: UnsafePointer<CallReport>) {
+        reporter = report.pointee.reporter
+        proxy = report.pointee.proxy
+        peer = report.pointee.peer
+        service = report.pointee.service
+        requestProtocol = report.pointee.requestProtocol.rawValue
+        startMicros = report.pointee.startMicros
+        durationMicros = report.pointee.durationMicros
+        latencyBucket = LatencySketch.index(micros: report.pointee.durationMicros)
+        responseCode = report.pointee.responseCode
+        grpcStatus = report.pointee.grpcStatus
+        responseFlags = report.pointee.responseFlags
+        securityPolicy = report.pointee.securityPolicy
+        requestBytes = report.pointee.requestBytes
+        responseBytes = report.pointee.responseBytes
+        requestID = report.pointee.requestID
+        traceID = report.pointee.traceID
+        spanID = report.pointee.spanID
+        parentSpanID = report.pointee.parentSpanID
+        localAddress = report.pointee.localAddress
+        remoteAddress = report.pointee.remoteAddress
+        requestIDHash = requestID.map(TextHash.of)
+        localAddressHash = localAddress.map(TextHash.of)
+        remoteAddressHash = remoteAddress.map(TextHash.of)
+        sources = report.pointee.channel.rawValue
         placement = RollupDeltas.Placement(
             measures: .init(
-                startMicros: r.startMicros, durationMicros: r.durationMicros, requestBytes: r.requestBytes,
-                responseBytes: r.responseBytes, isTCP: r.requestProtocol == .tcp))
+                startMicros: startMicros, durationMicros: durationMicros, requestBytes: requestBytes,
+                responseBytes: responseBytes, isTCP: report.pointee.requestProtocol == .tcp))
+    }
+
+    init(_ report: CallReport) {
+        self = withUnsafePointer(to: report) { PreparedRequest($0) }
     }
 
     var estimatedBytes: Int {
