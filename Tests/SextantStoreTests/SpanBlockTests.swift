@@ -115,19 +115,21 @@ import Testing
     }
 
     @Test func recentKeysAgreeWithAListOfTheLastOnesAdded() {
-        var keys = RecentSpanKeys(capacity: 100)
+        var keys = RecentSpanKeys(capacity: 128)
         var model: [UInt64] = []
         var generator = SplitMix64(seed: 0x5EED)
         for _ in 0..<5_000 {
             // Keys from a pool three times the capacity, so that both answers come often.
-            let key = generator.next() % 300 &* 0x9E37_79B9_7F4A_7C15
+            let key = generator.next() % 384 &* 0x9E37_79B9_7F4A_7C15
             let new = !model.contains(key)
             #expect(keys.insert(key) == new)
             if new {
                 model.append(key)
-                if model.count > 100 { model.removeFirst() }
+                if model.count > 128 { model.removeFirst() }
             }
         }
+        // 128 keys at most: a map of 256 slots, never grown to 512 by a key over the capacity.
+        #expect(keys.mapSlots == 256)
     }
 }
 

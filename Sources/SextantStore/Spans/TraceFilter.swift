@@ -174,17 +174,23 @@ struct RecentSpanKeys {
     /// Adds the key; false when it was there already.
     mutating func insert(_ key: UInt64) -> Bool {
         let key = Int64(bitPattern: key)
-        let place = order.count < capacity ? order.count : head
-        guard places.insert(Int64(place), forKey: key) else { return false }
+        guard places[key] == nil else { return false }
         if order.count < capacity {
+            places.updateValue(Int64(order.count), forKey: key)
             order.append(key)
         } else {
+            // The oldest goes first, so that the map never holds more than `capacity` keys (one
+            // more would double it).
             places.removeValue(forKey: order[head])
+            places.updateValue(Int64(head), forKey: key)
             order[head] = key
             head = (head + 1) % capacity
         }
         return true
     }
+
+    /// Slots of the map that holds the keys (for tests: it stays the size `capacity` needs).
+    var mapSlots: Int { places.slotCount }
 
     mutating func removeAll() {
         places = Int64Map()

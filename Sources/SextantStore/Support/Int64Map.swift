@@ -66,16 +66,8 @@ struct Int64Map {
         return nil
     }
 
-    /// Adds `key` with `value` (≥ 0) unless the map has it: one probe. True when it was added.
-    mutating func insert(_ value: Int64, forKey key: Int64) -> Bool {
-        precondition(value >= 0, "Int64Map holds non-negative values")
-        let (i, found) = find(key)
-        guard !found else { return false }
-        slots[i] = Slot(key: key, value: value)
-        count += 1
-        if count * 2 > slots.count { grow() }
-        return true
-    }
+    /// Slots it has, taken and free.
+    var slotCount: Int { slots.count }
 
     /// Whether one more key would make the map grow.
     var isFull: Bool { (count + 1) * 2 > slots.count }
