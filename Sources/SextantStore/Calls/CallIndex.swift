@@ -224,12 +224,12 @@ struct CallIndex {
     static let endpointRefreshMicros: Int64 = 60_000_000
     static let endpointCapacity = 100_000
 
-    /// - Parameters:
-    ///   - windowMicros: how long a call stays findable, on the writer's clock.
-    ///   - capacity: how many calls stay findable at most.
     /// An empty index to leave in the place of one moved out: shared, so leaving it costs nothing.
     static let placeholder = CallIndex(capacity: 0)
 
+    /// - Parameters:
+    ///   - windowMicros: how long a call stays findable, on the writer's clock.
+    ///   - capacity: how many calls stay findable at most.
     init(windowMicros: Int64 = 120_000_000, capacity: Int = 100_000) {
         window = windowMicros
         self.capacity = capacity
