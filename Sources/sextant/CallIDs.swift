@@ -8,10 +8,13 @@ struct CallIDs: AsyncParsableCommand {
         commandName: "call-ids",
         abstract: "Print the ids of every stored call, one call per line.",
         discussion: """
-            Columns: call id, reporter (source or destination), the 64-bit FNV-1a hash of its \
-            x-request-id (16 hex digits over the id's UTF-8 bytes and a final 0xFF byte; the id \
-            itself is stored only as this hash), trace id, span id, and whether it is paired \
-            (1 or 0). A "-" stands for a missing id.
+            Columns: call id, reporter (source or destination), the 64-bit hash of its \
+            x-request-id as 16 hex digits (the id itself is stored only as this hash), trace id, \
+            span id, and whether it is paired (1 or 0). A "-" stands for a missing id. The hash, \
+            over the id's UTF-8 bytes: h = 0xcbf29ce484222325; for each whole 8-byte word w \
+            (little-endian), h = (h ^ w) * 0x100000001b3, then h ^= h >> 29; for each byte b \
+            left, h = (h ^ b) * 0x100000001b3; finally h ^= h >> 33, h *= 0xff51afd7ed558ccd, \
+            h ^= h >> 33 (all modulo 2^64).
             """)
 
     @OptionGroup var store: StoreOptions

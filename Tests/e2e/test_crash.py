@@ -402,11 +402,21 @@ def stored_span_ids(db_path: Path) -> set[tuple[str, str]]:
 
 
 def request_id_hash(request_id: str) -> str:
-    """The hash a call's x-request-id is stored as (``sextant call-ids --help``): 64-bit FNV-1a over
-    its UTF-8 bytes and a final 0xFF byte, as 16 hex digits."""
+    """The hash a call's x-request-id is stored as, as 16 hex digits (``sextant call-ids --help``):
+    over its UTF-8 bytes, a word of eight (little-endian) at a time, then the bytes left, then a
+    final mix."""
+    mask = 0xFFFFFFFFFFFFFFFF
+    data = request_id.encode()
     value = 0xCBF29CE484222325
-    for byte in request_id.encode() + b"\xff":
-        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    whole = len(data) - len(data) % 8
+    for at in range(0, whole, 8):
+        value = ((value ^ int.from_bytes(data[at:at + 8], "little")) * 0x100000001B3) & mask
+        value ^= value >> 29
+    for byte in data[whole:]:
+        value = ((value ^ byte) * 0x100000001B3) & mask
+    value ^= value >> 33
+    value = (value * 0xFF51AFD7ED558CCD) & mask
+    value ^= value >> 33
     return f"{value:016x}"
 
 
