@@ -223,6 +223,66 @@ import Testing
         }
     }
 
+    @Test func onceEverySenderWaitsTheQueueIsCommittedAtOnce() async throws {
+        try await withTemporaryDatabase { database, _ in
+            var configuration = IngestWriter.Configuration()
+            configuration.commitInterval = .seconds(2)
+            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
+            writer.senderOpened()
+            writer.senderOpened()
+            let waited = try await Self.running(writer) {
+                _ = try await writer.write(PreparedBatch(Self.span(0)))
+                // Right after a commit: the first sender's batch waits for the second sender…
+                let start = ContinuousClock.now
+                let first = try writer.submit(PreparedBatch(Self.span(1)), fromSender: true)
+                try await Task.sleep(for: .milliseconds(300))
+                let firstAlone = writer.statistics.commits > 1
+                // …whose batch ends the wait: nothing more can come before they are answered.
+                let second = try writer.submit(PreparedBatch(Self.span(2)), fromSender: true)
+                _ = try await first.committed()
+                _ = try await second.committed()
+                return (firstAlone, start.duration(to: .now))
+            }
+            #expect(!waited.0, "committed before every sender waited")
+            #expect(waited.1 < .seconds(1), "waited \(waited.1) for the interval")
+            #expect(writer.statistics.commits == 2)
+        }
+    }
+
+    @Test func anotherBatchQueuedOrASenderGoneDecidesTheWait() async throws {
+        try await withTemporaryDatabase { database, _ in
+            var configuration = IngestWriter.Configuration()
+            configuration.commitInterval = .seconds(2)
+            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
+            writer.senderOpened()
+            writer.senderOpened()
+            let outcome = try await Self.running(writer) {
+                _ = try await writer.write(PreparedBatch(Self.span(0)))
+                let start = ContinuousClock.now
+                // A batch from outside the senders (a gRPC stream, say) keeps the wait going even
+                // when both senders wait: its sender may send more.
+                let other = try writer.submit(PreparedBatch(Self.span(1)))
+                let first = try writer.submit(PreparedBatch(Self.span(2)), fromSender: true)
+                let second = try writer.submit(PreparedBatch(Self.span(3)), fromSender: true)
+                try await Task.sleep(for: .milliseconds(300))
+                let early = writer.statistics.commits > 1
+                for receipt in [other, first, second] { _ = try await receipt.committed() }
+                let interval = start.duration(to: .now)
+                // One sender waits, the other goes away: the one left is all there is.
+                _ = try await writer.write(PreparedBatch(Self.span(4)))
+                let third = try writer.submit(PreparedBatch(Self.span(5)), fromSender: true)
+                let closedAt = ContinuousClock.now
+                writer.senderClosed()
+                _ = try await third.committed()
+                return (early, interval, closedAt.duration(to: .now))
+            }
+            #expect(!outcome.0, "committed before the interval with another batch queued")
+            #expect(outcome.1 > .milliseconds(1_500))
+            #expect(outcome.2 < .seconds(1), "waited \(outcome.2) after the other sender went away")
+            #expect(writer.statistics.commits == 4)
+        }
+    }
+
     @Test func aSpanComesBackFromItsBlockAsItWent() async throws {
         try await withTemporaryDatabase { database, _ in
             let span = Span(

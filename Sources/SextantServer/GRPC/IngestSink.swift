@@ -38,16 +38,17 @@ struct IngestSink: Sendable {
 
     /// Applies the limits to a batch, prepares its rows on the caller's task and queues it for the
     /// writer behind everything queued before, without waiting for its commit.
+    /// - Parameter fromSender: whether a sender counted by `IngestWriter.senderOpened()` sent it.
     /// - Throws: `DecodeError` `.tooManyRecords`, `MemoryGuard.Refusal`, `StoreError` (queue full,
     ///   shutting down).
-    func submit(_ batch: IngestBatch, channel: String) throws -> Submission {
+    func submit(_ batch: IngestBatch, channel: String, fromSender: Bool = false) throws -> Submission {
         var batch = batch
         try limits.checkCount(batch)
         let report = limits.apply(to: &batch, nowMicros: clock.nowMicros)
         metrics.count("sextant_ingest_truncated_strings_total", [("channel", channel)], report.truncatedStrings)
         metrics.count("sextant_ingest_dropped_attributes_total", [("channel", channel)], report.droppedAttributes)
         try memory.check()
-        let receipt = try writer.submit(PreparedBatch(batch))
+        let receipt = try writer.submit(PreparedBatch(batch), fromSender: fromSender)
         return Submission(batch: batch, channel: channel, receipt: receipt)
     }
 

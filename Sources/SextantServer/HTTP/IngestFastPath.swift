@@ -105,6 +105,9 @@ final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var held: [HTTPRequestPart] = []
     /// Bytes reserved with the memory guard for the request being gathered or committed.
     private var bodyReservation = 0
+    /// Whether this connection is counted as a sender by the writer: it has queued a batch, and it
+    /// sends nothing more before its answer (pipelined requests wait in `held`).
+    private var isSender = false
 
     init(
         routes: [FastIngestRoute], sink: IngestSink, limits: CollectorConfiguration.Server, tokens: AccessTokens,
@@ -185,7 +188,11 @@ final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             reserved += decodedReservation
             let batch = try route.decode(request, Array(buffer: decoded))
             guard batch.rejected.isEmpty else { throw FastIngestRoute.Declined() }
-            submission = try sink.submit(batch, channel: route.channel)
+            if !isSender {
+                isSender = true
+                sink.writer.senderOpened()
+            }
+            submission = try sink.submit(batch, channel: route.channel, fromSender: true)
         } catch {
             // The router answers it, with the same checks, and counts it.
             if reserved > 0 { sink.memory.release(reserved) }
@@ -254,6 +261,13 @@ final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         }
         held = []
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if isSender {
+            isSender = false
+            sink.writer.senderClosed()
+        }
     }
 
     /// Hummingbird's error body, `{"error":{"message":…}}`.

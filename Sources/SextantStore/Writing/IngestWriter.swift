@@ -32,7 +32,8 @@ package final class IngestWriter: Service, Sendable {
         /// only as fast as its answers come. Once a commit's records cost the writer little, CPU
         /// bounds ingest before that wait does: 4 ms took more records a second through 64
         /// connections than 1, 2 or 8 ms (README, "How it works"). A batch that finds the writer
-        /// idle since longer is committed at once.
+        /// idle since longer is committed at once, and so is the queue once every open sender
+        /// (`senderOpened()`) has a batch in it: nothing more can come before the writer answers.
         package var commitInterval = Duration.milliseconds(4)
 
         package init() {}
@@ -62,6 +63,14 @@ package final class IngestWriter: Service, Sendable {
     private struct Pending {
         var batch: PreparedBatch
         var receipt: Receipt
+        /// Whether it came from an open sender, which sends nothing more until it is answered.
+        var fromSender: Bool
+    }
+
+    /// The writer's wait for more batches before a commit, while it lasts.
+    private struct Gathering {
+        var generation: Int
+        var continuation: CheckedContinuation<Void, Never>
     }
 
     private struct State {
@@ -72,6 +81,26 @@ package final class IngestWriter: Service, Sendable {
         var head = 0
         var closed = false
         var statistics = Statistics()
+        /// Open senders that have one batch at a time in flight (`senderOpened()`).
+        var senders = 0
+        /// Queued batches of open senders, and the other queued batches.
+        var queuedFromSenders = 0
+        var queuedFromOthers = 0
+        var gathering: Gathering?
+        var gatherings = 0
+
+        /// Whether every open sender waits for the next commit and nothing else is queued: waiting
+        /// longer cannot bring more records into it.
+        var sendersAllWaiting: Bool {
+            senders > 0 && queuedFromSenders >= senders && queuedFromOthers == 0
+        }
+
+        /// Ends the wait for more batches: the given one, or whichever is going on.
+        mutating func endGathering(_ generation: Int? = nil) -> CheckedContinuation<Void, Never>? {
+            guard let gathering, generation == nil || generation == gathering.generation else { return nil }
+            self.gathering = nil
+            return gathering.continuation
+        }
     }
 
     package let database: SextantDatabase
@@ -102,16 +131,33 @@ package final class IngestWriter: Service, Sendable {
         try await submit(batch).committed()
     }
 
+    /// A sender that sends nothing more until its batch in flight is committed (an HTTP/1.1
+    /// connection) began sending; its batches are submitted `fromSender`. Once every open sender
+    /// has a batch queued, the writer commits them at once instead of waiting out `commitInterval`.
+    package func senderOpened() {
+        state.withLock { $0.senders += 1 }
+    }
+
+    /// A sender counted by `senderOpened()` went away.
+    package func senderClosed() {
+        let wait = state.withLock { state in
+            state.senders -= 1
+            return state.sendersAllWaiting ? state.endGathering() : nil
+        }
+        wait?.resume()
+    }
+
     /// Queues a prepared batch at once, behind every batch queued before it, and returns what
     /// tells when it is committed. Lets one sender have several batches in flight in order.
+    /// - Parameter fromSender: whether an open sender (`senderOpened()`) sent it.
     /// - Throws: `StoreError` `.overloaded` when the queue is full, `.unavailable` after shutdown began.
-    package func submit(_ batch: PreparedBatch) throws -> Receipt {
+    package func submit(_ batch: PreparedBatch, fromSender: Bool = false) throws -> Receipt {
         let receipt = Receipt()
         if batch.recordCount == 0 {
             receipt.resolve(.success(WriteSummary()))
             return receipt
         }
-        try state.withLock { state in
+        let wait = try state.withLock { state in
             if state.closed { throw StoreError(.unavailable, "shutting down") }
             let queued = state.statistics
             // One batch larger than the bounds is taken when nothing waits, and committed alone.
@@ -122,11 +168,14 @@ package final class IngestWriter: Service, Sendable {
                 throw StoreError(
                     .overloaded, "ingest queue is full (\(queued.queuedBytes >> 20) MiB of records waiting)")
             }
-            state.queue.append(Pending(batch: batch, receipt: receipt))
+            state.queue.append(Pending(batch: batch, receipt: receipt, fromSender: fromSender))
             state.statistics.queuedRecords += batch.recordCount
             state.statistics.queuedBytes += batch.estimatedBytes
+            if fromSender { state.queuedFromSenders += 1 } else { state.queuedFromOthers += 1 }
+            return state.sendersAllWaiting ? state.endGathering() : nil
         }
         wake.yield()
+        wait?.resume()
         return receipt
     }
 
@@ -141,7 +190,11 @@ package final class IngestWriter: Service, Sendable {
                 await drain()
             }
         } onGracefulShutdown: {
-            self.state.withLock { $0.closed = true }
+            let wait = self.state.withLock { state in
+                state.closed = true
+                return state.endGathering()
+            }
+            wait?.resume()
             self.wake.finish()
         }
         state.withLock { $0.closed = true }
@@ -194,17 +247,30 @@ package final class IngestWriter: Service, Sendable {
 
     /// Waits, while commits follow each other closely, until `commitInterval` has passed since
     /// the last one began, so that batches arriving meanwhile share the next commit; not when a
-    /// full commit is queued already, nor once shutdown began.
+    /// full commit is queued already, nor once shutdown began, and no longer than until every
+    /// open sender waits for the commit.
     private func gather() async {
         let due: ContinuousClock.Instant? = state.withLock { state in
-            guard let last = state.lastCommitStart, !state.closed,
+            guard let last = state.lastCommitStart, !state.closed, !state.sendersAllWaiting,
                 state.statistics.queuedRecords < configuration.maxRecordsPerCommit,
                 state.statistics.queuedBytes < configuration.maxBytesPerCommit
             else { return nil }
             return last + configuration.commitInterval
         }
         guard let due, due > .now else { return }
-        try? await Task.sleep(until: due, clock: .continuous)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let generation: Int? = state.withLock { state in
+                guard !state.closed, !state.sendersAllWaiting else { return nil }
+                state.gatherings += 1
+                state.gathering = Gathering(generation: state.gatherings, continuation: continuation)
+                return state.gatherings
+            }
+            guard let generation else { return continuation.resume() }
+            Task {
+                try? await Task.sleep(until: due, clock: .continuous)
+                self.state.withLock { $0.endGathering(generation) }?.resume()
+            }
+        }
     }
 
     /// Takes the oldest queued batches, as many as one transaction may hold (at least one).
@@ -223,6 +289,7 @@ package final class IngestWriter: Service, Sendable {
                 }
                 records += batch.recordCount
                 bytes += batch.estimatedBytes
+                if state.queue[end].fromSender { state.queuedFromSenders -= 1 } else { state.queuedFromOthers -= 1 }
                 end += 1
             }
             let taken = Array(state.queue[state.head..<end])

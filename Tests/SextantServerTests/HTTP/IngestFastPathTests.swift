@@ -213,6 +213,35 @@ import Testing
         }
     }
 
+    /// A connection that waits for its answer before it sends again is not kept waiting for the
+    /// commit interval when it is the only sender; one that has gone away no longer counts.
+    @Test func theOnlySenderIsCommittedWithoutWaitingForTheInterval() async throws {
+        let batch = try Fixtures.bytes(try Fixtures.files(in: "envoy/zipkin", suffix: ".json")[0])
+        let post =
+            Array("POST /api/v2/spans HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: \(batch.count)\r\n\r\n".utf8)
+            + batch
+        try await withCollector(configure: { $0.writer.commitInterval = .seconds(3) }) { collector in
+            let app = Application(
+                router: collector.zipkinRouter, server: collector.zipkinServer,
+                configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await app.test(.live) { client in
+                // A sender that sent once and closed its connection.
+                #expect(try await RawHTTP.exchange(port: client.port!, send: post, answers: 1) == [202])
+                // The first request on the second connection finds the writer busy lately and
+                // waits; the second comes right after a commit and would wait 3 s for company.
+                var waits: [Duration] = []
+                for _ in 0..<3 {
+                    let start = ContinuousClock.now
+                    try await client.execute(uri: "/api/v2/spans", method: .post, body: ByteBuffer(bytes: batch)) {
+                        #expect($0.status == .accepted)
+                    }
+                    waits.append(start.duration(to: .now))
+                }
+                #expect(waits.dropFirst().allSatisfy { $0 < .seconds(1) }, "\(waits)")
+            }
+        }
+    }
+
     /// Requests pipelined on one connection are answered in order, whichever way each takes.
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         let batch = try Fixtures.bytes(try Fixtures.files(in: "envoy/zipkin", suffix: ".json")[0])
@@ -229,7 +258,7 @@ import Testing
                 router: collector.zipkinRouter, server: collector.zipkinServer,
                 configuration: .init(address: .hostname("127.0.0.1", port: 0)))
             try await app.test(.live) { client in
-                let statuses = try RawHTTP.exchange(port: client.port!, send: wire, answers: 5)
+                let statuses = try await RawHTTP.exchange(port: client.port!, send: wire, answers: 5)
                 #expect(statuses == [200, 202, 400, 202, 200])
             }
         }
@@ -239,7 +268,17 @@ import Testing
 /// One blocking loopback connection that writes bytes as they are and reads the statuses of
 /// `answers` HTTP/1.1 answers (each with a `content-length`).
 private enum RawHTTP {
-    static func exchange(port: Int, send: [UInt8], answers: Int) throws -> [Int] {
+    /// Runs the exchange on a thread of its own: blocked in `read`, it must not hold one of the
+    /// few threads the server under test runs its tasks on.
+    static func exchange(port: Int, send: [UInt8], answers: Int) async throws -> [Int] {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try blockingExchange(port: port, send: send, answers: answers) })
+            }
+        }
+    }
+
+    private static func blockingExchange(port: Int, send: [UInt8], answers: Int) throws -> [Int] {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         precondition(fd >= 0)
         defer { close(fd) }
