@@ -249,6 +249,39 @@ import Testing
         }
     }
 
+    /// An access-log line as the source proxy reports it: a call, no span.
+    static func loggedCall(_ i: Int) -> IngestBatch {
+        let web = WorkloadIdentity(namespace: "shop", workload: "web-v1", app: "web", version: "v1")
+        let api = WorkloadIdentity(namespace: "shop", workload: "api-v1", app: "api", version: "v1")
+        return IngestBatch(requests: [
+            CallReport(
+                reporter: .source, proxy: web, peer: api,
+                service: ServiceRef(host: "api.shop.svc.cluster.local", name: "api", namespace: "shop"),
+                startMicros: 1_795_706_850_000_000 + Int64(i), durationMicros: 1_000, responseCode: 200,
+                requestID: "call-\(i)", channel: .accessLog)
+        ])
+    }
+
+    @Test func aSendersBatchWithoutSpansDoesNotWaitForCompany() async throws {
+        try await withTemporaryDatabase { database, _ in
+            var configuration = IngestWriter.Configuration()
+            configuration.commitInterval = .seconds(2)
+            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
+            writer.senderOpened()
+            writer.senderOpened()
+            let waited = try await Self.running(writer) {
+                _ = try await writer.write(PreparedBatch(Self.span(0)))
+                // Calls cost a commit little of their own: one sender's lines go at once, though
+                // the other sender might send more.
+                let start = ContinuousClock.now
+                _ = try await writer.submit(PreparedBatch(Self.loggedCall(1)), fromSender: true).committed()
+                return start.duration(to: .now)
+            }
+            #expect(waited < .seconds(1), "waited \(waited) for the interval")
+            #expect(writer.statistics.commits == 2)
+        }
+    }
+
     @Test func anotherBatchQueuedOrASenderGoneDecidesTheWait() async throws {
         try await withTemporaryDatabase { database, _ in
             var configuration = IngestWriter.Configuration()

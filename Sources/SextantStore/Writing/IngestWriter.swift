@@ -86,6 +86,8 @@ package final class IngestWriter: Service, Sendable {
         /// Queued batches of open senders, and the other queued batches.
         var queuedFromSenders = 0
         var queuedFromOthers = 0
+        /// Queued batches that hold spans.
+        var queuedWithSpans = 0
         var gathering: Gathering?
         var gatherings = 0
 
@@ -93,6 +95,14 @@ package final class IngestWriter: Service, Sendable {
         /// longer cannot bring more records into it.
         var sendersAllWaiting: Bool {
             senders > 0 && queuedFromSenders >= senders && queuedFromOthers == 0
+        }
+
+        /// Whether waiting for more batches may pay: something queued costs a commit much of its
+        /// own (spans: a group row and a summary row per service, name and remote service, however
+        /// few its spans), or came from outside the senders (a stream, which may send more at once
+        /// without waiting for an answer), and not every sender waits already.
+        var gatheringPays: Bool {
+            (queuedWithSpans > 0 || queuedFromOthers > 0) && !sendersAllWaiting
         }
 
         /// Ends the wait for more batches: the given one, or whichever is going on.
@@ -142,7 +152,7 @@ package final class IngestWriter: Service, Sendable {
     package func senderClosed() {
         let wait = state.withLock { state in
             state.senders -= 1
-            return state.sendersAllWaiting ? state.endGathering() : nil
+            return state.gatheringPays ? nil : state.endGathering()
         }
         wait?.resume()
     }
@@ -172,7 +182,8 @@ package final class IngestWriter: Service, Sendable {
             state.statistics.queuedRecords += batch.recordCount
             state.statistics.queuedBytes += batch.estimatedBytes
             if fromSender { state.queuedFromSenders += 1 } else { state.queuedFromOthers += 1 }
-            return state.sendersAllWaiting ? state.endGathering() : nil
+            if batch.spanBlock != nil { state.queuedWithSpans += 1 }
+            return state.gatheringPays ? nil : state.endGathering()
         }
         wake.yield()
         wait?.resume()
@@ -251,7 +262,7 @@ package final class IngestWriter: Service, Sendable {
     /// open sender waits for the commit.
     private func gather() async {
         let due: ContinuousClock.Instant? = state.withLock { state in
-            guard let last = state.lastCommitStart, !state.closed, !state.sendersAllWaiting,
+            guard let last = state.lastCommitStart, !state.closed, state.gatheringPays,
                 state.statistics.queuedRecords < configuration.maxRecordsPerCommit,
                 state.statistics.queuedBytes < configuration.maxBytesPerCommit
             else { return nil }
@@ -260,7 +271,7 @@ package final class IngestWriter: Service, Sendable {
         guard let due, due > .now else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let generation: Int? = state.withLock { state in
-                guard !state.closed, !state.sendersAllWaiting else { return nil }
+                guard !state.closed, state.gatheringPays else { return nil }
                 state.gatherings += 1
                 state.gathering = Gathering(generation: state.gatherings, continuation: continuation)
                 return state.gatherings
@@ -290,6 +301,7 @@ package final class IngestWriter: Service, Sendable {
                 records += batch.recordCount
                 bytes += batch.estimatedBytes
                 if state.queue[end].fromSender { state.queuedFromSenders -= 1 } else { state.queuedFromOthers -= 1 }
+                if batch.spanBlock != nil { state.queuedWithSpans -= 1 }
                 end += 1
             }
             let taken = Array(state.queue[state.head..<end])
