@@ -186,7 +186,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Least time from one ingest commit's start to the next one's while records keep coming (e.g. 4ms, 0 for none): longer commits fewer, larger transactions, shorter answers senders sooner.",
+            "Least time from one ingest commit's start to the next one's while spans or gRPC stream records keep coming (e.g. 4ms, 0 for none): longer commits fewer, larger transactions, shorter answers senders sooner. Calls from HTTP/1.1 senders, and batches that every open sender waits on, are committed at once.",
             valueName: "duration"))
     var commitInterval = "\(Int(Self.defaults.writer.commitInterval / .milliseconds(1)))ms"
 
