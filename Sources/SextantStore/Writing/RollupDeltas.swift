@@ -16,6 +16,21 @@ struct CallFacts: Hashable {
     var responseFlags: String
     var securityPolicy: String
     var paired: Bool
+
+    /// Hashes the numbers only, mixed into one word. `Hasher` fed every field, the two strings by
+    /// their normalized characters, was about 7 % of the writer's samples on access logs, for keys
+    /// that nearly always differ in their numbers (a call block, the rollups and the counters each
+    /// look its facts up). Equal facts still hash alike; the strings (response flags, security
+    /// policy) only tell apart keys whose numbers agree.
+    func hash(into hasher: inout Hasher) {
+        let spread: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var word = UInt64(bitPattern: proxyID) &* spread
+        word = (word ^ UInt64(bitPattern: peerID)) &* spread
+        word = (word ^ UInt64(bitPattern: serviceID)) &* spread
+        word ^= UInt64(truncatingIfNeeded: responseCode) << 24 ^ UInt64(truncatingIfNeeded: grpcStatus &+ 1) << 40
+        word ^= UInt64(truncatingIfNeeded: reporter) << 8 ^ UInt64(truncatingIfNeeded: requestProtocol) << 12
+        hasher.combine(paired ? ~word : word)
+    }
 }
 
 /// One stored call as the rollups see it.
