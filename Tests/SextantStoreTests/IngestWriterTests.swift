@@ -223,30 +223,46 @@ import Testing
         }
     }
 
-    @Test func onceEverySenderWaitsTheQueueIsCommittedAtOnce() async throws {
+    /// How long the writers below wait for company after a commit begins.
+    static let senderInterval = Duration.seconds(2)
+
+    /// Runs `body` on a writer that waits `senderInterval` for company, with two senders open,
+    /// right after its first commit (one span); `body` gets the time from before that commit.
+    /// - Returns: what `body` returned, and the commits made in all.
+    static func afterFirstCommit<T>(
+        _ body: (IngestWriter, ContinuousClock.Instant) async throws -> T
+    ) async throws -> (result: T, commits: Int) {
         try await withTemporaryDatabase { database, _ in
             var configuration = IngestWriter.Configuration()
-            configuration.commitInterval = .seconds(2)
+            configuration.commitInterval = senderInterval
             let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
             writer.senderOpened()
             writer.senderOpened()
-            let waited = try await Self.running(writer) {
-                _ = try await writer.write(PreparedBatch(Self.span(0)))
-                // Right after a commit: the first sender's batch waits for the second sender…
+            let result = try await running(writer) {
                 let start = ContinuousClock.now
-                let first = try writer.submit(PreparedBatch(Self.span(1)), fromSender: true)
-                try await Task.sleep(for: .milliseconds(300))
-                let firstAlone = writer.statistics.commits > 1
-                // …whose batch ends the wait: nothing more can come before they are answered.
-                let second = try writer.submit(PreparedBatch(Self.span(2)), fromSender: true)
-                _ = try await first.committed()
-                _ = try await second.committed()
-                return (firstAlone, start.duration(to: .now))
+                _ = try await writer.write(PreparedBatch(span(0)))
+                return try await body(writer, start)
             }
-            #expect(!waited.0, "committed before every sender waited")
-            #expect(waited.1 < .seconds(1), "waited \(waited.1) for the interval")
-            #expect(writer.statistics.commits == 2)
+            return (result, writer.statistics.commits)
         }
+    }
+
+    @Test func onceEverySenderWaitsTheQueueIsCommittedAtOnce() async throws {
+        let (waited, commits) = try await Self.afterFirstCommit { writer, _ in
+            // Right after a commit: the first sender's batch waits for the second sender…
+            let start = ContinuousClock.now
+            let first = try writer.submit(PreparedBatch(Self.span(1)), fromSender: true)
+            try await Task.sleep(for: .milliseconds(300))
+            let firstAlone = writer.statistics.commits > 1
+            // …whose batch ends the wait: nothing more can come before they are answered.
+            let second = try writer.submit(PreparedBatch(Self.span(2)), fromSender: true)
+            _ = try await first.committed()
+            _ = try await second.committed()
+            return (firstAlone, start.duration(to: .now))
+        }
+        #expect(!waited.0, "committed before every sender waited")
+        #expect(waited.1 < .seconds(1), "waited \(waited.1) for the interval")
+        #expect(commits == 2)
     }
 
     /// An access-log line as the source proxy reports it: a call, no span.
@@ -263,58 +279,41 @@ import Testing
     }
 
     @Test func aSendersBatchWithoutSpansDoesNotWaitForCompany() async throws {
-        try await withTemporaryDatabase { database, _ in
-            var configuration = IngestWriter.Configuration()
-            configuration.commitInterval = .seconds(2)
-            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
-            writer.senderOpened()
-            writer.senderOpened()
-            let waited = try await Self.running(writer) {
-                _ = try await writer.write(PreparedBatch(Self.span(0)))
-                // Calls cost a commit little of their own: one sender's lines go at once, though
-                // the other sender might send more.
-                let start = ContinuousClock.now
-                _ = try await writer.submit(PreparedBatch(Self.loggedCall(1)), fromSender: true).committed()
-                return start.duration(to: .now)
-            }
-            #expect(waited < .seconds(1), "waited \(waited) for the interval")
-            #expect(writer.statistics.commits == 2)
+        let (waited, commits) = try await Self.afterFirstCommit { writer, _ in
+            // Calls cost a commit little of their own: one sender's lines go at once, though the
+            // other sender might send more.
+            let start = ContinuousClock.now
+            _ = try await writer.submit(PreparedBatch(Self.loggedCall(1)), fromSender: true).committed()
+            return start.duration(to: .now)
         }
+        #expect(waited < .seconds(1), "waited \(waited) for the interval")
+        #expect(commits == 2)
     }
 
     @Test func anotherBatchQueuedOrASenderGoneDecidesTheWait() async throws {
-        try await withTemporaryDatabase { database, _ in
-            var configuration = IngestWriter.Configuration()
-            configuration.commitInterval = .seconds(2)
-            let writer = IngestWriter(database: database, configuration: configuration, logger: Logger.quiet)
-            writer.senderOpened()
-            writer.senderOpened()
-            let outcome = try await Self.running(writer) {
-                // Before the first commit begins: the next one is due 2 s after that.
-                let start = ContinuousClock.now
-                _ = try await writer.write(PreparedBatch(Self.span(0)))
-                // A batch from outside the senders (a gRPC stream, say) keeps the wait going even
-                // when both senders wait: its sender may send more.
-                let other = try writer.submit(PreparedBatch(Self.span(1)))
-                let first = try writer.submit(PreparedBatch(Self.span(2)), fromSender: true)
-                let second = try writer.submit(PreparedBatch(Self.span(3)), fromSender: true)
-                try await Task.sleep(for: .milliseconds(300))
-                let early = writer.statistics.commits > 1
-                for receipt in [other, first, second] { _ = try await receipt.committed() }
-                let interval = start.duration(to: .now)
-                // One sender waits, the other goes away: the one left is all there is.
-                _ = try await writer.write(PreparedBatch(Self.span(4)))
-                let third = try writer.submit(PreparedBatch(Self.span(5)), fromSender: true)
-                let closedAt = ContinuousClock.now
-                writer.senderClosed()
-                _ = try await third.committed()
-                return (early, interval, closedAt.duration(to: .now))
-            }
-            #expect(!outcome.0, "committed before the interval with another batch queued")
-            #expect(outcome.1 >= configuration.commitInterval, "committed after \(outcome.1)")
-            #expect(outcome.2 < .seconds(1), "waited \(outcome.2) after the other sender went away")
-            #expect(writer.statistics.commits == 4)
+        let (outcome, commits) = try await Self.afterFirstCommit { writer, start in
+            // A batch from outside the senders (a gRPC stream, say) keeps the wait going even when
+            // both senders wait: its sender may send more.
+            let other = try writer.submit(PreparedBatch(Self.span(1)))
+            let first = try writer.submit(PreparedBatch(Self.span(2)), fromSender: true)
+            let second = try writer.submit(PreparedBatch(Self.span(3)), fromSender: true)
+            try await Task.sleep(for: .milliseconds(300))
+            let early = writer.statistics.commits > 1
+            for receipt in [other, first, second] { _ = try await receipt.committed() }
+            let interval = start.duration(to: .now)
+            // One sender waits, the other goes away: the one left is all there is.
+            _ = try await writer.write(PreparedBatch(Self.span(4)))
+            let third = try writer.submit(PreparedBatch(Self.span(5)), fromSender: true)
+            let closedAt = ContinuousClock.now
+            writer.senderClosed()
+            _ = try await third.committed()
+            return (early, interval, closedAt.duration(to: .now))
         }
+        #expect(!outcome.0, "committed before the interval with another batch queued")
+        // The second commit was due `senderInterval` after the first began.
+        #expect(outcome.1 >= Self.senderInterval, "committed after \(outcome.1)")
+        #expect(outcome.2 < .seconds(1), "waited \(outcome.2) after the other sender went away")
+        #expect(commits == 4)
     }
 
     @Test func aSpanComesBackFromItsBlockAsItWent() async throws {
