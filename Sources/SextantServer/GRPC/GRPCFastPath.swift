@@ -283,7 +283,7 @@ final class GRPCFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             s.held = nil
             let submission: IngestSink.Submission
             do {
-                submission = try sink.submit(batch, channel: ALSStream.channel)
+                submission = try sink.submit(consume batch, channel: ALSStream.channel)
             } catch {
                 fail(&s, error)
                 break

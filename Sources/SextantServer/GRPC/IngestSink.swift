@@ -32,23 +32,24 @@ struct IngestSink: Sendable {
     ///   limits', and points of series past `--max-series-per-metric`.
     /// - Throws: `DecodeError` `.tooManyRecords`, `MemoryGuard.Refusal`, `StoreError`.
     @discardableResult
-    func store(_ batch: IngestBatch, channel: String) async throws -> IngestBatch {
+    func store(_ batch: consuming IngestBatch, channel: String) async throws -> IngestBatch {
         try await committed(submit(batch, channel: channel))
     }
 
     /// Applies the limits to a batch, prepares its rows on the caller's task and queues it for the
-    /// writer behind everything queued before, without waiting for its commit.
+    /// writer behind everything queued before, without waiting for its commit. Takes the batch
+    /// over: the limits trim its records in place, and a batch its caller still held would have
+    /// each of its arrays copied, every record's strings retained, at the first change.
     /// - Parameter fromSender: whether a sender counted by `IngestWriter.senderOpened()` sent it.
     /// - Throws: `DecodeError` `.tooManyRecords`, `MemoryGuard.Refusal`, `StoreError` (queue full,
     ///   shutting down).
-    func submit(_ batch: IngestBatch, channel: String, fromSender: Bool = false) throws -> Submission {
-        var batch = batch
+    func submit(_ batch: consuming IngestBatch, channel: String, fromSender: Bool = false) throws -> Submission {
         try limits.checkCount(batch)
         let report = limits.apply(to: &batch, nowMicros: clock.nowMicros)
         metrics.count("sextant_ingest_truncated_strings_total", [("channel", channel)], report.truncatedStrings)
         metrics.count("sextant_ingest_dropped_attributes_total", [("channel", channel)], report.droppedAttributes)
         try memory.check()
-        let receipt = try writer.submit(PreparedBatch(batch), fromSender: fromSender)
+        let receipt = try writer.submit(PreparedBatch(copy batch), fromSender: fromSender)
         return Submission(batch: batch, channel: channel, receipt: receipt)
     }
 

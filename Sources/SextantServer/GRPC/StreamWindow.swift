@@ -43,7 +43,7 @@ package struct StreamWindow: Sendable {
                     recordsWaiting -= try await group.next() ?? 0
                     messagesWaiting -= 1
                 }
-                let submission = try sink.submit(batch, channel: channel)
+                let submission = try sink.submit(consume batch, channel: channel)
                 let records = submission.batch.recordCount
                 group.addTask {
                     do {

@@ -192,7 +192,7 @@ final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
                 isSender = true
                 sink.writer.senderOpened()
             }
-            submission = try sink.submit(batch, channel: route.channel, fromSender: true)
+            submission = try sink.submit(consume batch, channel: route.channel, fromSender: true)
         } catch {
             // The router answers it, with the same checks, and counts it.
             if reserved > 0 { sink.memory.release(reserved) }
