@@ -32,8 +32,10 @@ package final class IngestWriter: Service, Sendable {
         /// only as fast as its answers come. Once a commit's records cost the writer little, CPU
         /// bounds ingest before that wait does: 4 ms took more records a second through 64
         /// connections than 1, 2 or 8 ms (README, "How it works"). A batch that finds the writer
-        /// idle since longer is committed at once, and so is the queue once every open sender
-        /// (`senderOpened()`) has a batch in it: nothing more can come before the writer answers.
+        /// idle since longer is committed at once. The wait applies only while it may pay
+        /// (`State.gatheringPays`): a queue of senders' batches without spans (access-log lines) is
+        /// committed at once, and so is the queue once every open sender (`senderOpened()`) has a
+        /// batch in it, since nothing more can come before the writer answers.
         package var commitInterval = Duration.milliseconds(4)
 
         package init() {}
@@ -258,8 +260,8 @@ package final class IngestWriter: Service, Sendable {
 
     /// Waits, while commits follow each other closely, until `commitInterval` has passed since
     /// the last one began, so that batches arriving meanwhile share the next commit; not when a
-    /// full commit is queued already, nor once shutdown began, and no longer than until every
-    /// open sender waits for the commit.
+    /// full commit is queued already, nor once shutdown began, nor while waiting cannot pay
+    /// (`State.gatheringPays`), and no longer than until it no longer can.
     private func gather() async {
         let due: ContinuousClock.Instant? = state.withLock { state in
             guard let last = state.lastCommitStart, !state.closed, state.gatheringPays,
