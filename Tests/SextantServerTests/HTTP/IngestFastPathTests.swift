@@ -220,7 +220,7 @@ import Testing
         let post =
             Array("POST /api/v2/spans HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: \(batch.count)\r\n\r\n".utf8)
             + batch
-        try await withCollector(configure: { $0.writer.commitInterval = .seconds(3) }) { collector in
+        try await withCollector(configure: { $0.writer.commitInterval = .seconds(4) }) { collector in
             let app = Application(
                 router: collector.zipkinRouter, server: collector.zipkinServer,
                 configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -228,7 +228,8 @@ import Testing
                 // A sender that sent once and closed its connection.
                 #expect(try await RawHTTP.exchange(port: client.port!, send: post, answers: 1) == [202])
                 // The first request on the second connection finds the writer busy lately and
-                // waits; the second comes right after a commit and would wait 3 s for company.
+                // waits; the second comes right after a commit and would wait 4 s for company. Under the load
+                // of the whole suite on two cores a commit has taken most of a second.
                 var waits: [Duration] = []
                 for _ in 0..<3 {
                     let start = ContinuousClock.now
@@ -237,7 +238,7 @@ import Testing
                     }
                     waits.append(start.duration(to: .now))
                 }
-                #expect(waits.dropFirst().allSatisfy { $0 < .seconds(1) }, "\(waits)")
+                #expect(waits.dropFirst().allSatisfy { $0 < .seconds(2) }, "\(waits)")
             }
         }
     }
