@@ -58,6 +58,17 @@ package struct ByteKeyedIndex {
     /// How many strings it holds.
     package var count: Int { entries.count }
 
+    /// Makes room for `strings` strings of `bytes` bytes in all, so that adding them copies and
+    /// rehashes nothing.
+    package mutating func reserve(_ strings: Int, bytes: Int) {
+        entries.reserveCapacity(strings)
+        keys.reserveCapacity(bytes)
+        guard entries.isEmpty else { return }
+        var size = max(64, slots.count)
+        while size < 2 * strings { size *= 2 }
+        if size > slots.count { slots = [Int32](repeating: -1, count: size) }
+    }
+
     /// Whether string `index` (below `count`) has these bytes: one compare, for a caller that can
     /// guess the index.
     package func holds(_ key: UnsafeRawBufferPointer, at index: Int) -> Bool {

@@ -8,20 +8,21 @@ import Synchronization
 /// compress a block per request, so each call takes a context from a small pool and gives it
 /// back.
 enum Zstd {
-    static func compress(_ input: [UInt8], level: Int32) -> [UInt8] {
+    /// `prefix`, then `input` compressed, in one array written once: no room is cleared first
+    /// and the compressed bytes are not copied after.
+    static func compress(_ input: [UInt8], level: Int32, after prefix: [UInt8]) -> [UInt8] {
         let bound = ZSTD_compressBound(input.count)
-        var out = [UInt8](repeating: 0, count: bound)
         let context = compressors.take() ?? ZSTD_createCCtx()
         defer { compressors.give(context) }
-        let written = out.withUnsafeMutableBytes { target in
-            input.withUnsafeBytes { source in
-                ZSTD_compressCCtx(context, target.baseAddress, bound, source.baseAddress, source.count, level)
+        return [UInt8](unsafeUninitializedCapacity: prefix.count + bound) { target, count in
+            _ = target.initialize(fromContentsOf: prefix)
+            let written = input.withUnsafeBytes { source in
+                ZSTD_compressCCtx(context, target.baseAddress! + prefix.count, bound, source.baseAddress, source.count, level)
             }
+            // Compressing a buffer into a buffer of its bound cannot fail.
+            precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+            count = prefix.count + written
         }
-        // Compressing a buffer into a buffer of its bound cannot fail.
-        precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
-        out.removeLast(bound - written)
-        return out
     }
 
     static func decompress(_ input: ArraySlice<UInt8>, size: Int) throws(SpanBlock.FormatError) -> [UInt8] {
