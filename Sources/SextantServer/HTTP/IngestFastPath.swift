@@ -15,15 +15,16 @@ struct FastIngestRoute: Sendable {
     var path: String
     /// The channel its records are counted under.
     var channel: String
-    /// Decodes a body (as sent, once its `Content-Encoding` is undone) into a batch.
-    var decode: @Sendable (_ request: HTTPRequest, _ body: [UInt8]) throws -> IngestBatch
+    /// Decodes a body (as sent, once its `Content-Encoding` is undone) into a batch; `memo` is the
+    /// connection's, kept from one request to the next.
+    var decode: @Sendable (_ request: HTTPRequest, _ body: [UInt8], _ memo: inout Memo) throws -> IngestBatch
     /// The answer to a committed batch: status, content type and body.
     var answer: @Sendable (IngestBatch) throws -> (HTTPResponse.Status, String?, ByteBuffer?)
 
     /// `POST /api/v2/spans` (Zipkin's port).
     static let zipkinSpans = FastIngestRoute(
         path: "/api/v2/spans", channel: "zipkin",
-        decode: { request, body in
+        decode: { request, body, _ in
             let isProtobuf = try IngestController.zipkinIsProtobuf(contentType: request.headerFields[.contentType])
             return try IngestController.decodeZipkin(body, isProtobuf: isProtobuf)
         },
@@ -36,10 +37,18 @@ struct FastIngestRoute: Sendable {
     /// `POST /api/v1/accesslogs` (the HTTP API's port).
     static let accessLogs = FastIngestRoute(
         path: "/api/v1/accesslogs", channel: "accesslog",
-        decode: { request, body in
-            // Read as the router reads a request's query.
-            let query = URI(request.path ?? "").queryParameters
-            let proxy = try IngestController.accessLogProxy { query[$0[...]] }
+        decode: { request, body, memo in
+            // A shipper names the same proxy in every upload: its query is read once.
+            let target = request.path ?? ""
+            let proxy: WorkloadIdentity?
+            if let last = memo.accessLogProxy, last.target == target {
+                proxy = last.proxy
+            } else {
+                // Read as the router reads a request's query.
+                let query = URI(target).queryParameters
+                proxy = try IngestController.accessLogProxy { query[$0[...]] }
+                memo.accessLogProxy = (target, proxy)
+            }
             return EnvoyAccessLogDecoder(defaultProxy: proxy).decode(lines: body)
         },
         answer: { batch in
@@ -50,7 +59,7 @@ struct FastIngestRoute: Sendable {
     /// `POST /v1/traces` in binary protobuf (the OTLP/HTTP port); OTLP/JSON goes to the router.
     static let otlpTraces = FastIngestRoute(
         path: "/v1/traces", channel: "otlp_traces",
-        decode: { request, body in
+        decode: { request, body, _ in
             let mime = request.headerFields[.contentType].map(IngestController.mime)
             guard mime == "application/x-protobuf" || mime == "application/protobuf" else { throw Declined() }
             return try OTLPTraceDecoder().decode(protobuf: body)
@@ -63,6 +72,12 @@ struct FastIngestRoute: Sendable {
 
     /// Not for this way: the router takes the request.
     struct Declined: Error {}
+
+    /// What a connection's last request resolved, for its next one that says the same.
+    struct Memo {
+        /// The access-log proxy named by the last request target it was read from.
+        var accessLogProxy: (target: String, proxy: WorkloadIdentity?)?
+    }
 }
 
 /// Serves the busiest ingest routes straight from the HTTP/1.1 pipeline, in front of Hummingbird:
@@ -108,6 +123,7 @@ final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether this connection is counted as a sender by the writer: it has queued a batch, and it
     /// sends nothing more before its answer (pipelined requests wait in `held`).
     private var isSender = false
+    private var memo = FastIngestRoute.Memo()
 
     init(
         routes: [FastIngestRoute], sink: IngestSink, limits: CollectorConfiguration.Server, tokens: AccessTokens,
@@ -186,7 +202,7 @@ final class IngestFastPath: ChannelDuplexHandler, RemovableChannelHandler {
             let decodedReservation = MemoryGuard.decodedBytesPerBodyByte * decoded.readableBytes
             try sink.memory.reserve(decodedReservation)
             reserved += decodedReservation
-            let batch = try route.decode(request, Array(buffer: decoded))
+            let batch = try route.decode(request, Array(buffer: decoded), &memo)
             guard batch.rejected.isEmpty else { throw FastIngestRoute.Declined() }
             if !isSender {
                 isSender = true

@@ -70,6 +70,8 @@ import Testing
         return [
             Exchange(uri: try accessLogURI(workload), headers: [:], body: lines),
             Exchange(uri: try accessLogURI(workload) + "&app=renamed&version=v9", headers: [:], body: lines),
+            // the proxy of the request before is not kept for a request naming another
+            Exchange(uri: try accessLogURI(workload), headers: [:], body: lines),
             Exchange(uri: "/api/v1/accesslogs", headers: [:], body: lines),
             Exchange(uri: "/api/v1/accesslogs?node=not-a-node", headers: [:], body: lines),
             Exchange(uri: try accessLogURI(workload), headers: [:], body: Array("{\"not\":\"a log line\"}\n".utf8) + lines),
