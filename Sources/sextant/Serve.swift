@@ -316,8 +316,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // Two arenas serve the pool, NIO and writer threads with less memory held free (README,
-        // "Performance": peak resident size).
+        // Two arenas serve the pool, NIO and writer threads with less memory held free
+        // (docs/ingest-history.md, "Memory").
         Malloc.limitArenas(to: 2)
         let logger = store.makeLogger()
         var configuration = CollectorConfiguration(dataDirectory: store.dataDirectory)
