@@ -8,19 +8,26 @@ import Synchronization
 /// compress a block per request, so each call takes a context from a small pool and gives it
 /// back.
 enum Zstd {
-    /// `prefix`, then `input` compressed, in one array written once: no room is cleared first
-    /// and the compressed bytes are not copied after.
+    /// `prefix`, then `input` compressed, in an array of exactly that size (a block may wait in
+    /// the writer's queue, whose bounds count its bytes). The compressed bytes go to scratch room
+    /// that is not cleared first, then once into the array.
     static func compress(_ input: [UInt8], level: Int32, after prefix: [UInt8]) -> [UInt8] {
         let bound = ZSTD_compressBound(input.count)
         let context = compressors.take() ?? ZSTD_createCCtx()
         defer { compressors.give(context) }
-        return [UInt8](unsafeUninitializedCapacity: prefix.count + bound) { target, count in
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bound, 1), alignment: 16)
+        defer { scratch.deallocate() }
+        let written = input.withUnsafeBytes { source in
+            ZSTD_compressCCtx(context, scratch.baseAddress, bound, source.baseAddress, source.count, level)
+        }
+        // Compressing a buffer into a buffer of its bound cannot fail.
+        precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+        return [UInt8](unsafeUninitializedCapacity: prefix.count + written) { target, count in
             _ = target.initialize(fromContentsOf: prefix)
-            let written = input.withUnsafeBytes { source in
-                ZSTD_compressCCtx(context, target.baseAddress! + prefix.count, bound, source.baseAddress, source.count, level)
+            if written > 0 {
+                UnsafeMutableRawPointer(target.baseAddress! + prefix.count)
+                    .copyMemory(from: scratch.baseAddress!, byteCount: written)
             }
-            // Compressing a buffer into a buffer of its bound cannot fail.
-            precondition(ZSTD_isError(written) == 0, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
             count = prefix.count + written
         }
     }
